@@ -1,0 +1,43 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each bootstraps uv into .tools/
+# (from PyPI, pinned) and the project's .venv from uv.lock, so a machine needs only Python, git, make.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+WAREHOUSE := warehouse/meterhouse.duckdb
+THROUGH ?= 2026-11-14
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: demo test ui install clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/bin/meterhouse: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/bin/meterhouse
+
+## Bill the bundled Mistral example through the real pipeline into an embedded DuckDB file.
+demo: install
+	mkdir -p warehouse && rm -f $(WAREHOUSE)
+	$(VENV)/bin/meterhouse run --catalog seeds/mistral/catalog --events seeds/mistral/events \
+		--warehouse $(WAREHOUSE) --out warehouse/out --through $(THROUGH) > warehouse/demo.log 2>&1 \
+		|| (tail -n 40 warehouse/demo.log; exit 1)
+	$(VENV)/bin/python -m dagster_project.summary $(WAREHOUSE) warehouse/out
+
+## Run the whole test suite (unit, dbt, Dagster and end-to-end).
+test: install
+	$(VENV)/bin/python -m pytest -q
+
+## Open the Dagster UI on the same example (http://127.0.0.1:3000).
+ui: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf warehouse dbt_project/target .dagster_home

@@ -1,0 +1,1 @@
+"""Billing rules as pure functions: no Dagster, dbt or database in here."""

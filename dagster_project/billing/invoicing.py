@@ -1,0 +1,377 @@
+"""From priced usage to fees, invoices, credits applied and late usage, as of a billing date.
+
+Pure: polars frames in, polars frames out. The asset in `defs/pricing.py` only reads the warehouse
+and writes the results back.
+
+Which events an invoice holds is decided by the data: those of its period that arrived on or
+before the day it is finalized (billing day plus grace days). Later arrivals are late usage,
+reported with the amount they would have added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+import polars as pl
+
+from dagster_project.billing import charge_models as cm
+from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
+from dagster_project.billing.wallets import DueInvoice, Rule, WalletSpec, replay_customer
+
+BUCKET = ["billing_period_id", "charge_id", "charge_filter_key"]
+
+
+@dataclass
+class BillingResult:
+    fees: pl.DataFrame
+    invoices: pl.DataFrame
+    wallet_transactions: pl.DataFrame
+    wallet_balances: pl.DataFrame
+    late_usage: pl.DataFrame
+    current_usage: pl.DataFrame
+
+
+def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
+    """Attach each bucket's pricing properties: the filter's, or the charge's own for the default bucket."""
+    charge_props = charges.select(
+        "charge_id",
+        pl.col("properties_json").alias("charge_properties_json"),
+        "charge_model",
+        pl.col("invoice_display_name").alias("charge_display_name"),
+        "billable_metric_code",
+    )
+    filter_props = filters.select(
+        pl.col("charge_filter_id").alias("charge_filter_key"),
+        pl.col("properties_json").alias("filter_properties_json"),
+        pl.col("invoice_display_name").alias("filter_display_name"),
+        "filter_values_json",
+    )
+    out = buckets.join(charge_props, on="charge_id", how="left").join(filter_props, on="charge_filter_key", how="left")
+    props_json = [
+        f if key != "default" else c
+        for key, f, c in zip(
+            out["charge_filter_key"], out["filter_properties_json"], out["charge_properties_json"], strict=True
+        )
+    ]
+    props = [cm.property_columns(p) for p in props_json]
+    return out.with_columns(
+        [pl.Series(col, [p[col] for p in props], dtype=cm.MONEY) for col in cm.PROPERTY_COLUMNS]
+    )
+
+
+def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
+    """Add `precise_amount` and `amount_cents` to buckets of (period, charge, filter) with `units`,
+    `currency`."""
+    if buckets.is_empty():
+        return buckets.with_columns(
+            precise_amount=pl.lit(None, cm.MONEY), amount_cents=pl.lit(None, pl.Int64)
+        )
+    priced = _with_properties(buckets, charges, filters)
+    priced = priced.with_columns(precise_amount=cm.precise_amount(priced))
+    exponents = pl.Series([currency_exponent(c) for c in priced["currency"]], dtype=pl.Int64)
+    return priced.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents)))
+
+
+def _sum_usage(usage: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+    return (
+        usage.filter(condition)
+        .group_by(BUCKET)
+        .agg(pl.col("units").sum().cast(cm.MONEY), pl.col("events_count").sum())
+    )
+
+
+def bill(
+    *,
+    through: dt.date,
+    usage: pl.DataFrame,
+    periods: pl.DataFrame,
+    charges: pl.DataFrame,
+    filters: pl.DataFrame,
+    customers: pl.DataFrame,
+    wallets: pl.DataFrame,
+    customer_sequences: dict[str, int],
+    number_prefix: str,
+) -> BillingResult:
+    usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
+        charge_filter_key=pl.col("charge_filter_id").fill_null("default")
+    )
+    period_cols = periods.select(
+        "billing_period_id", "subscription_id", "external_subscription_id", "customer_id", "currency",
+        "period_start_date", "period_end_date", "period_start_at", "period_end_at", "charges_from_at",
+        "charges_to_at", "billing_day", "invoice_finalized_on", "plan_code", "plan_id",
+        "amount_cents_plan", "days_in_period", "billed_days",
+    )
+    usage = usage.join(period_cols.select("billing_period_id", "invoice_finalized_on", "billing_day"),
+                       on="billing_period_id", how="left", suffix="_p")
+
+    # Invoices: periods whose billing day has come. Buckets: usage that arrived in time.
+    due = period_cols.filter(pl.col("billing_day") <= through).with_columns(
+        status=pl.when(pl.col("invoice_finalized_on") <= through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
+        invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
+    )
+    on_time = _sum_usage(usage, pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
+    fee_buckets = on_time.join(due.select("billing_period_id", "invoice_id", "currency", "status"), on="billing_period_id")
+    fees = price_buckets(fee_buckets, charges, filters)
+    fees = fees.filter(~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0)))
+    fees = fees.with_columns(
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
+            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String
+        ),
+        fee_type=pl.lit("charge"),
+    )
+    subscription_fees = _subscription_fees(due)
+
+    # Late usage of finalized periods: what it would have added.
+    late = _sum_usage(usage, pl.col("arrival_date") > pl.col("invoice_finalized_on_p"))
+    late_usage = _late_usage(late, on_time, due, charges, filters)
+
+    # Current usage: periods open at the end of `through`, everything arrived so far.
+    open_periods = period_cols.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through))
+    current = _sum_usage(usage, pl.lit(True)).join(
+        open_periods.select("billing_period_id", "currency"), on="billing_period_id"
+    )
+    current_usage = price_buckets(current, charges, filters)
+
+    invoice_totals = _invoice_totals(due, fees, subscription_fees)
+    daily_ongoing = _daily_ongoing_usage(usage, period_cols, charges, filters, through)
+    invoices, transactions, balances = _replay_wallets(
+        invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix
+    )
+    all_fees = pl.concat([fees.select(FEE_COLUMNS), subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
+    return BillingResult(all_fees, invoices, transactions, balances, late_usage, current_usage)
+
+
+FEE_COLUMNS = [
+    "fee_id", "invoice_id", "fee_type", "billing_period_id", "charge_id", "charge_filter_key", "units",
+    "events_count", "precise_amount", "amount_cents", "currency",
+]
+
+
+def _subscription_fees(due: pl.DataFrame) -> pl.DataFrame:
+    """The plan's fee in arrears, prorated by billed days: amount * billed / days, half-up."""
+    rows = []
+    for r in due.iter_rows(named=True):
+        if not r["amount_cents_plan"]:
+            continue
+        precise = Decimal(r["amount_cents_plan"]) * r["billed_days"] / r["days_in_period"]
+        exponent = currency_exponent(r["currency"])
+        rows.append({
+            "fee_id": stable_id("fee", r["invoice_id"], "subscription"), "invoice_id": r["invoice_id"],
+            "fee_type": "subscription", "billing_period_id": r["billing_period_id"], "charge_id": None,
+            "charge_filter_key": None, "units": Decimal(r["billed_days"]) / Decimal(r["days_in_period"]),
+            "events_count": 0, "precise_amount": precise.scaleb(-exponent),
+            "amount_cents": int(round_half_up(precise, 0)), "currency": r["currency"],
+        })
+    schema = {"fee_id": pl.String, "invoice_id": pl.String, "fee_type": pl.String, "billing_period_id": pl.String,
+              "charge_id": pl.String, "charge_filter_key": pl.String, "units": cm.MONEY, "events_count": pl.Int64,
+              "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _late_usage(late, on_time, due, charges, filters) -> pl.DataFrame:
+    finalized = due.filter(pl.col("status") == "finalized").select("billing_period_id", "currency")
+    late = late.join(finalized, on="billing_period_id")
+    if late.is_empty():
+        return pl.DataFrame(schema={**{k: pl.String for k in BUCKET}, "late_units": cm.MONEY,
+                                    "late_events_count": pl.Int64, "late_amount_cents": pl.Int64})
+    billed = on_time.select(*BUCKET, pl.col("units").alias("billed_units"))
+    both = late.join(billed, on=BUCKET, how="left").with_columns(
+        pl.col("billed_units").fill_null(Decimal(0)).cast(cm.MONEY)
+    )
+    with_late = price_buckets(both.with_columns(units=pl.col("units") + pl.col("billed_units")), charges, filters)
+    without = price_buckets(both.with_columns(units=pl.col("billed_units")), charges, filters)
+    return both.select(
+        *BUCKET,
+        pl.col("units").alias("late_units"),
+        pl.col("events_count").alias("late_events_count"),
+        (with_late["amount_cents"] - without["amount_cents"]).alias("late_amount_cents"),
+    )
+
+
+def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.DataFrame) -> pl.DataFrame:
+    sums = (
+        pl.concat([fees.select("invoice_id", "amount_cents"), subscription_fees.select("invoice_id", "amount_cents")])
+        .group_by("invoice_id")
+        .agg(fees_amount_cents=pl.col("amount_cents").sum())
+    )
+    return due.join(sums, on="invoice_id", how="left").with_columns(
+        pl.col("fees_amount_cents").fill_null(0),
+        taxes_amount_cents=pl.lit(0, pl.Int64),
+    )
+
+
+def _daily_ongoing_usage(usage, periods, charges, filters, through) -> dict[str, dict[dt.date, int]]:
+    """Per customer and day: the amount (cents) of usage arrived by that day in periods whose
+    invoice is not finalized yet. Priced on cumulative units, so package rounding is exact."""
+    cumulative = (
+        usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
+        .group_by([*BUCKET, "arrival_date"])
+        .agg(pl.col("units").sum().cast(cm.MONEY), pl.col("events_count").sum())
+        .sort([*BUCKET, "arrival_date"])
+        .with_columns(pl.col("units").cum_sum().over(BUCKET).cast(cm.MONEY))
+        .join(periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"),
+              on="billing_period_id")
+    )
+    priced = price_buckets(cumulative, charges, filters)
+    priced = priced.with_columns(
+        delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET)
+    )
+    changes: dict[str, dict[dt.date, int]] = {}
+    for r in priced.iter_rows(named=True):
+        days = changes.setdefault(r["customer_id"], {})
+        days[r["arrival_date"]] = days.get(r["arrival_date"], 0) + r["delta"]
+    finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
+    for r in finals.iter_rows(named=True):
+        days = changes.setdefault(r["customer_id"], {})
+        days[r["invoice_finalized_on"]] = days.get(r["invoice_finalized_on"], 0) - r["delta"]
+    out: dict[str, dict[dt.date, int]] = {}
+    for customer, days in changes.items():
+        running, series = 0, {}
+        for day in sorted(days):
+            running += days[day]
+            series[day] = running
+        out[customer] = series
+    return out
+
+
+def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[WalletSpec]]:
+    specs: dict[str, list[WalletSpec]] = {}
+    for w in wallets.iter_rows(named=True):
+        rules = tuple(
+            Rule(
+                trigger=r["trigger"], method=r["method"],
+                threshold_credits=Decimal(r["threshold_credits"]) if r.get("threshold_credits") is not None else None,
+                target_ongoing_balance=Decimal(r["target_ongoing_balance"]) if r.get("target_ongoing_balance") is not None else None,
+                paid_credits=Decimal(r.get("paid_credits") or 0), granted_credits=Decimal(r.get("granted_credits") or 0),
+                grants_target_top_up=bool(r.get("grants_target_top_up")),
+            )
+            for r in json.loads(w["recurring_transaction_rules_json"] or "[]")
+        )
+        specs.setdefault(w["customer_id"], []).append(
+            WalletSpec(
+                wallet_id=w["wallet_id"], priority=w["priority"], creation_order=w["creation_order"],
+                currency=w["currency"], rate_amount=Decimal(w["rate_amount"]),
+                paid_credits=Decimal(w["paid_credits"]), granted_credits=Decimal(w["granted_credits"]),
+                effective_on=w["created_at"].date() if w["created_at"] else first_day,
+                expires_on=w["expiration_at"].date() if w["expiration_at"] else None,
+                invoice_requires_successful_payment=w["invoice_requires_successful_payment"],
+                rules=rules,
+            )
+        )
+    return specs
+
+
+def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix):
+    first_day = min(
+        [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s], through]
+    )
+    specs = _wallet_specs(wallets, first_day)
+    invoice_rows, transaction_rows, balance_rows = [], [], []
+    totals_by_customer = {cid: frame for (cid,), frame in invoice_totals.partition_by("customer_id", as_dict=True).items()}
+    customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
+    for customer_id in sorted(customer_rows):
+        customer = customer_rows[customer_id]
+        frame = totals_by_customer.get(customer_id)
+        subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
+        finalized = [
+            DueInvoice(r["invoice_id"], r["invoice_finalized_on"], r["fees_amount_cents"] + r["taxes_amount_cents"])
+            for r in subscription_invoices if r["status"] == "finalized"
+        ]
+        ongoing = daily_ongoing.get(customer_id, {})
+        days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
+        filled, running = {}, 0
+        for day in days:
+            running = ongoing.get(day, running)
+            filled[day] = running
+        # Drafts are not paid yet: they count in the ongoing balance like open usage.
+        replay = replay_customer(
+            specs.get(customer_id, []), finalized, filled, days,
+            lambda wallet_id, day, source: stable_id("credit_invoice", wallet_id, day, source),
+        )
+        sequence = customer_sequences[customer_id]
+        by_id = {r["invoice_id"]: r for r in subscription_invoices}
+        number = 0
+        for issued in replay.issued:
+            number += 1
+            invoice_number = f"{prefix}-{sequence:03d}-{number:03d}"
+            if issued.kind == "subscription":
+                r = by_id[issued.invoice_id]
+                granted, paid = replay.credits_applied.get(issued.invoice_id, (0, 0))
+                invoice_rows.append(_invoice_row(r, customer, invoice_number, number, "finalized", granted, paid))
+            else:
+                invoice_rows.append({
+                    "invoice_id": issued.invoice_id, "invoice_type": "credit", "number": invoice_number,
+                    "sequential_id": number, "status": "finalized", "customer_id": customer_id,
+                    "external_customer_id": customer["external_id"], "subscription_id": None,
+                    "external_subscription_id": None, "billing_period_id": None, "wallet_id": issued.wallet_id,
+                    "issuing_date": issued.day, "period_start_date": None, "period_end_date": None,
+                    "currency": next(w.currency for w in specs[customer_id] if w.wallet_id == issued.wallet_id),
+                    "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
+                    "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
+                    "paid_credits": str(issued.paid_credits),
+                })
+        for r in subscription_invoices:
+            if r["status"] == "draft":
+                invoice_rows.append(_invoice_row(r, customer, f"{prefix}-{sequence:03d}-DRAFT", None, "draft", 0, 0))
+        for t in replay.transactions:
+            transaction_rows.append({
+                "wallet_transaction_id": stable_id("wallet_transaction", t.wallet_id, t.sequence, t.day, t.source),
+                "wallet_id": t.wallet_id, "customer_id": customer_id, "transaction_date": t.day,
+                "sequence": t.sequence, "transaction_type": t.transaction_type, "source": t.source,
+                "status": t.status, "granted_amount_cents": t.granted_cents, "paid_amount_cents": t.paid_cents,
+                "credit_amount": str(t.credits), "balance_after_cents": t.balance_after_cents,
+                "invoice_id": t.invoice_id,
+            })
+        for wallet_id, b in replay.balances.items():
+            balance_rows.append({
+                "wallet_id": wallet_id, "customer_id": customer_id, "status": "terminated" if b.is_terminated else "active",
+                "balance_cents": b.cents if b.is_active else 0,
+                "granted_balance_cents": b.granted_cents, "paid_balance_cents": b.paid_cents,
+                "consumed_cents": b.consumed_cents,
+                "ongoing_usage_balance_cents": replay.ongoing_usage_cents.get(wallet_id, 0),
+                "as_of": through,
+            })
+    return (
+        pl.DataFrame(invoice_rows, schema=INVOICE_SCHEMA),
+        pl.DataFrame(transaction_rows, schema=TRANSACTION_SCHEMA),
+        pl.DataFrame(balance_rows, schema=BALANCE_SCHEMA),
+    )
+
+
+def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None, status: str, granted: int, paid: int) -> dict:
+    return {
+        "invoice_id": r["invoice_id"], "invoice_type": "subscription", "number": number,
+        "sequential_id": sequential_id, "status": status, "customer_id": r["customer_id"],
+        "external_customer_id": customer["external_id"], "subscription_id": r["subscription_id"],
+        "external_subscription_id": r["external_subscription_id"], "billing_period_id": r["billing_period_id"],
+        "wallet_id": None, "issuing_date": r["invoice_finalized_on"], "period_start_date": r["period_start_date"],
+        "period_end_date": r["period_end_date"], "currency": r["currency"],
+        "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
+        "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
+        "paid_credits": None,
+    }
+
+
+INVOICE_SCHEMA = {
+    "invoice_id": pl.String, "invoice_type": pl.String, "number": pl.String, "sequential_id": pl.Int64,
+    "status": pl.String, "customer_id": pl.String, "external_customer_id": pl.String,
+    "subscription_id": pl.String, "external_subscription_id": pl.String, "billing_period_id": pl.String,
+    "wallet_id": pl.String, "issuing_date": pl.Date, "period_start_date": pl.Date, "period_end_date": pl.Date,
+    "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
+    "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
+    "paid_credits": pl.String,
+}
+TRANSACTION_SCHEMA = {
+    "wallet_transaction_id": pl.String, "wallet_id": pl.String, "customer_id": pl.String,
+    "transaction_date": pl.Date, "sequence": pl.Int64, "transaction_type": pl.String, "source": pl.String,
+    "status": pl.String, "granted_amount_cents": pl.Int64, "paid_amount_cents": pl.Int64,
+    "credit_amount": pl.String, "balance_after_cents": pl.Int64, "invoice_id": pl.String,
+}
+BALANCE_SCHEMA = {
+    "wallet_id": pl.String, "customer_id": pl.String, "status": pl.String, "balance_cents": pl.Int64,
+    "granted_balance_cents": pl.Int64, "paid_balance_cents": pl.Int64, "consumed_cents": pl.Int64,
+    "ongoing_usage_balance_cents": pl.Int64, "as_of": pl.Date,
+}

@@ -1,0 +1,58 @@
+"""Rows of `catalog.billing_periods`: every period of every subscription up to a horizon."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster_project.billing.money import stable_id
+from dagster_project.billing.periods import billed_days, local_date, subscription_periods
+
+
+def billing_period_rows(
+    subscriptions: list[dict],
+    grace_days: dict[str, int],
+    first_event_at: dict[str, dt.datetime],
+    horizon: dt.date,
+) -> list[dict]:
+    """Periods of each subscription through the one containing `horizon` (a UTC date).
+
+    A subscription without `subscription_at` is effective from the start of time; its periods
+    start with the one holding its earliest event, so a replay never depends on today's date.
+    The invoice of a period is finalized on its billing day plus the customer's grace days.
+    """
+    rows = []
+    for sub in subscriptions:
+        started_at = sub["subscription_at"] or first_event_at.get(sub["external_id"])
+        if started_at is None:
+            continue  # no start and no event: nothing to bill yet
+        tz = sub["timezone"]
+        through = local_date(dt.datetime.combine(horizon, dt.time(0)), tz)
+        for period in subscription_periods(
+            interval=sub["interval"],
+            timezone=tz,
+            billing_time=sub["billing_time"],
+            started_at=started_at,
+            terminated_at=sub["terminated_at"],
+            through=through,
+        ):
+            billing_day = period.end_date
+            if period.charges_to < period.end_at:  # terminated: invoiced on the day it ends
+                billing_day = local_date(period.charges_to, tz)
+            rows.append(
+                {
+                    "billing_period_id": stable_id("billing_period", sub["subscription_id"], period.start_date),
+                    "subscription_id": sub["subscription_id"],
+                    "external_subscription_id": sub["external_id"],
+                    "period_start_date": period.start_date,
+                    "period_end_date": period.end_date,
+                    "period_start_at": period.start_at,
+                    "period_end_at": period.end_at,
+                    "charges_from_at": period.charges_from,
+                    "charges_to_at": period.charges_to,
+                    "days_in_period": period.days_in_period,
+                    "billed_days": billed_days(period, tz),
+                    "billing_day": billing_day,
+                    "invoice_finalized_on": billing_day + dt.timedelta(days=grace_days.get(sub["customer_id"], 0)),
+                }
+            )
+    return rows

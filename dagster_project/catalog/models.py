@@ -1,0 +1,252 @@
+"""Pydantic models of the Lago request bodies the catalog accepts.
+
+Each model follows the `*CreateInput` schema of Lago's OpenAPI file: fields Lago defines and we do
+not use yet are accepted and ignored (`extra="allow"`), so a body copied from Lago's documentation
+loads unchanged. Money and units are `Decimal`; a JSON float such as `1.5` is read through its text,
+never kept as a binary float.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Keys and codes end up as JSON paths and in file names; a quote or backslash there is refused
+# with a clear message rather than escaped in several places.
+_SAFE_KEY = re.compile(r'^[^"\\\x00-\x1f]+$')
+
+AggregationType = Literal[
+    "count_agg", "sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg"
+]
+ChargeModel = Literal[
+    "standard", "package", "graduated", "volume", "percentage", "graduated_percentage"
+]
+Interval = Literal["weekly", "monthly", "quarterly", "semiannual", "yearly"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Timestamps are kept as naive UTC; an offset-less input is taken as UTC."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+class MetricFilter(_Body):
+    key: str
+    values: list[str] = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _safe_key(cls, v: str) -> str:
+        if not _SAFE_KEY.match(v):
+            raise ValueError("a filter key may not contain quotes, backslashes or control characters")
+        return v
+
+
+class BillableMetric(_Body):
+    name: str
+    code: str
+    description: str | None = None
+    aggregation_type: AggregationType
+    field_name: str | None = None
+    recurring: bool = False
+    rounding_function: Literal["ceil", "floor", "round"] | None = None
+    rounding_precision: int | None = None
+    filters: list[MetricFilter] = []
+    created_at: dt.datetime | None = None
+
+    @field_validator("code", "field_name")
+    @classmethod
+    def _safe(cls, v: str | None) -> str | None:
+        if v is not None and not _SAFE_KEY.match(v):
+            raise ValueError("may not contain quotes, backslashes or control characters")
+        return v
+
+    @model_validator(mode="after")
+    def _field_name_needed(self) -> BillableMetric:
+        if self.aggregation_type != "count_agg" and not self.field_name:
+            raise ValueError(f"field_name is required for aggregation_type {self.aggregation_type}")
+        return self
+
+
+class ChargeFilter(_Body):
+    invoice_display_name: str | None = None
+    properties: dict[str, Any] = {}
+    values: dict[str, list[str]] = Field(min_length=1)
+
+
+class Charge(_Body):
+    billable_metric_id: str | None = None
+    billable_metric_code: str | None = None
+    charge_model: ChargeModel
+    pay_in_advance: bool = False
+    invoiceable: bool = True
+    invoice_display_name: str | None = None
+    min_amount_cents: int | None = None
+    properties: dict[str, Any] | None = None
+    filters: list[ChargeFilter] = []
+    tax_codes: list[str] = []
+
+    @model_validator(mode="after")
+    def _metric_named(self) -> Charge:
+        if not (self.billable_metric_code or self.billable_metric_id):
+            raise ValueError("a charge needs billable_metric_code (or billable_metric_id holding the code)")
+        return self
+
+    @property
+    def metric_code(self) -> str:
+        return self.billable_metric_code or self.billable_metric_id  # type: ignore[return-value]
+
+
+class Plan(_Body):
+    name: str
+    code: str
+    interval: Interval
+    amount_cents: int = Field(ge=0)
+    amount_currency: str
+    description: str | None = None
+    invoice_display_name: str | None = None
+    trial_period: Decimal | None = None
+    pay_in_advance: bool = False
+    tax_codes: list[str] = []
+    minimum_commitment: dict[str, Any] | None = None
+    charges: list[Charge] = []
+    created_at: dt.datetime | None = None
+
+
+class BillingConfiguration(_Body):
+    invoice_grace_period: int | None = Field(default=None, ge=0)
+
+
+class Customer(_Body):
+    external_id: str
+    name: str | None = None
+    email: str | None = None
+    currency: str | None = None
+    timezone: str | None = None
+    country: str | None = None
+    tax_identification_number: str | None = None
+    tax_codes: list[str] = []
+    invoice_grace_period: int | None = Field(default=None, ge=0)
+    billing_configuration: BillingConfiguration | None = None
+    billing_entity_code: str | None = None
+    created_at: dt.datetime | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA timezone {v!r}") from None
+        return v
+
+    @property
+    def grace_days(self) -> int | None:
+        if self.invoice_grace_period is not None:
+            return self.invoice_grace_period
+        if self.billing_configuration is not None:
+            return self.billing_configuration.invoice_grace_period
+        return None
+
+
+class Subscription(_Body):
+    external_customer_id: str
+    plan_code: str
+    external_id: str
+    name: str | None = None
+    billing_time: Literal["calendar", "anniversary"] = "calendar"
+    subscription_at: dt.datetime | None = None
+    ending_at: dt.datetime | None = None
+    terminated_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+
+    _utc_times = field_validator("subscription_at", "ending_at", "terminated_at", "created_at")(
+        classmethod(lambda cls, v: _utc(v))
+    )
+
+
+class RecurringTransactionRule(_Body):
+    trigger: Literal["threshold", "interval"]
+    method: Literal["fixed", "target"] = "fixed"
+    interval: Interval | None = None
+    threshold_credits: Decimal | None = None
+    target_ongoing_balance: Decimal | None = None
+    paid_credits: Decimal | None = None
+    granted_credits: Decimal | None = None
+    started_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> RecurringTransactionRule:
+        if self.trigger == "threshold" and self.threshold_credits is None:
+            raise ValueError("a threshold rule needs threshold_credits")
+        if self.trigger == "interval" and self.interval is None:
+            raise ValueError("an interval rule needs interval")
+        if self.method == "target" and self.target_ongoing_balance is None:
+            raise ValueError("a target rule needs target_ongoing_balance")
+        return self
+
+
+class Wallet(_Body):
+    external_customer_id: str
+    currency: str
+    rate_amount: Decimal = Field(gt=0)
+    name: str | None = None
+    code: str | None = None
+    priority: int = 50
+    paid_credits: Decimal = Decimal(0)
+    granted_credits: Decimal = Decimal(0)
+    expiration_at: dt.datetime | None = None
+    invoice_requires_successful_payment: bool = False
+    recurring_transaction_rules: list[RecurringTransactionRule] = []
+    created_at: dt.datetime | None = None
+
+    _utc_times = field_validator("expiration_at", "created_at")(classmethod(lambda cls, v: _utc(v)))
+
+
+class Tax(_Body):
+    code: str
+    name: str
+    rate: Decimal = Field(ge=0)
+    applied_to_organization: bool = False
+
+
+class BillingEntity(_Body):
+    code: str
+    name: str | None = None
+    country: str | None = None
+    document_number_prefix: str | None = None
+    eu_tax_management: bool = False
+    invoice_grace_period: int | None = Field(default=None, ge=0)
+    billing_configuration: BillingConfiguration | None = None
+
+
+class WalletTransaction(_Body):
+    wallet_id: str
+    paid_credits: Decimal | None = None
+    granted_credits: Decimal | None = None
+    voided_credits: Decimal | None = None
+    created_at: dt.datetime | None = None
+
+
+# The wrapper key of each body, as in Lago's API, and the model that reads it.
+BODY_MODELS: dict[str, type[_Body]] = {
+    "billable_metric": BillableMetric,
+    "plan": Plan,
+    "customer": Customer,
+    "subscription": Subscription,
+    "wallet": Wallet,
+    "tax": Tax,
+    "billing_entity": BillingEntity,
+    "wallet_transaction": WalletTransaction,
+}

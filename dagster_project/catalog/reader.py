@@ -1,0 +1,233 @@
+"""Read a catalog folder of Lago request bodies and check it as a whole.
+
+A catalog is a folder of `*.json` files; each file holds one body (`{"plan": {...}}`) or a list of
+bodies. Every problem found is reported at once, each naming the file, the body and the field, so a
+user fixes a broken catalog in one pass. Nothing is written anywhere until the catalog is clean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydantic
+
+from dagster_project.billing.money import currency_exponent
+from dagster_project.catalog.models import (
+    BODY_MODELS,
+    BillableMetric,
+    BillingEntity,
+    Customer,
+    Plan,
+    Subscription,
+    Tax,
+    Wallet,
+    WalletTransaction,
+)
+
+ALL_FILTER_VALUES = "__ALL_FILTER_VALUES__"
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be billed; `problems` lists every message."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("the catalog is invalid:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a body came from, for messages: `plans.json, body 2 (plan 'pro')`."""
+
+    file: str
+    index: int
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, body {self.index} ({self.kind} {self.name!r})"
+
+
+@dataclass
+class Catalog:
+    billable_metrics: list[BillableMetric] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+    customers: list[Customer] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    wallets: list[Wallet] = field(default_factory=list)
+    taxes: list[Tax] = field(default_factory=list)
+    billing_entities: list[BillingEntity] = field(default_factory=list)
+    wallet_transactions: list[WalletTransaction] = field(default_factory=list)
+    where: dict[int, Located] = field(default_factory=dict)
+
+    def metric(self, code: str) -> BillableMetric:
+        return next(m for m in self.billable_metrics if m.code == code)
+
+    def plan(self, code: str) -> Plan:
+        return next(p for p in self.plans if p.code == code)
+
+    def customer(self, external_id: str) -> Customer:
+        return next(c for c in self.customers if c.external_id == external_id)
+
+    @property
+    def billing_entity(self) -> BillingEntity | None:
+        return self.billing_entities[0] if self.billing_entities else None
+
+
+_LISTS = {
+    "billable_metric": "billable_metrics",
+    "plan": "plans",
+    "customer": "customers",
+    "subscription": "subscriptions",
+    "wallet": "wallets",
+    "tax": "taxes",
+    "billing_entity": "billing_entities",
+    "wallet_transaction": "wallet_transactions",
+}
+
+
+def _body_name(kind: str, body: dict) -> str:
+    for key in ("code", "external_id", "name", "wallet_id"):
+        if isinstance(body.get(key), str):
+            return body[key]
+    return "?"
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(body)"
+
+
+def read_catalog(folder: str | Path) -> Catalog:
+    """Read and check every `*.json` body under `folder`; raise `CatalogError` listing all problems."""
+    folder = Path(folder)
+    problems: list[str] = []
+    catalog = Catalog()
+    if not folder.is_dir():
+        raise CatalogError([f"{folder}: the catalog folder does not exist"])
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise CatalogError([f"{folder}: no *.json files in the catalog folder"])
+    for path in files:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{path.name}: not valid JSON ({exc})")
+            continue
+        bodies = document if isinstance(document, list) else [document]
+        for index, wrapped in enumerate(bodies, start=1):
+            if not isinstance(wrapped, dict) or len(wrapped) != 1 or next(iter(wrapped)) not in BODY_MODELS:
+                problems.append(
+                    f"{path.name}, body {index}: expected one of "
+                    + ", ".join(f'{{"{k}": {{...}}}}' for k in BODY_MODELS)
+                )
+                continue
+            kind, body = next(iter(wrapped.items()))
+            located = Located(path.name, index, kind, _body_name(kind, body if isinstance(body, dict) else {}))
+            try:
+                model = BODY_MODELS[kind].model_validate(body)
+            except pydantic.ValidationError as exc:
+                for error in exc.errors():
+                    problems.append(f"{located}, field {_field_path(error['loc'])}: {error['msg']}")
+                continue
+            getattr(catalog, _LISTS[kind]).append(model)
+            catalog.where[id(model)] = located
+    if not problems:
+        problems = check_references(catalog)
+    if problems:
+        raise CatalogError(problems)
+    return catalog
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted(v for v, n in Counter(values).items() if n > 1)
+
+
+def check_references(catalog: Catalog) -> list[str]:
+    """Cross-reference checks: every code a body names exists, and codes are unique."""
+    problems: list[str] = []
+    at = catalog.where
+
+    for kind, values in (
+        ("billable_metric code", [m.code for m in catalog.billable_metrics]),
+        ("plan code", [p.code for p in catalog.plans]),
+        ("customer external_id", [c.external_id for c in catalog.customers]),
+        ("tax code", [t.code for t in catalog.taxes]),
+        (
+            "subscription external_id and subscription_at",
+            [f"{s.external_id}@{s.subscription_at}" for s in catalog.subscriptions],
+        ),
+    ):
+        for dup in _duplicates(values):
+            problems.append(f"catalog: {kind} {dup!r} is defined more than once")
+
+    metrics = {m.code: m for m in catalog.billable_metrics}
+    taxes = {t.code for t in catalog.taxes}
+    for plan in catalog.plans:
+        try:
+            currency_exponent(plan.amount_currency)
+        except KeyError:
+            problems.append(f"{at[id(plan)]}, field amount_currency: unknown currency {plan.amount_currency!r}")
+        problems += [
+            f"{at[id(plan)]}, field tax_codes: unknown tax {code!r}" for code in plan.tax_codes if code not in taxes
+        ]
+        for c_index, charge in enumerate(plan.charges):
+            where = f"{at[id(plan)]}, field charges.{c_index}"
+            metric = metrics.get(charge.metric_code)
+            if metric is None:
+                problems.append(f"{where}.billable_metric_code: unknown billable metric {charge.metric_code!r}")
+                continue
+            declared = {f.key: set(f.values) for f in metric.filters}
+            for f_index, charge_filter in enumerate(charge.filters):
+                for key, values in charge_filter.values.items():
+                    field_at = f"{where}.filters.{f_index}.values.{key}"
+                    if key not in declared:
+                        problems.append(f"{field_at}: metric {metric.code!r} declares no filter {key!r}")
+                        continue
+                    for value in values:
+                        if value != ALL_FILTER_VALUES and value not in declared[key]:
+                            problems.append(
+                                f"{field_at}: value {value!r} is not declared on metric {metric.code!r}"
+                            )
+            problems += [
+                f"{where}.tax_codes: unknown tax {code!r}" for code in charge.tax_codes if code not in taxes
+            ]
+
+    plans = {p.code for p in catalog.plans}
+    customers = {c.external_id: c for c in catalog.customers}
+    for customer in catalog.customers:
+        if customer.currency is not None:
+            try:
+                currency_exponent(customer.currency)
+            except KeyError:
+                problems.append(f"{at[id(customer)]}, field currency: unknown currency {customer.currency!r}")
+    for sub in catalog.subscriptions:
+        if sub.plan_code not in plans:
+            problems.append(f"{at[id(sub)]}, field plan_code: unknown plan {sub.plan_code!r}")
+        if sub.external_customer_id not in customers:
+            problems.append(
+                f"{at[id(sub)]}, field external_customer_id: unknown customer {sub.external_customer_id!r}"
+            )
+        if sub.ending_at and sub.subscription_at and sub.ending_at <= sub.subscription_at:
+            problems.append(f"{at[id(sub)]}, field ending_at: must be after subscription_at")
+    wallet_keys = []
+    for wallet in catalog.wallets:
+        if wallet.external_customer_id not in customers:
+            problems.append(
+                f"{at[id(wallet)]}, field external_customer_id: unknown customer {wallet.external_customer_id!r}"
+            )
+        try:
+            currency_exponent(wallet.currency)
+        except KeyError:
+            problems.append(f"{at[id(wallet)]}, field currency: unknown currency {wallet.currency!r}")
+        wallet_keys.append(wallet_key(wallet))
+    for dup in _duplicates(wallet_keys):
+        problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
+    return problems
+
+
+def wallet_key(wallet: Wallet) -> str:
+    """A wallet's natural key: its customer and its code (or name)."""
+    return f"{wallet.external_customer_id}/{wallet.code or wallet.name or 'default'}"

@@ -1,0 +1,253 @@
+"""The catalog as relational tables, the form dbt and the pricing asset read it in.
+
+One function per table, each a list of plain dicts (one row per entity), so that the shapes are
+testable without a database. Ids are deterministic UUIDs of natural keys (`stable_id`), so a rerun
+or another machine gives the same ids. Charge and filter properties stay JSON text: the pricing
+step reads them with `Decimal`, never with floats.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from dagster_project.billing.money import stable_id
+from dagster_project.catalog.reader import ALL_FILTER_VALUES, Catalog, wallet_key
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def metric_id(code: str) -> str:
+    return stable_id("billable_metric", code)
+
+
+def plan_id(code: str) -> str:
+    return stable_id("plan", code)
+
+
+def charge_id(plan_code: str, index: int) -> str:
+    return stable_id("charge", plan_code, index)
+
+
+def charge_filter_id(plan_code: str, charge_index: int, filter_index: int) -> str:
+    return stable_id("charge_filter", plan_code, charge_index, filter_index)
+
+
+def customer_id(external_id: str) -> str:
+    return stable_id("customer", external_id)
+
+
+def subscription_id(external_id: str, subscription_at: object) -> str:
+    return stable_id("subscription", external_id, subscription_at or "")
+
+
+def billable_metrics(catalog: Catalog) -> list[dict]:
+    return [
+        {
+            "billable_metric_id": metric_id(m.code),
+            "code": m.code,
+            "name": m.name,
+            "description": m.description,
+            "aggregation_type": m.aggregation_type,
+            "field_name": m.field_name,
+            "is_recurring": m.recurring,
+            "rounding_function": m.rounding_function,
+            "rounding_precision": m.rounding_precision,
+        }
+        for m in catalog.billable_metrics
+    ]
+
+
+def charges(catalog: Catalog) -> list[dict]:
+    rows = []
+    for plan in catalog.plans:
+        for index, charge in enumerate(plan.charges):
+            metric = catalog.metric(charge.metric_code)
+            rows.append(
+                {
+                    "charge_id": charge_id(plan.code, index),
+                    "plan_id": plan_id(plan.code),
+                    "plan_code": plan.code,
+                    "charge_index": index,
+                    "billable_metric_id": metric_id(metric.code),
+                    "billable_metric_code": metric.code,
+                    "charge_model": charge.charge_model,
+                    "is_pay_in_advance": charge.pay_in_advance,
+                    "invoice_display_name": charge.invoice_display_name or metric.name,
+                    "min_amount_cents": charge.min_amount_cents,
+                    "properties_json": _json(charge.properties),
+                }
+            )
+    return rows
+
+
+def charge_filters(catalog: Catalog) -> list[dict]:
+    """One row per charge filter, with the numbers that rank filters by specificity."""
+    rows = []
+    for plan in catalog.plans:
+        for c_index, charge in enumerate(plan.charges):
+            metric = catalog.metric(charge.metric_code)
+            declared = {f.key: f.values for f in metric.filters}
+            for f_index, charge_filter in enumerate(charge.filters):
+                values = expand_filter_values(charge_filter.values, declared)
+                rows.append(
+                    {
+                        "charge_filter_id": charge_filter_id(plan.code, c_index, f_index),
+                        "charge_id": charge_id(plan.code, c_index),
+                        "filter_index": f_index,
+                        "invoice_display_name": charge_filter.invoice_display_name
+                        or " • ".join(v for vs in values.values() for v in vs),
+                        "key_count": len(values),
+                        "value_count": sum(len(v) for v in values.values()),
+                        "filter_values_json": _json(values),
+                        "properties_json": _json(charge_filter.properties),
+                    }
+                )
+    return rows
+
+
+def charge_filter_values(catalog: Catalog) -> list[dict]:
+    """One row per (charge filter, key, accepted value): the table events are matched against."""
+    rows = []
+    for row in charge_filters(catalog):
+        for key, values in json.loads(row["filter_values_json"]).items():
+            rows.extend(
+                {"charge_filter_id": row["charge_filter_id"], "charge_id": row["charge_id"], "key": key, "value": v}
+                for v in values
+            )
+    return rows
+
+
+def expand_filter_values(values: dict[str, list[str]], declared: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`__ALL_FILTER_VALUES__` stands for every value the metric declares for that key."""
+    return {
+        key: list(declared[key]) if ALL_FILTER_VALUES in vals else list(dict.fromkeys(vals))
+        for key, vals in values.items()
+    }
+
+
+def plans(catalog: Catalog) -> list[dict]:
+    return [
+        {
+            "plan_id": plan_id(p.code),
+            "code": p.code,
+            "name": p.name,
+            "invoice_display_name": p.invoice_display_name or p.name,
+            "interval": p.interval,
+            "amount_cents": p.amount_cents,
+            "currency": p.amount_currency,
+            "is_pay_in_advance": p.pay_in_advance,
+            "trial_period_days": str(p.trial_period) if p.trial_period is not None else None,
+            "tax_codes_json": _json(p.tax_codes),
+        }
+        for p in catalog.plans
+    ]
+
+
+def customers(catalog: Catalog) -> list[dict]:
+    entity = catalog.billing_entity
+    entity_grace = None
+    if entity is not None:
+        entity_grace = entity.invoice_grace_period
+        if entity_grace is None and entity.billing_configuration is not None:
+            entity_grace = entity.billing_configuration.invoice_grace_period
+    rows = []
+    for c in catalog.customers:
+        grace = c.grace_days if c.grace_days is not None else entity_grace
+        rows.append(
+            {
+                "customer_id": customer_id(c.external_id),
+                "external_id": c.external_id,
+                "name": c.name,
+                "email": c.email,
+                "currency": c.currency,
+                "timezone": c.timezone or "UTC",
+                "country": c.country,
+                "tax_identification_number": c.tax_identification_number,
+                "invoice_grace_period_days": grace or 0,
+                "created_at": c.created_at.isoformat() if c.created_at else None,
+            }
+        )
+    return rows
+
+
+def subscriptions(catalog: Catalog) -> list[dict]:
+    rows = []
+    for s in catalog.subscriptions:
+        plan = catalog.plan(s.plan_code)
+        customer = catalog.customer(s.external_customer_id)
+        ended = [t for t in (s.ending_at, s.terminated_at) if t is not None]
+        rows.append(
+            {
+                "subscription_id": subscription_id(s.external_id, s.subscription_at),
+                "external_id": s.external_id,
+                "name": s.name,
+                "customer_id": customer_id(customer.external_id),
+                "external_customer_id": customer.external_id,
+                "plan_id": plan_id(plan.code),
+                "plan_code": plan.code,
+                "billing_time": s.billing_time,
+                "interval": plan.interval,
+                "timezone": customer.timezone or "UTC",
+                "currency": plan.amount_currency,
+                "subscription_at": s.subscription_at,
+                "terminated_at": min(ended) if ended else None,
+            }
+        )
+    return rows
+
+
+def wallets(catalog: Catalog) -> list[dict]:
+    rows = []
+    for order, w in enumerate(catalog.wallets):
+        rows.append(
+            {
+                "wallet_id": stable_id("wallet", wallet_key(w)),
+                "wallet_key": wallet_key(w),
+                "creation_order": order,
+                "customer_id": customer_id(w.external_customer_id),
+                "external_customer_id": w.external_customer_id,
+                "name": w.name,
+                "code": w.code,
+                "currency": w.currency,
+                "priority": w.priority,
+                "rate_amount": str(w.rate_amount),
+                "paid_credits": str(w.paid_credits),
+                "granted_credits": str(w.granted_credits),
+                "created_at": w.created_at,
+                "expiration_at": w.expiration_at,
+                "invoice_requires_successful_payment": w.invoice_requires_successful_payment,
+                "recurring_transaction_rules_json": _json(
+                    [r.model_dump(mode="json") for r in w.recurring_transaction_rules]
+                ),
+            }
+        )
+    return rows
+
+
+def property_keys(catalog: Catalog) -> list[str]:
+    """The event property keys the catalog prices or filters on: the only ones loaded."""
+    keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
+    keys |= {f.key for m in catalog.billable_metrics for f in m.filters}
+    return sorted(keys)
+
+
+def decimal_or_none(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+TABLES = {
+    "billable_metrics": billable_metrics,
+    "plans": plans,
+    "charges": charges,
+    "charge_filters": charge_filters,
+    "charge_filter_values": charge_filter_values,
+    "customers": customers,
+    "subscriptions": subscriptions,
+    "wallets": wallets,
+}

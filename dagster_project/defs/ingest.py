@@ -1,0 +1,138 @@
+"""Catalog, raw events and billing periods: the Python-loaded inputs of the dbt models."""
+
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from dagster_project.billing.period_table import billing_period_rows
+from dagster_project.catalog import read_catalog, tables
+from dagster_project.defs.partitions import arrival_days
+from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.ingest.events import ensure_raw_schema, load_arrival_day
+
+
+def write_table(con, schema: str, name: str, frame: pl.DataFrame) -> None:
+    """Replace `schema.name` with `frame` (the catalog is small and rewritten whole)."""
+    con.execute(f"create schema if not exists {schema}")
+    con.register("_frame", frame.to_arrow())
+    con.execute(f"create or replace table {schema}.{name} as select * from _frame")
+    con.unregister("_frame")
+
+
+CATALOG_SCHEMAS = {
+    "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us")},
+    "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
+}
+
+
+CATALOG_TABLES = [*tables.TABLES, "property_keys"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["catalog", name], group_name="ingest", owners=["team:billing-data"], kinds={"python", "duckdb"},
+                     description=f"catalog.{name}: the catalog's {name.replace('_', ' ')}, one row per entity.")
+        for name in CATALOG_TABLES
+    ],
+    name="catalog",
+)
+def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
+    """The Lago request bodies of the catalog folder as tables in schema `catalog`.
+
+    Grain: one row per entity in each table (billable_metrics, plans, charges, charge_filters,
+    charge_filter_values, customers, subscriptions, wallets). Refuses a bad catalog, naming the
+    file, the body and the field, before anything is written.
+    """
+    parsed = read_catalog(settings.catalog_dir)
+    counts = {}
+    with settings.connect() as con:
+        for name, build in tables.TABLES.items():
+            rows = build(parsed)
+            frame = pl.DataFrame(rows, schema_overrides=CATALOG_SCHEMAS.get(name), infer_schema_length=None)
+            if frame.width == 0:
+                frame = pl.DataFrame({f"{name}_id": []}, schema={f"{name}_id": pl.String})
+            write_table(con, "catalog", name, frame)
+            counts[name] = len(rows)
+        write_table(con, "catalog", "property_keys", pl.DataFrame({"key": tables.property_keys(parsed)}, schema={"key": pl.String}))
+    counts["property_keys"] = len(tables.property_keys(parsed))
+    context.log.info(f"catalog loaded: {counts}")
+    for name in CATALOG_TABLES:
+        yield dg.MaterializeResult(asset_key=["catalog", name], metadata={"rows": counts[name]})
+
+
+@dg.asset(
+    key=["raw", "events"],
+    group_name="ingest",
+    deps=[dg.AssetKey(["catalog", "property_keys"])],
+    partitions_def=arrival_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=["team:billing-data"],
+    kinds={"python", "duckdb"},
+    pool="duckdb_writer",
+)
+def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+    """Event lines of the landing folder, typed, one arrival date per partition.
+
+    Grain: one row per event record (file, line, batch item); key (source_file, line_number,
+    item_index). A range of days runs as one run; each day is replaced idempotently.
+    """
+    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    events_dir = Path(settings.events_dir)
+    totals = {"files_loaded": 0, "files_duplicate": 0, "events_raw": 0, "events_malformed": 0}
+    with settings.connect() as con:
+        ensure_raw_schema(con)
+        keys = [r[0] for r in con.execute("select key from catalog.property_keys").fetchall()]
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        for index, day in enumerate(days, start=1):
+            load = load_arrival_day(con, events_dir, day, keys, now)
+            for k in totals:
+                totals[k] += getattr(load, k)
+            if load.files_loaded or load.files_duplicate or index == len(days):
+                context.log.info(
+                    f"[{index}/{len(days)}] {day}: {load.events_raw} events from {load.files_loaded} files "
+                    f"({load.events_malformed} unreadable, {load.files_duplicate} duplicate files)"
+                )
+    return dg.MaterializeResult(metadata={**totals, "days": len(days)})
+
+
+@dg.asset(
+    key=["catalog", "billing_periods"],
+    group_name="ingest",
+    deps=[dg.AssetKey(["catalog", "subscriptions"]), dg.AssetKey(["catalog", "customers"]), raw_events],
+    owners=["team:billing-data"],
+    kinds={"python", "duckdb"},
+)
+def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+    """Billing periods of every subscription, in the customer's timezone, through the billing date.
+
+    Grain: one row per subscription and period; key billing_period_id. Periods reach past the
+    latest arrival date so that every event that is not in the future finds its period.
+    """
+    with settings.connect() as con:
+        ensure_raw_schema(con)
+        subs = con.execute("select * from catalog.subscriptions").pl().to_dicts()
+        grace = dict(con.execute("select customer_id, invoice_grace_period_days from catalog.customers").fetchall())
+        first_event = dict(
+            con.execute(
+                "select external_subscription_id, min(event_at) from raw.events where load_error is null group by 1"
+            ).fetchall()
+        )
+        latest_arrival = con.execute("select max(arrival_date) from raw.events").fetchone()[0]
+        through = settings.through_date(con)
+        candidates = [d for d in (latest_arrival, through) if d is not None] or [dt.date.today()]
+        horizon = max(candidates) + dt.timedelta(days=3)
+        rows = billing_period_rows(subs, grace, first_event, horizon)
+        frame = pl.DataFrame(rows, schema=PERIOD_SCHEMA)
+        write_table(con, "catalog", "billing_periods", frame)
+    return dg.MaterializeResult(metadata={"periods": len(rows), "horizon": str(horizon)})
+
+
+PERIOD_SCHEMA = {
+    "billing_period_id": pl.String, "subscription_id": pl.String, "external_subscription_id": pl.String,
+    "period_start_date": pl.Date, "period_end_date": pl.Date, "period_start_at": pl.Datetime("us"),
+    "period_end_at": pl.Datetime("us"), "charges_from_at": pl.Datetime("us"), "charges_to_at": pl.Datetime("us"),
+    "days_in_period": pl.Int64, "billed_days": pl.Int64, "billing_day": pl.Date, "invoice_finalized_on": pl.Date,
+}

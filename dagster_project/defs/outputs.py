@@ -1,0 +1,158 @@
+"""Publish invoices, current usage, wallets and the run summary as files in Lago's JSON."""
+
+
+import json
+import os
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.billing.wallets import cents_to_credits
+from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.publish import lago_json
+
+
+def write_json_atomically(path: Path, document: dict) -> None:
+    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".partial", encoding="utf-8") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def _rows(con, sql: str, params=None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _replace_folder(folder: Path, documents: dict[str, dict]) -> None:
+    """Write every document and remove files of this folder no longer produced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        write_json_atomically(folder / name, document)
+    for stale in folder.glob("*.json"):
+        if stale.name not in documents:
+            stale.unlink()
+
+
+def publish(con, out_dir: Path) -> dict:
+    customers = {c["customer_id"]: c for c in _rows(con, "select * from catalog.customers")}
+    sequences = dict(con.execute("select customer_id, sequence from billing.customer_sequences").fetchall())
+    periods = {
+        p["billing_period_id"]: p
+        for p in _rows(
+            con,
+            """select p.*, s.plan_id, s.plan_code, s.currency from catalog.billing_periods p
+               join catalog.subscriptions s using (subscription_id)""",
+        )
+    }
+    fees_by_invoice: dict[str, list[dict]] = {}
+    for fee in _rows(
+        con,
+        """select f.*, c.billable_metric_code, c.invoice_display_name as charge_display_name,
+                  cf.invoice_display_name as filter_display_name, cf.filter_values_json
+           from billing.fees f
+           left join catalog.charges c using (charge_id)
+           left join catalog.charge_filters cf on cf.charge_filter_id = f.charge_filter_key
+           order by f.invoice_id, c.charge_index nulls first, cf.filter_index nulls last""",
+    ):
+        period = periods.get(fee["billing_period_id"]) or {}
+        fee["charges_from_at"], fee["charges_to_at"] = period.get("charges_from_at"), period.get("charges_to_at")
+        fee["plan_code"] = period.get("plan_code")
+        fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
+
+    invoices = {}
+    for inv in _rows(con, "select * from billing.invoices order by number"):
+        fees = fees_by_invoice.get(inv["invoice_id"], [])
+        if inv["invoice_type"] == "credit":
+            fees = [lago_json.credit_fee(inv)]
+        name = f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
+        invoices[name] = lago_json.invoice_object(
+            inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
+            periods.get(inv["billing_period_id"]),
+        )
+    _replace_folder(out_dir / "invoices", invoices)
+
+    usage_docs = {}
+    buckets: dict[str, list[dict]] = {}
+    for b in _rows(
+        con,
+        """select u.*, m.aggregation_type, cf.filter_values_json from billing.current_usage u
+           join catalog.charges c using (charge_id)
+           join catalog.billable_metrics m on m.billable_metric_id = c.billable_metric_id
+           left join catalog.charge_filters cf on cf.charge_filter_id = u.charge_filter_key""",
+    ):
+        buckets.setdefault(b["billing_period_id"], []).append(b)
+    through = con.execute("select through from billing.run_state").fetchone()[0]
+    for period in sorted(periods.values(), key=lambda p: (p["external_subscription_id"], p["period_start_date"])):
+        if period["period_start_date"] <= through < period["billing_day"]:
+            usage_docs[f"{period['external_subscription_id']}.json"] = lago_json.customer_usage_object(
+                period, buckets.get(period["billing_period_id"], [])
+            )
+    _replace_folder(out_dir / "current_usage", usage_docs)
+
+    wallet_docs = {}
+    balances = {b["wallet_id"]: b for b in _rows(con, "select * from billing.wallet_balances")}
+    for wallet in _rows(con, "select * from catalog.wallets order by creation_order"):
+        balance = balances[wallet["wallet_id"]]
+        rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
+        wallet_docs[f"{wallet['wallet_id']}.json"] = lago_json.wallet_object(
+            wallet, balance, cents_to_credits(balance["consumed_cents"], rate, currency),
+            lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
+        )
+    _replace_folder(out_dir / "wallets", wallet_docs)
+
+    loads = con.execute(
+        """select coalesce(sum(events_raw), 0), coalesce(sum(events_accepted), 0), coalesce(sum(events_duplicate), 0),
+                  coalesce(sum(events_rejected), 0), coalesce(sum(events_late), 0)
+           from marts.fct_event_loads where arrival_date <= ?""",
+        [through],
+    ).fetchone()
+    summary = {
+        "through": through.isoformat(),
+        "events_raw": int(loads[0]),
+        "events_accepted": int(loads[1]),
+        "events_duplicate": int(loads[2]),
+        "events_rejected": int(loads[3]),
+        "events_late": int(loads[4]),
+        "rejected_by_reason": dict(
+            con.execute(
+                "select rejection_reason, count(*) from marts.fct_events_rejected group by 1 order by 1"
+            ).fetchall()
+        ),
+        "late_amount_cents": int(con.execute("select coalesce(sum(late_amount_cents), 0) from billing.late_usage").fetchone()[0]),
+        "invoices_finalized": sum(1 for d in invoices.values() if d["invoice"]["status"] == "finalized"),
+        "invoices_draft": sum(1 for d in invoices.values() if d["invoice"]["status"] == "draft"),
+        "invoiced_total_amount_cents": sum(
+            d["invoice"]["total_amount_cents"] for d in invoices.values() if d["invoice"]["status"] == "finalized"
+        ),
+        "current_usage_subscriptions": len(usage_docs),
+        "wallets": len(wallet_docs),
+    }
+    write_json_atomically(out_dir / "run_summary.json", summary)
+    return summary
+
+
+@dg.asset(
+    group_name="outputs",
+    deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]), dg.AssetKey(["billing", "wallet_balances"]),
+          dg.AssetKey(["billing", "current_usage"]), dg.AssetKey(["marts", "fct_event_loads"]), dg.AssetKey(["marts", "fct_events_rejected"])],
+    owners=["team:billing-data"],
+    kinds={"json"},
+)
+def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+    """Invoice, current-usage and wallet files in Lago's JSON, and `run_summary.json`.
+
+    Grain: one file per invoice (`invoices/<number>.json`), per subscription with an open period
+    (`current_usage/<external_subscription_id>.json`) and per wallet (`wallets/<id>.json`).
+    """
+    out_dir = Path(settings.out_dir)
+    with settings.connect() as con:
+        summary = publish(con, out_dir)
+    context.log.info(f"published to {out_dir}: {summary}")
+    return dg.MaterializeResult(metadata={**{k: v for k, v in summary.items() if isinstance(v, int)},
+                                          "out_dir": dg.MetadataValue.path(str(out_dir))})

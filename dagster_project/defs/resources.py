@@ -1,0 +1,67 @@
+"""The settings every asset shares: where the catalog, the landing folder, the warehouse and the
+outputs are, and the date the run bills through."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = PROJECT_ROOT / "seeds" / "mistral"
+
+
+class MeterhouseSettings(dg.ConfigurableResource):
+    """Paths and the billing date. Defaults: the bundled Mistral example (see `from_env`)."""
+
+    catalog_dir: str
+    events_dir: str
+    warehouse_path: str
+    out_dir: str
+    # Bill through this date (YYYY-MM-DD): invoices due by then, current usage of the open period.
+    # Empty: the latest arrival date loaded.
+    through: str = ""
+    duckdb_memory_limit: str = "4GB"
+    duckdb_threads: int = 2
+
+    @classmethod
+    def from_env(cls) -> MeterhouseSettings:
+        root = Path(os.environ.get("METERHOUSE_HOME", PROJECT_ROOT))
+        return cls(
+            catalog_dir=os.environ.get("METERHOUSE_CATALOG", str(EXAMPLE / "catalog")),
+            events_dir=os.environ.get("METERHOUSE_EVENTS", str(EXAMPLE / "events")),
+            warehouse_path=os.environ.get("METERHOUSE_WAREHOUSE", str(root / "warehouse" / "meterhouse.duckdb")),
+            out_dir=os.environ.get("METERHOUSE_OUT", str(root / "warehouse" / "out")),
+            through=os.environ.get("METERHOUSE_THROUGH", ""),
+        )
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.warehouse_path).resolve()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the settings every step relies on (UTC, memory cap)."""
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            con.execute(f"set memory_limit = '{self.duckdb_memory_limit}'")
+            con.execute(f"set threads = {int(self.duckdb_threads)}")
+            yield con
+        finally:
+            con.close()
+
+    def through_date(self, con: duckdb.DuckDBPyConnection) -> dt.date | None:
+        """The billing date: `through` if set, else the latest arrival date loaded."""
+        if self.through:
+            return dt.date.fromisoformat(self.through)
+        try:
+            return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
+        except duckdb.CatalogException:
+            return None

@@ -1,0 +1,51 @@
+"""Run the Dagster definitions in-process, as `meterhouse run` and the tests do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.ingest.events import arrival_dates
+
+
+def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date) -> dict:
+    """Load arrival days up to `through` in one run, then build, price and publish in a second.
+
+    Both runs use the same definitions as `dagster dev`; the range is one run with a single dbt
+    invocation, not one per day.
+    """
+    from dagster_project.definitions import build_definitions
+
+    settings = MeterhouseSettings(
+        catalog_dir=str(Path(catalog_dir).resolve()),
+        events_dir=str(Path(events_dir).resolve()),
+        warehouse_path=str(Path(warehouse).resolve()),
+        out_dir=str(Path(out_dir).resolve()),
+        through=through.isoformat(),
+    )
+    defs = build_definitions(settings)
+    assets = list(defs.assets)
+    resources = dict(defs.resources)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(selection, tags=None) -> None:
+        result = dg.materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags)
+        if not result.success:
+            raise RuntimeError(f"run failed: {selection}")
+
+    materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"], ["catalog", "billing_periods"]))
+    days = [d for d in arrival_dates(Path(events_dir)) if d <= through]
+    if days:
+        materialize(
+            dg.AssetSelection.assets(["raw", "events"]),
+            tags={
+                "dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": through.isoformat(),
+            },
+        )
+    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(["catalog", "billing_periods"]))
+    return json.loads((Path(out_dir) / "run_summary.json").read_text())

@@ -1,0 +1,1 @@
+"""Outputs in Lago's JSON schemas, built from the warehouse tables."""

@@ -1,0 +1,252 @@
+"""Lago-shaped JSON (`Invoice`, `CustomerUsage`, `Wallet` of Lago's OpenAPI file) from warehouse rows.
+
+Pure functions of plain dicts. Timestamps are derived from the data (an invoice is created at the
+midnight UTC of its issuing date), never from the clock, so reruns write the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from dagster_project.billing.money import from_cents, stable_id
+
+
+def _ts(value: dt.datetime | dt.date | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(0))
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def units_text(value: Decimal | None) -> str:
+    """Units as Lago writes them: a plain decimal string, no exponent, no trailing zeros."""
+    if value is None:
+        return "0.0"
+    text = format(Decimal(value).normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def customer_object(customer: dict, sequence: int) -> dict:
+    return {
+        "lago_id": customer["customer_id"],
+        "sequential_id": sequence,
+        "slug": f"{sequence:03d}",
+        "external_id": customer["external_id"],
+        "name": customer["name"],
+        "email": customer["email"],
+        "currency": customer["currency"],
+        "timezone": customer["timezone"],
+        "applicable_timezone": customer["timezone"],
+        "country": customer["country"],
+        "created_at": _ts(dt.datetime.fromisoformat(customer["created_at"]) if customer["created_at"] else dt.datetime(1970, 1, 1)),
+    }
+
+
+def fee_object(fee: dict, invoice: dict) -> dict:
+    is_charge = fee["fee_type"] == "charge"
+    filter_values = json.loads(fee["filter_values_json"]) if fee.get("filter_values_json") else None
+    units = Decimal(fee["units"]) if fee["units"] is not None else Decimal(0)
+    precise = Decimal(fee["precise_amount"] or 0)
+    return {
+        "lago_id": fee["fee_id"],
+        "lago_charge_id": fee["charge_id"],
+        "lago_charge_filter_id": fee["charge_filter_key"] if fee["charge_filter_key"] not in (None, "default") else None,
+        "lago_invoice_id": invoice["invoice_id"],
+        "lago_subscription_id": invoice["subscription_id"],
+        "external_subscription_id": invoice["external_subscription_id"],
+        "external_customer_id": invoice["external_customer_id"],
+        "item": {
+            "type": fee["fee_type"],
+            "code": fee.get("billable_metric_code") if is_charge else (fee.get("plan_code") or "credit"),
+            "name": fee.get("charge_display_name") or fee["fee_type"],
+            "invoice_display_name": fee.get("charge_display_name") or fee["fee_type"],
+            "filter_invoice_display_name": fee.get("filter_display_name"),
+            "filters": filter_values,
+            "lago_item_id": fee["charge_id"] or invoice["invoice_id"],
+            "item_type": "BillableMetric" if is_charge else ("WalletTransaction" if fee["fee_type"] == "credit" else "Subscription"),
+        },
+        "pay_in_advance": False,
+        "invoiceable": True,
+        "amount_cents": fee["amount_cents"],
+        "precise_amount": format(precise.normalize(), "f"),
+        "amount_currency": fee["currency"],
+        "taxes_amount_cents": 0,
+        "taxes_precise_amount": "0.0",
+        "taxes_rate": 0,
+        "total_amount_cents": fee["amount_cents"],
+        "total_amount_currency": fee["currency"],
+        "units": units_text(units),
+        "total_aggregated_units": units_text(units),
+        "precise_unit_amount": units_text((precise / units) if units else Decimal(0)),
+        "sub_total_excluding_taxes_amount_cents": fee["amount_cents"],
+        "sub_total_excluding_taxes_precise_amount_cents": units_text(precise * 100),
+        "events_count": fee["events_count"],
+        "payment_status": "pending",
+        "from_date": _ts(fee.get("charges_from_at")),
+        "to_date": _ts(fee.get("charges_to_at")),
+        "created_at": _ts(invoice["issuing_date"]),
+        "applied_taxes": [],
+    }
+
+
+def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None) -> dict:
+    fees_cents = invoice["fees_amount_cents"]
+    taxes = invoice["taxes_amount_cents"]
+    granted = invoice["prepaid_granted_credit_amount_cents"] or 0
+    purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
+    incl = fees_cents + taxes
+    body = {
+        "lago_id": invoice["invoice_id"],
+        "billing_entity_code": None,
+        "sequential_id": invoice["sequential_id"],
+        "number": invoice["number"],
+        "issuing_date": invoice["issuing_date"].isoformat(),
+        "payment_due_date": invoice["issuing_date"].isoformat(),
+        "net_payment_term": 0,
+        "invoice_type": invoice["invoice_type"],
+        "status": invoice["status"],
+        "payment_status": "pending",
+        "payment_overdue": False,
+        "currency": invoice["currency"],
+        "fees_amount_cents": fees_cents,
+        "coupons_amount_cents": 0,
+        "credit_notes_amount_cents": 0,
+        "sub_total_excluding_taxes_amount_cents": fees_cents,
+        "taxes_amount_cents": taxes,
+        "sub_total_including_taxes_amount_cents": incl,
+        "prepaid_credit_amount_cents": granted + purchased,
+        "prepaid_granted_credit_amount_cents": granted,
+        "prepaid_purchased_credit_amount_cents": purchased,
+        "progressive_billing_credit_amount_cents": 0,
+        "total_amount_cents": incl - granted - purchased,
+        "version_number": 4,
+        "self_billed": False,
+        "created_at": _ts(invoice["issuing_date"]),
+        "updated_at": _ts(invoice["issuing_date"]),
+        "customer": customer_object(customer, customer_sequence),
+        "applied_taxes": [],
+        "metadata": [],
+        "credits": [],
+        "fees": [fee_object(f, invoice) for f in fees],
+        "subscriptions": [],
+        "billing_periods": [],
+    }
+    if period is not None:
+        body["billing_periods"] = [
+            {
+                "lago_subscription_id": invoice["subscription_id"],
+                "external_subscription_id": invoice["external_subscription_id"],
+                "lago_plan_id": period["plan_id"],
+                "subscription_from_datetime": _ts(period["charges_from_at"]),
+                "subscription_to_datetime": _ts(period["charges_to_at"] - dt.timedelta(seconds=1)),
+                "charges_from_datetime": _ts(period["charges_from_at"]),
+                "charges_to_datetime": _ts(period["charges_to_at"] - dt.timedelta(seconds=1)),
+                "invoicing_reason": "subscription_periodic",
+            }
+        ]
+    return {"invoice": body}
+
+
+def credit_fee(invoice: dict) -> dict:
+    """The single fee of a `credit` invoice: the paid credits bought."""
+    return {
+        "fee_id": stable_id("fee", invoice["invoice_id"], "credit"), "fee_type": "credit", "charge_id": None,
+        "charge_filter_key": None, "units": Decimal(invoice["paid_credits"]), "events_count": 0,
+        "precise_amount": from_cents(invoice["fees_amount_cents"], invoice["currency"]),
+        "amount_cents": invoice["fees_amount_cents"], "currency": invoice["currency"],
+        "charge_display_name": "Prepaid credits",
+    }
+
+
+def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
+    """`{"customer_usage": ...}` for an open period: one entry per charge, filters inside."""
+    charges: dict[str, dict] = {}
+    for b in sorted(buckets, key=lambda b: (b["charge_id"], b["charge_filter_key"])):
+        entry = charges.setdefault(b["charge_id"], {
+            "units": Decimal(0), "events_count": 0, "amount_cents": 0, "amount_currency": period["currency"],
+            "charge": {"lago_id": b["charge_id"], "charge_model": b["charge_model"],
+                       "invoice_display_name": b["charge_display_name"]},
+            "billable_metric": {"lago_id": stable_id("billable_metric", b["billable_metric_code"]),
+                                "name": b["charge_display_name"], "code": b["billable_metric_code"],
+                                "aggregation_type": b["aggregation_type"]},
+            "filters": [],
+        })
+        entry["units"] += Decimal(b["units"])
+        entry["events_count"] += b["events_count"]
+        entry["amount_cents"] += b["amount_cents"]
+        entry["filters"].append({
+            "invoice_display_name": b["filter_display_name"] if b["charge_filter_key"] != "default" else None,
+            "values": json.loads(b["filter_values_json"]) if b.get("filter_values_json") else {},
+            "units": units_text(Decimal(b["units"])), "total_aggregated_units": units_text(Decimal(b["units"])),
+            "events_count": b["events_count"], "amount_cents": b["amount_cents"],
+        })
+    charges_usage = []
+    for entry in charges.values():
+        entry["units"] = units_text(entry["units"])
+        entry["total_aggregated_units"] = entry["units"]
+        charges_usage.append(entry)
+    amount = sum(c["amount_cents"] for c in charges_usage)
+    return {
+        "customer_usage": {
+            "from_datetime": _ts(period["charges_from_at"]),
+            "to_datetime": _ts(period["charges_to_at"] - dt.timedelta(seconds=1)),
+            "issuing_date": period["billing_day"].isoformat(),
+            "lago_invoice_id": None,
+            "currency": period["currency"],
+            "amount_cents": amount,
+            "taxes_amount_cents": 0,
+            "total_amount_cents": amount,
+            "charges_usage": charges_usage,
+        }
+    }
+
+
+def wallet_object(wallet: dict, balance: dict, consumed_credits: Decimal, credits_of) -> dict:
+    rate = Decimal(wallet["rate_amount"])
+    ongoing_usage = balance["ongoing_usage_balance_cents"]
+    balance_cents = balance["balance_cents"]
+    ongoing_balance = balance_cents - ongoing_usage
+    rules = json.loads(wallet["recurring_transaction_rules_json"] or "[]")
+    return {
+        "wallet": {
+            "lago_id": wallet["wallet_id"],
+            "lago_customer_id": wallet["customer_id"],
+            "external_customer_id": wallet["external_customer_id"],
+            "status": balance["status"],
+            "currency": wallet["currency"],
+            "name": wallet["name"],
+            "code": wallet["code"],
+            "priority": wallet["priority"],
+            "rate_amount": str(rate),
+            "credits_balance": str(credits_of(balance_cents)),
+            "balance": str(from_cents(balance_cents, wallet["currency"])),
+            "balance_cents": balance_cents,
+            "consumed_credits": str(consumed_credits),
+            "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),
+            "expiration_at": _ts(wallet["expiration_at"]),
+            "terminated_at": _ts(wallet["expiration_at"]) if balance["status"] == "terminated" else None,
+            "last_balance_sync_at": _ts(balance["as_of"]),
+            "invoice_requires_successful_payment": wallet["invoice_requires_successful_payment"],
+            "ongoing_balance_cents": ongoing_balance,
+            "ongoing_usage_balance_cents": ongoing_usage,
+            "credits_ongoing_balance": str(credits_of(ongoing_balance)),
+            "credits_ongoing_usage_balance": str(credits_of(ongoing_usage)),
+            "recurring_transaction_rules": [
+                {
+                    "lago_id": stable_id("recurring_rule", wallet["wallet_id"], i),
+                    "trigger": r["trigger"], "method": r["method"], "interval": r.get("interval"),
+                    "threshold_credits": r.get("threshold_credits"),
+                    "target_ongoing_balance": r.get("target_ongoing_balance"),
+                    "paid_credits": r.get("paid_credits") or "0.0", "granted_credits": r.get("granted_credits") or "0.0",
+                    "started_at": None, "expiration_at": None, "status": "active", "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),
+                    "invoice_requires_successful_payment": wallet["invoice_requires_successful_payment"],
+                    "transaction_metadata": [], "transaction_name": None, "ignore_paid_top_up_limits": False,
+                    "grants_target_top_up": r.get("grants_target_top_up") if r["method"] == "target" else None,
+                }
+                for i, r in enumerate(rules)
+            ],
+        }
+    }

@@ -1,0 +1,81 @@
+-- First arrivals checked against the catalog and attached to their subscription and billing
+-- period. An event that cannot be billed keeps its row with a `rejection_reason`.
+with first_arrivals as (
+    select * from {{ ref('int_events_deduplicated') }}
+    where not is_duplicate
+),
+
+metrics as (select * from {{ ref('stg_catalog__billable_metrics') }}),
+subscriptions as (select * from {{ ref('stg_catalog__subscriptions') }}),
+periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
+charges as (select * from {{ ref('stg_catalog__charges') }}),
+
+with_metric as (
+    select e.*, m.billable_metric_id, m.aggregation_type, m.field_name,
+        case when m.field_name is not null then e.properties[m.field_name] end as field_value
+    from first_arrivals e
+    left join metrics m using (billable_metric_code)
+),
+
+with_subscription as (
+    select e.*, s.subscription_id, s.plan_id, s.customer_id, s.external_customer_id
+    from with_metric e
+    left join subscriptions s
+        on s.external_subscription_id = e.external_subscription_id
+        and (s.started_at is null or s.started_at <= e.event_at)
+        and (s.terminated_at is null or e.event_at <= s.terminated_at)
+    qualify row_number() over (partition by e.event_record_id order by s.started_at desc nulls last) = 1
+),
+
+with_period as (
+    select e.*, p.billing_period_id, p.invoice_finalized_on
+    from with_subscription e
+    left join periods p
+        on p.subscription_id = e.subscription_id
+        and p.period_start_at <= e.event_at
+        and e.event_at < p.period_end_at
+),
+
+checked as (
+    select
+        e.*,
+        case
+            when e.billable_metric_id is null then 'unknown_metric_code'
+            when not exists (
+                select 1 from subscriptions s where s.external_subscription_id = e.external_subscription_id
+            ) then 'unknown_subscription'
+            when e.event_at >= e.arrival_date + to_days(1 + {{ var('future_tolerance_days') }})
+                then 'timestamp_in_future'
+            when e.subscription_id is null or e.billing_period_id is null then 'timestamp_outside_subscription'
+            when not exists (
+                select 1 from charges c
+                where c.plan_id = e.plan_id and c.billable_metric_id = e.billable_metric_id
+            ) then 'metric_not_in_plan'
+            when e.aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
+                and not ({{ is_decimal_number('e.field_value') }}
+                         and try_cast(e.field_value as decimal(38, 12)) is not null)
+                then 'invalid_field_value'
+        end as rejection_reason
+    from with_period e
+),
+
+final as (
+    select
+        *,
+        case rejection_reason
+            when 'unknown_metric_code' then 'field code: no billable metric ' || billable_metric_code
+            when 'unknown_subscription' then 'field external_subscription_id: no subscription ' || external_subscription_id
+            when 'timestamp_in_future' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is after its arrival date ' || arrival_date
+            when 'timestamp_outside_subscription' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is outside every period of subscription ' || external_subscription_id
+            when 'metric_not_in_plan' then 'field code: the plan of subscription ' || external_subscription_id || ' has no charge on ' || billable_metric_code
+            when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing') || ' is not a number'
+        end as rejection_detail,
+        case
+            when rejection_reason is not null then null
+            when aggregation_type = 'count_agg' then 1::decimal(38, 12)
+            else try_cast(field_value as decimal(38, 12))
+        end as units
+    from checked
+)
+
+select * from final

@@ -1,0 +1,23 @@
+-- Fee lines of every invoice, with the names a customer sees.
+with fees as (select * from {{ source('billing', 'fees') }}),
+charges as (select * from {{ source('catalog', 'charges') }}),
+filters as (select * from {{ source('catalog', 'charge_filters') }}),
+invoices as (select * from {{ source('billing', 'invoices') }}),
+
+final as (
+    select
+        f.fee_id, f.invoice_id, i.number as invoice_number, i.status as invoice_status, i.issuing_date,
+        i.external_customer_id, i.external_subscription_id, f.fee_type, f.billing_period_id, f.charge_id,
+        c.billable_metric_code, c.invoice_display_name as charge_display_name,
+        case when f.charge_filter_key <> 'default' then f.charge_filter_key end as charge_filter_id,
+        fl.invoice_display_name as filter_display_name,
+        json_extract_string(fl.filter_values_json, '$.model[0]') as model,
+        json_extract_string(fl.filter_values_json, '$.type[0]') as token_type,
+        f.units, f.events_count, f.precise_amount, f.amount_cents, f.currency
+    from fees f
+    join invoices i using (invoice_id)
+    left join charges c using (charge_id)
+    left join filters fl on fl.charge_filter_id = f.charge_filter_key
+)
+
+select * from final

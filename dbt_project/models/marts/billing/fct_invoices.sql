@@ -1,0 +1,18 @@
+-- Invoices with their totals (subscription invoices and credit invoices for paid credits).
+with invoices as (select * from {{ source('billing', 'invoices') }}),
+
+final as (
+    select
+        invoice_id, number, invoice_type, status, issuing_date, external_customer_id,
+        external_subscription_id, period_start_date, period_end_date, currency,
+        fees_amount_cents,
+        fees_amount_cents as sub_total_excluding_taxes_amount_cents,
+        taxes_amount_cents,
+        fees_amount_cents + taxes_amount_cents as sub_total_including_taxes_amount_cents,
+        prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents as prepaid_credit_amount_cents,
+        fees_amount_cents + taxes_amount_cents
+            - prepaid_granted_credit_amount_cents - prepaid_purchased_credit_amount_cents as total_amount_cents
+    from invoices
+)
+
+select * from final

@@ -56,3 +56,7 @@ def generate_events_command(out_dir, subscriptions, days, start, events_per_day,
         f"wrote {stats.events} events ({stats.duplicates} duplicates, {stats.malformed} malformed) "
         f"in {stats.files} files, {stats.first_day} to {stats.last_day}, under {out_dir}"
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -37,7 +37,7 @@ def summarize(warehouse: Path, out_dir: Path) -> str:
     for sub, model, ttype, units in con.execute(
         """select u.external_subscription_id, u.model, u.token_type, sum(u.units)
            from marts.fct_usage_by_model_and_type u
-           join billing.current_usage c on c.billing_period_id = u.billing_period_id
+           where u.billing_period_id in (select billing_period_id from billing.current_usage)
            group by all order by 1, 2, 3"""
     ).fetchall():
         lines.append(f"  {sub:<10} {model or '-':<15} {ttype or '-':<7} {int(units):>12,} tokens")

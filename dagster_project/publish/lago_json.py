@@ -86,7 +86,7 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "events_count": fee["events_count"],
         "payment_status": "pending",
         "from_date": _ts(fee.get("charges_from_at")),
-        "to_date": _ts(fee.get("charges_to_at")),
+        "to_date": _ts(fee["charges_to_at"] - dt.timedelta(seconds=1)) if fee.get("charges_to_at") else None,
         "created_at": _ts(invoice["issuing_date"]),
         "applied_taxes": [],
     }
@@ -177,12 +177,14 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
         entry["units"] += Decimal(b["units"])
         entry["events_count"] += b["events_count"]
         entry["amount_cents"] += b["amount_cents"]
-        entry["filters"].append({
-            "invoice_display_name": b["filter_display_name"] if b["charge_filter_key"] != "default" else None,
+        usage_filter = {
             "values": json.loads(b["filter_values_json"]) if b.get("filter_values_json") else {},
             "units": units_text(Decimal(b["units"])), "total_aggregated_units": units_text(Decimal(b["units"])),
             "events_count": b["events_count"], "amount_cents": b["amount_cents"],
-        })
+        }
+        if b["charge_filter_key"] != "default":  # the default bucket has no filter name
+            usage_filter["invoice_display_name"] = b["filter_display_name"]
+        entry["filters"].append(usage_filter)
     charges_usage = []
     for entry in charges.values():
         entry["units"] = units_text(entry["units"])

@@ -1,0 +1,315 @@
+"""Prepaid credit wallets replayed day by day: payment order, balances, threshold top-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from dagster_project.billing.wallets import (
+    DueInvoice,
+    Rule,
+    WalletSpec,
+    _Balance,
+    allocate_ongoing_usage,
+    cents_to_credits,
+    credits_to_cents,
+    replay_customer,
+)
+
+D = Decimal
+
+
+def oct(day: int) -> dt.date:
+    return dt.date(2026, 10, day)
+
+
+DAYS = [oct(d) for d in range(1, 11)]
+
+
+def credit_invoice_id(wallet_id: str, day: dt.date, source: str) -> str:
+    return f"credit:{wallet_id}:{day.isoformat()}:{source}"
+
+
+def wallet(wallet_id="w", *, paid="0", granted="0", rate="1.0", priority=50, order=0, on=oct(1),
+           expires_on=None, rules=(), requires_payment=False, currency="USD") -> WalletSpec:
+    return WalletSpec(
+        wallet_id=wallet_id, priority=priority, creation_order=order, currency=currency,
+        rate_amount=D(rate), paid_credits=D(paid), granted_credits=D(granted), effective_on=on,
+        expires_on=expires_on, invoice_requires_successful_payment=requires_payment, rules=rules,
+    )
+
+
+def replay(wallets, invoices=(), usage=None, days=DAYS):
+    return replay_customer(list(wallets), list(invoices), usage or {}, days, credit_invoice_id)
+
+
+def top_ups(result, source="threshold_top_up"):
+    return [t for t in result.transactions if t.source == source]
+
+
+# --- conversions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("credits", "rate", "currency", "cents"),
+    [
+        ("30", "1.0", "USD", 3000),  # 30 credits * 1 USD = 30.00 USD
+        ("10", "0.5", "USD", 500),  # 10 * 0.5 = 5.00 USD
+        ("0.333", "0.5", "USD", 17),  # 0.1665 USD -> 0.17 half-up
+        ("0.331", "0.5", "USD", 17),  # 0.1655 USD -> 0.17 half-up
+        ("0.329", "0.5", "USD", 16),  # 0.1645 USD -> 0.16
+        ("10.5", "1", "JPY", 11),  # 10.5 JPY -> 11 yen
+        ("3", "0.3335", "KWD", 1001),  # 1.0005 KWD -> 1.001 -> 1001 fils
+    ],
+)
+def test_credits_to_cents_rounds_the_money_half_up(credits, rate, currency, cents):
+    assert credits_to_cents(D(credits), D(rate), currency) == cents
+
+
+@pytest.mark.parametrize(
+    ("cents", "rate", "currency", "credits"),
+    [
+        (500, "0.5", "USD", "10.00000"),  # 5.00 USD / 0.5 = 10 credits
+        (1, "0.5", "USD", "0.02000"),  # 0.01 / 0.5 = 0.02
+        (100, "3", "USD", "0.33333"),  # 1.00 / 3 = 0.333333.. -> 5 decimals
+        (200, "3", "USD", "0.66667"),  # 2.00 / 3 = 0.666666.. -> half-up
+        (-3000, "1.0", "USD", "-30.00000"),
+        (1000, "1", "JPY", "1000.00000"),
+    ],
+)
+def test_cents_to_credits_keeps_five_decimals(cents, rate, currency, credits):
+    result = cents_to_credits(cents, D(rate), currency)
+    assert result == D(credits)
+    assert str(result) == credits
+
+
+# --- creation and payment ---------------------------------------------------------------------------
+
+
+def test_a_new_wallet_receives_granted_credits_and_a_credit_invoice_for_paid_credits():
+    result = replay([wallet(paid="100.0", granted="25.0")])
+    creation = top_ups(result, "wallet_creation")
+    # granted first (25.00 USD, no invoice), then paid (100.00 USD, with a credit invoice)
+    assert [(t.granted_cents, t.paid_cents, t.invoice_id) for t in creation] == [
+        (2500, 0, None),
+        (0, 10000, "credit:w:2026-10-01:wallet_creation"),
+    ]
+    assert [t.balance_after_cents for t in creation] == [2500, 12500]
+    (credit,) = result.issued
+    assert (credit.kind, credit.invoice_id, credit.amount_cents, credit.paid_credits) == (
+        "credit", "credit:w:2026-10-01:wallet_creation", 10000, D("100.0"),
+    )
+
+
+def test_the_seed_wallet_pays_thirty_dollars_with_granted_credits_first():
+    # 25 granted + 100 paid at 1 USD; a 30.00 USD invoice: 25.00 granted, then 30 - 25 = 5.00 paid
+    result = replay([wallet(paid="100.0", granted="25.0")], [DueInvoice("inv-1", oct(5), 3000)])
+    assert result.credits_applied["inv-1"] == (2500, 500)
+    (payment,) = top_ups(result, "invoice_payment")
+    assert (payment.transaction_type, payment.granted_cents, payment.paid_cents) == ("outbound", 2500, 500)
+    assert payment.credits == D("30.00000")
+    assert payment.balance_after_cents == 9500  # 125.00 - 30.00 = 95.00 USD left, all paid credits
+    balance = result.balances["w"]
+    assert (balance.granted_cents, balance.paid_cents, balance.consumed_cents) == (0, 9500, 3000)
+
+
+def test_an_invoice_larger_than_the_balance_empties_the_wallet_but_never_below_zero():
+    # balance 125.00 USD; invoice 200.00 USD: the wallet pays 125.00, the customer owes 75.00
+    result = replay(
+        [wallet(paid="100.0", granted="25.0")],
+        [DueInvoice("inv-1", oct(5), 20000), DueInvoice("inv-2", oct(6), 1000)],
+    )
+    assert result.credits_applied["inv-1"] == (2500, 10000)
+    assert result.credits_applied["inv-2"] == (0, 0)  # nothing left to pay with
+    assert result.balances["w"].cents == 0
+    assert all(t.balance_after_cents >= 0 for t in result.transactions)
+    assert len(top_ups(result, "invoice_payment")) == 1  # no empty outbound transaction for inv-2
+
+
+def test_the_wallet_with_the_lower_priority_number_pays_first():
+    # "first" is created first but has priority 50; "second" has priority 1 and pays first.
+    # invoice 25.00: second pays its 10.00 granted, then first pays 15.00 of its paid credits
+    first = wallet("first", paid="100", priority=50, order=0)
+    second = wallet("second", granted="10", priority=1, order=1)
+    result = replay([first, second], [DueInvoice("inv-1", oct(3), 2500)])
+    payments = top_ups(result, "invoice_payment")
+    assert [(t.wallet_id, t.granted_cents, t.paid_cents) for t in payments] == [
+        ("second", 1000, 0),
+        ("first", 0, 1500),
+    ]
+    assert result.credits_applied["inv-1"] == (1000, 1500)
+    assert result.balances["first"].cents == 8500  # 100.00 - 15.00
+    assert result.balances["second"].cents == 0
+
+
+def test_between_equal_priorities_the_older_wallet_pays_first():
+    older = wallet("older", paid="10", priority=5, order=0)
+    newer = wallet("newer", paid="10", priority=5, order=1)
+    result = replay([newer, older], [DueInvoice("inv-1", oct(3), 500)])
+    assert [(t.wallet_id, t.paid_cents) for t in top_ups(result, "invoice_payment")] == [("older", 500)]
+
+
+def test_a_wallet_at_rate_one_half_pays_in_credits_worth_half_a_dollar():
+    # 100 paid credits * 0.5 USD = 50.00 USD; a 30.00 USD invoice takes 30.00 / 0.5 = 60 credits
+    result = replay([wallet(paid="100", rate="0.5")], [DueInvoice("inv-1", oct(2), 3000)])
+    (creation,) = top_ups(result, "wallet_creation")
+    assert creation.paid_cents == 5000
+    assert creation.credits == D("100.00000")
+    (payment,) = top_ups(result, "invoice_payment")
+    assert payment.paid_cents == 3000
+    assert payment.credits == D("60.00000")
+    assert payment.balance_after_cents == 2000  # 50.00 - 30.00 = 20.00 USD = 40 credits
+
+
+def test_an_expired_wallet_no_longer_pays():
+    # "old" expires on Oct 5; an invoice on Oct 4 is paid from it, one on Oct 6 falls to "new"
+    old = wallet("old", paid="100", priority=1, order=0, expires_on=oct(5))
+    new = wallet("new", paid="100", priority=50, order=1)
+    result = replay(
+        [old, new],
+        [DueInvoice("inv-4", oct(4), 1000), DueInvoice("inv-5", oct(5), 1000), DueInvoice("inv-6", oct(6), 1000)],
+    )
+    payers = {t.invoice_id: t.wallet_id for t in top_ups(result, "invoice_payment")}
+    assert payers == {"inv-4": "old", "inv-5": "new", "inv-6": "new"}
+    assert result.balances["old"].is_terminated
+    assert result.balances["old"].cents == 9000  # its remaining 90.00 stay in it, unused
+
+
+def test_an_expired_wallet_alone_leaves_the_invoice_unpaid():
+    result = replay([wallet(paid="100", expires_on=oct(3))], [DueInvoice("inv-1", oct(3), 1000)])
+    assert result.credits_applied["inv-1"] == (0, 0)
+    assert top_ups(result, "invoice_payment") == []
+
+
+def test_a_wallet_not_yet_created_does_not_pay():
+    result = replay([wallet(paid="100", on=oct(5))], [DueInvoice("inv-1", oct(4), 1000)])
+    assert result.credits_applied["inv-1"] == (0, 0)
+
+
+def test_paid_credits_awaiting_payment_are_pending_and_do_not_pay():
+    # invoice_requires_successful_payment: the 100 paid credits are pending; only the 25 granted pay
+    result = replay(
+        [wallet(paid="100", granted="25", requires_payment=True)], [DueInvoice("inv-1", oct(2), 3000)]
+    )
+    paid_creation = [t for t in top_ups(result, "wallet_creation") if t.paid_cents]
+    assert [t.status for t in paid_creation] == ["pending"]
+    assert result.credits_applied["inv-1"] == (2500, 0)
+
+
+# --- ongoing balance and threshold top-ups ---------------------------------------------------------
+
+
+def test_ongoing_usage_is_shared_in_payment_order_and_the_last_wallet_goes_negative():
+    first = _Balance(wallet("a", priority=1, order=0), paid_cents=1000, is_active=True)
+    last = _Balance(wallet("b", priority=2, order=1), paid_cents=500, is_active=True)
+    inactive = _Balance(wallet("c", priority=0, order=2), paid_cents=9999, is_active=False)
+    # usage 20.00: a covers its 10.00, b carries the other 10.00 (ongoing 5.00 - 10.00 = -5.00)
+    assert allocate_ongoing_usage([last, inactive, first], 2000) == {"a": 1000, "b": 1000}
+
+
+def test_a_threshold_rule_tops_up_once_on_the_day_the_ongoing_balance_falls_to_the_threshold():
+    # 50 paid credits; threshold 20, fixed top-up of 50 paid credits.
+    # ongoing: Oct 1 50 - 20 = 30 (> 20), Oct 2 50 - 30 = 20 (<= 20: fire, balance 100),
+    # Oct 3 100 - 35 = 65, Oct 4..10 100 - 40 = 60: never again
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    usage = {oct(1): 2000, oct(2): 3000, oct(3): 3500, **{oct(d): 4000 for d in range(4, 11)}}
+    result = replay([wallet(paid="50", rules=(rule,))], usage=usage)
+    (top_up,) = top_ups(result)
+    assert (top_up.day, top_up.paid_cents, top_up.granted_cents, top_up.status) == (oct(2), 5000, 0, "settled")
+    assert top_up.credits == D("50.00000")
+    assert top_up.balance_after_cents == 10000
+    assert top_up.invoice_id == "credit:w:2026-10-02:threshold_top_up"
+    credit_invoices = [i.invoice_id for i in result.issued if i.kind == "credit"]
+    assert credit_invoices == ["credit:w:2026-10-01:wallet_creation", "credit:w:2026-10-02:threshold_top_up"]
+    assert result.ongoing_usage_cents == {"w": 4000}
+
+
+def test_a_threshold_rule_does_not_fire_while_the_ongoing_balance_stays_above_it():
+    # 50 - 29.99 = 20.01 credits > 20
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    result = replay([wallet(paid="50", rules=(rule,))], usage={d: 2999 for d in DAYS})
+    assert top_ups(result) == []
+
+
+def test_a_threshold_rule_can_grant_credits_without_an_invoice():
+    # ongoing 50 - 40 = 10 <= 20 on Oct 1: 10 granted credits, settled, no credit invoice
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), granted_credits=D("10"))
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 4000}, days=[oct(1)])
+    (top_up,) = top_ups(result)
+    assert (top_up.granted_cents, top_up.paid_cents, top_up.invoice_id) == (1000, 0, None)
+    assert [i.invoice_id for i in result.issued] == ["credit:w:2026-10-01:wallet_creation"]
+
+
+def test_a_target_rule_tops_up_to_the_target_ongoing_balance():
+    # 50 paid credits, usage 35.00: ongoing 15 <= 20 -> top up 100 - 15 = 85 paid credits;
+    # balance 135.00, ongoing 135 - 35 = 100 = the target
+    rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"))
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 3500}, days=[oct(1)])
+    (top_up,) = top_ups(result)
+    assert (top_up.paid_cents, top_up.granted_cents) == (8500, 0)
+    assert top_up.credits == D("85.00000")
+    assert top_up.balance_after_cents == 13500
+    assert result.balances["w"].cents - result.ongoing_usage_cents["w"] == 10000
+    credit = [i for i in result.issued if i.invoice_id == top_up.invoice_id]
+    assert [(c.kind, c.paid_credits, c.amount_cents) for c in credit] == [("credit", D("85.00000"), 8500)]
+
+
+def test_a_target_rule_at_rate_one_half_tops_up_in_credits():
+    # 40 paid credits at 0.5 = 20.00 USD; usage 15.00 USD = 30 credits: ongoing 10 credits <= 20
+    # -> 100 - 10 = 90 credits = 45.00 USD; balance 65.00 USD = 130 credits; ongoing 130 - 30 = 100
+    rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"))
+    result = replay([wallet(paid="40", rate="0.5", rules=(rule,))], usage={oct(1): 1500}, days=[oct(1)])
+    (top_up,) = top_ups(result)
+    assert (top_up.paid_cents, top_up.credits, top_up.balance_after_cents) == (4500, D("90.00000"), 6500)
+
+
+def test_a_target_rule_can_grant_the_top_up():
+    rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"),
+                grants_target_top_up=True)
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 3500}, days=[oct(1)])
+    (top_up,) = top_ups(result)
+    assert (top_up.granted_cents, top_up.paid_cents, top_up.invoice_id) == (8500, 0, None)
+
+
+def test_an_expired_wallet_is_not_topped_up():
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    result = replay([wallet(paid="50", expires_on=oct(2), rules=(rule,))], usage={d: 4000 for d in DAYS})
+    # Oct 1: ongoing 50 - 40 = 10 -> one top-up; from Oct 2 the wallet is terminated
+    assert [t.day for t in top_ups(result)] == [oct(1)]
+
+
+def test_replaying_the_same_history_twice_gives_the_same_ledger():
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    args = ([wallet(paid="50", granted="5", rules=(rule,))], [DueInvoice("inv-1", oct(4), 4200)],
+            {oct(1): 2000, oct(2): 4000, oct(3): 4200})
+    first, second = replay(*args), replay(*args)
+    assert first.transactions == second.transactions
+    assert first.issued == second.issued
+    # hand check of the ledger: Oct 1 creation 5 granted + 50 paid (55.00); Oct 2 ongoing 55 - 40
+    # = 15 -> top-up 50 (105.00); Oct 4 inv-1 42.00 = 5.00 granted + 37.00 paid -> 63.00 left
+    assert first.credits_applied["inv-1"] == (500, 3700)
+    assert first.balances["w"].cents == 6300
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG wallets.replay_customer: a threshold rule ignores its own pending top-ups. With "
+        "invoice_requires_successful_payment the paid top-up stays pending (not in the balance), so "
+        "the ongoing balance stays under the threshold and the rule fires again every day, issuing a "
+        "new credit invoice daily (10 invoices / 500 credits here instead of 1 / 50). Lago's "
+        "Wallets::ThresholdTopUpService skips when pending_transactions_amount + ongoing balance > "
+        "threshold; the semantics require one top-up per trigger."
+    ),
+)
+def test_a_pending_threshold_top_up_is_not_requested_again_every_day():
+    # 30 granted credits (settled at once); usage 15.00 every day: ongoing 15 <= 20 -> one top-up of
+    # 50 paid credits, pending until paid; 15 + 50 pending = 65 > 20, so no second request
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    result = replay(
+        [wallet(granted="30", requires_payment=True, rules=(rule,))], usage={d: 1500 for d in DAYS}
+    )
+    assert [(t.day, t.status) for t in top_ups(result)] == [(oct(1), "pending")]
+    assert [i.invoice_id for i in result.issued if i.kind == "credit"] == ["credit:w:2026-10-01:threshold_top_up"]

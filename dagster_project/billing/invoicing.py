@@ -265,8 +265,10 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
 
 
 def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix):
+    wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
     first_day = min(
-        [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s], through]
+        [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s],
+         *wallet_days, through]
     )
     specs = _wallet_specs(wallets, first_day)
     invoice_rows, transaction_rows, balance_rows = [], [], []

@@ -60,6 +60,7 @@ class _Balance:
     granted_cents: int = 0
     paid_cents: int = 0
     consumed_cents: int = 0
+    pending_cents: int = 0  # paid credits invoiced but waiting for a payment
     is_active: bool = False
     is_terminated: bool = False
 
@@ -179,14 +180,16 @@ def replay_customer(
             invoice_id = credit_invoice_id(spec.wallet_id, day, source)
             replay.issued.append(IssuedInvoice("credit", invoice_id, day, spec.wallet_id, paid_credits, paid))
             pending = spec.invoice_requires_successful_payment
-            if not pending:
+            if pending:
+                balance.pending_cents += paid
+            else:
                 balance.paid_cents += paid
             record(balance, day, "inbound", source, "pending" if pending else "settled", 0, paid, invoice_id)
 
     for day in days:
         for balance in sorted(balances.values(), key=_order):
             spec = balance.spec
-            if spec.effective_on == day and not balance.is_active and not balance.is_terminated:
+            if spec.effective_on <= day and not balance.is_active and not balance.is_terminated:
                 balance.is_active = True
                 top_up(balance, day, "wallet_creation", spec.paid_credits, spec.granted_credits)
             if balance.is_active and spec.expires_on is not None and spec.expires_on <= day:
@@ -217,8 +220,11 @@ def replay_customer(
         for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
             spec = balance.spec
             ongoing_credits = cents_to_credits(balance.cents - shares.get(spec.wallet_id, 0), spec.rate_amount, spec.currency)
+            # A top-up still waiting for its payment counts, as in Lago's ThresholdTopUpService:
+            # otherwise the rule would fire again every day until the payment arrives.
+            pending_credits = cents_to_credits(balance.pending_cents, spec.rate_amount, spec.currency)
             for rule in spec.rules:
-                if rule.trigger != "threshold" or ongoing_credits > rule.threshold_credits:
+                if rule.trigger != "threshold" or ongoing_credits + pending_credits > rule.threshold_credits:
                     continue
                 if rule.method == "target":
                     gap = max(rule.target_ongoing_balance - ongoing_credits, Decimal(0))

@@ -8,6 +8,7 @@ user fixes a broken catalog in one pass. Nothing is written anywhere until the c
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ def read_catalog(folder: str | Path) -> Catalog:
         raise CatalogError([f"{folder}: no *.json files in the catalog folder"])
     for path in files:
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problems.append(f"{path.name}: not valid JSON ({exc})")
             continue
@@ -177,7 +178,8 @@ def check_references(catalog: Catalog) -> list[str]:
             where = f"{at[id(plan)]}, field charges.{c_index}"
             metric = metrics.get(charge.metric_code)
             if metric is None:
-                problems.append(f"{where}.billable_metric_code: unknown billable metric {charge.metric_code!r}")
+                named_by = "billable_metric_code" if charge.billable_metric_code else "billable_metric_id"
+                problems.append(f"{where}.{named_by}: unknown billable metric {charge.metric_code!r}")
                 continue
             declared = {f.key: set(f.values) for f in metric.filters}
             for f_index, charge_filter in enumerate(charge.filters):

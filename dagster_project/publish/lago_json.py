@@ -239,8 +239,11 @@ def wallet_object(wallet: dict, balance: dict, consumed_credits: Decimal, credit
             "recurring_transaction_rules": [
                 {
                     "lago_id": stable_id("recurring_rule", wallet["wallet_id"], i),
-                    "trigger": r["trigger"], "method": r["method"], "interval": r.get("interval"),
-                    "threshold_credits": r.get("threshold_credits"),
+                    "trigger": r["trigger"], "method": r["method"],
+                    # The schema requires both; Lago stores `weekly` (its column default) and
+                    # "0.0" on rules that do not use them.
+                    "interval": r.get("interval") or "weekly",
+                    "threshold_credits": r.get("threshold_credits") or "0.0",
                     "target_ongoing_balance": r.get("target_ongoing_balance"),
                     "paid_credits": r.get("paid_credits") or "0.0", "granted_credits": r.get("granted_credits") or "0.0",
                     "started_at": None, "expiration_at": None, "status": "active", "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),

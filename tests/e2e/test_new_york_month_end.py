@@ -203,3 +203,21 @@ def test_outputs_validate_against_lagos_openapi_schemas(billed):
         for path in files:
             errors = list(validator(schema_name).iter_errors(json.loads(path.read_text())))
             assert not errors, f"{path.name}: {[e.message for e in errors[:3]]}"
+
+
+def test_dbt_unit_tests_for_dedupe_and_filter_matching_pass(billed, tmp_path):
+    """dbt's own unit tests (excluded from orchestrated runs) run here, on a copy of this warehouse."""
+    import os
+
+    from dagster_project.defs.dbt import DBT_DIR
+
+    work, _, _ = billed
+    warehouse = tmp_path / "warehouse.duckdb"  # the same file name: DuckDB names its catalog after it
+    shutil.copy(work / "warehouse.duckdb", warehouse)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit",
+         "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path", str(tmp_path / "target")],
+        capture_output=True, text=True, env={**os.environ, "METERHOUSE_WAREHOUSE": str(warehouse)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "PASS=2" in result.stdout

@@ -21,18 +21,18 @@ from dagster_project.billing.wallets import (
 D = Decimal
 
 
-def oct(day: int) -> dt.date:
+def oct26(day: int) -> dt.date:
     return dt.date(2026, 10, day)
 
 
-DAYS = [oct(d) for d in range(1, 11)]
+DAYS = [oct26(d) for d in range(1, 11)]
 
 
 def credit_invoice_id(wallet_id: str, day: dt.date, source: str) -> str:
     return f"credit:{wallet_id}:{day.isoformat()}:{source}"
 
 
-def wallet(wallet_id="w", *, paid="0", granted="0", rate="1.0", priority=50, order=0, on=oct(1),
+def wallet(wallet_id="w", *, paid="0", granted="0", rate="1.0", priority=50, order=0, on=oct26(1),
            expires_on=None, rules=(), requires_payment=False, currency="USD") -> WalletSpec:
     return WalletSpec(
         wallet_id=wallet_id, priority=priority, creation_order=order, currency=currency,
@@ -105,7 +105,7 @@ def test_a_new_wallet_receives_granted_credits_and_a_credit_invoice_for_paid_cre
 
 def test_the_seed_wallet_pays_thirty_dollars_with_granted_credits_first():
     # 25 granted + 100 paid at 1 USD; a 30.00 USD invoice: 25.00 granted, then 30 - 25 = 5.00 paid
-    result = replay([wallet(paid="100.0", granted="25.0")], [DueInvoice("inv-1", oct(5), 3000)])
+    result = replay([wallet(paid="100.0", granted="25.0")], [DueInvoice("inv-1", oct26(5), 3000)])
     assert result.credits_applied["inv-1"] == (2500, 500)
     (payment,) = top_ups(result, "invoice_payment")
     assert (payment.transaction_type, payment.granted_cents, payment.paid_cents) == ("outbound", 2500, 500)
@@ -119,7 +119,7 @@ def test_an_invoice_larger_than_the_balance_empties_the_wallet_but_never_below_z
     # balance 125.00 USD; invoice 200.00 USD: the wallet pays 125.00, the customer owes 75.00
     result = replay(
         [wallet(paid="100.0", granted="25.0")],
-        [DueInvoice("inv-1", oct(5), 20000), DueInvoice("inv-2", oct(6), 1000)],
+        [DueInvoice("inv-1", oct26(5), 20000), DueInvoice("inv-2", oct26(6), 1000)],
     )
     assert result.credits_applied["inv-1"] == (2500, 10000)
     assert result.credits_applied["inv-2"] == (0, 0)  # nothing left to pay with
@@ -133,7 +133,7 @@ def test_the_wallet_with_the_lower_priority_number_pays_first():
     # invoice 25.00: second pays its 10.00 granted, then first pays 15.00 of its paid credits
     first = wallet("first", paid="100", priority=50, order=0)
     second = wallet("second", granted="10", priority=1, order=1)
-    result = replay([first, second], [DueInvoice("inv-1", oct(3), 2500)])
+    result = replay([first, second], [DueInvoice("inv-1", oct26(3), 2500)])
     payments = top_ups(result, "invoice_payment")
     assert [(t.wallet_id, t.granted_cents, t.paid_cents) for t in payments] == [
         ("second", 1000, 0),
@@ -147,13 +147,13 @@ def test_the_wallet_with_the_lower_priority_number_pays_first():
 def test_between_equal_priorities_the_older_wallet_pays_first():
     older = wallet("older", paid="10", priority=5, order=0)
     newer = wallet("newer", paid="10", priority=5, order=1)
-    result = replay([newer, older], [DueInvoice("inv-1", oct(3), 500)])
+    result = replay([newer, older], [DueInvoice("inv-1", oct26(3), 500)])
     assert [(t.wallet_id, t.paid_cents) for t in top_ups(result, "invoice_payment")] == [("older", 500)]
 
 
 def test_a_wallet_at_rate_one_half_pays_in_credits_worth_half_a_dollar():
     # 100 paid credits * 0.5 USD = 50.00 USD; a 30.00 USD invoice takes 30.00 / 0.5 = 60 credits
-    result = replay([wallet(paid="100", rate="0.5")], [DueInvoice("inv-1", oct(2), 3000)])
+    result = replay([wallet(paid="100", rate="0.5")], [DueInvoice("inv-1", oct26(2), 3000)])
     (creation,) = top_ups(result, "wallet_creation")
     assert creation.paid_cents == 5000
     assert creation.credits == D("100.00000")
@@ -165,11 +165,11 @@ def test_a_wallet_at_rate_one_half_pays_in_credits_worth_half_a_dollar():
 
 def test_an_expired_wallet_no_longer_pays():
     # "old" expires on Oct 5; an invoice on Oct 4 is paid from it, one on Oct 6 falls to "new"
-    old = wallet("old", paid="100", priority=1, order=0, expires_on=oct(5))
+    old = wallet("old", paid="100", priority=1, order=0, expires_on=oct26(5))
     new = wallet("new", paid="100", priority=50, order=1)
     result = replay(
         [old, new],
-        [DueInvoice("inv-4", oct(4), 1000), DueInvoice("inv-5", oct(5), 1000), DueInvoice("inv-6", oct(6), 1000)],
+        [DueInvoice("inv-4", oct26(4), 1000), DueInvoice("inv-5", oct26(5), 1000), DueInvoice("inv-6", oct26(6), 1000)],
     )
     payers = {t.invoice_id: t.wallet_id for t in top_ups(result, "invoice_payment")}
     assert payers == {"inv-4": "old", "inv-5": "new", "inv-6": "new"}
@@ -178,20 +178,20 @@ def test_an_expired_wallet_no_longer_pays():
 
 
 def test_an_expired_wallet_alone_leaves_the_invoice_unpaid():
-    result = replay([wallet(paid="100", expires_on=oct(3))], [DueInvoice("inv-1", oct(3), 1000)])
+    result = replay([wallet(paid="100", expires_on=oct26(3))], [DueInvoice("inv-1", oct26(3), 1000)])
     assert result.credits_applied["inv-1"] == (0, 0)
     assert top_ups(result, "invoice_payment") == []
 
 
 def test_a_wallet_not_yet_created_does_not_pay():
-    result = replay([wallet(paid="100", on=oct(5))], [DueInvoice("inv-1", oct(4), 1000)])
+    result = replay([wallet(paid="100", on=oct26(5))], [DueInvoice("inv-1", oct26(4), 1000)])
     assert result.credits_applied["inv-1"] == (0, 0)
 
 
 def test_paid_credits_awaiting_payment_are_pending_and_do_not_pay():
     # invoice_requires_successful_payment: the 100 paid credits are pending; only the 25 granted pay
     result = replay(
-        [wallet(paid="100", granted="25", requires_payment=True)], [DueInvoice("inv-1", oct(2), 3000)]
+        [wallet(paid="100", granted="25", requires_payment=True)], [DueInvoice("inv-1", oct26(2), 3000)]
     )
     paid_creation = [t for t in top_ups(result, "wallet_creation") if t.paid_cents]
     assert [t.status for t in paid_creation] == ["pending"]
@@ -214,10 +214,10 @@ def test_a_threshold_rule_tops_up_once_on_the_day_the_ongoing_balance_falls_to_t
     # ongoing: Oct 1 50 - 20 = 30 (> 20), Oct 2 50 - 30 = 20 (<= 20: fire, balance 100),
     # Oct 3 100 - 35 = 65, Oct 4..10 100 - 40 = 60: never again
     rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
-    usage = {oct(1): 2000, oct(2): 3000, oct(3): 3500, **{oct(d): 4000 for d in range(4, 11)}}
+    usage = {oct26(1): 2000, oct26(2): 3000, oct26(3): 3500, **{oct26(d): 4000 for d in range(4, 11)}}
     result = replay([wallet(paid="50", rules=(rule,))], usage=usage)
     (top_up,) = top_ups(result)
-    assert (top_up.day, top_up.paid_cents, top_up.granted_cents, top_up.status) == (oct(2), 5000, 0, "settled")
+    assert (top_up.day, top_up.paid_cents, top_up.granted_cents, top_up.status) == (oct26(2), 5000, 0, "settled")
     assert top_up.credits == D("50.00000")
     assert top_up.balance_after_cents == 10000
     assert top_up.invoice_id == "credit:w:2026-10-02:threshold_top_up"
@@ -236,7 +236,7 @@ def test_a_threshold_rule_does_not_fire_while_the_ongoing_balance_stays_above_it
 def test_a_threshold_rule_can_grant_credits_without_an_invoice():
     # ongoing 50 - 40 = 10 <= 20 on Oct 1: 10 granted credits, settled, no credit invoice
     rule = Rule("threshold", "fixed", threshold_credits=D("20"), granted_credits=D("10"))
-    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 4000}, days=[oct(1)])
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct26(1): 4000}, days=[oct26(1)])
     (top_up,) = top_ups(result)
     assert (top_up.granted_cents, top_up.paid_cents, top_up.invoice_id) == (1000, 0, None)
     assert [i.invoice_id for i in result.issued] == ["credit:w:2026-10-01:wallet_creation"]
@@ -246,7 +246,7 @@ def test_a_target_rule_tops_up_to_the_target_ongoing_balance():
     # 50 paid credits, usage 35.00: ongoing 15 <= 20 -> top up 100 - 15 = 85 paid credits;
     # balance 135.00, ongoing 135 - 35 = 100 = the target
     rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"))
-    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 3500}, days=[oct(1)])
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct26(1): 3500}, days=[oct26(1)])
     (top_up,) = top_ups(result)
     assert (top_up.paid_cents, top_up.granted_cents) == (8500, 0)
     assert top_up.credits == D("85.00000")
@@ -260,7 +260,7 @@ def test_a_target_rule_at_rate_one_half_tops_up_in_credits():
     # 40 paid credits at 0.5 = 20.00 USD; usage 15.00 USD = 30 credits: ongoing 10 credits <= 20
     # -> 100 - 10 = 90 credits = 45.00 USD; balance 65.00 USD = 130 credits; ongoing 130 - 30 = 100
     rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"))
-    result = replay([wallet(paid="40", rate="0.5", rules=(rule,))], usage={oct(1): 1500}, days=[oct(1)])
+    result = replay([wallet(paid="40", rate="0.5", rules=(rule,))], usage={oct26(1): 1500}, days=[oct26(1)])
     (top_up,) = top_ups(result)
     assert (top_up.paid_cents, top_up.credits, top_up.balance_after_cents) == (4500, D("90.00000"), 6500)
 
@@ -268,22 +268,22 @@ def test_a_target_rule_at_rate_one_half_tops_up_in_credits():
 def test_a_target_rule_can_grant_the_top_up():
     rule = Rule("threshold", "target", threshold_credits=D("20"), target_ongoing_balance=D("100"),
                 grants_target_top_up=True)
-    result = replay([wallet(paid="50", rules=(rule,))], usage={oct(1): 3500}, days=[oct(1)])
+    result = replay([wallet(paid="50", rules=(rule,))], usage={oct26(1): 3500}, days=[oct26(1)])
     (top_up,) = top_ups(result)
     assert (top_up.granted_cents, top_up.paid_cents, top_up.invoice_id) == (8500, 0, None)
 
 
 def test_an_expired_wallet_is_not_topped_up():
     rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
-    result = replay([wallet(paid="50", expires_on=oct(2), rules=(rule,))], usage={d: 4000 for d in DAYS})
+    result = replay([wallet(paid="50", expires_on=oct26(2), rules=(rule,))], usage={d: 4000 for d in DAYS})
     # Oct 1: ongoing 50 - 40 = 10 -> one top-up; from Oct 2 the wallet is terminated
-    assert [t.day for t in top_ups(result)] == [oct(1)]
+    assert [t.day for t in top_ups(result)] == [oct26(1)]
 
 
 def test_replaying_the_same_history_twice_gives_the_same_ledger():
     rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
-    args = ([wallet(paid="50", granted="5", rules=(rule,))], [DueInvoice("inv-1", oct(4), 4200)],
-            {oct(1): 2000, oct(2): 4000, oct(3): 4200})
+    args = ([wallet(paid="50", granted="5", rules=(rule,))], [DueInvoice("inv-1", oct26(4), 4200)],
+            {oct26(1): 2000, oct26(2): 4000, oct26(3): 4200})
     first, second = replay(*args), replay(*args)
     assert first.transactions == second.transactions
     assert first.issued == second.issued
@@ -293,17 +293,6 @@ def test_replaying_the_same_history_twice_gives_the_same_ledger():
     assert first.balances["w"].cents == 6300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG wallets.replay_customer: a threshold rule ignores its own pending top-ups. With "
-        "invoice_requires_successful_payment the paid top-up stays pending (not in the balance), so "
-        "the ongoing balance stays under the threshold and the rule fires again every day, issuing a "
-        "new credit invoice daily (10 invoices / 500 credits here instead of 1 / 50). Lago's "
-        "Wallets::ThresholdTopUpService skips when pending_transactions_amount + ongoing balance > "
-        "threshold; the semantics require one top-up per trigger."
-    ),
-)
 def test_a_pending_threshold_top_up_is_not_requested_again_every_day():
     # 30 granted credits (settled at once); usage 15.00 every day: ongoing 15 <= 20 -> one top-up of
     # 50 paid credits, pending until paid; 15 + 50 pending = 65 > 20, so no second request
@@ -311,5 +300,11 @@ def test_a_pending_threshold_top_up_is_not_requested_again_every_day():
     result = replay(
         [wallet(granted="30", requires_payment=True, rules=(rule,))], usage={d: 1500 for d in DAYS}
     )
-    assert [(t.day, t.status) for t in top_ups(result)] == [(oct(1), "pending")]
+    assert [(t.day, t.status) for t in top_ups(result)] == [(oct26(1), "pending")]
     assert [i.invoice_id for i in result.issued if i.kind == "credit"] == ["credit:w:2026-10-01:threshold_top_up"]
+
+
+def test_a_wallet_created_before_the_first_replayed_day_still_pays():
+    # created Sep 20, replay from Oct 1: 100 paid credits, a 30.00 USD invoice on Oct 5 -> 30.00 paid
+    result = replay([wallet(paid="100", on=dt.date(2026, 9, 20))], [DueInvoice("inv-1", oct26(5), 3000)])
+    assert result.credits_applied["inv-1"] == (0, 3000)

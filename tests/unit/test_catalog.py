@@ -1,0 +1,334 @@
+"""The catalog: Lago request bodies read from a folder, checked as a whole, with precise messages."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dagster_project.billing.charge_models import MONEY, precise_amount, property_columns
+from dagster_project.catalog import CatalogError, read_catalog
+from dagster_project.catalog import tables
+from dagster_project.catalog.tables import expand_filter_values
+
+
+def _repo_root() -> Path:
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "dagster_project").is_dir():
+            return parent
+    raise RuntimeError("tests/unit is not inside the Meterhouse repository")
+
+
+REPO = _repo_root()
+EXAMPLE = REPO / "seeds" / "mistral" / "catalog"
+SHARED = REPO.parent / "shared"
+SEED = SHARED / "seeds" / "002_3e470c71e4117385.txt"
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Path:
+    """A private copy of the bundled example, to break one thing at a time."""
+    target = tmp_path / "catalog"
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+def edit(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document, indent=2))
+
+
+def problems_of(folder: Path) -> list[str]:
+    with pytest.raises(CatalogError) as excinfo:
+        read_catalog(folder)
+    assert excinfo.value.problems, "a CatalogError lists its problems"
+    message = str(excinfo.value)
+    assert all(p in message for p in excinfo.value.problems)
+    return excinfo.value.problems
+
+
+def the_problem(problems: list[str], *fragments: str) -> str:
+    matching = [p for p in problems if all(f in p for f in fragments)]
+    assert matching, f"no problem mentions all of {fragments}: {problems}"
+    return matching[0]
+
+
+# --- the bundled example ------------------------------------------------------------------------------
+
+
+def test_the_bundled_mistral_example_loads():
+    catalog = read_catalog(EXAMPLE)
+    assert [m.code for m in catalog.billable_metrics] == ["mistral_tokens"]
+    assert [p.code for p in catalog.plans] == ["mistral_pricing", "mistral_optimized_models"]
+    assert [c.external_id for c in catalog.customers] == ["acme", "globex", "initech"]
+    assert [s.external_id for s in catalog.subscriptions] == ["sub_00001", "sub_00002", "sub_00003"]
+    assert len(catalog.wallets) == 2
+    assert catalog.customer("acme").timezone == "America/New_York"
+
+
+def test_the_example_plan_names_its_metric_by_billable_metric_id_holding_the_code():
+    catalog = read_catalog(EXAMPLE)
+    charge = catalog.plan("mistral_pricing").charges[0]
+    assert charge.billable_metric_id == "mistral_tokens"
+    assert charge.metric_code == "mistral_tokens"
+    assert len(charge.filters) == 4
+    assert len(catalog.plan("mistral_optimized_models").charges[0].filters) == 6
+
+
+def test_the_example_wallet_amounts_are_exact_decimals():
+    acme = read_catalog(EXAMPLE).wallets[0]
+    assert (acme.paid_credits, acme.granted_credits, acme.rate_amount) == (Decimal("100.0"), Decimal("25.0"), Decimal("1.0"))
+    assert all(isinstance(v, Decimal) for v in (acme.paid_credits, acme.granted_credits, acme.rate_amount))
+
+
+def test_subscription_times_are_kept_as_naive_utc():
+    catalog = read_catalog(EXAMPLE)
+    globex = next(s for s in catalog.subscriptions if s.external_id == "sub_00002")
+    # "2026-09-30T22:00:00Z" is midnight Oct 1 in Paris; stored as naive 22:00 UTC
+    assert globex.subscription_at.tzinfo is None
+    assert (globex.subscription_at.day, globex.subscription_at.hour) == (30, 22)
+
+
+# --- the Lago documentation bodies, verbatim -------------------------------------------------------
+
+
+PLACEHOLDERS = {
+    "__BILLABLE_METRIC_CODE__": "ai_tokens",
+    "__BILLABLE_METRIC_ID__": "ai_tokens",  # a file catalog has no server ids: the id holds the code
+    "__PLAN_CODE__": "mistral_ai",
+    "__EXTERNAL_CUSTOMER_ID__": "cust_acme",
+    "__EXTERNAL_SUBSCRIPTION_ID__": "sub_acme_1",
+}
+CATALOG_KINDS = ("billable_metric", "plan", "customer", "wallet", "subscription")
+
+
+def seed_bodies() -> list[dict]:
+    """The cURL `--data-raw '{...}'` bodies of the seed, placeholders replaced, in document order."""
+    if not SEED.is_file():
+        pytest.skip(f"the shared Lago seed {SEED} is absent (expected next to the repository, in ../shared)")
+    text = SEED.read_text(encoding="utf-8")
+    for placeholder, value in PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    bodies = [json.loads(raw) for raw in re.findall(r"--data-raw '(\{.*?\})'", text, flags=re.DOTALL)]
+    return [b for b in bodies if next(iter(b)) in CATALOG_KINDS]
+
+
+@pytest.fixture
+def seed_catalog_dir(tmp_path: Path) -> Path:
+    bodies = seed_bodies()
+    assert [next(iter(b)) for b in bodies] == list(CATALOG_KINDS)
+    folder = tmp_path / "seed_catalog"
+    folder.mkdir()
+    for index, body in enumerate(bodies, start=1):
+        (folder / f"{index:02d}_{next(iter(body))}.json").write_text(json.dumps(body, indent=2))
+    return folder
+
+
+def test_the_lago_documentation_bodies_load_verbatim(seed_catalog_dir):
+    catalog = read_catalog(seed_catalog_dir)
+    (metric,) = catalog.billable_metrics
+    assert (metric.code, metric.aggregation_type, metric.field_name) == ("ai_tokens", "sum_agg", "tokens")
+    assert {f.key: f.values for f in metric.filters} == {
+        "model": ["mistral-small", "mistral-medium", "mistral-large"],
+        "type": ["input", "output"],
+    }
+    (plan,) = catalog.plans
+    assert (plan.code, plan.interval, plan.amount_cents, plan.amount_currency) == ("mistral_ai", "monthly", 0, "USD")
+    (charge,) = plan.charges
+    assert (charge.metric_code, charge.charge_model) == ("ai_tokens", "package")
+    assert [f.invoice_display_name for f in charge.filters] == [
+        "mistral-small-input", "mistral-small-output", "mistral-large-input", "mistral-large-output",
+    ]
+    (customer,) = catalog.customers
+    assert (customer.external_id, customer.currency, customer.timezone) == ("cust_acme", "USD", "America/New_York")
+    (wallet,) = catalog.wallets
+    assert (wallet.paid_credits, wallet.granted_credits, wallet.rate_amount) == (Decimal(100), Decimal(25), Decimal(1))
+    (subscription,) = catalog.subscriptions
+    assert (subscription.external_id, subscription.plan_code, subscription.external_customer_id) == (
+        "sub_acme_1", "mistral_ai", "cust_acme",
+    )
+    assert subscription.billing_time == "calendar"  # Lago's default
+
+
+def test_two_million_small_input_tokens_cost_two_dollars_from_the_verbatim_plan(seed_catalog_dir):
+    catalog = read_catalog(seed_catalog_dir)
+    small_input = next(r for r in tables.charge_filters(catalog) if r["invoice_display_name"] == "mistral-small-input")
+    props = property_columns(small_input["properties_json"])
+    # amount "1" per package_size 1000000, free_units 0: 2,000,000 tokens = 2 packages = 2.00 USD
+    frame = pl.DataFrame(
+        {"units": [Decimal(2_000_000)], "charge_model": ["package"], "p_amount": [props["p_amount"]],
+         "p_package_size": [props["p_package_size"]], "p_free_units": [props["p_free_units"]]},
+        schema={"units": MONEY, "charge_model": pl.String, "p_amount": MONEY, "p_package_size": MONEY,
+                "p_free_units": MONEY},
+    )
+    assert precise_amount(frame).to_list() == [Decimal(2)]
+
+
+# --- broken catalogs: every message names the file, the body and the field ---------------------------
+
+
+def test_an_unknown_metric_code_in_a_plan_is_named_with_its_field(catalog_dir):
+    edit(catalog_dir / "02_plans.json", lambda d: d[1]["plan"]["charges"][0].update(billable_metric_code="gpt_tokens"))
+    problem = the_problem(problems_of(catalog_dir), "gpt_tokens")
+    assert "02_plans.json" in problem
+    assert "body 2" in problem
+    assert "charges.0.billable_metric_code" in problem
+
+
+def test_an_unknown_metric_named_by_billable_metric_id_is_reported_at_that_field(catalog_dir):
+    edit(catalog_dir / "02_plans.json", lambda d: d[0]["plan"]["charges"][0].update(billable_metric_id="gpt_tokens"))
+    problem = the_problem(problems_of(catalog_dir), "gpt_tokens")
+    assert "02_plans.json, body 1" in problem
+    assert "charges.0.billable_metric_id" in problem
+
+
+def test_a_filter_value_the_metric_does_not_declare_is_refused(catalog_dir):
+    def change(d):
+        d[0]["plan"]["charges"][0]["filters"][0]["values"]["model"] = ["mistral-tiny"]
+
+    edit(catalog_dir / "02_plans.json", change)
+    problem = the_problem(problems_of(catalog_dir), "mistral-tiny")
+    assert "02_plans.json" in problem
+    assert "body 1" in problem
+    assert "charges.0.filters.0.values.model" in problem
+    assert "mistral_tokens" in problem  # the metric it is not declared on
+
+
+def test_a_filter_key_the_metric_does_not_declare_is_refused(catalog_dir):
+    edit(catalog_dir / "02_plans.json",
+         lambda d: d[1]["plan"]["charges"][0]["filters"][2]["values"].update(region=["eu"]))
+    problem = the_problem(problems_of(catalog_dir), "region")
+    assert "02_plans.json, body 2" in problem
+    assert "charges.0.filters.2.values.region" in problem
+
+
+def test_a_subscription_to_an_unknown_plan_is_refused(catalog_dir):
+    edit(catalog_dir / "05_subscriptions.json", lambda d: d[2]["subscription"].update(plan_code="enterprise"))
+    problem = the_problem(problems_of(catalog_dir), "enterprise")
+    assert "05_subscriptions.json" in problem
+    assert "body 3" in problem
+    assert "field plan_code" in problem
+
+
+def test_invalid_json_names_the_file_and_the_position(catalog_dir):
+    (catalog_dir / "06_broken.json").write_text('{"plan": {"code": "x",}}')
+    problem = the_problem(problems_of(catalog_dir), "06_broken.json")
+    assert "not valid JSON" in problem
+    assert "line 1" in problem
+
+
+def test_an_unknown_timezone_is_refused(catalog_dir):
+    edit(catalog_dir / "03_customers.json", lambda d: d[1]["customer"].update(timezone="Europe/Atlantis"))
+    problem = the_problem(problems_of(catalog_dir), "Europe/Atlantis")
+    assert "03_customers.json" in problem
+    assert "body 2" in problem
+    assert "field timezone" in problem
+
+
+def test_a_missing_required_field_is_named(catalog_dir):
+    edit(catalog_dir / "02_plans.json", lambda d: d[1]["plan"].pop("interval"))
+    problem = the_problem(problems_of(catalog_dir), "field interval")
+    assert "02_plans.json, body 2 (plan 'mistral_optimized_models')" in problem
+
+
+def test_a_body_with_an_unknown_wrapper_is_named(catalog_dir):
+    (catalog_dir / "06_coupon.json").write_text(json.dumps([{"coupon": {"code": "x"}}]))
+    problem = the_problem(problems_of(catalog_dir), "06_coupon.json")
+    assert "body 1" in problem
+
+
+def test_every_reference_problem_is_reported_at_once(catalog_dir):
+    edit(catalog_dir / "02_plans.json", lambda d: d[1]["plan"]["charges"][0].update(billable_metric_code="nope"))
+    edit(catalog_dir / "05_subscriptions.json", lambda d: d[0]["subscription"].update(plan_code="ghost"))
+    problems = problems_of(catalog_dir)
+    the_problem(problems, "02_plans.json, body 2", "'nope'")
+    the_problem(problems, "05_subscriptions.json, body 1", "'ghost'")
+
+
+def test_an_empty_folder_is_not_a_catalog(tmp_path):
+    problems = problems_of(tmp_path)
+    assert "no *.json files" in problems[0]
+
+
+# --- __ALL_FILTER_VALUES__ --------------------------------------------------------------------------
+
+
+def test_all_filter_values_expands_to_the_values_the_metric_declares():
+    declared = {"model": ["mistral-small", "mistral-medium", "mistral-large"], "type": ["input", "output"]}
+    assert expand_filter_values({"model": ["__ALL_FILTER_VALUES__"], "type": ["output"]}, declared) == {
+        "model": ["mistral-small", "mistral-medium", "mistral-large"],
+        "type": ["output"],
+    }
+
+
+def test_repeated_filter_values_are_kept_once_in_order():
+    assert expand_filter_values({"type": ["output", "input", "output"]}, {"type": ["input", "output"]}) == {
+        "type": ["output", "input"]
+    }
+
+
+def test_all_filter_values_in_a_catalog_passes_the_checks_and_expands(catalog_dir):
+    def change(d):
+        d[1]["plan"]["charges"][0]["filters"] = [
+            {"properties": {"amount": "5", "package_size": 1000000}, "values": {"model": ["__ALL_FILTER_VALUES__"], "type": ["input"]}}
+        ]
+
+    edit(catalog_dir / "02_plans.json", change)
+    catalog = read_catalog(catalog_dir)
+    (row,) = [r for r in tables.charge_filters(catalog) if r["charge_id"] == tables.charge_id("mistral_optimized_models", 0)]
+    assert json.loads(row["filter_values_json"]) == {
+        "model": ["mistral-small", "mistral-medium", "mistral-large"],
+        "type": ["input"],
+    }
+    assert (row["key_count"], row["value_count"]) == (2, 4)  # 3 models + 1 type
+    assert row["invoice_display_name"] == "mistral-small • mistral-medium • mistral-large • input"
+    values = {r["value"] for r in tables.charge_filter_values(catalog) if r["charge_filter_id"] == row["charge_filter_id"]}
+    assert values == {"mistral-small", "mistral-medium", "mistral-large", "input"}
+
+
+# --- exact decimals from JSON numbers ----------------------------------------------------------------
+
+_NUMBERS_CATALOG = """[
+ {"billable_metric": {"name": "t", "code": "t", "aggregation_type": "sum_agg", "field_name": "tokens"}},
+ {"plan": {"name": "p", "code": "p", "amount_cents": 0, "amount_currency": "USD", "interval": "monthly",
+   "charges": [{"billable_metric_code": "t", "charge_model": "standard",
+                "properties": {"amount": 0.00000123456789012345678}}]}},
+ {"customer": {"external_id": "c"}},
+ {"wallet": {"external_customer_id": "c", "currency": "USD", "rate_amount": 0.12345678901234567891}}
+]"""
+
+_FLOAT_BUG = (
+    "BUG catalog.reader.read_catalog: json.loads is called without parse_float=Decimal, so a JSON "
+    "number is parsed as a binary float before pydantic/tables see it; digits beyond ~17 significant "
+    "figures are lost (0.12345678901234567891 -> 0.12345678901234568), contradicting models.py "
+    "('a JSON float ... is read through its text, never kept as a binary float') and the semantics "
+    "('never a binary float for money or units')."
+)
+
+
+def test_a_wallet_rate_written_as_a_json_number_keeps_every_digit(tmp_path):
+    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG)
+    assert read_catalog(tmp_path).wallets[0].rate_amount == Decimal("0.12345678901234567891")
+
+
+def test_a_charge_price_written_as_a_json_number_keeps_every_digit(tmp_path):
+    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG)
+    (charge,) = tables.charges(read_catalog(tmp_path))
+    assert property_columns(charge["properties_json"])["p_amount"] == Decimal("0.00000123456789012345678")
+
+
+def test_short_json_numbers_are_read_exactly(tmp_path):
+    # the seed's JavaScript wallet writes numbers: 100.0, 25.0, 1.0; and prices like 2.7 must stay 2.7
+    (tmp_path / "catalog.json").write_text(
+        _NUMBERS_CATALOG.replace("0.00000123456789012345678", "2.7").replace("0.12345678901234567891", "0.1")
+    )
+    catalog = read_catalog(tmp_path)
+    assert catalog.wallets[0].rate_amount == Decimal("0.1")
+    (charge,) = tables.charges(catalog)
+    assert property_columns(charge["properties_json"])["p_amount"] == Decimal("2.7")

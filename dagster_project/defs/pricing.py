@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from dagster_project.billing.invoicing import bill
+from dagster_project.billing.schemas import Fees, Invoices
 from dagster_project.defs.ingest import write_table
 from dagster_project.defs.resources import MeterhouseSettings
 
@@ -97,8 +98,8 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             frozen = {
                 r[0] for r in con.execute("select invoice_id from billing.invoices where status = 'finalized'").fetchall()
             }
-        invoices = _keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen)
-        fees = _keep_finalized(con, result.fees, "fees", "invoice_id", frozen)
+        invoices = Invoices.validate(_keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen))
+        fees = Fees.validate(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen))
         con.execute("begin transaction")
         try:
             write_table(con, "billing", "invoices", invoices.sort("number"))

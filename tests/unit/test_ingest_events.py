@@ -1,0 +1,153 @@
+"""Loading a landing day into raw.events: nothing lost, bad lines kept with their reason, reruns idempotent."""
+
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from dagster_project.ingest.events import load_arrival_day
+
+DAY = dt.date(2026, 11, 1)
+KEYS = ["model", "tokens", "type"]
+NOW = dt.datetime(2026, 11, 1, 9, 30)
+
+
+def event(tx, **extra):
+    body = {"transaction_id": tx, "code": "mistral_tokens", "external_subscription_id": "sub_1",
+            "timestamp": 1793509200, "properties": {"tokens": 10, "model": "mistral-small", "type": "input"}}
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    connection.execute("set TimeZone = 'UTC'")
+    return connection
+
+
+@pytest.fixture
+def landing(tmp_path):
+    (tmp_path / DAY.isoformat()).mkdir()
+    return tmp_path
+
+
+def write(landing, name, data: bytes, day=DAY):
+    folder = landing / day.isoformat()
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(data)
+
+
+def rows(con):
+    return con.execute(
+        "select source_file, line_number, item_index, transaction_id, load_error from raw.events order by all"
+    ).fetchall()
+
+
+def test_wrapped_bare_and_batch_events_each_become_a_row(con, landing):
+    lines = [
+        json.dumps({"event": event("t1")}),
+        json.dumps(event("t2")),
+        json.dumps({"events": [event("t3"), event("t4")]}),
+        "",
+    ]
+    write(landing, "a.jsonl", "\n".join(lines).encode())
+    load = load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert load.events_raw == 4 and load.events_malformed == 0
+    assert rows(con) == [
+        ("2026-11-01/a.jsonl", 1, 0, "t1", None),
+        ("2026-11-01/a.jsonl", 2, 0, "t2", None),
+        ("2026-11-01/a.jsonl", 3, 1, "t3", None),
+        ("2026-11-01/a.jsonl", 3, 2, "t4", None),
+    ]
+
+
+def test_a_line_that_is_not_utf8_is_quarantined_and_the_rest_of_the_file_loads(con, landing):
+    data = json.dumps(event("t1")).encode() + b"\n" + b'{"transaction_id": "\xff\xfe"}\n' + json.dumps(event("t3")).encode()
+    write(landing, "a.jsonl", data)
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert rows(con) == [
+        ("2026-11-01/a.jsonl", 1, 0, "t1", None),
+        ("2026-11-01/a.jsonl", 2, 0, None, "invalid_utf8"),
+        ("2026-11-01/a.jsonl", 3, 0, "t3", None),
+    ]
+    raw_line = con.execute("select raw_line from raw.events where load_error is not null").fetchone()[0]
+    assert raw_line == '{"transaction_id": "\\xff\\xfe"}'
+
+
+def test_each_malformed_field_gets_its_own_reason(con, landing):
+    lines = [
+        '{"event": {"transaction_id": "t1", "code": "m"',  # truncated
+        "42",
+        json.dumps(event("")),
+        json.dumps(event("t4", code=None)),
+        json.dumps(event("t5", external_subscription_id={"a": 1})),
+        json.dumps(event("t6", timestamp="yesterday")),
+        json.dumps(event("t7", timestamp=99999999999)),
+        json.dumps(event("t8", properties="tokens=5")),
+        json.dumps(event("'; drop table raw.events; --")),
+    ]
+    write(landing, "a.jsonl", "\n".join(lines).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert [r[4] for r in rows(con)] == [
+        "invalid_json", "not_an_event_object", "missing_transaction_id", "missing_code",
+        "invalid_external_subscription_id", "invalid_timestamp", "invalid_timestamp", "invalid_properties", None,
+    ]
+    assert con.execute("select count(*) from raw.events").fetchone()[0] == 9
+
+
+def test_timestamps_in_seconds_numeric_strings_and_iso_are_typed_exactly(con, landing):
+    lines = [
+        json.dumps(event("t1", timestamp=1793509200)),
+        json.dumps(event("t2", timestamp="1793509200.25")),
+        json.dumps(event("t3", timestamp="2026-11-01T01:00:00-04:00")),
+        json.dumps({k: v for k, v in event("t4").items() if k != "timestamp"}),
+    ]
+    write(landing, "a.jsonl", "\n".join(lines).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    times = con.execute("select transaction_id, event_at, is_timestamp_defaulted from raw.events order by 1").fetchall()
+    assert times == [
+        ("t1", dt.datetime(2026, 11, 1, 5, 0), False),
+        ("t2", dt.datetime(2026, 11, 1, 5, 0, 0, 250000), False),
+        ("t3", dt.datetime(2026, 11, 1, 5, 0), False),
+        ("t4", NOW, True),  # no timestamp: the time the file was first loaded
+    ]
+
+
+def test_properties_keep_only_the_catalog_keys_as_text(con, landing):
+    write(landing, "a.jsonl", json.dumps(event("t1", properties={"tokens": 2000000, "model": "x", "secret": "y"})).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    props = con.execute("select properties from raw.events").fetchone()[0]
+    assert props == {"model": "x", "tokens": "2000000", "type": None}
+
+
+def test_reloading_a_day_replaces_it_and_keeps_the_first_load_time(con, landing):
+    write(landing, "a.jsonl", json.dumps({k: v for k, v in event("t1").items() if k != "timestamp"}).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    load_arrival_day(con, landing, DAY, KEYS, NOW + dt.timedelta(hours=5))
+    assert con.execute("select count(*), min(event_at) from raw.events").fetchone() == (1, NOW)
+
+
+def test_a_file_copied_under_another_name_is_loaded_once(con, landing):
+    data = json.dumps(event("t1")).encode()
+    write(landing, "a.jsonl", data)
+    write(landing, "b.jsonl", data)
+    load = load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert (load.files_loaded, load.files_duplicate, load.events_raw) == (1, 1, 1)
+
+
+def test_a_copy_in_a_later_day_loaded_first_gives_way_to_the_earlier_day(con, landing):
+    data = json.dumps(event("t1")).encode()
+    later = DAY + dt.timedelta(days=1)
+    write(landing, "a.jsonl", data, day=later)
+    write(landing, "a.jsonl", data)
+    load_arrival_day(con, landing, later, KEYS, NOW)
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert con.execute("select arrival_date, count(*) from raw.events group by 1").fetchall() == [(DAY, 1)]
+
+
+def test_a_pretty_printed_batch_json_file_is_one_document(con, landing):
+    write(landing, "batch.json", json.dumps({"events": [event("t1"), event("t2")]}, indent=2).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert rows(con) == [("2026-11-01/batch.json", 1, 1, "t1", None), ("2026-11-01/batch.json", 1, 2, "t2", None)]

@@ -1,0 +1,42 @@
+"""The pandera schemas refuse priced frames whose money is wrong."""
+
+from decimal import Decimal
+
+import pandera.errors
+import polars as pl
+import pytest
+
+from dagster_project.billing.schemas import Fees, Invoices
+
+
+def invoices(**overrides):
+    row = {"invoice_id": "i1", "invoice_type": "subscription", "status": "finalized", "number": "MTH-001-001",
+           "fees_amount_cents": 1000, "taxes_amount_cents": 0, "prepaid_granted_credit_amount_cents": 100,
+           "prepaid_purchased_credit_amount_cents": 900}
+    row.update(overrides)
+    return pl.DataFrame([row])
+
+
+def test_an_invoice_paid_exactly_by_credits_passes():
+    assert Invoices.validate(invoices()).height == 1
+
+
+def test_credits_larger_than_the_invoice_are_refused():
+    with pytest.raises(pandera.errors.SchemaError):
+        Invoices.validate(invoices(prepaid_purchased_credit_amount_cents=901))
+
+
+def test_two_finalized_invoices_with_one_number_are_refused():
+    frame = pl.concat([invoices(), invoices(invoice_id="i2")])
+    with pytest.raises(pandera.errors.SchemaError):
+        Invoices.validate(frame)
+
+
+def test_a_negative_fee_is_refused():
+    frame = pl.DataFrame(
+        [{"fee_id": "f", "invoice_id": "i", "fee_type": "charge", "units": Decimal(1), "events_count": 1,
+          "precise_amount": Decimal("-1"), "amount_cents": -100, "currency": "USD"}],
+        schema_overrides={"units": pl.Decimal(38, 12), "precise_amount": pl.Decimal(38, 12)},
+    )
+    with pytest.raises(pandera.errors.SchemaError):
+        Fees.validate(frame)

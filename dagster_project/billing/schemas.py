@@ -3,6 +3,8 @@
 import pandera.polars as pa
 import polars as pl
 
+from dagster_project.billing.charge_models import MONEY
+
 
 class Fees(pa.DataFrameModel):
     """One row per invoice and charge filter (or subscription fee); amounts exact and non-negative."""
@@ -10,9 +12,9 @@ class Fees(pa.DataFrameModel):
     fee_id: str = pa.Field(unique=True)
     invoice_id: str
     fee_type: str = pa.Field(isin=["charge", "subscription"])
-    units: pl.Decimal = pa.Field(nullable=True)
+    units: MONEY = pa.Field(nullable=True)
     events_count: pl.Int64 = pa.Field(ge=0)
-    precise_amount: pl.Decimal = pa.Field(ge=0)
+    precise_amount: MONEY = pa.Field(ge=0)
     amount_cents: pl.Int64 = pa.Field(ge=0)
     currency: str = pa.Field(str_length={"min_value": 3, "max_value": 3})
 

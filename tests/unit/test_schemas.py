@@ -32,11 +32,18 @@ def test_two_finalized_invoices_with_one_number_are_refused():
         Invoices.validate(frame)
 
 
-def test_a_negative_fee_is_refused():
-    frame = pl.DataFrame(
+def fee(precise: str, cents: int) -> pl.DataFrame:
+    return pl.DataFrame(
         [{"fee_id": "f", "invoice_id": "i", "fee_type": "charge", "units": Decimal(1), "events_count": 1,
-          "precise_amount": Decimal("-1"), "amount_cents": -100, "currency": "USD"}],
+          "precise_amount": Decimal(precise), "amount_cents": cents, "currency": "USD"}],
         schema_overrides={"units": pl.Decimal(38, 12), "precise_amount": pl.Decimal(38, 12)},
     )
-    with pytest.raises(pandera.errors.SchemaError):
-        Fees.validate(frame)
+
+
+def test_a_fee_of_two_dollars_passes():
+    assert Fees.validate(fee("2", 200)).height == 1
+
+
+def test_a_negative_fee_is_refused():
+    with pytest.raises(pandera.errors.SchemaError, match="greater_than_or_equal_to"):
+        Fees.validate(fee("-1", -100))

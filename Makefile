@@ -36,7 +36,7 @@ test: install
 
 ## Open the Dagster UI on the same example (http://127.0.0.1:3000).
 ui: install
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:

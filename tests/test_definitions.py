@@ -59,3 +59,18 @@ def test_a_bad_catalog_exits_non_zero_naming_file_body_and_field(tmp_path):
     assert "plans.json, body 1 (plan 'p'), field charges.0.billable_metric_code: unknown billable metric 'nope'" in result.stderr
     assert not warehouse.exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_events_writes_a_landing_folder_of_arrival_days(tmp_path):
+    from click.testing import CliRunner
+
+    from dagster_project.cli import main
+
+    result = CliRunner().invoke(
+        main, ["generate-events", "--out", str(tmp_path), "--subscriptions", "2", "--days", "3",
+               "--start", "2026-10-30", "--events-per-day", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-10-30", "2026-10-31", "2026-11-01"]
+    lines = [line for p in tmp_path.rglob("*.jsonl") for line in p.read_text().splitlines()]
+    assert len(lines) == 30

@@ -59,6 +59,7 @@ def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.D
     props = [cm.property_columns(p) for p in props_json]
     return out.with_columns(
         [pl.Series(col, [p[col] for p in props], dtype=cm.MONEY) for col in cm.PROPERTY_COLUMNS]
+        + [pl.Series("properties_json", props_json, dtype=pl.String)]
     )
 
 
@@ -70,7 +71,8 @@ def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.Data
             precise_amount=pl.lit(None, cm.MONEY), amount_cents=pl.lit(None, pl.Int64)
         )
     priced = _with_properties(buckets, charges, filters)
-    priced = priced.with_columns(precise_amount=cm.precise_amount(priced))
+    tier_rows = cm.tier_frame(priced["properties_json"].to_list(), priced["charge_model"].to_list())
+    priced = priced.with_columns(precise_amount=cm.precise_amount(priced, tier_rows))
     exponents = pl.Series([currency_exponent(c) for c in priced["currency"]], dtype=pl.Int64)
     return priced.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents)))
 

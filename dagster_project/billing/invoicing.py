@@ -18,10 +18,10 @@ from decimal import Decimal
 import polars as pl
 
 from dagster_project.billing import charge_models as cm
+from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.wallets import DueInvoice, Rule, WalletSpec, replay_customer
 
-BUCKET = ["billing_period_id", "charge_id", "charge_filter_key"]
 
 
 @dataclass
@@ -77,14 +77,6 @@ def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.Data
     return priced.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents)))
 
 
-def _sum_usage(usage: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
-    return (
-        usage.filter(condition)
-        .group_by(BUCKET)
-        .agg(pl.col("units").sum().cast(cm.MONEY), pl.col("events_count").sum())
-    )
-
-
 def bill(
     *,
     through: dt.date,
@@ -108,13 +100,21 @@ def bill(
     )
     usage = usage.join(period_cols.select("billing_period_id", "invoice_finalized_on", "billing_day"),
                        on="billing_period_id", how="left", suffix="_p")
+    usage = carry_over_recurring(usage, period_cols)
+    rounding = charges.select("charge_id", "rounding_function", "rounding_precision")
+
+    def rounded(frame: pl.DataFrame) -> pl.DataFrame:
+        """Apply each metric's rounding to its aggregated units."""
+        return frame.join(rounding, on="charge_id", how="left").with_columns(
+            units=round_units(pl.col("units"), pl.col("rounding_function"), pl.col("rounding_precision"))
+        ).drop("rounding_function", "rounding_precision")
 
     # Invoices: periods whose billing day has come. Buckets: usage that arrived in time.
     due = period_cols.filter(pl.col("billing_day") <= through).with_columns(
         status=pl.when(pl.col("invoice_finalized_on") <= through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
     )
-    on_time = _sum_usage(usage, pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
+    on_time = rounded(aggregate(usage, pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))
     fee_buckets = on_time.join(due.select("billing_period_id", "invoice_id", "currency", "status"), on="billing_period_id")
     fees = price_buckets(fee_buckets, charges, filters)
     fees = fees.filter(~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0)))
@@ -127,18 +127,17 @@ def bill(
     subscription_fees = _subscription_fees(due)
 
     # Late usage of finalized periods: what it would have added.
-    late = _sum_usage(usage, pl.col("arrival_date") > pl.col("invoice_finalized_on_p"))
-    late_usage = _late_usage(late, on_time, due, charges, filters)
+    late_usage = _late_usage(usage, on_time, rounded, due, charges, filters)
 
     # Current usage: periods open at the end of `through`, everything arrived so far.
     open_periods = period_cols.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through))
-    current = _sum_usage(usage, pl.lit(True)).join(
+    current = rounded(aggregate(usage, pl.lit(True))).join(
         open_periods.select("billing_period_id", "currency"), on="billing_period_id"
     )
     current_usage = price_buckets(current, charges, filters)
 
     invoice_totals = _invoice_totals(due, fees, subscription_fees)
-    daily_ongoing = _daily_ongoing_usage(usage, period_cols, charges, filters, through)
+    daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters)
     invoices, transactions, balances = _replay_wallets(
         invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix
     )
@@ -173,23 +172,26 @@ def _subscription_fees(due: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _late_usage(late, on_time, due, charges, filters) -> pl.DataFrame:
+def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
+    """Per finalized bucket with late arrivals: the late units and events, and what pricing all the
+    usage known now would add to the finalized amount."""
     finalized = due.filter(pl.col("status") == "finalized").select("billing_period_id", "currency")
-    late = late.join(finalized, on="billing_period_id")
+    is_late = pl.col("arrival_date") > pl.col("invoice_finalized_on_p")
+    late = aggregate(usage, is_late).join(finalized, on="billing_period_id")
     if late.is_empty():
         return pl.DataFrame(schema={**{k: pl.String for k in BUCKET}, "late_units": cm.MONEY,
                                     "late_events_count": pl.Int64, "late_amount_cents": pl.Int64})
-    billed = on_time.select(*BUCKET, pl.col("units").alias("billed_units"))
-    both = late.join(billed, on=BUCKET, how="left").with_columns(
-        pl.col("billed_units").fill_null(Decimal(0)).cast(cm.MONEY)
-    )
-    with_late = price_buckets(both.with_columns(units=pl.col("units") + pl.col("billed_units")), charges, filters)
-    without = price_buckets(both.with_columns(units=pl.col("billed_units")), charges, filters)
-    return both.select(
+    everything = rounded(aggregate(usage, pl.lit(True))).join(late.select(*BUCKET, "currency"), on=BUCKET)
+    billed = everything.select(*BUCKET, "currency").join(
+        on_time.select(*BUCKET, "units", "events_count"), on=BUCKET, how="left"
+    ).with_columns(pl.col("units").fill_null(Decimal(0)).cast(cm.MONEY), pl.col("events_count").fill_null(0))
+    with_late = price_buckets(everything.sort(BUCKET), charges, filters)
+    without = price_buckets(billed.sort(BUCKET), charges, filters)
+    return with_late.select(
         *BUCKET,
-        pl.col("units").alias("late_units"),
-        pl.col("events_count").alias("late_events_count"),
-        (with_late["amount_cents"] - without["amount_cents"]).alias("late_amount_cents"),
+        (pl.col("units") - without["units"]).alias("late_units"),
+        (pl.col("events_count") - without["events_count"]).alias("late_events_count"),
+        (pl.col("amount_cents") - without["amount_cents"]).alias("late_amount_cents"),
     )
 
 
@@ -205,19 +207,13 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl
     )
 
 
-def _daily_ongoing_usage(usage, periods, charges, filters, through) -> dict[str, dict[dt.date, int]]:
+def _daily_ongoing_usage(usage, rounded, periods, charges, filters) -> dict[str, dict[dt.date, int]]:
     """Per customer and day: the amount (cents) of usage arrived by that day in periods whose
     invoice is not finalized yet. Priced on cumulative units, so package rounding is exact."""
-    cumulative = (
-        usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
-        .group_by([*BUCKET, "arrival_date"])
-        .agg(pl.col("units").sum().cast(cm.MONEY), pl.col("events_count").sum())
-        .sort([*BUCKET, "arrival_date"])
-        .with_columns(pl.col("units").cum_sum().over(BUCKET).cast(cm.MONEY))
-        .join(periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"),
-              on="billing_period_id")
+    cumulative_units = rounded(cumulative(usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))).join(
+        periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
-    priced = price_buckets(cumulative, charges, filters)
+    priced = price_buckets(cumulative_units, charges, filters)
     priced = priced.with_columns(
         delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET)
     )

@@ -80,6 +80,8 @@ def charges(catalog: Catalog) -> list[dict]:
                     "is_pay_in_advance": charge.pay_in_advance,
                     "invoice_display_name": charge.invoice_display_name or metric.name,
                     "min_amount_cents": charge.min_amount_cents,
+                    "rounding_function": metric.rounding_function,
+                    "rounding_precision": metric.rounding_precision,
                     "properties_json": _json(charge.properties),
                 }
             )

@@ -23,6 +23,7 @@ def write_table(con, schema: str, name: str, frame: pl.DataFrame) -> None:
 
 
 CATALOG_SCHEMAS = {
+    "charges": {"rounding_function": pl.String, "rounding_precision": pl.Int64, "min_amount_cents": pl.Int64},
     "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us")},
     "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
 }

@@ -11,7 +11,7 @@ periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 
 with_metric as (
-    select e.*, m.billable_metric_id, m.aggregation_type, m.field_name,
+    select e.*, m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
         case when m.field_name is not null then e.properties[m.field_name] end as field_value
     from first_arrivals e
     left join metrics m using (billable_metric_code)
@@ -55,6 +55,8 @@ checked as (
                 and not ({{ is_decimal_number('e.field_value') }}
                          and try_cast(e.field_value as decimal(38, 12)) is not null)
                 then 'invalid_field_value'
+            when e.aggregation_type = 'unique_count_agg' and coalesce(e.field_value, '') = ''
+                then 'invalid_field_value'
         end as rejection_reason
     from with_period e
 ),
@@ -68,11 +70,12 @@ final as (
             when 'timestamp_in_future' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is after its arrival date ' || arrival_date
             when 'timestamp_outside_subscription' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is outside every period of subscription ' || external_subscription_id
             when 'metric_not_in_plan' then 'field code: the plan of subscription ' || external_subscription_id || ' has no charge on ' || billable_metric_code
-            when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing') || ' is not a number'
+            when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing')
+                || case when aggregation_type = 'unique_count_agg' then ' is empty' else ' is not a number' end
         end as rejection_detail,
         case
             when rejection_reason is not null then null
-            when aggregation_type = 'count_agg' then 1::decimal(38, 12)
+            when aggregation_type in ('count_agg', 'unique_count_agg') then 1::decimal(38, 12)
             else try_cast(field_value as decimal(38, 12))
         end as units
     from checked

@@ -1,7 +1,48 @@
--- The pricing input: units and events per subscription, period, charge, filter and arrival day.
--- Keeping the arrival day lets pricing cut an invoice at its finalization date (later arrivals
--- are late) and replay wallet balances day by day, whatever runs loaded the days.
+-- The pricing input: per subscription, period, charge, filter and arrival day, the partial
+-- aggregates every Lago aggregation can be rebuilt from for any arrival cut-off:
+--   units         additive part: sum (sum_agg), events (count_agg), values seen for the first time
+--                 (unique_count_agg), value * share of the period left after the event (weighted_sum_agg)
+--   value_sum     plain sum of values (what a recurring weighted sum carries into later periods)
+--   max_value     largest value (max_agg)
+--   latest_*      the last event by timestamp (latest_agg)
+-- Keeping the arrival day lets pricing cut an invoice at its finalization date (later arrivals are
+-- late) and replay wallet balances day by day, whatever runs loaded the days.
 with matched as (select * from {{ ref('int_events_matched_to_charge_filters') }}),
+periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
+
+with_period as (
+    select m.*, p.period_start_at, p.period_end_at
+    from matched m
+    join periods p using (billing_period_id)
+),
+
+first_values as (
+    select
+        *,
+        -- unique_count_agg: a value counts once per period, or once per subscription when recurring
+        row_number() over (
+            partition by
+                case when is_recurring then subscription_id else billing_period_id end,
+                charge_id, coalesce(charge_filter_id, 'default'), field_value
+            order by arrival_date, event_at, event_record_id
+        ) = 1 as is_first_of_value
+    from with_period
+),
+
+contributions as (
+    select
+        *,
+        case aggregation_type
+            when 'unique_count_agg' then case when is_first_of_value then 1 else 0 end
+            when 'weighted_sum_agg' then units
+                * (epoch_us(period_end_at) - epoch_us(event_at))::decimal(38, 12)
+                / (epoch_us(period_end_at) - epoch_us(period_start_at))::decimal(38, 12)
+            when 'max_agg' then 0
+            when 'latest_agg' then 0
+            else units
+        end::decimal(38, 12) as units_contribution
+    from first_values
+),
 
 final as (
     select
@@ -13,11 +54,17 @@ final as (
         charge_id,
         charge_filter_id,
         arrival_date,
+        any_value(aggregation_type) as aggregation_type,
+        bool_or(is_recurring) as is_recurring,
         any_value(invoice_finalized_on) as invoice_finalized_on,
         arrival_date > any_value(invoice_finalized_on) as is_late,
-        sum(units) as units,
+        sum(units_contribution)::decimal(38, 12) as units,
+        sum(units)::decimal(38, 12) as value_sum,
+        max(units)::decimal(38, 12) as max_value,
+        max(event_at) as latest_at,
+        arg_max(units, strftime(event_at, '%Y-%m-%d %H:%M:%S.%f') || event_record_id)::decimal(38, 12) as latest_value,
         count(*) as events_count
-    from matched
+    from contributions
     group by subscription_id, customer_id, billing_period_id, charge_id, charge_filter_id, arrival_date
 )
 

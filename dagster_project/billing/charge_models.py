@@ -105,7 +105,7 @@ def tiered_amounts(buckets: pl.DataFrame, tier_rows: pl.DataFrame) -> pl.Series:
     other models). `tier_rows` has one row per bucket and range (see `tiers`)."""
     units = buckets.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("bucket_index"),
-        pl.col("units").cast(MONEY),
+        pl.max_horizontal(pl.col("units").cast(MONEY), ZERO).alias("units"),  # negative units count as 0
         "charge_model",
     )
     infinite = pl.col("upper").is_null()

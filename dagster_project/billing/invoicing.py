@@ -96,7 +96,7 @@ def bill(
         "billing_period_id", "subscription_id", "external_subscription_id", "customer_id", "currency",
         "period_start_date", "period_end_date", "period_start_at", "period_end_at", "charges_from_at",
         "charges_to_at", "billing_day", "invoice_finalized_on", "plan_code", "plan_id",
-        "amount_cents_plan", "days_in_period", "billed_days",
+        "amount_cents_plan", "days_in_period", "billed_days", "minimum_commitment_cents",
     )
     usage = usage.join(period_cols.select("billing_period_id", "invoice_finalized_on", "billing_day"),
                        on="billing_period_id", how="left", suffix="_p")
@@ -125,6 +125,9 @@ def bill(
         fee_type=pl.lit("charge"),
     )
     subscription_fees = _subscription_fees(due)
+    subscription_fees = pl.concat(
+        [subscription_fees, _minimum_fees(due, fees, subscription_fees, charges)], how="vertical_relaxed"
+    )
 
     # Late usage of finalized periods: what it would have added.
     late_usage = _late_usage(usage, on_time, rounded, due, charges, filters)
@@ -166,10 +169,54 @@ def _subscription_fees(due: pl.DataFrame) -> pl.DataFrame:
             "events_count": 0, "precise_amount": precise.scaleb(-exponent),
             "amount_cents": int(round_half_up(precise, 0)), "currency": r["currency"],
         })
-    schema = {"fee_id": pl.String, "invoice_id": pl.String, "fee_type": pl.String, "billing_period_id": pl.String,
-              "charge_id": pl.String, "charge_filter_key": pl.String, "units": cm.MONEY, "events_count": pl.Int64,
-              "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String}
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=_FEE_SCHEMA)
+
+
+_FEE_SCHEMA = {"fee_id": pl.String, "invoice_id": pl.String, "fee_type": pl.String, "billing_period_id": pl.String,
+               "charge_id": pl.String, "charge_filter_key": pl.String, "units": cm.MONEY, "events_count": pl.Int64,
+               "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String}
+
+
+def _prorated(cents: int, billed_days: int, days_in_period: int) -> int:
+    """A minimum for the days billed: cents * billed / days, half-up to whole cents."""
+    return int(round_half_up(Decimal(cents) * billed_days / days_in_period, 0))
+
+
+def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.DataFrame, charges: pl.DataFrame) -> pl.DataFrame:
+    """True-up fees: a charge's `min_amount_cents` and the plan's `minimum_commitment`, prorated to
+    the days billed, less what the period's fees already reach; none when they reach it."""
+    charge_sums = fees.group_by("invoice_id", "charge_id").agg(pl.col("amount_cents").sum())
+    sums = {(r["invoice_id"], r["charge_id"]): r["amount_cents"] for r in charge_sums.iter_rows(named=True)}
+    invoice_sums = {
+        r["invoice_id"]: r["amount_cents"]
+        for r in pl.concat([fees.select("invoice_id", "amount_cents"), subscription_fees.select("invoice_id", "amount_cents")])
+        .group_by("invoice_id").agg(pl.col("amount_cents").sum()).iter_rows(named=True)
+    }
+    minimums = charges.filter(pl.col("min_amount_cents").fill_null(0) > 0).select("charge_id", "plan_id", "min_amount_cents")
+    rows = []
+
+    def fee_row(r: dict, kind: str, key: str, charge_id: str | None, cents: int) -> dict:
+        exponent = currency_exponent(r["currency"])
+        return {
+            "fee_id": stable_id("fee", r["invoice_id"], kind, key), "invoice_id": r["invoice_id"], "fee_type": kind,
+            "billing_period_id": r["billing_period_id"], "charge_id": charge_id, "charge_filter_key": None,
+            "units": Decimal(1), "events_count": 0, "precise_amount": Decimal(cents).scaleb(-exponent),
+            "amount_cents": cents, "currency": r["currency"],
+        }
+
+    for r in due.iter_rows(named=True):
+        true_ups = 0
+        for m in minimums.filter(pl.col("plan_id") == r["plan_id"]).iter_rows(named=True):
+            gap = _prorated(m["min_amount_cents"], r["billed_days"], r["days_in_period"]) - sums.get((r["invoice_id"], m["charge_id"]), 0)
+            if gap > 0:
+                rows.append(fee_row(r, "true_up", m["charge_id"], m["charge_id"], gap))
+                true_ups += gap
+        commitment = r.get("minimum_commitment_cents") or 0
+        if commitment:
+            gap = _prorated(commitment, r["billed_days"], r["days_in_period"]) - invoice_sums.get(r["invoice_id"], 0) - true_ups
+            if gap > 0:
+                rows.append(fee_row(r, "commitment", "plan", None, gap))
+    return pl.DataFrame(rows, schema=_FEE_SCHEMA)
 
 
 def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:

@@ -11,7 +11,7 @@ class Fees(pa.DataFrameModel):
 
     fee_id: str = pa.Field(unique=True)
     invoice_id: str
-    fee_type: str = pa.Field(isin=["charge", "subscription"])
+    fee_type: str = pa.Field(isin=["charge", "subscription", "true_up", "commitment"])
     units: MONEY = pa.Field(nullable=True)
     events_count: pl.Int64 = pa.Field(ge=0)
     precise_amount: MONEY = pa.Field(ge=0)

@@ -146,6 +146,7 @@ def plans(catalog: Catalog) -> list[dict]:
             "is_pay_in_advance": p.pay_in_advance,
             "trial_period_days": str(p.trial_period) if p.trial_period is not None else None,
             "tax_codes_json": _json(p.tax_codes),
+            "minimum_commitment_cents": (p.minimum_commitment or {}).get("amount_cents"),
         }
         for p in catalog.plans
     ]

@@ -22,8 +22,29 @@ def write_table(con, schema: str, name: str, frame: pl.DataFrame) -> None:
     con.unregister("_frame")
 
 
+_S, _I, _B = pl.String, pl.Int64, pl.Boolean
+EMPTY_SCHEMAS = {
+    "charge_filters": {"charge_filter_id": _S, "charge_id": _S, "filter_index": _I, "invoice_display_name": _S,
+                       "key_count": _I, "value_count": _I, "filter_values_json": _S, "properties_json": _S},
+    "charge_filter_values": {"charge_filter_id": _S, "charge_id": _S, "key": _S, "value": _S},
+    "wallets": {"wallet_id": _S, "wallet_key": _S, "creation_order": _I, "customer_id": _S,
+                "external_customer_id": _S, "name": _S, "code": _S, "currency": _S, "priority": _I,
+                "rate_amount": _S, "paid_credits": _S, "granted_credits": _S, "created_at": pl.Datetime("us"),
+                "expiration_at": pl.Datetime("us"), "invoice_requires_successful_payment": _B,
+                "recurring_transaction_rules_json": _S},
+    "charges": {"charge_id": _S, "plan_id": _S, "plan_code": _S, "charge_index": _I, "billable_metric_id": _S,
+                "billable_metric_code": _S, "charge_model": _S, "is_pay_in_advance": _B,
+                "invoice_display_name": _S, "min_amount_cents": _I, "rounding_function": _S,
+                "rounding_precision": _I, "properties_json": _S},
+    "subscriptions": {"subscription_id": _S, "external_id": _S, "name": _S, "customer_id": _S,
+                      "external_customer_id": _S, "plan_id": _S, "plan_code": _S, "billing_time": _S, "interval": _S,
+                      "timezone": _S, "currency": _S, "subscription_at": pl.Datetime("us"),
+                      "terminated_at": pl.Datetime("us")},
+}
+
 CATALOG_SCHEMAS = {
     "charges": {"rounding_function": pl.String, "rounding_precision": pl.Int64, "min_amount_cents": pl.Int64},
+    "plans": {"minimum_commitment_cents": pl.Int64},
     "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us")},
     "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
 }
@@ -53,8 +74,8 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
         for name, build in tables.TABLES.items():
             rows = build(parsed)
             frame = pl.DataFrame(rows, schema_overrides=CATALOG_SCHEMAS.get(name), infer_schema_length=None)
-            if frame.width == 0:
-                frame = pl.DataFrame({f"{name}_id": []}, schema={f"{name}_id": pl.String})
+            if frame.width == 0:  # no such entity in this catalog: an empty table of the right shape
+                frame = pl.DataFrame(schema=EMPTY_SCHEMAS[name])
             write_table(con, "catalog", name, frame)
             counts[name] = len(rows)
         write_table(con, "catalog", "property_keys", pl.DataFrame({"key": tables.property_keys(parsed)}, schema={"key": pl.String}))

@@ -46,7 +46,7 @@ def customer_object(customer: dict, sequence: int) -> dict:
 
 
 def fee_object(fee: dict, invoice: dict) -> dict:
-    is_charge = fee["fee_type"] == "charge"
+    is_charge = fee["fee_type"] in ("charge", "true_up")
     filter_values = json.loads(fee["filter_values_json"]) if fee.get("filter_values_json") else None
     units = Decimal(fee["units"]) if fee["units"] is not None else Decimal(0)
     precise = Decimal(fee["precise_amount"] or 0)
@@ -59,10 +59,10 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "external_subscription_id": invoice["external_subscription_id"],
         "external_customer_id": invoice["external_customer_id"],
         "item": {
-            "type": fee["fee_type"],
+            "type": {"true_up": "charge"}.get(fee["fee_type"], fee["fee_type"]),
             "code": fee.get("billable_metric_code") if is_charge else (fee.get("plan_code") or "credit"),
-            "name": fee.get("charge_display_name") or fee["fee_type"],
-            "invoice_display_name": fee.get("charge_display_name") or fee["fee_type"],
+            "name": _fee_name(fee),
+            "invoice_display_name": _fee_name(fee),
             "filter_invoice_display_name": fee.get("filter_display_name"),
             "filters": filter_values,
             "lago_item_id": fee["charge_id"] or invoice["invoice_id"],
@@ -90,6 +90,17 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "created_at": _ts(invoice["issuing_date"]),
         "applied_taxes": [],
     }
+
+
+def _fee_name(fee: dict) -> str:
+    name = fee.get("charge_display_name")
+    if fee["fee_type"] == "true_up":
+        return f"{name} - minimum spend true-up"
+    if fee["fee_type"] == "commitment":
+        return "Minimum commitment true-up"
+    if fee["fee_type"] == "subscription":
+        return f"Subscription fee ({fee.get('plan_code')})"
+    return name or fee["fee_type"]
 
 
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None) -> dict:

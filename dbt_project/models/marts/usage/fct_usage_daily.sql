@@ -1,7 +1,7 @@
 -- The pricing input: per subscription, period, charge, filter and arrival day, the partial
 -- aggregates every Lago aggregation can be rebuilt from for any arrival cut-off:
 --   units         additive part: sum (sum_agg), events (count_agg), values seen for the first time
---                 (unique_count_agg), value * share of the period left after the event (weighted_sum_agg)
+--                 (unique_count_agg), value * share of the billed window (charges from/to) left after the event (weighted_sum_agg)
 --   value_sum     plain sum of values (what a recurring weighted sum carries into later periods)
 --   max_value     largest value (max_agg)
 --   latest_*      the last event by timestamp (latest_agg)
@@ -11,7 +11,7 @@ with matched as (select * from {{ ref('int_events_matched_to_charge_filters') }}
 periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
 
 with_period as (
-    select m.*, p.period_start_at, p.period_end_at
+    select m.*, p.charges_from_at, p.charges_to_at
     from matched m
     join periods p using (billing_period_id)
 ),
@@ -35,8 +35,8 @@ contributions as (
         case aggregation_type
             when 'unique_count_agg' then case when is_first_of_value then 1 else 0 end
             when 'weighted_sum_agg' then units
-                * (epoch_us(period_end_at) - epoch_us(event_at))::decimal(38, 12)
-                / (epoch_us(period_end_at) - epoch_us(period_start_at))::decimal(38, 12)
+                * (epoch_us(charges_to_at) - epoch_us(event_at))::decimal(38, 12)
+                / (epoch_us(charges_to_at) - epoch_us(charges_from_at))::decimal(38, 12)
             when 'max_agg' then 0
             when 'latest_agg' then 0
             else units

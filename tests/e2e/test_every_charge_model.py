@@ -1,0 +1,93 @@
+"""`meterhouse run` on one plan per charge model, aggregation and period rule; every figure by hand.
+
+Scenario tests/scenarios/every_charge_model, customers in UTC, billed through 2026-11-02:
+
+- sub_a, standard at 0.5: 10 + "5.5" = 15.5 units * 0.5 = 7.75
+- sub_b, graduated 0-10 @1 +2 flat, 11-20 @0.5 +1 flat, 21- @0.1: 25 units
+  = (10 * 1 + 2) + (10 * 0.5 + 1) + (5 * 0.1) = 12 + 6 + 0.5 = 18.50
+- sub_c, volume 0-10 @1, 11- @0.5 +3 flat: 15 units fall in the second tier: 15 * 0.5 + 3 = 10.50
+- sub_d, percentage 2% + 0.1 per event, first event and first 100 units free: 1000 + 500 units
+  in 2 events: (1500 - 100) * 2 / 100 + (2 - 1) * 0.1 = 28 + 0.1 = 28.10
+- sub_e, from 2026-10-16 (16 of October's 31 days billed), every aggregation at 1 per unit:
+    count 3 events                               3.00
+    max of 4, 9, 2                               9.00
+    unique users a, b, a                         2.00
+    latest by timestamp (Oct 20: 7, Oct 22: 5, Oct 21: 8)      5.00
+    weighted: +31 at Oct 16 00:00 for the whole 16-day window, -31 at Oct 24 00:00 for its last
+      8 days (arrived Oct 25): 31 - 31 * 8 / 16 = 15.5         15.50
+    sum 2.2 + 1.3 = 3.5, rounded up (ceil, precision 0) to 4   4.00
+    subscription fee 10.00 * 16 / 31 = 5.16129... -> 5.16
+    count charge minimum 10.00 * 16 / 31 = 5.16 (half-up of 5.1612...) - 3.00 = 2.16 true-up
+    plan commitment 100.00 * 16 / 31 = 51.61 - (3 + 9 + 2 + 5 + 15.5 + 4 + 5.16 + 2.16 = 45.82) = 5.79
+    total 51.61
+- sub_f, weekly from Monday 2026-10-19, 7.00 a week in arrears, standard at 1:
+    week of Oct 19: 3 units -> 3.00 + 7.00 = 10.00 (invoiced Oct 26); week of Oct 26: 7.00 (Nov 2)
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SCENARIO = REPO / "tests" / "scenarios" / "every_charge_model"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    work = tmp_path_factory.mktemp("every_charge_model")
+    shutil.copytree(SCENARIO / "events", work / "events")
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(SCENARIO / "catalog"),
+         "--events", str(work / "events"), "--warehouse", str(work / "warehouse.duckdb"),
+         "--out", str(work / "out"), "--through", "2026-11-02"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work / "out"
+
+
+def invoices(out) -> dict[str, dict]:
+    docs = [json.loads(p.read_text())["invoice"] for p in (out / "invoices").glob("*.json")]
+    return {(d["fees"][0]["external_subscription_id"], d["billing_periods"][0]["charges_from_datetime"]): d for d in docs}
+
+
+def test_each_charge_model_totals_as_worked_out_by_hand(out):
+    totals = {key: d["total_amount_cents"] for key, d in invoices(out).items()}
+    assert totals == {
+        ("sub_a", "2026-10-01T00:00:00Z"): 775,
+        ("sub_b", "2026-10-01T00:00:00Z"): 1850,
+        ("sub_c", "2026-10-01T00:00:00Z"): 1050,
+        ("sub_d", "2026-10-01T00:00:00Z"): 2810,
+        ("sub_e", "2026-10-16T00:00:00Z"): 5161,
+        ("sub_f", "2026-10-19T00:00:00Z"): 1000,
+        ("sub_f", "2026-10-26T00:00:00Z"): 700,
+    }
+
+
+def test_every_aggregation_and_minimum_on_the_mid_month_subscription(out):
+    invoice = invoices(out)[("sub_e", "2026-10-16T00:00:00Z")]
+    lines = {(f["item"]["type"], f["item"]["name"]): (f["units"], f["amount_cents"]) for f in invoice["fees"]}
+    assert lines == {
+        ("charge", "Requests"): ("3.0", 300),
+        ("charge", "Peak seats"): ("9.0", 900),
+        ("charge", "Active users"): ("2.0", 200),
+        ("charge", "Current seats"): ("5.0", 500),
+        ("charge", "Storage"): ("15.5", 1550),
+        ("charge", "GPU hours"): ("4.0", 400),
+        ("subscription", "Subscription fee (p_aggregations)"): ("0.516129032258", 516),
+        ("charge", "Requests - minimum spend true-up"): ("1.0", 216),
+        ("commitment", "Minimum commitment true-up"): ("1.0", 579),
+    }
+    assert invoice["fees_amount_cents"] == 5161
+    assert invoice["issuing_date"] == "2026-11-01"
+
+
+def test_weekly_periods_are_invoiced_each_monday(out):
+    weekly = sorted(
+        (d["issuing_date"], d["fees_amount_cents"]) for (sub, _), d in invoices(out).items() if sub == "sub_f"
+    )
+    assert weekly == [("2026-10-26", 1000), ("2026-11-02", 700)]

@@ -97,6 +97,7 @@ def bill(
         "period_start_date", "period_end_date", "period_start_at", "period_end_at", "charges_from_at",
         "charges_to_at", "billing_day", "invoice_finalized_on", "plan_code", "plan_id",
         "amount_cents_plan", "days_in_period", "billed_days", "minimum_commitment_cents",
+        "fee_days", "period_index", "is_plan_pay_in_advance",
     )
     usage = usage.join(period_cols.select("billing_period_id", "invoice_finalized_on", "billing_day"),
                        on="billing_period_id", how="left", suffix="_p")
@@ -110,12 +111,12 @@ def bill(
         ).drop("rounding_function", "rounding_precision")
 
     # Invoices: periods whose billing day has come. Buckets: usage that arrived in time.
-    due = period_cols.filter(pl.col("billing_day") <= through).with_columns(
-        status=pl.when(pl.col("invoice_finalized_on") <= through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
-        invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
-    )
+    due = _due_invoices(period_cols, through)
     on_time = rounded(aggregate(usage, pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))
-    fee_buckets = on_time.join(due.select("billing_period_id", "invoice_id", "currency", "status"), on="billing_period_id")
+    fee_buckets = on_time.join(
+        due.filter(~pl.col("is_starting")).select("billing_period_id", "invoice_id", "currency", "status"),
+        on="billing_period_id",
+    )
     fees = price_buckets(fee_buckets, charges, filters)
     fees = fees.filter(~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0)))
     fees = fees.with_columns(
@@ -124,7 +125,7 @@ def bill(
         ),
         fee_type=pl.lit("charge"),
     )
-    subscription_fees = _subscription_fees(due)
+    subscription_fees = _subscription_fees(period_cols, due)
     subscription_fees = pl.concat(
         [subscription_fees, _minimum_fees(due, fees, subscription_fees, charges)], how="vertical_relaxed"
     )
@@ -154,20 +155,56 @@ FEE_COLUMNS = [
 ]
 
 
-def _subscription_fees(due: pl.DataFrame) -> pl.DataFrame:
-    """The plan's fee in arrears, prorated by billed days: amount * billed / days, half-up."""
+def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
+    """The subscription invoices issued by `through`: one at the end of each period, and, for a plan
+    paid in advance, one when the subscription starts (it holds the first period's fee)."""
+    closing = periods.with_columns(
+        is_starting=pl.lit(False),
+        invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
+    )
+    grace = pl.col("invoice_finalized_on") - pl.col("billing_day")
+    starting = periods.filter(pl.col("is_plan_pay_in_advance") & (pl.col("period_index") == 0)).with_columns(
+        invoice_finalized_on=pl.col("period_start_date") + grace,
+        billing_day=pl.col("period_start_date"),
+        is_starting=pl.lit(True),
+        invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("starting_invoice", p), return_dtype=pl.String),
+    )
+    return pl.concat([closing, starting], how="vertical_relaxed").filter(pl.col("billing_day") <= through).with_columns(
+        status=pl.when(pl.col("invoice_finalized_on") <= through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
+    )
+
+
+def _subscription_fees(periods: pl.DataFrame, due: pl.DataFrame) -> pl.DataFrame:
+    """The plan's fee for each period, prorated by the days billed outside any trial:
+    amount * fee days / days in period, half-up. In arrears it is on the invoice closing the period;
+    in advance, on the invoice issued when the period starts (the previous period's closing invoice,
+    or the subscription's starting invoice)."""
+    by_period = {r["billing_period_id"]: r for r in due.filter(~pl.col("is_starting")).iter_rows(named=True)}
+    starting = {r["billing_period_id"]: r for r in due.filter(pl.col("is_starting")).iter_rows(named=True)}
+    previous = {
+        (r["subscription_id"], r["period_index"]): r["billing_period_id"] for r in periods.iter_rows(named=True)
+    }
     rows = []
-    for r in due.iter_rows(named=True):
-        if not r["amount_cents_plan"]:
+    for r in periods.iter_rows(named=True):
+        if not r["amount_cents_plan"] or not r["fee_days"]:
             continue
-        precise = Decimal(r["amount_cents_plan"]) * r["billed_days"] / r["days_in_period"]
+        if not r["is_plan_pay_in_advance"]:
+            invoice = by_period.get(r["billing_period_id"])
+        elif r["period_index"] == 0:
+            invoice = starting.get(r["billing_period_id"])
+        else:
+            invoice = by_period.get(previous.get((r["subscription_id"], r["period_index"] - 1)))
+        if invoice is None:
+            continue  # not invoiced yet
+        precise = Decimal(r["amount_cents_plan"]) * r["fee_days"] / r["days_in_period"]
         exponent = currency_exponent(r["currency"])
         rows.append({
-            "fee_id": stable_id("fee", r["invoice_id"], "subscription"), "invoice_id": r["invoice_id"],
-            "fee_type": "subscription", "billing_period_id": r["billing_period_id"], "charge_id": None,
-            "charge_filter_key": None, "units": Decimal(r["billed_days"]) / Decimal(r["days_in_period"]),
-            "events_count": 0, "precise_amount": precise.scaleb(-exponent),
-            "amount_cents": int(round_half_up(precise, 0)), "currency": r["currency"],
+            "fee_id": stable_id("fee", invoice["invoice_id"], "subscription", r["billing_period_id"]),
+            "invoice_id": invoice["invoice_id"], "fee_type": "subscription",
+            "billing_period_id": r["billing_period_id"], "charge_id": None, "charge_filter_key": None,
+            "units": Decimal(r["fee_days"]) / Decimal(r["days_in_period"]), "events_count": 0,
+            "precise_amount": precise.scaleb(-exponent), "amount_cents": int(round_half_up(precise, 0)),
+            "currency": r["currency"],
         })
     return pl.DataFrame(rows, schema=_FEE_SCHEMA)
 
@@ -204,7 +241,7 @@ def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.D
             "amount_cents": cents, "currency": r["currency"],
         }
 
-    for r in due.iter_rows(named=True):
+    for r in due.filter(~pl.col("is_starting")).iter_rows(named=True):
         true_ups = 0
         for m in minimums.filter(pl.col("plan_id") == r["plan_id"]).iter_rows(named=True):
             gap = _prorated(m["min_amount_cents"], r["billed_days"], r["days_in_period"]) - sums.get((r["invoice_id"], m["charge_id"]), 0)
@@ -222,7 +259,7 @@ def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.D
 def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
     """Per finalized bucket with late arrivals: the late units and events, and what pricing all the
     usage known now would add to the finalized amount."""
-    finalized = due.filter(pl.col("status") == "finalized").select("billing_period_id", "currency")
+    finalized = due.filter((pl.col("status") == "finalized") & ~pl.col("is_starting")).select("billing_period_id", "currency")
     is_late = pl.col("arrival_date") > pl.col("invoice_finalized_on_p")
     late = aggregate(usage, is_late).join(finalized, on="billing_period_id")
     if late.is_empty():

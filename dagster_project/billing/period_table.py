@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from dagster_project.billing.money import stable_id
 from dagster_project.billing.periods import billed_days, local_date, subscription_periods
@@ -26,18 +27,27 @@ def billing_period_rows(
         if started_at is None:
             continue  # no start and no event: nothing to bill yet
         tz = sub["timezone"]
+        trial_days = Decimal(sub.get("trial_period_days") or 0)
+        trial_ends = local_date(started_at + dt.timedelta(seconds=int(trial_days * 86400)), tz) if trial_days else None
         through = local_date(dt.datetime.combine(horizon, dt.time(0)), tz)
-        for period in subscription_periods(
+        for index, period in enumerate(subscription_periods(
             interval=sub["interval"],
             timezone=tz,
             billing_time=sub["billing_time"],
             started_at=started_at,
             terminated_at=sub["terminated_at"],
             through=through,
-        ):
+        )):
             billing_day = period.end_date
             if period.charges_to < period.end_at:  # terminated: invoiced on the day it ends
                 billing_day = local_date(period.charges_to, tz)
+            days = billed_days(period, tz)
+            if trial_ends is not None:  # the fee is not charged for trial days
+                first_paid = max(local_date(period.charges_from, tz), trial_ends)
+                last = local_date(period.charges_to - dt.timedelta(microseconds=1), tz)
+                fee_days = max((last - first_paid).days + 1, 0)
+            else:
+                fee_days = days
             rows.append(
                 {
                     "billing_period_id": stable_id("billing_period", sub["subscription_id"], period.start_date),
@@ -50,7 +60,9 @@ def billing_period_rows(
                     "charges_from_at": period.charges_from,
                     "charges_to_at": period.charges_to,
                     "days_in_period": period.days_in_period,
-                    "billed_days": billed_days(period, tz),
+                    "billed_days": days,
+                    "fee_days": fee_days,
+                    "period_index": index,
                     "billing_day": billing_day,
                     "invoice_finalized_on": billing_day + dt.timedelta(days=grace_days.get(sub["customer_id"], 0)),
                 }

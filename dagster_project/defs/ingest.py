@@ -39,13 +39,14 @@ EMPTY_SCHEMAS = {
     "subscriptions": {"subscription_id": _S, "external_id": _S, "name": _S, "customer_id": _S,
                       "external_customer_id": _S, "plan_id": _S, "plan_code": _S, "billing_time": _S, "interval": _S,
                       "timezone": _S, "currency": _S, "subscription_at": pl.Datetime("us"),
-                      "terminated_at": pl.Datetime("us")},
+                      "terminated_at": pl.Datetime("us"), "trial_period_days": _S, "is_plan_pay_in_advance": _B},
 }
 
 CATALOG_SCHEMAS = {
     "charges": {"rounding_function": pl.String, "rounding_precision": pl.Int64, "min_amount_cents": pl.Int64},
     "plans": {"minimum_commitment_cents": pl.Int64},
-    "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us")},
+    "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us"),
+                      "trial_period_days": pl.String},
     "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
 }
 
@@ -156,5 +157,6 @@ PERIOD_SCHEMA = {
     "billing_period_id": pl.String, "subscription_id": pl.String, "external_subscription_id": pl.String,
     "period_start_date": pl.Date, "period_end_date": pl.Date, "period_start_at": pl.Datetime("us"),
     "period_end_at": pl.Datetime("us"), "charges_from_at": pl.Datetime("us"), "charges_to_at": pl.Datetime("us"),
-    "days_in_period": pl.Int64, "billed_days": pl.Int64, "billing_day": pl.Date, "invoice_finalized_on": pl.Date,
+    "days_in_period": pl.Int64, "billed_days": pl.Int64, "fee_days": pl.Int64, "billing_day": pl.Date,
+    "invoice_finalized_on": pl.Date, "period_index": pl.Int64,
 }

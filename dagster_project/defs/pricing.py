@@ -73,7 +73,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
         if through is None:
             raise dg.Failure("nothing to bill: no events loaded and no billing date (`through`) given")
         periods = con.execute(
-            """select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, pl.amount_cents as amount_cents_plan,
+            """select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance, pl.amount_cents as amount_cents_plan,
                       pl.minimum_commitment_cents
                from catalog.billing_periods p
                join catalog.subscriptions s using (subscription_id)

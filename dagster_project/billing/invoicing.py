@@ -88,7 +88,15 @@ def bill(
     wallets: pl.DataFrame,
     customer_sequences: dict[str, int],
     number_prefix: str,
+    issued_numbers: dict[str, dict[str, int]] | None = None,
+    frozen_totals: dict[str, int] | None = None,
 ) -> BillingResult:
+    """Bill everything due by `through`.
+
+    `issued_numbers` (customer -> invoice -> sequential number) and `frozen_totals` (invoice ->
+    total with taxes) come from invoices finalized by earlier runs: their numbers and totals are
+    kept, and the wallet replay pays exactly those totals.
+    """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
     )
@@ -143,7 +151,8 @@ def bill(
     invoice_totals = _invoice_totals(due, fees, subscription_fees)
     daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters)
     invoices, transactions, balances = _replay_wallets(
-        invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix
+        invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
+        issued_numbers or {}, frozen_totals or {},
     )
     all_fees = pl.concat([fees.select(FEE_COLUMNS), subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
     return BillingResult(all_fees, invoices, transactions, balances, late_usage, current_usage)
@@ -170,7 +179,9 @@ def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("starting_invoice", p), return_dtype=pl.String),
     )
     return pl.concat([closing, starting], how="vertical_relaxed").filter(pl.col("billing_day") <= through).with_columns(
-        status=pl.when(pl.col("invoice_finalized_on") <= through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
+        # Finalized by the first run after its finalization day: that day's landing folder is then
+        # complete, so no on-time event can reach the folder after the invoice is frozen.
+        status=pl.when(pl.col("invoice_finalized_on") < through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
     )
 
 
@@ -308,7 +319,8 @@ def _daily_ongoing_usage(usage, rounded, periods, charges, filters) -> dict[str,
     finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
     for r in finals.iter_rows(named=True):
         days = changes.setdefault(r["customer_id"], {})
-        days[r["invoice_finalized_on"]] = days.get(r["invoice_finalized_on"], 0) - r["delta"]
+        frozen_on = r["invoice_finalized_on"] + dt.timedelta(days=1)  # usage leaves the open balance
+        days[frozen_on] = days.get(frozen_on, 0) - r["delta"]
     out: dict[str, dict[dt.date, int]] = {}
     for customer, days in changes.items():
         running, series = 0, {}
@@ -346,7 +358,8 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
     return specs
 
 
-def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix):
+def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix,
+                    issued_numbers, frozen_totals):
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
     first_day = min(
         [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s],
@@ -361,7 +374,8 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
         frame = totals_by_customer.get(customer_id)
         subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
         finalized = [
-            DueInvoice(r["invoice_id"], r["invoice_finalized_on"], r["fees_amount_cents"] + r["taxes_amount_cents"])
+            DueInvoice(r["invoice_id"], r["invoice_finalized_on"] + dt.timedelta(days=1),
+                       frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]))
             for r in subscription_invoices if r["status"] == "finalized"
         ]
         ongoing = daily_ongoing.get(customer_id, {})
@@ -377,9 +391,14 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
         )
         sequence = customer_sequences[customer_id]
         by_id = {r["invoice_id"]: r for r in subscription_invoices}
-        number = 0
+        known = issued_numbers.get(customer_id, {})
+        next_number = max(known.values(), default=0)
         for issued in replay.issued:
-            number += 1
+            # Numbers already issued never change; a new invoice takes the next one, gap-free.
+            number = known.get(issued.invoice_id)
+            if number is None:
+                next_number += 1
+                number = next_number
             invoice_number = f"{prefix}-{sequence:03d}-{number:03d}"
             if issued.kind == "subscription":
                 r = by_id[issued.invoice_id]

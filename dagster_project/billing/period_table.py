@@ -18,7 +18,8 @@ def billing_period_rows(
     """Periods of each subscription through the one containing `horizon` (a UTC date).
 
     A subscription without `subscription_at` is effective from the start of time; its periods
-    start with the one holding its earliest event, so a replay never depends on today's date.
+    start with the one holding the first arrival day of its events (`first_event_at`), so a replay
+    never depends on today's date.
     The invoice of a period is finalized on its billing day plus the customer's grace days.
     """
     rows = []

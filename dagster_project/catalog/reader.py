@@ -91,7 +91,7 @@ _LISTS = {
 
 
 def _body_name(kind: str, body: dict) -> str:
-    for key in ("code", "external_id", "name", "wallet_id"):
+    for key in ("code", "external_id", "name", "wallet_id", "external_customer_id"):
         if isinstance(body.get(key), str):
             return body[key]
     return "?"
@@ -196,7 +196,9 @@ def check_references(catalog: Catalog) -> list[str]:
             problems += [
                 f"{where}.tax_codes: unknown tax {code!r}" for code in charge.tax_codes if code not in taxes
             ]
+            problems += [f"{where}.{problem}" for problem in charge_property_problems(charge)]
 
+    problems += unsupported_features(catalog)
     plans = {p.code for p in catalog.plans}
     customers = {c.external_id: c for c in catalog.customers}
     for customer in catalog.customers:
@@ -224,6 +226,19 @@ def check_references(catalog: Catalog) -> list[str]:
             currency_exponent(wallet.currency)
         except KeyError:
             problems.append(f"{at[id(wallet)]}, field currency: unknown currency {wallet.currency!r}")
+        billed_in = {
+            catalog.plan(s.plan_code).amount_currency
+            for s in catalog.subscriptions
+            if s.external_customer_id == wallet.external_customer_id and s.plan_code in plans
+        }
+        customer = customers.get(wallet.external_customer_id)
+        if customer is not None and customer.currency:
+            billed_in.add(customer.currency)
+        if billed_in and billed_in != {wallet.currency}:
+            problems.append(
+                f"{at[id(wallet)]}, field currency: {wallet.currency} differs from the customer's "
+                f"billing currency {', '.join(sorted(billed_in))}"
+            )
         wallet_keys.append(wallet_key(wallet))
     for dup in _duplicates(wallet_keys):
         problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
@@ -233,3 +248,112 @@ def check_references(catalog: Catalog) -> list[str]:
 def wallet_key(wallet: Wallet) -> str:
     """A wallet's natural key: its customer and its code (or name)."""
     return f"{wallet.external_customer_id}/{wallet.code or wallet.name or 'default'}"
+
+
+_MAX_DECIMALS = 12  # what the pricing step keeps; a price with more would be rounded silently
+
+
+def _decimal_problem(name: str, value, *, positive: bool = False, required: bool = True) -> str | None:
+    if value is None or value == "":
+        return f"properties.{name}: required" if required else None
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return f"properties.{name}: {value!r} is not a number"
+    if not number.is_finite() or number < 0 or (positive and number == 0):
+        return f"properties.{name}: {value!r} must be a {'positive' if positive else 'non-negative'} number"
+    if -number.as_tuple().exponent > _MAX_DECIMALS:
+        return f"properties.{name}: {value!r} has more than {_MAX_DECIMALS} decimals"
+    return None
+
+
+def _ranges_problems(key: str, ranges, rate: bool) -> list[str]:
+    if not isinstance(ranges, list) or not ranges:
+        return [f"properties.{key}: a non-empty list of ranges is required"]
+    problems, previous = [], Decimal(-1)
+    for index, tier in enumerate(ranges):
+        where = f"{key}.{index}"
+        if not isinstance(tier, dict):
+            problems.append(f"properties.{where}: not an object")
+            continue
+        prices = ("rate", "flat_amount") if rate else ("per_unit_amount", "flat_amount")
+        problems += [p for name in prices if (p := _decimal_problem(f"{where}.{name}", tier.get(name)))]
+        upper = tier.get("to_value")
+        if upper is None:
+            if index != len(ranges) - 1:
+                problems.append(f"properties.{where}.to_value: only the last range may be open (null)")
+            continue
+        if (p := _decimal_problem(f"{where}.to_value", upper)) is not None:
+            problems.append(p)
+        elif Decimal(str(upper)) <= previous:
+            problems.append(f"properties.{where}.to_value: ranges must increase")
+        else:
+            previous = Decimal(str(upper))
+    if isinstance(ranges[-1], dict) and ranges[-1].get("to_value") is not None:
+        problems.append(f"properties.{key}.{len(ranges) - 1}.to_value: the last range must be open (null)")
+    return problems
+
+
+def property_problems(model: str, properties: dict | None) -> list[str]:
+    """What is wrong with one set of charge properties for `model` (field paths under `properties`)."""
+    p = properties or {}
+    if model == "standard":
+        checks = [_decimal_problem("amount", p.get("amount"))]
+    elif model == "package":
+        checks = [
+            _decimal_problem("amount", p.get("amount")),
+            _decimal_problem("package_size", p.get("package_size"), positive=True),
+            _decimal_problem("free_units", p.get("free_units"), required=False),
+        ]
+    elif model == "percentage":
+        checks = [
+            _decimal_problem("rate", p.get("rate")),
+            _decimal_problem("fixed_amount", p.get("fixed_amount"), required=False),
+            _decimal_problem("free_units_per_events", p.get("free_units_per_events"), required=False),
+            _decimal_problem("free_units_per_total_aggregation", p.get("free_units_per_total_aggregation"), required=False),
+        ]
+        for name in ("per_transaction_min_amount", "per_transaction_max_amount"):
+            if p.get(name) not in (None, ""):
+                checks.append(f"properties.{name}: per-transaction bounds are not billed yet")
+    else:
+        key = {"graduated": "graduated_ranges", "volume": "volume_ranges",
+               "graduated_percentage": "graduated_percentage_ranges"}[model]
+        return _ranges_problems(key, p.get(key), rate=model == "graduated_percentage")
+    return [c for c in checks if c]
+
+
+def charge_property_problems(charge) -> list[str]:
+    """A charge's own properties (its default bucket) and each filter's. A charge with filters may
+    leave its own properties out: its default bucket then carries units but no amount."""
+    problems = []
+    if charge.properties is not None or not charge.filters:
+        problems += property_problems(charge.charge_model, charge.properties)
+    for index, charge_filter in enumerate(charge.filters):
+        problems += [f"filters.{index}.{p}" for p in property_problems(charge.charge_model, charge_filter.properties)]
+    return problems
+
+
+def unsupported_features(catalog: Catalog) -> list[str]:
+    """Lago features this warehouse does not bill yet: refused, so that no invoice is silently wrong."""
+    problems = []
+    for plan in catalog.plans:
+        for index, charge in enumerate(plan.charges):
+            if charge.pay_in_advance:
+                problems.append(f"{catalog.where[id(plan)]}, field charges.{index}.pay_in_advance: "
+                                "charges paid in advance are not billed yet")
+            if charge.tax_codes:
+                problems.append(f"{catalog.where[id(plan)]}, field charges.{index}.tax_codes: taxes are not billed yet")
+        if plan.tax_codes:
+            problems.append(f"{catalog.where[id(plan)]}, field tax_codes: taxes are not billed yet")
+    for customer in catalog.customers:
+        if customer.tax_codes:
+            problems.append(f"{catalog.where[id(customer)]}, field tax_codes: taxes are not billed yet")
+    for tax in catalog.taxes:
+        if tax.applied_to_organization:
+            problems.append(f"{catalog.where[id(tax)]}, field applied_to_organization: taxes are not billed yet")
+    for wallet in catalog.wallets:
+        for index, rule in enumerate(wallet.recurring_transaction_rules):
+            if rule.trigger == "interval":
+                problems.append(f"{catalog.where[id(wallet)]}, field recurring_transaction_rules.{index}.trigger: "
+                                "interval top-ups are not billed yet")
+    return problems

@@ -138,9 +138,12 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
         ensure_raw_schema(con)
         subs = con.execute("select * from catalog.subscriptions").pl().to_dicts()
         grace = dict(con.execute("select customer_id, invoice_grace_period_days from catalog.customers").fetchall())
+        # A subscription with no start begins with the first arrival day of its events: the landing
+        # folder's date is set by the operator, an event's timestamp by the client.
         first_event = dict(
             con.execute(
-                "select external_subscription_id, min(event_at) from raw.events where load_error is null group by 1"
+                """select external_subscription_id, min(arrival_date)::timestamp from raw.events
+                   where load_error is null group by 1"""
             ).fetchall()
         )
         latest_arrival = con.execute("select max(arrival_date) from raw.events").fetchone()[0]

@@ -31,6 +31,24 @@ def _customer_sequences(con, customers: pl.DataFrame) -> dict[str, int]:
     return known
 
 
+def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Numbers and totals of the invoices finalized by earlier runs (none on a new warehouse)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'billing' and table_name = 'invoices'"
+    ).fetchone()[0]
+    if not exists:
+        return {}, {}
+    numbers: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for customer_id, invoice_id, sequential_id, total in con.execute(
+        """select customer_id, invoice_id, sequential_id, fees_amount_cents + taxes_amount_cents
+           from billing.invoices where status = 'finalized'"""
+    ).fetchall():
+        numbers.setdefault(customer_id, {})[invoice_id] = sequential_id
+        totals[invoice_id] = total
+    return numbers, totals
+
+
 def _keep_finalized(con, fresh: pl.DataFrame, table: str, key: str, frozen_ids: set[str]) -> pl.DataFrame:
     """Rows of invoices finalized in an earlier run are kept as stored, never recomputed."""
     exists = con.execute(
@@ -80,6 +98,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
                join catalog.plans pl on pl.plan_id = s.plan_id"""
         ).pl()
         customers = con.execute("select * from catalog.customers").pl()
+        issued_numbers, frozen_totals = _issued(con)
         result = bill(
             through=through,
             usage=con.execute("select * from marts.fct_usage_daily").pl(),
@@ -90,6 +109,8 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             wallets=con.execute("select * from catalog.wallets").pl(),
             customer_sequences=_customer_sequences(con, customers),
             number_prefix=DEFAULT_PREFIX,
+            issued_numbers=issued_numbers,
+            frozen_totals=frozen_totals,
         )
         frozen: set[str] = set()
         exists = con.execute(

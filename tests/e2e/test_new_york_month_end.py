@@ -26,8 +26,9 @@ Wallet, day by day (ongoing = balance - unfinalized usage):
   Oct 10 usage $2 + $3 + $4 = $9: ongoing 6 - 9 = -3 <= 2: +10 paid (MTH-001-002) balance 16, ongoing 7
   Oct 31 October $10 (small input now 3 packages) + November $12: ongoing 16 - 22 = -6: +10 paid
          (MTH-001-003), balance 26, ongoing 4
-  Nov 1  October invoice MTH-001-004 ($10) paid by 1 granted + 9 paid credits: balance 16;
-         ongoing 16 - 12 = 4 > 2: no top-up.
+  Nov 1  October's finalization day (its folder may still receive October events): the invoice
+         is frozen by the first run after it, and paid on Nov 2 by 1 granted + 9 paid credits
+         (MTH-001-004, $10, issuing date Nov 1): balance 16; ongoing 16 - 12 = 4 > 2: no top-up.
   Through Nov 5: balance 16 credits (1600 cents), ongoing usage 1200, ongoing balance 4 credits.
 """
 
@@ -149,7 +150,7 @@ def test_the_wallet_ledger_records_each_top_up_once(billed):
         ("2026-10-01", "inbound", "wallet_creation", 0, 500, 600),
         ("2026-10-10", "inbound", "threshold_top_up", 0, 1000, 1600),
         ("2026-10-31", "inbound", "threshold_top_up", 0, 1000, 2600),
-        ("2026-11-01", "outbound", "invoice_payment", 100, 900, 1600),
+        ("2026-11-02", "outbound", "invoice_payment", 100, 900, 1600),
     ]
 
 

@@ -313,14 +313,22 @@ _FLOAT_BUG = (
 
 
 def test_a_wallet_rate_written_as_a_json_number_keeps_every_digit(tmp_path):
-    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG)
+    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG.replace("0.00000123456789012345678", "2.7"))
     assert read_catalog(tmp_path).wallets[0].rate_amount == Decimal("0.12345678901234567891")
 
 
-def test_a_charge_price_written_as_a_json_number_keeps_every_digit(tmp_path):
-    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG)
+def test_a_charge_price_with_twelve_decimals_keeps_every_digit(tmp_path):
+    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG.replace("0.00000123456789012345678", "0.000001234567"))
     (charge,) = tables.charges(read_catalog(tmp_path))
-    assert property_columns(charge["properties_json"])["p_amount"] == Decimal("0.00000123456789012345678")
+    assert property_columns(charge["properties_json"])["p_amount"] == Decimal("0.000001234567")
+
+
+def test_a_charge_price_with_more_than_twelve_decimals_is_refused_not_rounded(tmp_path):
+    (tmp_path / "catalog.json").write_text(_NUMBERS_CATALOG)
+    with pytest.raises(CatalogError) as error:
+        read_catalog(tmp_path)
+    assert "field charges.0.properties.amount" in str(error.value)
+    assert "more than 12 decimals" in str(error.value)
 
 
 def test_short_json_numbers_are_read_exactly(tmp_path):
@@ -332,3 +340,48 @@ def test_short_json_numbers_are_read_exactly(tmp_path):
     assert catalog.wallets[0].rate_amount == Decimal("0.1")
     (charge,) = tables.charges(catalog)
     assert property_columns(charge["properties_json"])["p_amount"] == Decimal("2.7")
+
+
+@pytest.mark.parametrize(
+    ("charge", "field", "message"),
+    [
+        ({"charge_model": "package", "properties": {"amount": "1", "package_size": 0}},
+         "charges.0.properties.package_size", "must be a positive number"),
+        ({"charge_model": "package", "properties": {"package_size": 1000}}, "charges.0.properties.amount", "required"),
+        ({"charge_model": "standard", "properties": {"amount": "-1"}}, "charges.0.properties.amount", "non-negative"),
+        ({"charge_model": "graduated", "properties": {"graduated_ranges": [
+            {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"},
+            {"from_value": 11, "to_value": 5, "per_unit_amount": "1", "flat_amount": "0"},
+            {"from_value": 6, "to_value": None, "per_unit_amount": "1", "flat_amount": "0"}]}},
+         "charges.0.properties.graduated_ranges.1.to_value", "ranges must increase"),
+        ({"charge_model": "volume", "properties": {"volume_ranges": [
+            {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"}]}},
+         "charges.0.properties.volume_ranges.0.to_value", "the last range must be open"),
+        ({"charge_model": "standard", "pay_in_advance": True, "properties": {"amount": "1"}},
+         "charges.0.pay_in_advance", "not billed yet"),
+        ({"charge_model": "percentage", "properties": {"rate": "1", "per_transaction_max_amount": "5"}},
+         "charges.0.properties.per_transaction_max_amount", "not billed yet"),
+    ],
+)
+def test_charge_properties_that_cannot_be_billed_are_refused_with_their_field(tmp_path, charge, field, message):
+    body = [
+        {"billable_metric": {"name": "T", "code": "t", "aggregation_type": "sum_agg", "field_name": "v"}},
+        {"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD",
+                  "charges": [{"billable_metric_code": "t", **charge}]}},
+    ]
+    (tmp_path / "catalog.json").write_text(json.dumps(body))
+    with pytest.raises(CatalogError) as error:
+        read_catalog(tmp_path)
+    (problem,) = error.value.problems
+    assert f"catalog.json, body 2 (plan 'p'), field {field}" in problem
+    assert message in problem
+
+
+def test_a_wallet_in_another_currency_than_the_customer_is_refused(tmp_path):
+    body = [
+        {"customer": {"external_id": "c", "currency": "USD"}},
+        {"wallet": {"external_customer_id": "c", "currency": "EUR", "rate_amount": "1"}},
+    ]
+    (tmp_path / "catalog.json").write_text(json.dumps(body))
+    with pytest.raises(CatalogError, match=r"body 2 \(wallet 'c'\), field currency: EUR differs from the customer's billing currency USD"):
+        read_catalog(tmp_path)

@@ -53,7 +53,9 @@ checked as (
             ) then 'metric_not_in_plan'
             when e.aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
                 and not ({{ is_decimal_number('e.field_value') }}
-                         and try_cast(e.field_value as decimal(38, 12)) is not null)
+                         and try_cast(e.field_value as decimal(38, 12)) is not null
+                         -- at most 15 integer digits, so that sums of millions of events still fit
+                         and length(split_part(ltrim(e.field_value, '-'), '.', 1)) <= 15)
                 then 'invalid_field_value'
             when e.aggregation_type = 'unique_count_agg' and coalesce(e.field_value, '') = ''
                 then 'invalid_field_value'
@@ -71,7 +73,9 @@ final as (
             when 'timestamp_outside_subscription' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is outside every period of subscription ' || external_subscription_id
             when 'metric_not_in_plan' then 'field code: the plan of subscription ' || external_subscription_id || ' has no charge on ' || billable_metric_code
             when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing')
-                || case when aggregation_type = 'unique_count_agg' then ' is empty' else ' is not a number' end
+                || case when aggregation_type = 'unique_count_agg' then ' is empty'
+                        when {{ is_decimal_number('field_value') }} then ' is out of range (more than 15 integer digits)'
+                        else ' is not a number' end
         end as rejection_detail,
         case
             when rejection_reason is not null then null

@@ -11,8 +11,13 @@ final as (
         c.billable_metric_code, c.invoice_display_name as charge_display_name,
         case when f.charge_filter_key <> 'default' then f.charge_filter_key end as charge_filter_id,
         fl.invoice_display_name as filter_display_name,
-        json_extract_string(fl.filter_values_json, '$.model[0]') as model,
-        json_extract_string(fl.filter_values_json, '$.type[0]') as token_type,
+        -- a filter over several models (or types) cannot credit one of them: '(multiple)'
+        case when json_array_length(fl.filter_values_json, '$.model') = 1
+             then json_extract_string(fl.filter_values_json, '$.model[0]')
+             when json_array_length(fl.filter_values_json, '$.model') > 1 then '(multiple)' end as model,
+        case when json_array_length(fl.filter_values_json, '$.type') = 1
+             then json_extract_string(fl.filter_values_json, '$.type[0]')
+             when json_array_length(fl.filter_values_json, '$.type') > 1 then '(multiple)' end as token_type,
         f.units, f.events_count, f.precise_amount, f.amount_cents, f.currency
     from fees f
     join invoices i using (invoice_id)

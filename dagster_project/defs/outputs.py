@@ -39,6 +39,12 @@ def _replace_folder(folder: Path, documents: dict[str, dict]) -> None:
             stale.unlink()
 
 
+def _count_files(con, status: str, through) -> int:
+    return int(con.execute(
+        "select count(*) from raw.landing_files where status = ? and arrival_date <= ?", [status, through]
+    ).fetchone()[0])
+
+
 def publish(con, out_dir: Path) -> dict:
     customers = {c["customer_id"]: c for c in _rows(con, "select * from catalog.customers")}
     sequences = dict(con.execute("select customer_id, sequence from billing.customer_sequences").fetchall())
@@ -124,6 +130,9 @@ def publish(con, out_dir: Path) -> dict:
                 "select rejection_reason, count(*) from marts.fct_events_rejected group by 1 order by 1"
             ).fetchall()
         ),
+        "files_loaded": _count_files(con, "loaded", through),
+        "files_duplicate": _count_files(con, "duplicate_file", through),
+        "files_unrecognized": _count_files(con, "unrecognized", through),
         "late_amount_cents": int(con.execute("select coalesce(sum(late_amount_cents), 0) from billing.late_usage").fetchone()[0]),
         "invoices_finalized": sum(1 for d in invoices.values() if d["invoice"]["status"] == "finalized"),
         "invoices_draft": sum(1 for d in invoices.values() if d["invoice"]["status"] == "draft"),

@@ -31,6 +31,7 @@ create table if not exists raw.landing_files (
     content_sha256 varchar not null,
     size_bytes bigint not null,
     first_loaded_at timestamp not null,
+    status varchar not null,  -- loaded | duplicate_file (bytes already loaded) | unrecognized (not an event file)
     primary key (arrival_date, source_file)
 );
 create table if not exists raw.events (
@@ -74,6 +75,18 @@ def day_files(events_dir: Path, day: dt.date) -> list[Path]:
     return sorted(found)
 
 
+def unrecognized_files(events_dir: Path, day: dt.date) -> list[Path]:
+    """Files in a day folder that are not event files (nor hidden or partial): reported, not read."""
+    folder = events_dir / day.isoformat()
+    if not folder.is_dir():
+        return []
+    known = set(day_files(events_dir, day))
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p not in known and not p.name.startswith(".") and not p.name.endswith(".partial")
+    )
+
+
 def arrival_dates(events_dir: Path) -> list[dt.date]:
     """The arrival-date folders present in the landing folder, in order."""
     dates = []
@@ -112,14 +125,15 @@ batches as (
     from parsed
 ),
 items as (
-    select line_number, line, line_error, 0 as item_index, doc as item
+    select line_number, line,
+        case when batch is not null then 'empty_batch' else line_error end as line_error, 0 as item_index, doc as item
     from batches
-    where batch is null
+    where batch is null or json_array_length(batch) = 0
     union all
     select line_number, line, null, unnest(range(json_array_length(batch)::bigint)) + 1,
         unnest(json_extract(batch, '$[*]'))
     from batches
-    where batch is not null
+    where batch is not null and json_array_length(batch) > 0
 ),
 events as (
     select *,
@@ -188,6 +202,7 @@ select
     case load_error
         when 'invalid_utf8' then 'the line is not valid UTF-8'
         when 'invalid_json' then 'the line is not valid JSON'
+        when 'empty_batch' then 'field events: an empty batch'
         when 'not_an_event_object' then 'the event is not a JSON object'
         when 'invalid_timestamp' then 'field timestamp: ' || coalesce(timestamp_text, '') || ' is neither Unix seconds nor ISO-8601 between 1970 and 2200'
         when 'invalid_properties' then 'field properties: not a JSON object'
@@ -290,15 +305,16 @@ def load_arrival_day(
         source_file = f"{day.isoformat()}/{path.name}"
         digest = _sha256(path)
         first_loaded_at = registered.get(source_file, now)
-        landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at))
         earlier = con.execute(
             """select 1 from raw.landing_files
-               where content_sha256 = ? and arrival_date < ? limit 1""",
+               where content_sha256 = ? and arrival_date < ? and status = 'loaded' limit 1""",
             [digest, day],
         ).fetchone()
-        if earlier is not None or any(r[2] == digest for r in landing_rows[:-1]):
+        if earlier is not None or any(r[2] == digest for r in landing_rows):
             duplicates += 1  # these bytes were already loaded from an earlier file
+            landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at, "duplicate_file"))
             continue
+        landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at, "loaded"))
         _read_lines(con, path)
         lines += con.execute("select count(*) from _lines").fetchone()[0]
         # A missing timestamp is the ingestion time, recorded once per file and kept inside the
@@ -310,12 +326,15 @@ def load_arrival_day(
             {"arrival_date": day, "source_file": source_file, "keys": keys, "paths": paths, "ingested_at": ingested_at},
         )
         loaded += 1
+    for path in unrecognized_files(events_dir, day):
+        source_file = f"{day.isoformat()}/{path.name}"
+        landing_rows.append((day, source_file, "", path.stat().st_size, registered.get(source_file, now), "unrecognized"))
     con.execute("begin transaction")
     try:
         con.execute("delete from raw.events where arrival_date = ?", [day])
         con.execute("delete from raw.landing_files where arrival_date = ?", [day])
         if landing_rows:
-            con.executemany("insert into raw.landing_files values (?, ?, ?, ?, ?)", landing_rows)
+            con.executemany("insert into raw.landing_files values (?, ?, ?, ?, ?, ?)", landing_rows)
         # A later day holding a copy of these bytes, loaded before this day was, loses its copy.
         con.execute(
             """delete from raw.events where arrival_date > ? and source_file in (

@@ -59,4 +59,7 @@ def test_daily_runs_and_a_late_file_in_an_open_folder_equal_one_fresh_run(tmp_pa
         ("MTH-001-003", "credit", 1000),
         ("MTH-001-004", "credit", 1000),
         ("MTH-001-005", "subscription", 2200),
+        # Nov 2: 36 credits bought or granted so far pay the $22 invoice: 14 left, ongoing 14 - 12 = 2
+        # <= 2: a fourth top-up
+        ("MTH-001-006", "credit", 1000),
     ]

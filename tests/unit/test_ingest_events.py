@@ -151,3 +151,18 @@ def test_a_pretty_printed_batch_json_file_is_one_document(con, landing):
     write(landing, "batch.json", json.dumps({"events": [event("t1"), event("t2")]}, indent=2).encode())
     load_arrival_day(con, landing, DAY, KEYS, NOW)
     assert rows(con) == [("2026-11-01/batch.json", 1, 1, "t1", None), ("2026-11-01/batch.json", 1, 2, "t2", None)]
+
+
+def test_an_empty_batch_is_quarantined_not_dropped(con, landing):
+    write(landing, "a.jsonl", b'{"events": []}\n')
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert rows(con) == [("2026-11-01/a.jsonl", 1, 0, None, "empty_batch")]
+
+
+def test_files_that_are_not_event_files_are_registered_as_unrecognized(con, landing):
+    write(landing, "a.jsonl", json.dumps(event("t1")).encode())
+    write(landing, "notes.txt", b"hello")
+    write(landing, ".events-0001.jsonl.partial", b"half a line")
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    files = con.execute("select source_file, status from raw.landing_files order by 1").fetchall()
+    assert files == [("2026-11-01/a.jsonl", "loaded"), ("2026-11-01/notes.txt", "unrecognized")]

@@ -77,6 +77,8 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
             frame = pl.DataFrame(rows, schema_overrides=CATALOG_SCHEMAS.get(name), infer_schema_length=None)
             if frame.width == 0:  # no such entity in this catalog: an empty table of the right shape
                 frame = pl.DataFrame(schema=EMPTY_SCHEMAS[name])
+            # An optional field no body sets is a column of nulls: keep it text, not DuckDB's NULL type.
+            frame = frame.with_columns(pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t == pl.Null)
             write_table(con, "catalog", name, frame)
             counts[name] = len(rows)
         write_table(con, "catalog", "property_keys", pl.DataFrame({"key": tables.property_keys(parsed)}, schema={"key": pl.String}))

@@ -41,6 +41,7 @@ def aggregate(usage: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
             pl.col("max_value").max().cast(MONEY),
             pl.col("latest_value").sort_by("latest_at").last().cast(MONEY),
             pl.col("events_count").sum(),
+            pl.col("bounded_amount").sum().cast(MONEY),
         )
         .with_columns(units=units_expr(pl.col("additive"), pl.col("max_value"), pl.col("latest_value")))
         .drop("additive", "max_value", "latest_value")
@@ -58,6 +59,7 @@ def cumulative(usage: pl.DataFrame) -> pl.DataFrame:
             pl.col("latest_value").sort_by("latest_at").last().cast(MONEY),
             pl.col("latest_at").max(),
             pl.col("events_count").sum(),
+            pl.col("bounded_amount").sum().cast(MONEY),
         )
         .sort([*BUCKET, "arrival_date"])
     )
@@ -68,6 +70,7 @@ def cumulative(usage: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("latest_at") == latest_so_far).then(pl.col("latest_value")).otherwise(None)
         .forward_fill().over(BUCKET).cast(MONEY).alias("latest_value"),
         pl.col("events_count").cum_sum().over(BUCKET),
+        pl.col("bounded_amount").cum_sum().over(BUCKET).cast(MONEY),
     ).with_columns(units=units_expr(pl.col("additive"), pl.col("max_value"), pl.col("latest_value"))).drop(
         "additive"
     )
@@ -101,6 +104,7 @@ def carry_over_recurring(usage: pl.DataFrame, periods: pl.DataFrame) -> pl.DataF
             .otherwise(pl.col("units"))
             .cast(MONEY),
             events_count=pl.lit(0, pl.Int64),
+            bounded_amount=pl.lit(None, MONEY),
         )
         .select(usage.columns)
     )

@@ -22,7 +22,8 @@ ONE = pl.lit(Decimal(1), MONEY)
 MODEL_PROPERTIES = {
     "standard": ("amount",),
     "package": ("amount", "package_size", "free_units"),
-    "percentage": ("rate", "fixed_amount", "free_units_per_events", "free_units_per_total_aggregation"),
+    "percentage": ("rate", "fixed_amount", "free_units_per_events", "free_units_per_total_aggregation",
+                   "per_transaction_min_amount", "per_transaction_max_amount"),
 }
 PROPERTY_COLUMNS = sorted({f"p_{name}" for names in MODEL_PROPERTIES.values() for name in names})
 # Tiered models read a list of ranges.
@@ -159,12 +160,15 @@ def precise_amount(buckets: pl.DataFrame, tier_rows: pl.DataFrame | None = None)
         for column in PROPERTY_COLUMNS
     }
     events = pl.col("events_count") if "events_count" in buckets.columns else pl.lit(0)
+    bounded = pl.col("bounded_amount").cast(MONEY) if "bounded_amount" in buckets.columns else pl.lit(None, MONEY)
     tiered = tiered_amounts(buckets, tier_rows if tier_rows is not None else pl.DataFrame(schema=TIER_SCHEMA))
     amount = (
         pl.when(pl.col("charge_model") == "standard")
         .then(standard(units, p["p_amount"]))
         .when(pl.col("charge_model") == "package")
         .then(package(units, p["p_amount"], p["p_package_size"], p["p_free_units"]))
+        .when((pl.col("charge_model") == "percentage") & bounded.is_not_null())
+        .then(bounded)  # priced event by event (see event_pricing.per_transaction_amounts)
         .when(pl.col("charge_model") == "percentage")
         .then(percentage(units, events, p["p_rate"], p["p_fixed_amount"], p["p_free_units_per_events"],
                          p["p_free_units_per_total_aggregation"]))

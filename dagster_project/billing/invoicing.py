@@ -19,6 +19,7 @@ import polars as pl
 
 from dagster_project.billing import charge_models as cm
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
+from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.wallets import DueInvoice, Rule, WalletSpec, replay_customer
 
@@ -90,6 +91,7 @@ def bill(
     number_prefix: str,
     issued_numbers: dict[str, dict[str, int]] | None = None,
     frozen_totals: dict[str, int] | None = None,
+    charge_events: pl.DataFrame | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -109,7 +111,16 @@ def bill(
     )
     usage = usage.join(period_cols.select("billing_period_id", "invoice_finalized_on", "billing_day"),
                        on="billing_period_id", how="left", suffix="_p")
+    events = _charge_events(charge_events, through, period_cols, charges, filters)
+    usage = usage.join(
+        events.group_by([*BUCKET, "arrival_date"]).agg(pl.col("event_amount").sum().cast(cm.MONEY).alias("bounded_amount")),
+        on=[*BUCKET, "arrival_date"], how="left",
+    )
     usage = carry_over_recurring(usage, period_cols)
+    # Charges paid in advance are invoiced as their events arrive, not with the period.
+    advance_charges = charges.filter(pl.col("is_pay_in_advance"))["charge_id"].to_list()
+    advance_usage = usage.filter(pl.col("charge_id").is_in(advance_charges))
+    usage = usage.filter(~pl.col("charge_id").is_in(advance_charges))
     rounding = charges.select("charge_id", "rounding_function", "rounding_precision")
 
     def rounded(frame: pl.DataFrame) -> pl.DataFrame:
@@ -119,10 +130,15 @@ def bill(
         ).drop("rounding_function", "rounding_precision")
 
     # Invoices: periods whose billing day has come. Buckets: usage that arrived in time.
-    due = _due_invoices(period_cols, through)
+    advance_due, advance_fees = _advance_invoices(events.filter(pl.col("charge_id").is_in(advance_charges)),
+                                                  period_cols, charges, filters, through)
+    due = pl.concat([_due_invoices(period_cols, through), advance_due], how="diagonal_relaxed").with_columns(
+        pl.col("is_advance").fill_null(False)
+    )
+    closing = ~pl.col("is_starting") & ~pl.col("is_advance")
     on_time = rounded(aggregate(usage, pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))
     fee_buckets = on_time.join(
-        due.filter(~pl.col("is_starting")).select("billing_period_id", "invoice_id", "currency", "status"),
+        due.filter(closing).select("billing_period_id", "invoice_id", "currency", "status"),
         on="billing_period_id",
     )
     fees = price_buckets(fee_buckets, charges, filters)
@@ -133,17 +149,19 @@ def bill(
         ),
         fee_type=pl.lit("charge"),
     )
-    subscription_fees = _subscription_fees(period_cols, due)
+    fees = pl.concat([fees.select(FEE_COLUMNS), advance_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
+    subscription_fees = _subscription_fees(period_cols, due.filter(closing | pl.col("is_starting")))
     subscription_fees = pl.concat(
-        [subscription_fees, _minimum_fees(due, fees, subscription_fees, charges)], how="vertical_relaxed"
+        [subscription_fees, _minimum_fees(due.filter(~pl.col("is_advance")), fees, subscription_fees, charges)],
+        how="vertical_relaxed",
     )
 
     # Late usage of finalized periods: what it would have added.
-    late_usage = _late_usage(usage, on_time, rounded, due, charges, filters)
+    late_usage = _late_usage(usage, on_time, rounded, due.filter(~pl.col("is_advance")), charges, filters)
 
     # Current usage: periods open at the end of `through`, everything arrived so far.
     open_periods = period_cols.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through))
-    current = rounded(aggregate(usage, pl.lit(True))).join(
+    current = rounded(aggregate(pl.concat([usage, advance_usage], how="vertical_relaxed"), pl.lit(True))).join(
         open_periods.select("billing_period_id", "currency"), on="billing_period_id"
     )
     current_usage = price_buckets(current, charges, filters)
@@ -154,7 +172,7 @@ def bill(
         invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {},
     )
-    all_fees = pl.concat([fees.select(FEE_COLUMNS), subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
+    all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
     return BillingResult(all_fees, invoices, transactions, balances, late_usage, current_usage)
 
 
@@ -162,6 +180,66 @@ FEE_COLUMNS = [
     "fee_id", "invoice_id", "fee_type", "billing_period_id", "charge_id", "charge_filter_key", "units",
     "events_count", "precise_amount", "amount_cents", "currency",
 ]
+
+
+def _charge_events(charge_events, through, periods, charges, filters) -> pl.DataFrame:
+    """Events priced one by one, with their pricing properties and `event_amount` (the bounded
+    percentage amount; null for other models)."""
+    schema = {"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
+              "charge_id": pl.String, "charge_filter_key": pl.String, "arrival_date": pl.Date,
+              "charge_order": pl.Int64, "units": cm.MONEY, "event_amount": cm.MONEY, "currency": pl.String}
+    if charge_events is None or charge_events.is_empty():
+        return pl.DataFrame(schema=schema)
+    events = charge_events.filter(pl.col("arrival_date") <= through).with_columns(
+        charge_filter_key=pl.col("charge_filter_id").fill_null("default"), events_count=pl.lit(1, pl.Int64),
+        units=pl.col("units").cast(cm.MONEY),
+    ).join(periods.select("billing_period_id", "currency"), on="billing_period_id")
+    events = _with_properties(events, charges, filters)
+    is_percentage = pl.col("charge_model") == "percentage"
+    return events.with_columns(
+        event_amount=pl.when(is_percentage).then(per_transaction_amounts(events)).otherwise(None).cast(cm.MONEY)
+    )
+
+
+def _advance_invoices(events, periods, charges, filters, through) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Charges paid in advance: each event costs what it adds to its bucket's price; a day's events
+    of one subscription period make one invoice, issued on their arrival day."""
+    if events.is_empty():
+        return pl.DataFrame(schema={"invoice_id": pl.String, "is_advance": pl.Boolean}), pl.DataFrame(schema=_FEE_SCHEMA)
+    steps = incremental_units(events)
+    keep = [*BUCKET, "currency", "arrival_date", "event_record_id", "subscription_id", "charge_model", "event_amount"]
+    through_price = price_buckets(steps.select(*keep, pl.col("units_through").alias("units"), pl.lit(1).alias("events_count")), charges, filters)
+    before_price = price_buckets(steps.select(*keep, pl.col("units_before").alias("units"), pl.lit(1).alias("events_count")), charges, filters)
+    priced = steps.with_columns(
+        event_fee=pl.when(pl.col("charge_model") == "percentage").then(pl.col("event_amount"))
+        .otherwise(through_price["precise_amount"] - before_price["precise_amount"]).cast(cm.MONEY)
+    )
+    fees = (
+        priced.group_by(["billing_period_id", "arrival_date", "charge_id", "charge_filter_key", "currency"])
+        .agg(pl.col("units").sum().cast(cm.MONEY), pl.len().cast(pl.Int64).alias("events_count"),
+             pl.col("event_fee").sum().cast(cm.MONEY).alias("precise_amount"))
+        .with_columns(
+            invoice_id=pl.struct("billing_period_id", "arrival_date").map_elements(
+                lambda r: stable_id("advance_invoice", r["billing_period_id"], r["arrival_date"]), return_dtype=pl.String),
+            fee_type=pl.lit("charge"),
+        )
+    )
+    exponents = pl.Series([currency_exponent(c) for c in fees["currency"]], dtype=pl.Int64)
+    fees = fees.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents))).with_columns(
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
+            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String)
+    )
+    due = (
+        fees.select("billing_period_id", "arrival_date", "invoice_id").unique()
+        .join(periods, on="billing_period_id")
+        .with_columns(
+            billing_day=pl.col("arrival_date"), invoice_finalized_on=pl.col("arrival_date"),
+            is_starting=pl.lit(False), is_advance=pl.lit(True),
+            status=pl.when(pl.col("arrival_date") < through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
+        )
+        .drop("arrival_date")
+    )
+    return due, fees
 
 
 def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
@@ -179,6 +257,7 @@ def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("starting_invoice", p), return_dtype=pl.String),
     )
     return pl.concat([closing, starting], how="vertical_relaxed").filter(pl.col("billing_day") <= through).with_columns(
+        is_advance=pl.lit(False),
         # Finalized by the first run after its finalization day: that day's landing folder is then
         # complete, so no on-time event can reach the folder after the invoice is frozen.
         status=pl.when(pl.col("invoice_finalized_on") < through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),

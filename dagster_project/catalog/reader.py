@@ -312,9 +312,8 @@ def property_problems(model: str, properties: dict | None) -> list[str]:
             _decimal_problem("free_units_per_events", p.get("free_units_per_events"), required=False),
             _decimal_problem("free_units_per_total_aggregation", p.get("free_units_per_total_aggregation"), required=False),
         ]
-        for name in ("per_transaction_min_amount", "per_transaction_max_amount"):
-            if p.get(name) not in (None, ""):
-                checks.append(f"properties.{name}: per-transaction bounds are not billed yet")
+        checks += [_decimal_problem(name, p.get(name), required=False)
+                   for name in ("per_transaction_min_amount", "per_transaction_max_amount")]
     else:
         key = {"graduated": "graduated_ranges", "volume": "volume_ranges",
                "graduated_percentage": "graduated_percentage_ranges"}[model]
@@ -338,9 +337,6 @@ def unsupported_features(catalog: Catalog) -> list[str]:
     problems = []
     for plan in catalog.plans:
         for index, charge in enumerate(plan.charges):
-            if charge.pay_in_advance:
-                problems.append(f"{catalog.where[id(plan)]}, field charges.{index}.pay_in_advance: "
-                                "charges paid in advance are not billed yet")
             if charge.tax_codes:
                 problems.append(f"{catalog.where[id(plan)]}, field charges.{index}.tax_codes: taxes are not billed yet")
         if plan.tax_codes:

@@ -69,7 +69,8 @@ BILLING_TABLES = ["fees", "invoices", "wallet_transactions", "wallet_balances", 
         dg.AssetSpec(
             ["billing", name], group_name="billing", owners=["team:billing-data"], kinds={"polars", "duckdb"},
             description=f"billing.{name}, written by the polars pricing step.",
-            deps=[dg.AssetKey(["marts", "fct_usage_daily"]), dg.AssetKey(["catalog", "billing_periods"]),
+            deps=[dg.AssetKey(["marts", "fct_usage_daily"]), dg.AssetKey(["marts", "fct_charge_events"]),
+                  dg.AssetKey(["catalog", "billing_periods"]),
                   dg.AssetKey(["catalog", "charges"]), dg.AssetKey(["catalog", "charge_filters"]),
                   dg.AssetKey(["catalog", "wallets"])],
         )
@@ -109,6 +110,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             wallets=con.execute("select * from catalog.wallets").pl(),
             customer_sequences=_customer_sequences(con, customers),
             number_prefix=DEFAULT_PREFIX,
+            charge_events=con.execute("select * from marts.fct_charge_events").pl(),
             issued_numbers=issued_numbers,
             frozen_totals=frozen_totals,
         )

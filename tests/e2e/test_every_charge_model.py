@@ -22,6 +22,8 @@ Scenario tests/scenarios/every_charge_model, customers in UTC, billed through 20
     total 51.61
 - sub_f, weekly from Monday 2026-10-19, 7.00 a week in arrears, standard at 1:
     week of Oct 19: 3 units -> 3.00 + 7.00 = 10.00 (invoiced Oct 26); week of Oct 26: 7.00 (Nov 2)
+- sub_g, package of 10 units at 1.00 paid in advance: an invoice per arrival day (see below)
+- sub_h, percentage with per-transaction bounds (see below)
 """
 
 import json
@@ -50,26 +52,49 @@ def out(tmp_path_factory):
     return work / "out"
 
 
-def invoices(out) -> dict[str, dict]:
+def invoices(out) -> dict[tuple[str, str], dict]:
+    """Invoices by (external subscription id, issuing date)."""
     docs = [json.loads(p.read_text())["invoice"] for p in (out / "invoices").glob("*.json")]
-    return {(d["fees"][0]["external_subscription_id"], d["billing_periods"][0]["charges_from_datetime"]): d for d in docs}
+    return {(d["billing_periods"][0]["external_subscription_id"], d["issuing_date"]): d for d in docs}
 
 
 def test_each_charge_model_totals_as_worked_out_by_hand(out):
     totals = {key: d["total_amount_cents"] for key, d in invoices(out).items()}
     assert totals == {
-        ("sub_a", "2026-10-01T00:00:00Z"): 775,
-        ("sub_b", "2026-10-01T00:00:00Z"): 1850,
-        ("sub_c", "2026-10-01T00:00:00Z"): 1050,
-        ("sub_d", "2026-10-01T00:00:00Z"): 2810,
-        ("sub_e", "2026-10-16T00:00:00Z"): 5161,
-        ("sub_f", "2026-10-19T00:00:00Z"): 1000,
-        ("sub_f", "2026-10-26T00:00:00Z"): 700,
+        ("sub_a", "2026-11-01"): 775,
+        ("sub_b", "2026-11-01"): 1850,
+        ("sub_c", "2026-11-01"): 1050,
+        ("sub_d", "2026-11-01"): 2810,
+        ("sub_e", "2026-11-01"): 5161,
+        ("sub_f", "2026-10-26"): 1000,
+        ("sub_f", "2026-11-02"): 700,
+        ("sub_g", "2026-10-20"): 200,
+        ("sub_g", "2026-10-25"): 0,
+        ("sub_g", "2026-11-01"): 0,
+        ("sub_h", "2026-11-01"): 570,
     }
 
 
+def test_a_charge_paid_in_advance_bills_each_event_for_what_it_adds(out):
+    # packages of 10 units at 1.00: 4 units -> 1 package (+1.00); 11 -> 2 (+1.00), both on Oct 20;
+    # 9 more on Oct 25: 20 units is still 2 packages (+0.00). October's closing invoice bills nothing again.
+    by_day = invoices(out)
+    assert [(f["units"], f["events_count"], f["amount_cents"]) for f in by_day[("sub_g", "2026-10-20")]["fees"]] == [
+        ("11.0", 2, 200)
+    ]
+    assert [(f["units"], f["amount_cents"]) for f in by_day[("sub_g", "2026-10-25")]["fees"]] == [("9.0", 0)]
+    assert by_day[("sub_g", "2026-11-01")]["fees"] == []
+
+
+def test_percentage_bounds_apply_to_each_transaction(out):
+    # 10% + 0.20 a transaction (the first one's 0.20 is free), each between 0.50 and 3.00:
+    # 100 -> 10.00 capped to 3.00; 2 -> 0.20 + 0.20 = 0.40 raised to 0.50; 20 -> 2.00 + 0.20 = 2.20
+    (fee,) = invoices(out)[("sub_h", "2026-11-01")]["fees"]
+    assert (fee["units"], fee["events_count"], fee["amount_cents"]) == ("122.0", 3, 570)
+
+
 def test_every_aggregation_and_minimum_on_the_mid_month_subscription(out):
-    invoice = invoices(out)[("sub_e", "2026-10-16T00:00:00Z")]
+    invoice = invoices(out)[("sub_e", "2026-11-01")]
     lines = {(f["item"]["type"], f["item"]["name"]): (f["units"], f["amount_cents"]) for f in invoice["fees"]}
     assert lines == {
         ("charge", "Requests"): ("3.0", 300),

@@ -14,3 +14,27 @@ def dagster_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def run_meterhouse(catalog, events, work, through):
+    """`meterhouse run` as a user types it, in a subprocess, into `work/warehouse.duckdb` and `work/out`."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(catalog), "--events", str(events),
+         "--warehouse", str(work / "warehouse.duckdb"), "--out", str(work / "out"), "--through", through],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work / "out"
+
+
+def bill_scenario(tmp_path_factory, name, through):
+    """Copy a scenario's events to a fresh folder and bill it; the outputs folder."""
+    import shutil
+
+    scenario = REPO / "tests" / "scenarios" / name
+    work = tmp_path_factory.mktemp(name)
+    shutil.copytree(scenario / "events", work / "events")
+    return run_meterhouse(scenario / "catalog", work / "events", work, through)

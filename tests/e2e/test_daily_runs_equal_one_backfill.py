@@ -8,10 +8,8 @@ The 11-01 run must not freeze October: that day's folder was still open (its fil
 
 import json
 import shutil
-import subprocess
-import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
 LATE_IN_THE_DAY = (
@@ -21,13 +19,7 @@ LATE_IN_THE_DAY = (
 
 
 def run(work, through):
-    result = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(SCENARIO / "catalog"),
-         "--events", str(work / "events"), "--warehouse", str(work / "warehouse.duckdb"),
-         "--out", str(work / "out"), "--through", through],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_meterhouse(SCENARIO / "catalog", work / "events", work, through)
 
 
 def snapshot(folder):

@@ -27,29 +27,15 @@ Scenario tests/scenarios/every_charge_model, customers in UTC, billed through 20
 """
 
 import json
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bill_scenario
 
-SCENARIO = REPO / "tests" / "scenarios" / "every_charge_model"
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
-    work = tmp_path_factory.mktemp("every_charge_model")
-    shutil.copytree(SCENARIO / "events", work / "events")
-    result = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(SCENARIO / "catalog"),
-         "--events", str(work / "events"), "--warehouse", str(work / "warehouse.duckdb"),
-         "--out", str(work / "out"), "--through", "2026-11-02"],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work / "out"
+    return bill_scenario(tmp_path_factory, "every_charge_model", "2026-11-02")
 
 
 def invoices(out) -> dict[tuple[str, str], dict]:

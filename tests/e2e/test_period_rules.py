@@ -19,29 +19,15 @@ customers, billed through 2026-11-02. Every figure by hand:
 """
 
 import json
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import bill_scenario
 
-SCENARIO = REPO / "tests" / "scenarios" / "period_rules"
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
-    work = tmp_path_factory.mktemp("period_rules")
-    shutil.copytree(SCENARIO / "events", work / "events")
-    result = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(SCENARIO / "catalog"),
-         "--events", str(work / "events"), "--warehouse", str(work / "warehouse.duckdb"),
-         "--out", str(work / "out"), "--through", "2026-11-02"],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work / "out"
+    return bill_scenario(tmp_path_factory, "period_rules", "2026-11-02")
 
 
 def test_each_period_rule_is_invoiced_on_its_day_for_its_amount(out):

@@ -24,6 +24,12 @@ Scenario tests/scenarios/every_charge_model, customers in UTC, billed through 20
     week of Oct 19: 3 units -> 3.00 + 7.00 = 10.00 (invoiced Oct 26); week of Oct 26: 7.00 (Nov 2)
 - sub_g, package of 10 units at 1.00 paid in advance: an invoice per arrival day (see below)
 - sub_h, percentage with per-transaction bounds (see below)
+- sub_i, graduated percentage 0-100 at 1% + 0.50 flat, 101- at 0.5%: 250 units
+  = 100 * 1% + 0.50 + 150 * 0.5% = 1.00 + 0.50 + 0.75 = 2.25
+- sub_j, a recurring sum (see below); sub_k, filters (see below)
+- sub_l, 365.00 a year (calendar) from 2025-11-01: 2025's invoice on 2026-01-01 for 61 of 365
+  days: 36500 * 61 / 365 = 6100
+- sub_m, 181.00 a half-year from 2026-01-01: Jan 1 - Jul 1 is 181 days: 181.00 on Jul 1
 """
 
 import json
@@ -58,7 +64,29 @@ def test_each_charge_model_totals_as_worked_out_by_hand(out):
         ("sub_g", "2026-10-25"): 0,
         ("sub_g", "2026-11-01"): 0,
         ("sub_h", "2026-11-01"): 570,
+        ("sub_i", "2026-11-01"): 225,
+        ("sub_j", "2026-10-01"): 500,
+        ("sub_j", "2026-11-01"): 800,
+        ("sub_k", "2026-11-01"): 1200,
+        ("sub_l", "2026-01-01"): 6100,
+        ("sub_m", "2026-07-01"): 18100,
     }
+
+
+def test_filters_most_specific_all_values_and_the_default_bucket(out):
+    # model a matches both filters: the one with fewer values wins (5.00); b only the
+    # __ALL_FILTER_VALUES__ one (2 * 2.00); no model: the charge's own price (3 * 1.00)
+    fees = invoices(out)[("sub_k", "2026-11-01")]["fees"]
+    assert sorted((f["item"]["filter_invoice_display_name"] or "", f["units"], f["amount_cents"]) for f in fees) == [
+        ("", "3.0", 300), ("Model A", "1.0", 500), ("a • b • c", "2.0", 400)
+    ]
+
+
+def test_a_recurring_metric_carries_its_usage_into_the_next_period(out):
+    # 5 in September, 3 more in October: October bills 5 + 3 = 8
+    by_day = invoices(out)
+    assert [f["units"] for f in by_day[("sub_j", "2026-10-01")]["fees"]] == ["5.0"]
+    assert [f["units"] for f in by_day[("sub_j", "2026-11-01")]["fees"]] == ["8.0"]
 
 
 def test_a_charge_paid_in_advance_bills_each_event_for_what_it_adds(out):

@@ -3,10 +3,18 @@
 import dagster as dg
 
 from dagster_project.defs import dbt as dbt_defs
+from dagster_project.defs.checks import CHECKS
+from dagster_project.defs.jobs import (
+    daily_billing_job,
+    daily_billing_schedule,
+    landing_folder_sensor,
+    period_end_job,
+    period_end_schedule,
+)
 from dagster_project.defs.ingest import billing_periods, catalog, raw_events
 from dagster_project.defs.outputs import published_outputs
 from dagster_project.defs.pricing import priced_billing
-from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 
 
 def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definitions:
@@ -20,7 +28,15 @@ def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definiti
             dbt_defs.billing_marts(),
             published_outputs,
         ],
-        resources={"settings": settings or MeterhouseSettings.from_env(), "dbt": dbt_defs.dbt_resource()},
+        asset_checks=CHECKS,
+        jobs=[daily_billing_job, period_end_job],
+        schedules=[daily_billing_schedule, period_end_schedule],
+        sensors=[landing_folder_sensor],
+        resources={
+            "settings": settings or MeterhouseSettings.from_env(),
+            "billing_date": BillingDate(),
+            "dbt": dbt_defs.dbt_resource(),
+        },
         executor=dg.in_process_executor,
     )
 

@@ -10,7 +10,7 @@ import polars as pl
 from dagster_project.billing.period_table import billing_period_rows
 from dagster_project.catalog import read_catalog, tables
 from dagster_project.defs.partitions import arrival_days
-from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema, load_arrival_day
 
 
@@ -130,7 +130,7 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
     owners=["team:billing-data"],
     kinds={"python", "duckdb"},
 )
-def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSettings, billing_date: BillingDate) -> dg.MaterializeResult:
     """Billing periods of every subscription, in the customer's timezone, through the billing date.
 
     Grain: one row per subscription and period; key billing_period_id. Periods reach past the
@@ -149,7 +149,7 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
             ).fetchall()
         )
         latest_arrival = con.execute("select max(arrival_date) from raw.events").fetchone()[0]
-        through = settings.through_date(con)
+        through = settings.through_date(con, billing_date.through)
         candidates = [d for d in (latest_arrival, through) if d is not None] or [dt.date.today()]
         horizon = max(candidates) + dt.timedelta(days=3)
         rows = billing_period_rows(subs, grace, first_event, horizon)

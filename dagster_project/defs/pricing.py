@@ -7,7 +7,7 @@ import polars as pl
 from dagster_project.billing.invoicing import bill
 from dagster_project.billing.schemas import Fees, Invoices
 from dagster_project.defs.ingest import write_table
-from dagster_project.defs.resources import MeterhouseSettings
+from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 
 DEFAULT_PREFIX = "MTH"
 
@@ -79,7 +79,7 @@ BILLING_TABLES = ["fees", "invoices", "wallet_transactions", "wallet_balances", 
     name="priced_billing",
     pool="duckdb_writer",
 )
-def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
+def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettings, billing_date: BillingDate):
     """Charge models, invoices, wallet credits and top-ups, as of the billing date.
 
     Writes schema `billing`: fees (one row per invoice, charge and filter), invoices (one row per
@@ -88,7 +88,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
     finalized invoice already stored is never changed.
     """
     with settings.connect() as con:
-        through = settings.through_date(con)
+        through = settings.through_date(con, billing_date.through)
         if through is None:
             raise dg.Failure("nothing to bill: no events loaded and no billing date (`through`) given")
         periods = con.execute(

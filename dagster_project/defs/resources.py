@@ -57,11 +57,19 @@ class MeterhouseSettings(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def through_date(self, con: duckdb.DuckDBPyConnection) -> dt.date | None:
-        """The billing date: `through` if set, else the latest arrival date loaded."""
-        if self.through:
-            return dt.date.fromisoformat(self.through)
+    def through_date(self, con: duckdb.DuckDBPyConnection, override: str = "") -> dt.date | None:
+        """The billing date: `override` (a run's billing date), else `through`, else the latest
+        arrival date loaded."""
+        if override or self.through:
+            return dt.date.fromisoformat(override or self.through)
         try:
             return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
         except duckdb.CatalogException:
             return None
+
+
+class BillingDate(dg.ConfigurableResource):
+    """A run's billing date (YYYY-MM-DD), set by schedules and the sensor in the run config; empty:
+    the settings' `through`, else the latest arrival date loaded."""
+
+    through: str = ""

@@ -1,0 +1,62 @@
+"""Asset checks where money is at stake: they run after each materialization and block downstream
+assets when they fail."""
+
+import dagster as dg
+import pandera.errors
+
+from dagster_project.billing.schemas import Fees, Invoices
+from dagster_project.defs.resources import MeterhouseSettings
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "fct_event_loads"]), blocking=True,
+                description="Every raw event is accepted, a duplicate or rejected, on every arrival day.")
+def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        bad = con.execute(
+            """select arrival_date::varchar, events_raw, events_accepted, events_duplicate, events_rejected
+               from marts.fct_event_loads
+               where events_raw <> events_accepted + events_duplicate + events_rejected order by 1"""
+        ).fetchall()
+    return dg.AssetCheckResult(passed=not bad, metadata={"days_off": len(bad), "first": str(bad[:3])})
+
+
+@dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
+                description="Invoice arithmetic: total = fees + taxes - prepaid credits, never below zero.")
+def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        bad = con.execute(
+            """select number from billing.invoices
+               where prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
+                     > fees_amount_cents + taxes_amount_cents
+                  or fees_amount_cents <> coalesce((select sum(amount_cents) from billing.fees f
+                                                   where f.invoice_id = invoices.invoice_id), 0)
+                     and invoice_type = 'subscription'"""
+        ).fetchall()
+    return dg.AssetCheckResult(passed=not bad, metadata={"invoices_off": len(bad), "first": str(bad[:5])})
+
+
+@dg.asset_check(asset=dg.AssetKey(["billing", "fees"]), blocking=True,
+                description="Pandera schema of fees: exact decimals, non-negative amounts, unique ids.")
+def fees_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        fees = con.execute("select * from billing.fees").pl()
+    try:
+        Fees.validate(fees)
+    except pandera.errors.SchemaError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
+    return dg.AssetCheckResult(passed=True, metadata={"rows": len(fees)})
+
+
+@dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
+                description="Pandera schema of invoices: credits within totals, finalized numbers unique.")
+def invoices_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        invoices = con.execute("select * from billing.invoices").pl()
+    try:
+        Invoices.validate(invoices)
+    except pandera.errors.SchemaError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
+    return dg.AssetCheckResult(passed=True, metadata={"rows": len(invoices)})
+
+
+CHECKS = [every_event_is_accounted_for, invoice_arithmetic, fees_schema, invoices_schema]

@@ -1,0 +1,70 @@
+"""Schedules, the landing-folder sensor and the daily job, with Dagster's own test contexts."""
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+
+from dagster_project.defs.jobs import (
+    billing_run_config,
+    daily_billing_schedule,
+    landing_folder_sensor,
+    period_end_schedule,
+)
+from dagster_project.defs.resources import MeterhouseSettings
+from tests.conftest import REPO
+
+SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
+
+
+def settings_for(tmp_path, events_dir) -> MeterhouseSettings:
+    return MeterhouseSettings(
+        catalog_dir=str(SCENARIO / "catalog"), events_dir=str(events_dir),
+        warehouse_path=str(tmp_path / "warehouse.duckdb"), out_dir=str(tmp_path / "out"),
+    )
+
+
+def test_the_daily_schedule_bills_yesterday_as_of_yesterday():
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 2, 0, 30, tzinfo=dt.timezone.utc))
+    request = daily_billing_schedule(context)
+    assert request.partition_key == "2026-11-01"
+    assert request.run_config == billing_run_config("2026-11-01")
+
+
+def test_the_period_end_schedule_bills_as_of_the_last_day_of_the_month():
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.timezone.utc))
+    request = period_end_schedule(context)
+    assert request.run_config == billing_run_config("2026-10-31")
+
+
+def test_the_sensor_asks_for_each_new_or_changed_day_once(tmp_path):
+    events = tmp_path / "events"
+    shutil.copytree(SCENARIO / "events", events)
+    settings = settings_for(tmp_path, events)
+
+    first = landing_folder_sensor(dg.build_sensor_context(resources={"settings": settings}))
+    assert [r.partition_key for r in first.run_requests] == ["2026-10-10", "2026-10-31", "2026-11-02"]
+
+    again = landing_folder_sensor(dg.build_sensor_context(resources={"settings": settings}, cursor=first.cursor))
+    assert again.run_requests == []
+
+    (events / "2026-11-02" / "more.jsonl").write_text('{"transaction_id": "x"}\n')
+    changed = landing_folder_sensor(dg.build_sensor_context(resources={"settings": settings}, cursor=again.cursor))
+    assert [r.partition_key for r in changed.run_requests] == ["2026-11-02"]
+    assert changed.run_requests[0].run_config == billing_run_config("2026-11-02")
+
+
+def test_the_daily_job_loads_a_day_and_bills_as_of_it(tmp_path):
+    from dagster_project.definitions import build_definitions
+
+    settings = settings_for(tmp_path, SCENARIO / "events")
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("daily_billing_job")
+    result = job.execute_in_process(
+        partition_key="2026-10-10", run_config=billing_run_config("2026-10-10"), instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    checks = [e for e in result.get_asset_check_evaluations() if e.asset_check_key.name == "every_event_is_accounted_for"]
+    assert checks and all(c.passed for c in checks)
+    usage = (tmp_path / "out" / "current_usage" / "sub_ny.json").read_text()
+    assert '"amount_cents": 900' in usage  # Oct 10: small input $2 + small output $3 + large input $4

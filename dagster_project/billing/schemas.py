@@ -44,3 +44,32 @@ class Invoices(pa.DataFrameModel):
             (pl.col("status") != "finalized")
             | ~pl.col("number").filter(pl.col("status") == "finalized").is_duplicated().any()
         )
+
+
+class UsageDaily(pa.DataFrameModel):
+    """`marts.fct_usage_daily`: one row per period, charge, filter and arrival day; exact decimals."""
+
+    usage_daily_id: str = pa.Field(unique=True)
+    billing_period_id: str
+    charge_id: str
+    aggregation_type: str = pa.Field(
+        isin=["count_agg", "sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg"]
+    )
+    units: MONEY
+    events_count: pl.Int64 = pa.Field(gt=0)
+
+
+class RawEvents(pa.DataFrameModel):
+    """`raw.events`: a readable event has its ids and a timestamp; an unreadable one its reason and text."""
+
+    source_file: str
+    line_number: pl.Int64 = pa.Field(ge=1)
+
+    @pa.dataframe_check
+    def readable_or_explained(cls, data) -> pl.LazyFrame:
+        readable = (
+            pl.col("transaction_id").is_not_null() & pl.col("code").is_not_null()
+            & pl.col("external_subscription_id").is_not_null() & pl.col("event_at").is_not_null()
+        )
+        explained = pl.col("load_error").is_not_null() & pl.col("raw_line").is_not_null()
+        return data.lazyframe.select(pl.when(pl.col("load_error").is_null()).then(readable).otherwise(explained))

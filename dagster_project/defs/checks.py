@@ -4,7 +4,7 @@ assets when they fail."""
 import dagster as dg
 import pandera.errors
 
-from dagster_project.billing.schemas import Fees, Invoices
+from dagster_project.billing.schemas import Fees, Invoices, RawEvents, UsageDaily
 from dagster_project.defs.resources import MeterhouseSettings
 
 
@@ -59,4 +59,30 @@ def invoices_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"rows": len(invoices)})
 
 
-CHECKS = [every_event_is_accounted_for, invoice_arithmetic, fees_schema, invoices_schema]
+def _pandera_result(schema, frame) -> dg.AssetCheckResult:
+    try:
+        schema.validate(frame)
+    except pandera.errors.SchemaError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
+    return dg.AssetCheckResult(passed=True, metadata={"rows": len(frame)})
+
+
+@dg.asset_check(asset=dg.AssetKey(["raw", "events"]), blocking=True,
+                description="Pandera schema of raw events: readable with ids and time, or quarantined with text.")
+def raw_events_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        frame = con.execute(
+            "select source_file, line_number, transaction_id, code, external_subscription_id, event_at, load_error, raw_line from raw.events"
+        ).pl()
+    return _pandera_result(RawEvents, frame)
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "fct_usage_daily"]), blocking=True,
+                description="Pandera schema of the pricing input: exact decimal units, known aggregations.")
+def usage_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        frame = con.execute("select * from marts.fct_usage_daily").pl()
+    return _pandera_result(UsageDaily, frame)
+
+
+CHECKS = [raw_events_schema, usage_schema, every_event_is_accounted_for, invoice_arithmetic, fees_schema, invoices_schema]

@@ -47,3 +47,16 @@ def test_a_fee_of_two_dollars_passes():
 def test_a_negative_fee_is_refused():
     with pytest.raises(pandera.errors.SchemaError, match="greater_than_or_equal_to"):
         Fees.validate(fee("-1", -100))
+
+
+def test_a_raw_event_without_a_reason_must_be_readable():
+    from dagster_project.billing.schemas import RawEvents
+
+    row = {"source_file": "d/a.jsonl", "line_number": 1, "transaction_id": None, "code": "c",
+           "external_subscription_id": "s", "event_at": None, "load_error": None, "raw_line": None}
+    with pytest.raises(pandera.errors.SchemaError):
+        RawEvents.validate(pl.DataFrame([row], schema_overrides={"transaction_id": pl.String, "event_at": pl.Datetime}))
+    quarantined = {**row, "load_error": "invalid_json", "raw_line": "{"}
+    assert RawEvents.validate(
+        pl.DataFrame([quarantined], schema_overrides={"transaction_id": pl.String, "event_at": pl.Datetime})
+    ).height == 1

@@ -68,3 +68,22 @@ def test_the_daily_job_loads_a_day_and_bills_as_of_it(tmp_path):
     assert checks and all(c.passed for c in checks)
     usage = (tmp_path / "out" / "current_usage" / "sub_ny.json").read_text()
     assert '"amount_cents": 900' in usage  # Oct 10: small input $2 + small output $3 + large input $4
+
+
+def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_path):
+    import duckdb
+
+    from dagster_project.defs.checks import every_event_is_accounted_for, invoice_arithmetic
+
+    settings = settings_for(tmp_path, tmp_path)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("create schema billing; create schema marts")
+    con.execute("""create table billing.invoices as select 'i1' as invoice_id, 'MTH-001-001' as number,
+                   'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
+                   600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents""")
+    con.execute("create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents")
+    con.execute("""create table marts.fct_event_loads as select date '2026-10-10' as arrival_date, 10 as events_raw,
+                   7 as events_accepted, 1 as events_duplicate, 1 as events_rejected""")
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed  # 11.00 of credits on a 10.00 invoice
+    assert not every_event_is_accounted_for(settings=settings).passed  # 10 raw, 9 accounted for

@@ -8,6 +8,14 @@ from dagster_project.billing.schemas import Fees, Invoices, RawEvents, UsageDail
 from dagster_project.defs.resources import MeterhouseSettings
 
 
+def _pandera_result(schema, frame) -> dg.AssetCheckResult:
+    try:
+        schema.validate(frame)
+    except pandera.errors.SchemaError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
+    return dg.AssetCheckResult(passed=True, metadata={"rows": len(frame)})
+
+
 @dg.asset_check(asset=dg.AssetKey(["marts", "fct_event_loads"]), blocking=True,
                 description="Every raw event is accepted, a duplicate or rejected, on every arrival day.")
 def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckResult:
@@ -39,50 +47,31 @@ def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
                 description="Pandera schema of fees: exact decimals, non-negative amounts, unique ids.")
 def fees_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
-        fees = con.execute("select * from billing.fees").pl()
-    try:
-        Fees.validate(fees)
-    except pandera.errors.SchemaError as exc:
-        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
-    return dg.AssetCheckResult(passed=True, metadata={"rows": len(fees)})
+        return _pandera_result(Fees, con.execute("select * from billing.fees").pl())
 
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
                 description="Pandera schema of invoices: credits within totals, finalized numbers unique.")
 def invoices_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
-        invoices = con.execute("select * from billing.invoices").pl()
-    try:
-        Invoices.validate(invoices)
-    except pandera.errors.SchemaError as exc:
-        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
-    return dg.AssetCheckResult(passed=True, metadata={"rows": len(invoices)})
-
-
-def _pandera_result(schema, frame) -> dg.AssetCheckResult:
-    try:
-        schema.validate(frame)
-    except pandera.errors.SchemaError as exc:
-        return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)[:500]})
-    return dg.AssetCheckResult(passed=True, metadata={"rows": len(frame)})
+        return _pandera_result(Invoices, con.execute("select * from billing.invoices").pl())
 
 
 @dg.asset_check(asset=dg.AssetKey(["raw", "events"]), blocking=True,
                 description="Pandera schema of raw events: readable with ids and time, or quarantined with text.")
 def raw_events_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
-        frame = con.execute(
-            "select source_file, line_number, transaction_id, code, external_subscription_id, event_at, load_error, raw_line from raw.events"
-        ).pl()
-    return _pandera_result(RawEvents, frame)
+        return _pandera_result(RawEvents, con.execute(
+            "select source_file, line_number, transaction_id, code, external_subscription_id, event_at, load_error,"
+            " raw_line from raw.events"
+        ).pl())
 
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "fct_usage_daily"]), blocking=True,
                 description="Pandera schema of the pricing input: exact decimal units, known aggregations.")
 def usage_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
-        frame = con.execute("select * from marts.fct_usage_daily").pl()
-    return _pandera_result(UsageDaily, frame)
+        return _pandera_result(UsageDaily, con.execute("select * from marts.fct_usage_daily").pl())
 
 
 CHECKS = [raw_events_schema, usage_schema, every_event_is_accounted_for, invoice_arithmetic, fees_schema, invoices_schema]

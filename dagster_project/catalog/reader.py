@@ -347,6 +347,11 @@ def unsupported_features(catalog: Catalog) -> list[str]:
     for tax in catalog.taxes:
         if tax.applied_to_organization:
             problems.append(f"{catalog.where[id(tax)]}, field applied_to_organization: taxes are not billed yet")
+    for transaction in catalog.wallet_transactions:
+        problems.append(f"{catalog.where[id(transaction)]}: manual wallet transactions are not billed yet")
+    for entity in catalog.billing_entities:
+        if entity.eu_tax_management:
+            problems.append(f"{catalog.where[id(entity)]}, field eu_tax_management: EU VAT is not billed yet")
     for wallet in catalog.wallets:
         for index, rule in enumerate(wallet.recurring_transaction_rules):
             if rule.trigger == "interval":

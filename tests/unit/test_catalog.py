@@ -383,3 +383,20 @@ def test_a_wallet_in_another_currency_than_the_customer_is_refused(tmp_path):
     (tmp_path / "catalog.json").write_text(json.dumps(body))
     with pytest.raises(CatalogError, match=r"body 2 \(wallet 'c'\), field currency: EUR differs from the customer's billing currency USD"):
         read_catalog(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"wallet_transaction": {"wallet_id": "w", "paid_credits": "10"}}, "manual wallet transactions are not billed yet"),
+        ({"billing_entity": {"code": "mistral", "country": "FR", "eu_tax_management": True}},
+         "field eu_tax_management: EU VAT is not billed yet"),
+        ({"tax": {"code": "vat", "name": "VAT", "rate": "20", "applied_to_organization": True}},
+         "field applied_to_organization: taxes are not billed yet"),
+    ],
+)
+def test_features_not_billed_yet_are_refused_rather_than_ignored(tmp_path, body, message):
+    (tmp_path / "catalog.json").write_text(json.dumps([body]))
+    with pytest.raises(CatalogError) as error:
+        read_catalog(tmp_path)
+    assert any("catalog.json, body 1" in p and message in p for p in error.value.problems)

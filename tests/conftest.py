@@ -38,3 +38,20 @@ def bill_scenario(tmp_path_factory, name, through):
     work = tmp_path_factory.mktemp(name)
     shutil.copytree(scenario / "events", work / "events")
     return run_meterhouse(scenario / "catalog", work / "events", work, through)
+
+
+def assert_lago_schemas(out_dir, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet"))):
+    """Every JSON output file validates against its schema in Lago's OpenAPI file, read in place."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    spec = yaml.safe_load(OPENAPI.read_text())
+    for folder, schema_name in folders:
+        validator = jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}", "components": spec["components"]})
+        files = sorted((out_dir / folder).glob("*.json"))
+        assert files, f"no {folder} files"
+        for path in files:
+            errors = list(validator.iter_errors(json.loads(path.read_text())))
+            assert not errors, f"{path.name}: {[e.message for e in errors[:3]]}"

@@ -21,14 +21,18 @@ from dagster_project.billing import charge_models as cm
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
+from dagster_project.billing.taxes import TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.wallets import DueInvoice, Rule, WalletSpec, replay_customer
 
+NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
 
 
 @dataclass
 class BillingResult:
     fees: pl.DataFrame
     invoices: pl.DataFrame
+    fee_taxes: pl.DataFrame
+    invoice_taxes: pl.DataFrame
     wallet_transactions: pl.DataFrame
     wallet_balances: pl.DataFrame
     late_usage: pl.DataFrame
@@ -92,6 +96,7 @@ def bill(
     issued_numbers: dict[str, dict[str, int]] | None = None,
     frozen_totals: dict[str, int] | None = None,
     charge_events: pl.DataFrame | None = None,
+    tax_book: TaxBook = NO_TAXES,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -166,14 +171,73 @@ def bill(
     )
     current_usage = price_buckets(current, charges, filters)
 
-    invoice_totals = _invoice_totals(due, fees, subscription_fees)
-    daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters)
+    all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
+    all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book)
+    current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
+    invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book)
+    daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters, tax_book)
     invoices, transactions, balances = _replay_wallets(
         invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {},
     )
-    all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
-    return BillingResult(all_fees, invoices, transactions, balances, late_usage, current_usage)
+    return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
+                         current_usage)
+
+
+def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Each fee's taxes (charge, plan, customer or EU VAT rule, organization: the first level that
+    names any), rounded half-up per fee for display; each invoice's taxes, per tax, rounded once
+    on the sum of its fees' precise taxes."""
+    context = {r["invoice_id"]: r for r in due.select("invoice_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
+    fee_rows, per_invoice, rates, precise_taxes, fee_tax_cents = [], {}, [], [], []
+    for f in fees.select("fee_id", "invoice_id", "charge_id", "amount_cents", "currency").iter_rows(named=True):
+        inv = context[f["invoice_id"]]
+        taxes = book.fee_taxes(f["charge_id"], inv["plan_id"], inv["customer_id"], inv["billing_day"])
+        per_invoice.setdefault(f["invoice_id"], []).append((f["amount_cents"], taxes))
+        precise = sum((fee_tax_precise(f["amount_cents"], t.rate) for t in taxes), Decimal(0))
+        rates.append(sum((t.rate for t in taxes), Decimal(0)))
+        precise_taxes.append(precise)
+        fee_tax_cents.append(half_up_cents(precise))
+        for t in taxes:
+            one = fee_tax_precise(f["amount_cents"], t.rate)
+            fee_rows.append({
+                "fee_id": f["fee_id"], "invoice_id": f["invoice_id"], "tax_code": t.code, "tax_name": t.name,
+                "tax_rate": t.rate, "tax_description": t.description, "fee_amount_cents": f["amount_cents"],
+                "precise_amount_cents": one, "amount_cents": half_up_cents(one), "currency": f["currency"],
+            })
+    fees = fees.with_columns(
+        taxes_rate=pl.Series(rates, dtype=cm.MONEY), taxes_precise_amount_cents=pl.Series(precise_taxes, dtype=cm.MONEY),
+        taxes_amount_cents=pl.Series(fee_tax_cents, dtype=pl.Int64),
+    )
+    currency = {r["invoice_id"]: r["currency"] for r in fees.select("invoice_id", "currency").unique().iter_rows(named=True)}
+    invoice_rows = [
+        {"invoice_id": invoice_id, "tax_code": a.tax.code, "tax_name": a.tax.name, "tax_rate": a.tax.rate,
+         "tax_description": a.tax.description, "fees_amount_cents": a.fees_amount_cents, "amount_cents": a.amount_cents,
+         "currency": currency[invoice_id]}
+        for invoice_id, items in sorted(per_invoice.items()) for a in invoice_taxes(items)
+    ]
+    return fees, pl.DataFrame(fee_rows, schema=FEE_TAX_SCHEMA), pl.DataFrame(invoice_rows, schema=INVOICE_TAX_SCHEMA)
+
+
+def _bucket_rates(frame: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.Series:
+    """The total tax rate of each usage bucket, as on its period's invoice."""
+    context = {r["billing_period_id"]: r for r in periods.select("billing_period_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
+    cache: dict[tuple[str, str], Decimal] = {}
+    rates = []
+    for charge_id, period_id in zip(frame["charge_id"], frame["billing_period_id"], strict=True):
+        key = (charge_id, period_id)
+        if key not in cache:
+            p = context[period_id]
+            cache[key] = sum((t.rate for t in book.fee_taxes(charge_id, p["plan_id"], p["customer_id"], p["billing_day"])), Decimal(0))
+        rates.append(cache[key])
+    return pl.Series(rates, dtype=cm.MONEY)
+
+
+def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
+    """Current usage with the tax rate and tax (half-up per bucket) its invoice would apply."""
+    rates = _bucket_rates(buckets, periods, book)
+    taxes = [half_up_cents(fee_tax_precise(a, r)) for a, r in zip(buckets["amount_cents"], rates, strict=True)]
+    return buckets.with_columns(taxes_rate=rates, taxes_amount_cents=pl.Series(taxes, dtype=pl.Int64))
 
 
 FEE_COLUMNS = [
@@ -369,25 +433,30 @@ def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
     )
 
 
-def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.DataFrame) -> pl.DataFrame:
-    sums = (
-        pl.concat([fees.select("invoice_id", "amount_cents"), subscription_fees.select("invoice_id", "amount_cents")])
-        .group_by("invoice_id")
-        .agg(fees_amount_cents=pl.col("amount_cents").sum())
-    )
-    return due.join(sums, on="invoice_id", how="left").with_columns(
-        pl.col("fees_amount_cents").fill_null(0),
-        taxes_amount_cents=pl.lit(0, pl.Int64),
+def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
+    sums = fees.group_by("invoice_id").agg(fees_amount_cents=pl.col("amount_cents").sum())
+    taxes = invoice_tax_rows.group_by("invoice_id").agg(taxes_amount_cents=pl.col("amount_cents").sum())
+    rules = []
+    for customer_id, day in zip(due["customer_id"], due["billing_day"], strict=True):
+        decision = book.vat_decision(customer_id, day)
+        rules.append(decision.rule if decision else None)
+    return due.with_columns(tax_rule=pl.Series(rules, dtype=pl.String)).join(
+        sums, on="invoice_id", how="left").join(taxes, on="invoice_id", how="left").with_columns(
+        pl.col("fees_amount_cents").fill_null(0), pl.col("taxes_amount_cents").fill_null(0),
     )
 
 
-def _daily_ongoing_usage(usage, rounded, periods, charges, filters) -> dict[str, dict[dt.date, int]]:
-    """Per customer and day: the amount (cents) of usage arrived by that day in periods whose
-    invoice is not finalized yet. Priced on cumulative units, so package rounding is exact."""
+def _daily_ongoing_usage(usage, rounded, periods, charges, filters, book: TaxBook) -> dict[str, dict[dt.date, int]]:
+    """Per customer and day: the amount (cents, taxes included) of usage arrived by that day in
+    periods whose invoice is not finalized yet. Priced on cumulative units, so package rounding is
+    exact; each bucket's tax is rounded half-up."""
     cumulative_units = rounded(cumulative(usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))).join(
         periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
     priced = price_buckets(cumulative_units, charges, filters)
+    priced = _taxed_buckets(priced, periods, book).with_columns(
+        amount_cents=pl.col("amount_cents") + pl.col("taxes_amount_cents")
+    )
     priced = priced.with_columns(
         delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET)
     )
@@ -493,7 +562,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
                     "currency": next(w.currency for w in specs[customer_id] if w.wallet_id == issued.wallet_id),
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
-                    "paid_credits": str(issued.paid_credits),
+                    "paid_credits": str(issued.paid_credits), "tax_rule": None,
                 })
         for r in subscription_invoices:
             if r["status"] == "draft":
@@ -533,7 +602,7 @@ def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None
         "period_end_date": r["period_end_date"], "currency": r["currency"],
         "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
         "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
-        "paid_credits": None,
+        "paid_credits": None, "tax_rule": r["tax_rule"],
     }
 
 
@@ -544,7 +613,16 @@ INVOICE_SCHEMA = {
     "wallet_id": pl.String, "issuing_date": pl.Date, "period_start_date": pl.Date, "period_end_date": pl.Date,
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
-    "paid_credits": pl.String,
+    "paid_credits": pl.String, "tax_rule": pl.String,
+}
+FEE_TAX_SCHEMA = {
+    "fee_id": pl.String, "invoice_id": pl.String, "tax_code": pl.String, "tax_name": pl.String,
+    "tax_rate": cm.MONEY, "tax_description": pl.String, "fee_amount_cents": pl.Int64,
+    "precise_amount_cents": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String,
+}
+INVOICE_TAX_SCHEMA = {
+    "invoice_id": pl.String, "tax_code": pl.String, "tax_name": pl.String, "tax_rate": cm.MONEY,
+    "tax_description": pl.String, "fees_amount_cents": pl.Int64, "amount_cents": pl.Int64, "currency": pl.String,
 }
 TRANSACTION_SCHEMA = {
     "wallet_transaction_id": pl.String, "wallet_id": pl.String, "customer_id": pl.String,

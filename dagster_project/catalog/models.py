@@ -217,26 +217,57 @@ class Wallet(_Body):
 class Tax(_Body):
     code: str
     name: str
-    rate: Decimal = Field(ge=0)
+    rate: Decimal = Field(ge=0, le=100)
+    description: str | None = None
     applied_to_organization: bool = False
 
 
 class BillingEntity(_Body):
+    """The seller: printed on invoice documents; `country` and `eu_tax_management` decide EU VAT."""
+
     code: str
     name: str | None = None
     country: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    zipcode: str | None = None
+    city: str | None = None
+    email: str | None = None
+    tax_identification_number: str | None = None
     document_number_prefix: str | None = None
     eu_tax_management: bool = False
     invoice_grace_period: int | None = Field(default=None, ge=0)
     billing_configuration: BillingConfiguration | None = None
 
+    @model_validator(mode="after")
+    def _eu_seller(self) -> BillingEntity:
+        from dagster_project.billing.taxes import EU_MEMBER_STATES
+
+        if self.eu_tax_management and (self.country or "").upper() not in EU_MEMBER_STATES:
+            raise ValueError("eu_tax_management needs `country`, the seller's EU member state (ISO code)")
+        return self
+
 
 class WalletTransaction(_Body):
+    """A manual top-up or void. `wallet_id` holds the wallet's `code` (a file catalog has no Lago
+    ids), or `external_customer_id/code` when codes repeat across customers; `created_at` is the
+    day it takes effect, which a batch warehouse needs and Lago's API takes from the clock."""
+
     wallet_id: str
-    paid_credits: Decimal | None = None
-    granted_credits: Decimal | None = None
-    voided_credits: Decimal | None = None
-    created_at: dt.datetime | None = None
+    name: str | None = None
+    paid_credits: Decimal | None = Field(default=None, ge=0)
+    granted_credits: Decimal | None = Field(default=None, ge=0)
+    voided_credits: Decimal | None = Field(default=None, ge=0)
+    invoice_requires_successful_payment: bool | None = None
+    created_at: dt.datetime
+
+    _utc_times = field_validator("created_at")(classmethod(lambda cls, v: _utc(v)))
+
+    @model_validator(mode="after")
+    def _some_credits(self) -> WalletTransaction:
+        if not any((self.paid_credits, self.granted_credits, self.voided_credits)):
+            raise ValueError("a wallet transaction needs paid_credits, granted_credits or voided_credits above 0")
+        return self
 
 
 # The wrapper key of each body, as in Lago's API, and the model that reads it.

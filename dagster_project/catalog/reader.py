@@ -199,6 +199,16 @@ def check_references(catalog: Catalog) -> list[str]:
             problems += [f"{where}.{problem}" for problem in charge_property_problems(charge)]
 
     problems += unsupported_features(catalog)
+    for customer in catalog.customers:
+        problems += [
+            f"{at[id(customer)]}, field tax_codes: unknown tax {code!r}" for code in customer.tax_codes if code not in taxes
+        ]
+    for transaction in catalog.wallet_transactions:
+        if resolve_wallet(catalog, transaction.wallet_id) is None:
+            problems.append(
+                f"{at[id(transaction)]}, field wallet_id: no single wallet has the code (or "
+                f"external_customer_id/code) {transaction.wallet_id!r}"
+            )
     plans = {p.code for p in catalog.plans}
     customers = {c.external_id: c for c in catalog.customers}
     for customer in catalog.customers:
@@ -333,28 +343,27 @@ def charge_property_problems(charge) -> list[str]:
 
 
 def unsupported_features(catalog: Catalog) -> list[str]:
-    """Lago features this warehouse does not bill yet: refused, so that no invoice is silently wrong."""
-    problems = []
-    for plan in catalog.plans:
-        for index, charge in enumerate(plan.charges):
-            if charge.tax_codes:
-                problems.append(f"{catalog.where[id(plan)]}, field charges.{index}.tax_codes: taxes are not billed yet")
-        if plan.tax_codes:
-            problems.append(f"{catalog.where[id(plan)]}, field tax_codes: taxes are not billed yet")
-    for customer in catalog.customers:
-        if customer.tax_codes:
-            problems.append(f"{catalog.where[id(customer)]}, field tax_codes: taxes are not billed yet")
-    for tax in catalog.taxes:
-        if tax.applied_to_organization:
-            problems.append(f"{catalog.where[id(tax)]}, field applied_to_organization: taxes are not billed yet")
+    """Lago features this warehouse does not bill: refused, so that no invoice is silently wrong."""
+    problems = [
+        f"{catalog.where[id(entity)]}: one billing entity per catalog is supported (the first is "
+        f"{catalog.billing_entities[0].code!r})"
+        for entity in catalog.billing_entities[1:]
+    ]
     for transaction in catalog.wallet_transactions:
         problems.append(f"{catalog.where[id(transaction)]}: manual wallet transactions are not billed yet")
-    for entity in catalog.billing_entities:
-        if entity.eu_tax_management:
-            problems.append(f"{catalog.where[id(entity)]}, field eu_tax_management: EU VAT is not billed yet")
     for wallet in catalog.wallets:
         for index, rule in enumerate(wallet.recurring_transaction_rules):
             if rule.trigger == "interval":
                 problems.append(f"{catalog.where[id(wallet)]}, field recurring_transaction_rules.{index}.trigger: "
                                 "interval top-ups are not billed yet")
     return problems
+
+
+def resolve_wallet(catalog: Catalog, wallet_id: str) -> Wallet | None:
+    """The wallet a `wallet_transaction` names: by `external_customer_id/code`, else by a code (or
+    name) that only one wallet has."""
+    by_key = [w for w in catalog.wallets if wallet_key(w) == wallet_id]
+    if by_key:
+        return by_key[0]
+    by_code = [w for w in catalog.wallets if (w.code or w.name) == wallet_id]
+    return by_code[0] if len(by_code) == 1 else None

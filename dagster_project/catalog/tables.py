@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster_project.billing.money import stable_id
 from dagster_project.billing.periods import local_date, local_midnight_utc, period_bounds
-from dagster_project.catalog.reader import ALL_FILTER_VALUES, Catalog, wallet_key
+from dagster_project.catalog.reader import ALL_FILTER_VALUES, Catalog, resolve_wallet, wallet_key
 
 
 def _json(value: Any) -> str | None:
@@ -85,6 +85,7 @@ def charges(catalog: Catalog) -> list[dict]:
                     "rounding_function": metric.rounding_function,
                     "rounding_precision": metric.rounding_precision,
                     "properties_json": _json(charge.properties),
+                    "tax_codes_json": _json(charge.tax_codes),
                 }
             )
     return rows
@@ -174,6 +175,7 @@ def customers(catalog: Catalog) -> list[dict]:
                 "timezone": c.timezone or "UTC",
                 "country": c.country,
                 "tax_identification_number": c.tax_identification_number,
+                "tax_codes_json": _json(c.tax_codes),
                 "invoice_grace_period_days": grace or 0,
                 "created_at": c.created_at.isoformat() if c.created_at else None,
             }
@@ -266,6 +268,62 @@ def wallets(catalog: Catalog) -> list[dict]:
     return rows
 
 
+def taxes(catalog: Catalog) -> list[dict]:
+    return [
+        {
+            "tax_id": stable_id("tax", t.code),
+            "code": t.code,
+            "name": t.name,
+            "rate": str(t.rate),
+            "description": t.description,
+            "is_applied_to_organization": t.applied_to_organization,
+        }
+        for t in catalog.taxes
+    ]
+
+
+def billing_entities(catalog: Catalog) -> list[dict]:
+    """The seller (at most one): what invoice documents print, and whether EU VAT is automatic."""
+    return [
+        {
+            "billing_entity_id": stable_id("billing_entity", e.code),
+            "code": e.code,
+            "name": e.name,
+            "country": e.country.upper() if e.country else None,
+            "address_line1": e.address_line1,
+            "address_line2": e.address_line2,
+            "zipcode": e.zipcode,
+            "city": e.city,
+            "email": e.email,
+            "tax_identification_number": e.tax_identification_number,
+            "document_number_prefix": e.document_number_prefix,
+            "is_eu_tax_management": e.eu_tax_management,
+        }
+        for e in catalog.billing_entities
+    ]
+
+
+def wallet_transactions(catalog: Catalog) -> list[dict]:
+    """Manual top-ups and voids, in the order written; each takes effect on its `created_at` day."""
+    rows = []
+    for order, t in enumerate(catalog.wallet_transactions):
+        wallet = resolve_wallet(catalog, t.wallet_id)
+        rows.append(
+            {
+                "manual_transaction_id": stable_id("manual_wallet_transaction", order, t.wallet_id, t.created_at),
+                "transaction_order": order,
+                "wallet_id": stable_id("wallet", wallet_key(wallet)),
+                "name": t.name,
+                "paid_credits": str(t.paid_credits or 0),
+                "granted_credits": str(t.granted_credits or 0),
+                "voided_credits": str(t.voided_credits or 0),
+                "invoice_requires_successful_payment": t.invoice_requires_successful_payment,
+                "created_at": t.created_at,
+            }
+        )
+    return rows
+
+
 def property_keys(catalog: Catalog) -> list[str]:
     """The event property keys the catalog prices or filters on: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
@@ -286,4 +344,7 @@ TABLES = {
     "customers": customers,
     "subscriptions": subscriptions,
     "wallets": wallets,
+    "taxes": taxes,
+    "billing_entities": billing_entities,
+    "wallet_transactions": wallet_transactions,
 }

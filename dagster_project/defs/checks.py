@@ -29,7 +29,8 @@ def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckR
 
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
-                description="Invoice arithmetic: total = fees + taxes - prepaid credits, never below zero.")
+                description="Invoice arithmetic: fees = sum of fee lines, taxes = sum of applied taxes, "
+                            "total = fees + taxes - prepaid credits, never below zero.")
 def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
         bad = con.execute(
@@ -38,7 +39,9 @@ def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
                      > fees_amount_cents + taxes_amount_cents
                   or fees_amount_cents <> coalesce((select sum(amount_cents) from billing.fees f
                                                    where f.invoice_id = invoices.invoice_id), 0)
-                     and invoice_type = 'subscription'"""
+                     and invoice_type = 'subscription'
+                  or taxes_amount_cents <> coalesce((select sum(amount_cents) from billing.invoice_taxes t
+                                                    where t.invoice_id = invoices.invoice_id), 0)"""
         ).fetchall()
     return dg.AssetCheckResult(passed=not bad, metadata={"invoices_off": len(bad), "first": str(bad[:5])})
 

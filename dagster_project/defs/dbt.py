@@ -12,7 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
-USAGE_MODELS = "path:models/staging path:models/intermediate path:models/marts/usage path:tests"
+USAGE_MODELS = "path:seeds path:models/staging path:models/intermediate path:models/marts/usage path:tests"
 BILLING_MARTS = "path:models/marts/billing"
 
 
@@ -21,9 +21,19 @@ def dbt_project() -> DbtProject:
     """The project, with its manifest prepared on first use (`dbt parse`), so importing this module
     needs no manifest and tests and the CLI work outside `dagster dev`."""
     project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-    if not project.manifest_path.exists():
+    if _manifest_is_stale(project.manifest_path):
         dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project
+
+
+def _manifest_is_stale(manifest: Path) -> bool:
+    """Missing, or older than a file of the project (a model, seed, macro or test edited since)."""
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_DIR / "dbt_project.yml", *(p for d in ("models", "seeds", "macros", "tests")
+                                             for p in (DBT_DIR / d).rglob("*") if p.is_file())]
+    return any(p.stat().st_mtime > built for p in sources)
 
 
 class Translator(DagsterDbtTranslator):

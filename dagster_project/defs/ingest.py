@@ -35,11 +35,18 @@ EMPTY_SCHEMAS = {
     "charges": {"charge_id": _S, "plan_id": _S, "plan_code": _S, "charge_index": _I, "billable_metric_id": _S,
                 "billable_metric_code": _S, "charge_model": _S, "is_pay_in_advance": _B,
                 "invoice_display_name": _S, "min_amount_cents": _I, "rounding_function": _S,
-                "rounding_precision": _I, "properties_json": _S},
+                "rounding_precision": _I, "properties_json": _S, "tax_codes_json": _S},
     "subscriptions": {"subscription_id": _S, "external_id": _S, "name": _S, "customer_id": _S,
                       "external_customer_id": _S, "plan_id": _S, "plan_code": _S, "billing_time": _S, "interval": _S,
                       "timezone": _S, "currency": _S, "subscription_at": pl.Datetime("us"),
                       "terminated_at": pl.Datetime("us"), "trial_period_days": _S, "is_plan_pay_in_advance": _B},
+    "taxes": {"tax_id": _S, "code": _S, "name": _S, "rate": _S, "description": _S, "is_applied_to_organization": _B},
+    "billing_entities": {"billing_entity_id": _S, "code": _S, "name": _S, "country": _S, "address_line1": _S,
+                         "address_line2": _S, "zipcode": _S, "city": _S, "email": _S, "tax_identification_number": _S,
+                         "document_number_prefix": _S, "is_eu_tax_management": _B},
+    "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
+                            "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
+                            "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us")},
 }
 
 CATALOG_SCHEMAS = {
@@ -48,6 +55,7 @@ CATALOG_SCHEMAS = {
     "subscriptions": {"subscription_at": pl.Datetime("us"), "terminated_at": pl.Datetime("us"),
                       "trial_period_days": pl.String},
     "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
+    "wallet_transactions": {"created_at": pl.Datetime("us"), "invoice_requires_successful_payment": pl.Boolean},
 }
 
 

@@ -56,6 +56,13 @@ def publish(con, out_dir: Path) -> dict:
                join catalog.subscriptions s using (subscription_id)""",
         )
     }
+    fee_taxes: dict[str, list[dict]] = {}
+    for tax in _rows(con, "select * from billing.fee_taxes order by fee_id, tax_code"):
+        fee_taxes.setdefault(tax["fee_id"], []).append(tax)
+    invoice_taxes: dict[str, list[dict]] = {}
+    for tax in _rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code"):
+        invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
+    entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in _rows(
         con,
@@ -69,6 +76,7 @@ def publish(con, out_dir: Path) -> dict:
         period = periods.get(fee["billing_period_id"]) or {}
         fee["charges_from_at"], fee["charges_to_at"] = period.get("charges_from_at"), period.get("charges_to_at")
         fee["plan_code"] = period.get("plan_code")
+        fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
 
     invoices = {}
@@ -79,7 +87,7 @@ def publish(con, out_dir: Path) -> dict:
         name = f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
         invoices[name] = lago_json.invoice_object(
             inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
-            periods.get(inv["billing_period_id"]),
+            periods.get(inv["billing_period_id"]), invoice_taxes.get(inv["invoice_id"], []), entity,
         )
     _replace_folder(out_dir / "invoices", invoices)
 
@@ -149,6 +157,7 @@ def publish(con, out_dir: Path) -> dict:
 @dg.asset(
     group_name="outputs",
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]), dg.AssetKey(["billing", "wallet_balances"]),
+          dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
           dg.AssetKey(["billing", "current_usage"]), dg.AssetKey(["marts", "fct_event_loads"]), dg.AssetKey(["marts", "fct_events_rejected"])],
     owners=["team:billing-data"],
     kinds={"json"},

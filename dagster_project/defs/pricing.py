@@ -6,6 +6,7 @@ import polars as pl
 
 from dagster_project.billing.invoicing import bill
 from dagster_project.billing.schemas import Fees, Invoices
+from dagster_project.billing.taxes import book_from_tables
 from dagster_project.defs.ingest import write_table
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 
@@ -29,6 +30,12 @@ def _customer_sequences(con, customers: pl.DataFrame) -> dict[str, int]:
         known[customer_id] = next_number
         con.execute("insert into billing.customer_sequences values (?, ?)", [customer_id, next_number])
     return known
+
+
+def _number_prefix(con) -> str:
+    """The billing entity's `document_number_prefix`, else MTH."""
+    row = con.execute("select document_number_prefix from catalog.billing_entities limit 1").fetchone()
+    return (row[0] if row and row[0] else None) or DEFAULT_PREFIX
 
 
 def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -61,7 +68,23 @@ def _keep_finalized(con, fresh: pl.DataFrame, table: str, key: str, frozen_ids: 
     return pl.concat([stored, fresh.filter(~pl.col(key).is_in(list(frozen_ids)))], how="vertical_relaxed")
 
 
-BILLING_TABLES = ["fees", "invoices", "wallet_transactions", "wallet_balances", "late_usage", "current_usage"]
+BILLING_TABLES = ["fees", "invoices", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
+                  "late_usage", "current_usage"]
+VAT_RATES = ["reference", "eu_vat_standard_rates"]
+
+
+def _tax_book(con):
+    def rows(sql: str) -> list[dict]:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+    return book_from_tables(
+        rows("select * from catalog.taxes"), rows("select charge_id, tax_codes_json from catalog.charges"),
+        rows("select plan_id, tax_codes_json from catalog.plans"),
+        rows("select customer_id, tax_codes_json, country, tax_identification_number from catalog.customers"),
+        rows("select * from catalog.billing_entities"), rows(f"select * from {'.'.join(VAT_RATES)}"),
+    )
 
 
 @dg.multi_asset(
@@ -72,7 +95,9 @@ BILLING_TABLES = ["fees", "invoices", "wallet_transactions", "wallet_balances", 
             deps=[dg.AssetKey(["marts", "fct_usage_daily"]), dg.AssetKey(["marts", "fct_charge_events"]),
                   dg.AssetKey(["catalog", "billing_periods"]),
                   dg.AssetKey(["catalog", "charges"]), dg.AssetKey(["catalog", "charge_filters"]),
-                  dg.AssetKey(["catalog", "wallets"])],
+                  dg.AssetKey(["catalog", "wallets"]), dg.AssetKey(["catalog", "taxes"]),
+                  dg.AssetKey(["catalog", "billing_entities"]), dg.AssetKey(["catalog", "wallet_transactions"]),
+                  dg.AssetKey(VAT_RATES)],
         )
         for name in BILLING_TABLES
     ],
@@ -109,10 +134,11 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             customers=customers,
             wallets=con.execute("select * from catalog.wallets").pl(),
             customer_sequences=_customer_sequences(con, customers),
-            number_prefix=DEFAULT_PREFIX,
+            number_prefix=_number_prefix(con),
             charge_events=con.execute("select * from marts.fct_charge_events").pl(),
             issued_numbers=issued_numbers,
             frozen_totals=frozen_totals,
+            tax_book=_tax_book(con),
         )
         frozen: set[str] = set()
         exists = con.execute(
@@ -124,10 +150,14 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             }
         invoices = Invoices.validate(_keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen))
         fees = Fees.validate(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen))
+        fee_taxes = _keep_finalized(con, result.fee_taxes, "fee_taxes", "invoice_id", frozen)
+        invoice_taxes = _keep_finalized(con, result.invoice_taxes, "invoice_taxes", "invoice_id", frozen)
         con.execute("begin transaction")
         try:
             write_table(con, "billing", "invoices", invoices.sort("number"))
             write_table(con, "billing", "fees", fees.sort(["invoice_id", "fee_id"]))
+            write_table(con, "billing", "fee_taxes", fee_taxes.sort(["invoice_id", "fee_id", "tax_code"]))
+            write_table(con, "billing", "invoice_taxes", invoice_taxes.sort(["invoice_id", "tax_code"]))
             write_table(con, "billing", "wallet_transactions", result.wallet_transactions)
             write_table(con, "billing", "wallet_balances", result.wallet_balances)
             write_table(con, "billing", "late_usage", result.late_usage)
@@ -138,7 +168,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
         except Exception:
             con.execute("rollback")
             raise
-    rows = {"fees": len(fees), "invoices": len(invoices), "wallet_transactions": len(result.wallet_transactions),
+    rows = {"fees": len(fees), "invoices": len(invoices), "fee_taxes": len(fee_taxes), "invoice_taxes": len(invoice_taxes), "wallet_transactions": len(result.wallet_transactions),
             "wallet_balances": len(result.wallet_balances), "late_usage": len(result.late_usage),
             "current_usage": len(result.current_usage)}
     context.log.info(f"billed through {through}: {rows}")

@@ -10,7 +10,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from dagster_project.billing.money import from_cents, stable_id
+from dagster_project.billing.money import currency_exponent, from_cents, stable_id
+from dagster_project.billing.taxes import RULE_TEXT
 
 
 def _ts(value: dt.datetime | dt.date | None) -> str | None:
@@ -73,10 +74,10 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "amount_cents": fee["amount_cents"],
         "precise_amount": format(precise.normalize(), "f"),
         "amount_currency": fee["currency"],
-        "taxes_amount_cents": 0,
-        "taxes_precise_amount": "0.0",
-        "taxes_rate": 0,
-        "total_amount_cents": fee["amount_cents"],
+        "taxes_amount_cents": fee.get("taxes_amount_cents") or 0,
+        "taxes_precise_amount": units_text(Decimal(fee.get("taxes_precise_amount_cents") or 0).scaleb(-currency_exponent(fee["currency"]))),
+        "taxes_rate": float(fee.get("taxes_rate") or 0),
+        "total_amount_cents": fee["amount_cents"] + (fee.get("taxes_amount_cents") or 0),
         "total_amount_currency": fee["currency"],
         "units": units_text(units),
         "total_aggregated_units": units_text(units),
@@ -88,7 +89,24 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "from_date": _ts(fee.get("charges_from_at")),
         "to_date": _ts(fee["charges_to_at"] - dt.timedelta(seconds=1)) if fee.get("charges_to_at") else None,
         "created_at": _ts(invoice["issuing_date"]),
-        "applied_taxes": [],
+        "applied_taxes": [
+            {**_applied_tax(t, fee["currency"], invoice["issuing_date"]), "lago_fee_id": fee["fee_id"]}
+            for t in fee.get("applied_taxes", [])
+        ],
+    }
+
+
+def _applied_tax(tax: dict, currency: str, day) -> dict:
+    return {
+        "lago_id": stable_id("applied_tax", tax.get("fee_id") or tax["invoice_id"], tax["tax_code"]),
+        "lago_tax_id": stable_id("tax", tax["tax_code"]),
+        "tax_name": tax["tax_name"],
+        "tax_code": tax["tax_code"],
+        "tax_rate": float(tax["tax_rate"]),
+        "tax_description": tax["tax_description"],
+        "amount_cents": tax["amount_cents"],
+        "amount_currency": currency,
+        "created_at": _ts(day),
     }
 
 
@@ -103,7 +121,8 @@ def _fee_name(fee: dict) -> str:
     return name or fee["fee_type"]
 
 
-def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None) -> dict:
+def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
+                   applied_taxes: list[dict] = (), billing_entity: dict | None = None) -> dict:
     fees_cents = invoice["fees_amount_cents"]
     taxes = invoice["taxes_amount_cents"]
     granted = invoice["prepaid_granted_credit_amount_cents"] or 0
@@ -111,7 +130,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
     incl = fees_cents + taxes
     body = {
         "lago_id": invoice["invoice_id"],
-        "billing_entity_code": None,
+        "billing_entity_code": (billing_entity or {}).get("code"),
         "sequential_id": invoice["sequential_id"],
         "number": invoice["number"],
         "issuing_date": invoice["issuing_date"].isoformat(),
@@ -138,8 +157,15 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "created_at": _ts(invoice["issuing_date"]),
         "updated_at": _ts(invoice["issuing_date"]),
         "customer": customer_object(customer, customer_sequence),
-        "applied_taxes": [],
-        "metadata": [],
+        "applied_taxes": [
+            {**_applied_tax(t, invoice["currency"], invoice["issuing_date"]), "lago_invoice_id": invoice["invoice_id"],
+             "fees_amount_cents": t["fees_amount_cents"]}
+            for t in applied_taxes
+        ],
+        "metadata": [
+            {"lago_id": stable_id("invoice_metadata", invoice["invoice_id"], "tax_rule"), "key": "tax_rule",
+             "value": RULE_TEXT[invoice["tax_rule"]][:140], "created_at": _ts(invoice["issuing_date"])}
+        ] if invoice.get("tax_rule") else [],
         "credits": [],
         "fees": [fee_object(f, invoice) for f in fees],
         "subscriptions": [],
@@ -202,6 +228,7 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
         entry["total_aggregated_units"] = entry["units"]
         charges_usage.append(entry)
     amount = sum(c["amount_cents"] for c in charges_usage)
+    taxes = sum(b.get("taxes_amount_cents") or 0 for b in buckets)
     return {
         "customer_usage": {
             "from_datetime": _ts(period["charges_from_at"]),
@@ -210,8 +237,8 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
             "lago_invoice_id": None,
             "currency": period["currency"],
             "amount_cents": amount,
-            "taxes_amount_cents": 0,
-            "total_amount_cents": amount,
+            "taxes_amount_cents": taxes,
+            "total_amount_cents": amount + taxes,
             "charges_usage": charges_usage,
         }
     }

@@ -41,7 +41,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import OPENAPI, REPO, run_meterhouse
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
 
@@ -181,22 +181,8 @@ def test_running_the_same_command_twice_changes_no_output_byte(billed):
 
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_outputs_validate_against_lagos_openapi_schemas(billed):
-    import jsonschema
-    import yaml
-
     work, _, _ = billed
-    spec = yaml.safe_load(OPENAPI.read_text())
-
-    def validator(schema_name):
-        schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec["components"]}
-        return jsonschema.Draft202012Validator(schema)
-
-    for folder, schema_name in (("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet")):
-        files = sorted((work / "out" / folder).glob("*.json"))
-        assert files
-        for path in files:
-            errors = list(validator(schema_name).iter_errors(json.loads(path.read_text())))
-            assert not errors, f"{path.name}: {[e.message for e in errors[:3]]}"
+    assert_lago_schemas(work / "out")
 
 
 def test_dbt_unit_tests_for_dedupe_and_filter_matching_pass(billed, tmp_path):

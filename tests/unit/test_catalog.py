@@ -386,17 +386,23 @@ def test_a_wallet_in_another_currency_than_the_customer_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("bodies", "message"),
     [
-        ({"wallet_transaction": {"wallet_id": "w", "paid_credits": "10"}}, "manual wallet transactions are not billed yet"),
-        ({"billing_entity": {"code": "mistral", "country": "FR", "eu_tax_management": True}},
-         "field eu_tax_management: EU VAT is not billed yet"),
-        ({"tax": {"code": "vat", "name": "VAT", "rate": "20", "applied_to_organization": True}},
-         "field applied_to_organization: taxes are not billed yet"),
+        ([{"wallet_transaction": {"wallet_id": "w", "paid_credits": "10"}}], "field created_at: Field required"),
+        ([{"wallet_transaction": {"wallet_id": "w", "created_at": "2026-10-01T00:00:00Z"}}],
+         "needs paid_credits, granted_credits or voided_credits above 0"),
+        ([{"billing_entity": {"code": "mistral", "eu_tax_management": True}}],
+         "eu_tax_management needs `country`, the seller's EU member state"),
+        ([{"billing_entity": {"code": "acme", "country": "US", "eu_tax_management": True}}],
+         "eu_tax_management needs `country`"),
+        ([{"tax": {"code": "vat", "name": "VAT", "rate": "120"}}], "field rate: Input should be less than or equal to 100"),
+        ([{"customer": {"external_id": "c", "tax_codes": ["vat_99"]}}], "field tax_codes: unknown tax 'vat_99'"),
+        ([{"billing_entity": {"code": "a"}}, {"billing_entity": {"code": "b"}}],
+         "one billing entity per catalog is supported (the first is 'a')"),
     ],
 )
-def test_features_not_billed_yet_are_refused_rather_than_ignored(tmp_path, body, message):
-    (tmp_path / "catalog.json").write_text(json.dumps([body]))
+def test_tax_entity_and_wallet_transaction_bodies_are_checked_with_their_field(tmp_path, bodies, message):
+    (tmp_path / "catalog.json").write_text(json.dumps(bodies))
     with pytest.raises(CatalogError) as error:
         read_catalog(tmp_path)
-    assert any("catalog.json, body 1" in p and message in p for p in error.value.problems)
+    assert any(f"catalog.json, body {len(bodies)}" in p and message in p for p in error.value.problems), error.value.problems

@@ -21,7 +21,10 @@ def main() -> None:
 @click.option("--warehouse", required=True, type=click.Path(path_type=Path), help="DuckDB file (created if missing).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for invoices, usage, wallets.")
 @click.option("--through", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Bill through this arrival date.")
-def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.datetime) -> None:
+@click.option("--payments", "payments_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of payments CSV files (invoice_number, amount, currency, paid_at, provider, provider_payment_id).")
+def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.datetime,
+        payments_dir: Path | None) -> None:
     """Load every arrival day up to THROUGH, then bill every invoice due by then."""
     from dagster_project.catalog import CatalogError, read_catalog
 
@@ -32,7 +35,7 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
         sys.exit(2)
     from dagster_project.pipeline import run_pipeline
 
-    summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date())
+    summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date(), payments_dir)
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -12,7 +12,8 @@ from dagster_project.defs.jobs import (
     period_end_schedule,
 )
 from dagster_project.defs.ingest import billing_periods, catalog, raw_events
-from dagster_project.defs.outputs import published_outputs
+from dagster_project.defs.outputs import period_invoices, published_outputs
+from dagster_project.defs.payments import raw_payments
 from dagster_project.defs.pricing import priced_billing
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 
@@ -22,11 +23,13 @@ def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definiti
         assets=[
             catalog,
             raw_events,
+            raw_payments,
             billing_periods,
             dbt_defs.usage_models(),
             priced_billing,
             dbt_defs.billing_marts(),
             published_outputs,
+            period_invoices,
         ],
         asset_checks=CHECKS,
         jobs=[daily_billing_job, period_end_job],

@@ -12,7 +12,8 @@ from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.events import arrival_dates
 
 
-def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date) -> dict:
+def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date,
+                 payments_dir: Path | None = None) -> dict:
     """Load arrival days up to `through` in one run, then build, price and publish in a second.
 
     Both runs use the same definitions as `dagster dev`; the range is one run with a single dbt
@@ -25,6 +26,7 @@ def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: 
         events_dir=str(Path(events_dir).resolve()),
         warehouse_path=str(Path(warehouse).resolve()),
         out_dir=str(Path(out_dir).resolve()),
+        payments_dir=str(Path(payments_dir).resolve()) if payments_dir else "",
         through=through.isoformat(),
     )
     defs = build_definitions(settings)
@@ -47,5 +49,7 @@ def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: 
                 "dagster/asset_partition_range_end": through.isoformat(),
             },
         )
-    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(["catalog", "billing_periods"]))
+    # The monthly invoice folders (`outputs/period_invoices`) are the period-end job's, per month.
+    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"])
+                | dg.AssetSelection.assets(["catalog", "billing_periods"]))
     return json.loads((Path(out_dir) / "run_summary.json").read_text())

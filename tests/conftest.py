@@ -16,14 +16,15 @@ def dagster_home(tmp_path_factory):
     return home
 
 
-def run_meterhouse(catalog, events, work, through):
+def run_meterhouse(catalog, events, work, through, payments=None):
     """`meterhouse run` as a user types it, in a subprocess, into `work/warehouse.duckdb` and `work/out`."""
     import subprocess
     import sys
 
     result = subprocess.run(
         [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(catalog), "--events", str(events),
-         "--warehouse", str(work / "warehouse.duckdb"), "--out", str(work / "out"), "--through", through],
+         "--warehouse", str(work / "warehouse.duckdb"), "--out", str(work / "out"), "--through", through,
+         *(["--payments", str(payments)] if payments else [])],
         capture_output=True, text=True, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]

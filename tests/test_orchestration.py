@@ -31,10 +31,42 @@ def test_the_daily_schedule_bills_yesterday_as_of_yesterday():
     assert request.run_config == billing_run_config("2026-11-01")
 
 
-def test_the_period_end_schedule_bills_as_of_the_last_day_of_the_month():
-    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.timezone.utc))
+def test_the_period_end_schedule_publishes_last_month_billed_once_its_last_folder_is_complete():
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 3, 2, 0, tzinfo=dt.timezone.utc))
     request = period_end_schedule(context)
-    assert request.run_config == billing_run_config("2026-10-31")
+    assert request.partition_key == "2026-10-01"
+    assert request.run_config == billing_run_config("2026-11-02")
+    january = period_end_schedule(dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2027, 1, 3, 2, 0, tzinfo=dt.timezone.utc)))
+    assert january.partition_key == "2026-12-01"
+
+
+def test_the_period_end_job_publishes_one_billing_month(tmp_path):
+    """The New York scenario billed through Nov 2: the October partition holds October's
+    subscription invoice and the credit invoices issued in October, as JSON, HTML and PDF."""
+    import json
+
+    from dagster_project.definitions import build_definitions
+    from dagster_project.pipeline import run_pipeline
+
+    run_pipeline(SCENARIO / "catalog", SCENARIO / "events", tmp_path / "warehouse.duckdb", tmp_path / "out",
+                 dt.date(2026, 11, 2))
+    defs = build_definitions(settings_for(tmp_path, SCENARIO / "events"))
+    result = defs.resolve_job_def("period_end_job").execute_in_process(
+        partition_key="2026-10-01", run_config=billing_run_config("2026-11-02"), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    folder = tmp_path / "out" / "periods" / "2026-10"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # Credits bought on Oct 1, 10 and 31 ($5, $10, $10); October's $10.00 invoice paid by credits.
+    assert [(i["number"], i["invoice_type"], i["total_amount_cents"]) for i in manifest["invoices"]] == [
+        ("MTH-001-001", "credit", 500), ("MTH-001-002", "credit", 1000), ("MTH-001-003", "credit", 1000),
+        ("MTH-001-004", "subscription", 0),
+    ]
+    assert manifest["drafts"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["manifest.json"] + [f"MTH-001-00{n}.{ext}" for n in range(1, 5) for ext in ("json", "html", "pdf")])
+    assert (folder / "MTH-001-004.json").read_bytes() == (tmp_path / "out" / "invoices" / "MTH-001-004.json").read_bytes()
+    assert not (tmp_path / "out" / "periods" / "2026-11").exists()
 
 
 def test_the_sensor_asks_for_each_new_or_changed_day_once(tmp_path):
@@ -82,8 +114,17 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
                    600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents""")
     con.execute("create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents")
+    con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")
     con.execute("""create table marts.fct_event_loads as select date '2026-10-10' as arrival_date, 10 as events_raw,
                    7 as events_accepted, 1 as events_duplicate, 1 as events_rejected""")
     con.close()
     assert not invoice_arithmetic(settings=settings).passed  # 11.00 of credits on a 10.00 invoice
     assert not every_event_is_accounted_for(settings=settings).passed  # 10 raw, 9 accounted for
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.invoices set prepaid_granted_credit_amount_cents = 0, taxes_amount_cents = 200")
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed  # 2.00 of taxes, none applied
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.invoice_taxes set amount_cents = 200")
+    con.close()
+    assert invoice_arithmetic(settings=settings).passed

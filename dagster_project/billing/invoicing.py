@@ -22,7 +22,7 @@ from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_re
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.taxes import TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
-from dagster_project.billing.wallets import DueInvoice, Rule, WalletSpec, replay_customer
+from dagster_project.billing.wallets import DueInvoice, ManualTransaction, Rule, WalletSpec, replay_customer
 
 NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
 
@@ -37,6 +37,7 @@ class BillingResult:
     wallet_balances: pl.DataFrame
     late_usage: pl.DataFrame
     current_usage: pl.DataFrame
+    payments: pl.DataFrame
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -97,6 +98,8 @@ def bill(
     frozen_totals: dict[str, int] | None = None,
     charge_events: pl.DataFrame | None = None,
     tax_book: TaxBook = NO_TAXES,
+    manual_transactions: pl.DataFrame | None = None,
+    payments: pl.DataFrame | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -176,12 +179,13 @@ def bill(
     current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
     invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book)
     daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters, tax_book)
-    invoices, transactions, balances = _replay_wallets(
+    matched_payments, invoices, transactions, balances = _replay_wallets(
         invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
-        issued_numbers or {}, frozen_totals or {},
+        issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
+        payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
-                         current_usage)
+                         current_usage, matched_payments)
 
 
 def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -479,6 +483,41 @@ def _daily_ongoing_usage(usage, rounded, periods, charges, filters, book: TaxBoo
     return out
 
 
+def _manual_transactions(frame: pl.DataFrame | None) -> list[ManualTransaction]:
+    if frame is None:
+        return []
+    return [
+        ManualTransaction(
+            wallet_id=r["wallet_id"], day=r["created_at"].date(), order=r["transaction_order"],
+            paid_credits=Decimal(r["paid_credits"]), granted_credits=Decimal(r["granted_credits"]),
+            voided_credits=Decimal(r["voided_credits"]),
+            invoice_requires_successful_payment=r["invoice_requires_successful_payment"],
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
+def collected_by_number(payments: pl.DataFrame, through: dt.date) -> dict[str, list[tuple[dt.date, int]]]:
+    """Payments recorded by `through`, per invoice number, in date order."""
+    collected: dict[str, list[tuple[dt.date, int]]] = {}
+    for r in payments.filter(pl.col("paid_on") <= through).sort("paid_on", "source_file", "line_number").iter_rows(named=True):
+        collected.setdefault(r["invoice_number"], []).append((r["paid_on"], r["amount_cents"]))
+    return collected
+
+
+def payment_status(due_cents: int, collected: list[tuple[dt.date, int]]) -> tuple[str, dt.date | None, int]:
+    """(`payment_status`, the day the amount due was collected in full, cents collected). Nothing due
+    (credits paid it all) is `succeeded` at once; otherwise `pending` until payments reach it."""
+    total = 0
+    for day, cents in collected:
+        total += cents
+        if total >= due_cents > 0:
+            return "succeeded", day, sum(c for _, c in collected)
+    if due_cents <= 0:
+        return "succeeded", None, total
+    return "pending", None, total
+
+
 def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[WalletSpec]]:
     specs: dict[str, list[WalletSpec]] = {}
     for w in wallets.iter_rows(named=True):
@@ -489,6 +528,8 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
                 target_ongoing_balance=Decimal(r["target_ongoing_balance"]) if r.get("target_ongoing_balance") is not None else None,
                 paid_credits=Decimal(r.get("paid_credits") or 0), granted_credits=Decimal(r.get("granted_credits") or 0),
                 grants_target_top_up=bool(r.get("grants_target_top_up")),
+                interval=r.get("interval"),
+                started_on=dt.datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")).date() if r.get("started_at") else None,
             )
             for r in json.loads(w["recurring_transaction_rules_json"] or "[]")
         )
@@ -507,14 +548,19 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
 
 
 def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix,
-                    issued_numbers, frozen_totals):
+                    issued_numbers, frozen_totals, manual_transactions, payments):
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
     first_day = min(
         [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s],
          *wallet_days, through]
     )
     specs = _wallet_specs(wallets, first_day)
-    invoice_rows, transaction_rows, balance_rows = [], [], []
+    customer_of_wallet = {w.wallet_id: cid for cid, ws in specs.items() for w in ws}
+    manual_by_customer: dict[str, list[ManualTransaction]] = {}
+    for m in manual_transactions:
+        manual_by_customer.setdefault(customer_of_wallet[m.wallet_id], []).append(m)
+    payments = payments.filter(pl.col("paid_on") <= through)
+    invoice_rows, transaction_rows, balance_rows, payment_rows = [], [], [], []
     totals_by_customer = {cid: frame for (cid,), frame in invoice_totals.partition_by("customer_id", as_dict=True).items()}
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
     for customer_id in sorted(customer_rows):
@@ -532,29 +578,39 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
         for day in days:
             running = ongoing.get(day, running)
             filled[day] = running
+        sequence = customer_sequences[customer_id]
+        currency = customer["currency"] or next(
+            iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
+        mine = payments.filter(pl.col("invoice_number").str.starts_with(f"{prefix}-{sequence:03d}-"))
+        collected = collected_by_number(mine.filter(pl.col("currency") == currency), through)
+        # Numbers already issued never change; a new invoice takes the next one, gap-free.
+        numbers = dict(issued_numbers.get(customer_id, {}))
+        last = [max(numbers.values(), default=0)]
+
+        def number_for(invoice_id: str, numbers=numbers, last=last, sequence=sequence) -> str:
+            if invoice_id not in numbers:
+                last[0] += 1
+                numbers[invoice_id] = last[0]
+            return f"{prefix}-{sequence:03d}-{numbers[invoice_id]:03d}"
+
         # Drafts are not paid yet: they count in the ongoing balance like open usage.
         replay = replay_customer(
             specs.get(customer_id, []), finalized, filled, days,
             lambda wallet_id, day, source: stable_id("credit_invoice", wallet_id, day, source),
+            manual=manual_by_customer.get(customer_id, []), payments=collected, number_for=number_for,
         )
-        sequence = customer_sequences[customer_id]
         by_id = {r["invoice_id"]: r for r in subscription_invoices}
-        known = issued_numbers.get(customer_id, {})
-        next_number = max(known.values(), default=0)
         for issued in replay.issued:
-            # Numbers already issued never change; a new invoice takes the next one, gap-free.
-            number = known.get(issued.invoice_id)
-            if number is None:
-                next_number += 1
-                number = next_number
-            invoice_number = f"{prefix}-{sequence:03d}-{number:03d}"
+            number = numbers[issued.invoice_id]
             if issued.kind == "subscription":
                 r = by_id[issued.invoice_id]
                 granted, paid = replay.credits_applied.get(issued.invoice_id, (0, 0))
-                invoice_rows.append(_invoice_row(r, customer, invoice_number, number, "finalized", granted, paid))
+                due = frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]) - granted - paid
+                row = _invoice_row(r, customer, issued.number, number, "finalized", granted, paid)
             else:
-                invoice_rows.append({
-                    "invoice_id": issued.invoice_id, "invoice_type": "credit", "number": invoice_number,
+                due = issued.amount_cents
+                row = {
+                    "invoice_id": issued.invoice_id, "invoice_type": "credit", "number": issued.number,
                     "sequential_id": number, "status": "finalized", "customer_id": customer_id,
                     "external_customer_id": customer["external_id"], "subscription_id": None,
                     "external_subscription_id": None, "billing_period_id": None, "wallet_id": issued.wallet_id,
@@ -563,10 +619,18 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
                     "paid_credits": str(issued.paid_credits), "tax_rule": None,
-                })
+                }
+            status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
+            invoice_rows.append({**row, "payment_status": status, "paid_on": paid_on, "paid_amount_cents": paid_cents})
+        issued_numbers_now = {i.number for i in replay.issued}
+        for p in mine.iter_rows(named=True):
+            match = ("unknown_invoice_number" if p["invoice_number"] not in issued_numbers_now
+                     else "currency_mismatch" if p["currency"] != currency else "applied")
+            payment_rows.append({**p, "customer_id": customer_id, "match_status": match})
         for r in subscription_invoices:
             if r["status"] == "draft":
-                invoice_rows.append(_invoice_row(r, customer, f"{prefix}-{sequence:03d}-DRAFT", None, "draft", 0, 0))
+                row = _invoice_row(r, customer, f"{prefix}-{sequence:03d}-DRAFT", None, "draft", 0, 0)
+                invoice_rows.append({**row, "payment_status": "pending", "paid_on": None, "paid_amount_cents": 0})
         for t in replay.transactions:
             transaction_rows.append({
                 "wallet_transaction_id": stable_id("wallet_transaction", t.wallet_id, t.sequence, t.day, t.source),
@@ -574,7 +638,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
                 "sequence": t.sequence, "transaction_type": t.transaction_type, "source": t.source,
                 "status": t.status, "granted_amount_cents": t.granted_cents, "paid_amount_cents": t.paid_cents,
                 "credit_amount": str(t.credits), "balance_after_cents": t.balance_after_cents,
-                "invoice_id": t.invoice_id,
+                "invoice_id": t.invoice_id, "settled_on": t.settled_on,
             })
         for wallet_id, b in replay.balances.items():
             balance_rows.append({
@@ -585,7 +649,12 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
                 "ongoing_usage_balance_cents": replay.ongoing_usage_cents.get(wallet_id, 0),
                 "as_of": through,
             })
+    matched = {(p["source_file"], p["line_number"]) for p in payment_rows}
+    for p in payments.iter_rows(named=True):
+        if (p["source_file"], p["line_number"]) not in matched:
+            payment_rows.append({**p, "customer_id": None, "match_status": "unknown_invoice_number"})
     return (
+        pl.DataFrame(payment_rows, schema=MATCHED_PAYMENT_SCHEMA),
         pl.DataFrame(invoice_rows, schema=INVOICE_SCHEMA),
         pl.DataFrame(transaction_rows, schema=TRANSACTION_SCHEMA),
         pl.DataFrame(balance_rows, schema=BALANCE_SCHEMA),
@@ -613,8 +682,14 @@ INVOICE_SCHEMA = {
     "wallet_id": pl.String, "issuing_date": pl.Date, "period_start_date": pl.Date, "period_end_date": pl.Date,
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
-    "paid_credits": pl.String, "tax_rule": pl.String,
+    "paid_credits": pl.String, "tax_rule": pl.String, "payment_status": pl.String, "paid_on": pl.Date,
+    "paid_amount_cents": pl.Int64,
 }
+PAYMENT_SCHEMA = {
+    "invoice_number": pl.String, "currency": pl.String, "amount_cents": pl.Int64, "paid_on": pl.Date,
+    "provider": pl.String, "provider_payment_id": pl.String, "source_file": pl.String, "line_number": pl.Int64,
+}
+MATCHED_PAYMENT_SCHEMA = {**PAYMENT_SCHEMA, "customer_id": pl.String, "match_status": pl.String}
 FEE_TAX_SCHEMA = {
     "fee_id": pl.String, "invoice_id": pl.String, "tax_code": pl.String, "tax_name": pl.String,
     "tax_rate": cm.MONEY, "tax_description": pl.String, "fee_amount_cents": pl.Int64,
@@ -628,7 +703,7 @@ TRANSACTION_SCHEMA = {
     "wallet_transaction_id": pl.String, "wallet_id": pl.String, "customer_id": pl.String,
     "transaction_date": pl.Date, "sequence": pl.Int64, "transaction_type": pl.String, "source": pl.String,
     "status": pl.String, "granted_amount_cents": pl.Int64, "paid_amount_cents": pl.Int64,
-    "credit_amount": pl.String, "balance_after_cents": pl.Int64, "invoice_id": pl.String,
+    "credit_amount": pl.String, "balance_after_cents": pl.Int64, "invoice_id": pl.String, "settled_on": pl.Date,
 }
 BALANCE_SCHEMA = {
     "wallet_id": pl.String, "customer_id": pl.String, "status": pl.String, "balance_cents": pl.Int64,

@@ -3,18 +3,21 @@ top-ups. A pure function of the catalog and the priced usage, so a rerun, or a b
 the days differently, produces the same ledger and the same invoices.
 
 Within a day the order is fixed: wallets created that day receive their credits (a `credit`
-invoice for paid credits), expired wallets stop, invoices finalized that day are paid from the
-wallets (by priority, then creation order; granted credits before paid ones, never below zero),
-then the ongoing balance is computed and threshold rules top up once.
+invoice for paid credits), expired wallets stop, manual transactions of the day apply (top-ups and
+voids), paid credits whose credit invoice is now paid in full are settled, invoices finalized that
+day are paid from the wallets (by priority, then creation order; granted credits before paid ones,
+never below zero), then the ongoing balance is computed, interval rules due that day top up, and
+threshold rules top up once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from dagster_project.billing.money import currency_exponent, to_cents
+from dagster_project.billing.periods import _add_months
 
 CREDIT_DECIMALS = Decimal("0.00001")
 
@@ -28,6 +31,33 @@ class Rule:
     paid_credits: Decimal = Decimal(0)
     granted_credits: Decimal = Decimal(0)
     grants_target_top_up: bool = False
+    interval: str | None = None  # weekly | monthly | quarterly | semiannual | yearly (interval trigger)
+    started_on: dt.date | None = None  # the anniversary an interval rule counts from (else the wallet's)
+
+    def is_due(self, day: dt.date, wallet_start: dt.date) -> bool:
+        """An interval rule tops up on each anniversary of its start, the start day itself excluded
+        (the wallet's own credits arrive that day)."""
+        start = self.started_on or wallet_start
+        if self.trigger != "interval" or day <= start:
+            return False
+        if self.interval == "weekly":
+            return (day - start).days % 7 == 0
+        step = {"monthly": 1, "quarterly": 3, "semiannual": 6, "yearly": 12}[self.interval]
+        months = (day.year - start.year) * 12 + day.month - start.month
+        return months % step == 0 and _add_months(start, months, start.day) == day
+
+
+@dataclass(frozen=True)
+class ManualTransaction:
+    """A `wallet_transaction` body: credits added or voided on `day`."""
+
+    wallet_id: str
+    day: dt.date
+    order: int
+    paid_credits: Decimal = Decimal(0)
+    granted_credits: Decimal = Decimal(0)
+    voided_credits: Decimal = Decimal(0)
+    invoice_requires_successful_payment: bool | None = None  # None: the wallet's setting
 
 
 @dataclass(frozen=True)
@@ -75,13 +105,14 @@ class Transaction:
     day: dt.date
     sequence: int  # order of the transaction within the customer's history
     transaction_type: str  # inbound | outbound
-    source: str  # wallet_creation | threshold_top_up | invoice_payment
+    source: str  # wallet_creation | threshold_top_up | interval_top_up | manual | void | invoice_payment
     status: str  # settled | pending
     granted_cents: int
     paid_cents: int
     credits: Decimal
     balance_after_cents: int
     invoice_id: str | None = None  # the invoice paid (outbound) or issued for paid credits
+    settled_on: dt.date | None = None  # when paid credits waiting for a payment became available
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,7 @@ class IssuedInvoice:
     kind: str
     invoice_id: str
     day: dt.date
+    number: str
     wallet_id: str | None = None
     paid_credits: Decimal = Decimal(0)
     amount_cents: int = 0
@@ -134,19 +166,42 @@ def allocate_ongoing_usage(balances: list[_Balance], usage_cents: int) -> dict[s
     return shares
 
 
+def _rule_credits(rule: Rule, balance: _Balance, ongoing_usage_cents: int) -> tuple[Decimal, Decimal]:
+    """(paid, granted) credits a rule adds: fixed amounts, or what brings the ongoing balance up to
+    `target_ongoing_balance` (granted instead of paid with `grants_target_top_up`)."""
+    if rule.method != "target":
+        return rule.paid_credits, rule.granted_credits
+    spec = balance.spec
+    ongoing = cents_to_credits(balance.cents - ongoing_usage_cents, spec.rate_amount, spec.currency)
+    gap = max(rule.target_ongoing_balance - ongoing, Decimal(0))
+    return (Decimal(0), gap) if rule.grants_target_top_up else (gap, Decimal(0))
+
+
 def replay_customer(
     wallets: list[WalletSpec],
     due_invoices: list[DueInvoice],
     ongoing_usage_cents: dict[dt.date, int],
     days: list[dt.date],
     credit_invoice_id,
+    *,
+    manual: list[ManualTransaction] = (),
+    payments: dict[str, list[tuple[dt.date, int]]] | None = None,
+    number_for=None,
 ) -> WalletReplay:
     """Replay one customer's wallets over `days` (ascending).
 
     `ongoing_usage_cents[d]` is the customer's usage not yet finalized at the end of day `d`
     (open periods and drafts, fees plus taxes); a missing day means no usage.
     `credit_invoice_id(wallet_id, day, source)` names the credit invoice of a paid top-up.
+    `number_for(invoice_id)` gives an invoice its number when it is issued; `payments` maps invoice
+    numbers to the (date, cents) collected, which settle paid credits waiting for a payment.
     """
+    number_for = number_for or (lambda invoice_id: invoice_id)
+    payments = payments or {}
+    manual_by_day: dict[dt.date, list[ManualTransaction]] = {}
+    for m in sorted(manual, key=lambda m: m.order):
+        manual_by_day.setdefault(m.day, []).append(m)
+    waiting: list[tuple[int, str, _Balance]] = []  # (transaction index, invoice number, wallet)
     replay = WalletReplay()
     balances = {w.wallet_id: _Balance(w) for w in wallets}
     replay.balances = balances
@@ -169,7 +224,8 @@ def replay_customer(
             )
         )
 
-    def top_up(balance: _Balance, day: dt.date, source: str, paid_credits: Decimal, granted_credits: Decimal) -> None:
+    def top_up(balance: _Balance, day: dt.date, source: str, paid_credits: Decimal, granted_credits: Decimal,
+               requires_payment: bool | None = None, invoice_key: str | None = None) -> None:
         spec = balance.spec
         granted = credits_to_cents(granted_credits, spec.rate_amount, spec.currency)
         paid = credits_to_cents(paid_credits, spec.rate_amount, spec.currency)
@@ -177,14 +233,39 @@ def replay_customer(
             balance.granted_cents += granted
             record(balance, day, "inbound", source, "settled", granted, 0, None)
         if paid > 0:
-            invoice_id = credit_invoice_id(spec.wallet_id, day, source)
-            replay.issued.append(IssuedInvoice("credit", invoice_id, day, spec.wallet_id, paid_credits, paid))
-            pending = spec.invoice_requires_successful_payment
+            invoice_id = credit_invoice_id(spec.wallet_id, day, invoice_key or source)
+            number = number_for(invoice_id)
+            replay.issued.append(IssuedInvoice("credit", invoice_id, day, number, spec.wallet_id, paid_credits, paid))
+            pending = spec.invoice_requires_successful_payment if requires_payment is None else requires_payment
             if pending:
                 balance.pending_cents += paid
+                waiting.append((len(replay.transactions), number, balance))
             else:
                 balance.paid_cents += paid
             record(balance, day, "inbound", source, "pending" if pending else "settled", 0, paid, invoice_id)
+
+    def void(balance: _Balance, day: dt.date, credits: Decimal) -> None:
+        """Voided credits leave the wallet, granted ones first, never below zero."""
+        spec = balance.spec
+        cents = min(credits_to_cents(credits, spec.rate_amount, spec.currency), balance.cents)
+        granted = min(cents, balance.granted_cents)
+        paid = cents - granted
+        if cents > 0:
+            balance.granted_cents -= granted
+            balance.paid_cents -= paid
+            record(balance, day, "outbound", "void", "settled", granted, paid, None)
+
+    def settle_paid(day: dt.date) -> None:
+        """Paid credits become available on the day their credit invoice is paid in full."""
+        for item in list(waiting):
+            index, number, balance = item
+            pending = replay.transactions[index]
+            collected = sum(cents for paid_on, cents in payments.get(number, []) if paid_on <= day)
+            if collected >= pending.paid_cents:
+                balance.pending_cents -= pending.paid_cents
+                balance.paid_cents += pending.paid_cents
+                replay.transactions[index] = replace(pending, status="settled", settled_on=day)
+                waiting.remove(item)
 
     for day in days:
         for balance in sorted(balances.values(), key=_order):
@@ -195,8 +276,18 @@ def replay_customer(
             if balance.is_active and spec.expires_on is not None and spec.expires_on <= day:
                 balance.is_active, balance.is_terminated = False, True
 
+        for m in manual_by_day.get(day, []):
+            balance = balances[m.wallet_id]
+            if not balance.is_active:
+                continue  # a terminated wallet takes no credits (the catalog check names the others)
+            top_up(balance, day, "manual", m.paid_credits, m.granted_credits,
+                   m.invoice_requires_successful_payment, f"manual:{m.order}")
+            if m.voided_credits:
+                void(balance, day, m.voided_credits)
+        settle_paid(day)
+
         for invoice in invoices_by_day.get(day, []):
-            replay.issued.append(IssuedInvoice("subscription", invoice.invoice_id, day))
+            replay.issued.append(IssuedInvoice("subscription", invoice.invoice_id, day, number_for(invoice.invoice_id)))
             remaining = invoice.total_cents
             taken_granted = taken_paid = 0
             for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
@@ -219,6 +310,10 @@ def replay_customer(
         shares = allocate_ongoing_usage(list(balances.values()), usage)
         for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
             spec = balance.spec
+            for index, rule in enumerate(spec.rules):
+                if rule.is_due(day, spec.effective_on):
+                    paid, granted = _rule_credits(rule, balance, shares.get(spec.wallet_id, 0))
+                    top_up(balance, day, "interval_top_up", paid, granted, invoice_key=f"interval_top_up:{index}")
             ongoing_credits = cents_to_credits(balance.cents - shares.get(spec.wallet_id, 0), spec.rate_amount, spec.currency)
             # A top-up still waiting for its payment counts, as in Lago's ThresholdTopUpService:
             # otherwise the rule would fire again every day until the payment arrives.
@@ -226,11 +321,7 @@ def replay_customer(
             for rule in spec.rules:
                 if rule.trigger != "threshold" or ongoing_credits + pending_credits > rule.threshold_credits:
                     continue
-                if rule.method == "target":
-                    gap = max(rule.target_ongoing_balance - ongoing_credits, Decimal(0))
-                    paid, granted = (Decimal(0), gap) if rule.grants_target_top_up else (gap, Decimal(0))
-                else:
-                    paid, granted = rule.paid_credits, rule.granted_credits
+                paid, granted = _rule_credits(rule, balance, shares.get(spec.wallet_id, 0))
                 top_up(balance, day, "threshold_top_up", paid, granted)
                 break  # one top-up per wallet and day
         replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), usage)

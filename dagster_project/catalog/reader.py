@@ -204,11 +204,16 @@ def check_references(catalog: Catalog) -> list[str]:
             f"{at[id(customer)]}, field tax_codes: unknown tax {code!r}" for code in customer.tax_codes if code not in taxes
         ]
     for transaction in catalog.wallet_transactions:
-        if resolve_wallet(catalog, transaction.wallet_id) is None:
+        wallet = resolve_wallet(catalog, transaction.wallet_id)
+        if wallet is None:
             problems.append(
                 f"{at[id(transaction)]}, field wallet_id: no single wallet has the code (or "
                 f"external_customer_id/code) {transaction.wallet_id!r}"
             )
+        elif wallet.created_at and transaction.created_at.date() < wallet.created_at.date():
+            problems.append(f"{at[id(transaction)]}, field created_at: before the wallet's created_at")
+        elif wallet.expiration_at and transaction.created_at.date() >= wallet.expiration_at.date():
+            problems.append(f"{at[id(transaction)]}, field created_at: on or after the wallet's expiration_at")
     plans = {p.code for p in catalog.plans}
     customers = {c.external_id: c for c in catalog.customers}
     for customer in catalog.customers:
@@ -344,19 +349,11 @@ def charge_property_problems(charge) -> list[str]:
 
 def unsupported_features(catalog: Catalog) -> list[str]:
     """Lago features this warehouse does not bill: refused, so that no invoice is silently wrong."""
-    problems = [
+    return [
         f"{catalog.where[id(entity)]}: one billing entity per catalog is supported (the first is "
         f"{catalog.billing_entities[0].code!r})"
         for entity in catalog.billing_entities[1:]
     ]
-    for transaction in catalog.wallet_transactions:
-        problems.append(f"{catalog.where[id(transaction)]}: manual wallet transactions are not billed yet")
-    for wallet in catalog.wallets:
-        for index, rule in enumerate(wallet.recurring_transaction_rules):
-            if rule.trigger == "interval":
-                problems.append(f"{catalog.where[id(wallet)]}, field recurring_transaction_rules.{index}.trigger: "
-                                "interval top-ups are not billed yet")
-    return problems
 
 
 def resolve_wallet(catalog: Catalog, wallet_id: str) -> Wallet | None:

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.defs.partitions import arrival_days
+from dagster_project.defs.partitions import arrival_days, billing_months
 from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.events import arrival_dates, day_files
 
+PERIOD_INVOICES = dg.AssetSelection.assets(["outputs", "period_invoices"])
 BILLING = dg.AssetSelection.groups("billing", "billing_marts", "outputs")
 
 daily_billing_job = dg.define_asset_job(
     "daily_billing_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - PERIOD_INVOICES,
     partitions_def=arrival_days,
     description="Load one arrival day and bill as of that day: usage, current usage, wallets, invoices due.",
 )
@@ -29,7 +30,9 @@ daily_billing_job = dg.define_asset_job(
 period_end_job = dg.define_asset_job(
     "period_end_job",
     selection=BILLING,
-    description="Price, invoice and publish as of a date: the invoices whose finalization day has passed.",
+    partitions_def=billing_months,
+    description="Price and invoice as of the run's billing date, and publish one billing month's invoices "
+                "(`periods/YYYY-MM/`).",
 )
 
 
@@ -45,15 +48,18 @@ def daily_billing_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=day, partition_key=day, run_config=billing_run_config(day))
 
 
-@dg.schedule(job=period_end_job, cron_schedule="0 2 1 * *", execution_timezone="UTC")
+@dg.schedule(job=period_end_job, cron_schedule="0 2 3 * *", execution_timezone="UTC")
 def period_end_schedule(context: dg.ScheduleEvaluationContext):
-    """On the 1st of each month at 02:00 UTC: invoices of the period that ended, as of the 1st's eve.
+    """On the 3rd of each month at 02:00 UTC: last month's billing periods, billed as of the 2nd.
 
-    The daily run already finalizes what is due; this run republishes the month's invoices once
-    the last day's folder is complete, and is the one operators rerun after fixing a catalog.
+    Monthly periods end on the 1st; their invoices are finalized once the 1st's folder is complete
+    (a run billing through the 2nd), unless a grace period keeps them drafts longer: rerun that
+    month's partition from the UI once it has passed.
     """
-    day = (context.scheduled_execution_time.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
-    return dg.RunRequest(run_key=f"period-end-{day}", run_config=billing_run_config(day))
+    today = context.scheduled_execution_time.astimezone(dt.timezone.utc).date()
+    month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1).isoformat()
+    day = (today - dt.timedelta(days=1)).isoformat()
+    return dg.RunRequest(run_key=f"period-end-{month}", partition_key=month, run_config=billing_run_config(day))
 
 
 def folder_fingerprint(events_dir: Path, day: dt.date) -> str:

@@ -4,23 +4,29 @@
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.billing.wallets import cents_to_credits
+from dagster_project.defs.partitions import billing_months
 from dagster_project.defs.resources import MeterhouseSettings
-from dagster_project.publish import lago_json
+from dagster_project.publish import invoice_document, lago_json
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".partial") as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, path)
 
 
 def write_json_atomically(path: Path, document: dict) -> None:
-    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".partial", encoding="utf-8") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _rows(con, sql: str, params=None) -> list[dict]:
@@ -29,13 +35,17 @@ def _rows(con, sql: str, params=None) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _replace_folder(folder: Path, documents: dict[str, dict]) -> None:
-    """Write every document and remove files of this folder no longer produced."""
+def _replace_folder(folder: Path, documents: dict[str, dict | bytes]) -> None:
+    """Write every document (JSON, or bytes as they are) and remove files no longer produced."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
-        write_json_atomically(folder / name, document)
-    for stale in folder.glob("*.json"):
-        if stale.name not in documents:
+        if isinstance(document, bytes):
+            if not (folder / name).exists() or (folder / name).read_bytes() != document:
+                write_atomically(folder / name, document)
+        else:
+            write_json_atomically(folder / name, document)
+    for stale in folder.iterdir():
+        if stale.is_file() and stale.name not in documents and not stale.name.endswith(".partial"):
             stale.unlink()
 
 
@@ -45,17 +55,21 @@ def _count_files(con, status: str, through) -> int:
     ).fetchone()[0])
 
 
-def publish(con, out_dir: Path) -> dict:
-    customers = {c["customer_id"]: c for c in _rows(con, "select * from catalog.customers")}
-    sequences = dict(con.execute("select customer_id, sequence from billing.customer_sequences").fetchall())
-    periods = {
-        p["billing_period_id"]: p
-        for p in _rows(
-            con,
-            """select p.*, s.plan_id, s.plan_code, s.currency from catalog.billing_periods p
-               join catalog.subscriptions s using (subscription_id)""",
-        )
-    }
+@dataclass
+class RenderedInvoice:
+    invoice: dict
+    json_name: str
+    document: dict
+    files: dict[str, bytes]  # the HTML and PDF documents of a finalized invoice
+
+    @property
+    def billing_month(self) -> str:
+        """`YYYY-MM` of the period the invoice bills (its issuing date for credit invoices)."""
+        return (self.invoice["period_start_date"] or self.invoice["issuing_date"]).strftime("%Y-%m")
+
+
+def _render_invoices(con, customers: dict, sequences: dict, periods: dict) -> list[RenderedInvoice]:
+    """Every invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
     fee_taxes: dict[str, list[dict]] = {}
     for tax in _rows(con, "select * from billing.fee_taxes order by fee_id, tax_code"):
         fee_taxes.setdefault(tax["fee_id"], []).append(tax)
@@ -66,8 +80,9 @@ def publish(con, out_dir: Path) -> dict:
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in _rows(
         con,
-        """select f.*, c.billable_metric_code, c.invoice_display_name as charge_display_name,
-                  cf.invoice_display_name as filter_display_name, cf.filter_values_json
+        """select f.*, c.billable_metric_code, c.invoice_display_name as charge_display_name, c.charge_model,
+                  cf.invoice_display_name as filter_display_name, cf.filter_values_json,
+                  coalesce(cf.properties_json, c.properties_json) as properties_json
            from billing.fees f
            left join catalog.charges c using (charge_id)
            left join catalog.charge_filters cf on cf.charge_filter_id = f.charge_filter_key
@@ -75,21 +90,56 @@ def publish(con, out_dir: Path) -> dict:
     ):
         period = periods.get(fee["billing_period_id"]) or {}
         fee["charges_from_at"], fee["charges_to_at"] = period.get("charges_from_at"), period.get("charges_to_at")
-        fee["plan_code"] = period.get("plan_code")
+        for key in ("plan_code", "plan_name", "interval", "amount_cents_plan"):
+            fee[key] = period.get(key)
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
 
-    invoices = {}
+    rendered = []
     for inv in _rows(con, "select * from billing.invoices order by number"):
         fees = fees_by_invoice.get(inv["invoice_id"], [])
         if inv["invoice_type"] == "credit":
             fees = [lago_json.credit_fee(inv)]
         name = f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
-        invoices[name] = lago_json.invoice_object(
+        applied_taxes = invoice_taxes.get(inv["invoice_id"], [])
+        document = lago_json.invoice_object(
             inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
-            periods.get(inv["billing_period_id"]), invoice_taxes.get(inv["invoice_id"], []), entity,
+            periods.get(inv["billing_period_id"]), applied_taxes, entity,
         )
+        files = {}
+        if inv["status"] == "finalized":
+            view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes)
+            files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8"),
+                     f"{inv['number']}.pdf": invoice_document.render_pdf(view)}
+        rendered.append(RenderedInvoice(inv, name, document, files))
+    return rendered
+
+
+def _catalog_context(con) -> tuple[dict, dict, dict]:
+    customers = {c["customer_id"]: c for c in _rows(con, "select * from catalog.customers")}
+    sequences = dict(con.execute("select customer_id, sequence from billing.customer_sequences").fetchall())
+    periods = {
+        p["billing_period_id"]: p
+        for p in _rows(
+            con,
+            """select p.*, s.plan_id, s.plan_code, s.currency, pl.name as plan_name, pl.interval,
+                      pl.amount_cents as amount_cents_plan
+               from catalog.billing_periods p
+               join catalog.subscriptions s using (subscription_id)
+               join catalog.plans pl on pl.plan_id = s.plan_id""",
+        )
+    }
+    return customers, sequences, periods
+
+
+def publish(con, out_dir: Path) -> dict:
+    customers, sequences, periods = _catalog_context(con)
+    invoices, documents = {}, {}
+    for rendered in _render_invoices(con, customers, sequences, periods):
+        invoices[rendered.json_name] = rendered.document
+        documents.update(rendered.files)
     _replace_folder(out_dir / "invoices", invoices)
+    _replace_folder(out_dir / "documents", documents)
 
     usage_docs = {}
     buckets: dict[str, list[dict]] = {}
@@ -143,6 +193,7 @@ def publish(con, out_dir: Path) -> dict:
         "files_unrecognized": _count_files(con, "unrecognized", through),
         "late_amount_cents": int(con.execute("select coalesce(sum(late_amount_cents), 0) from billing.late_usage").fetchone()[0]),
         "invoices_finalized": sum(1 for d in invoices.values() if d["invoice"]["status"] == "finalized"),
+        "invoice_documents": len(documents),
         "invoices_draft": sum(1 for d in invoices.values() if d["invoice"]["status"] == "draft"),
         "invoiced_total_amount_cents": sum(
             d["invoice"]["total_amount_cents"] for d in invoices.values() if d["invoice"]["status"] == "finalized"
@@ -166,7 +217,8 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     """Invoice, current-usage and wallet files in Lago's JSON, and `run_summary.json`.
 
     Grain: one file per invoice (`invoices/<number>.json`), per subscription with an open period
-    (`current_usage/<external_subscription_id>.json`) and per wallet (`wallets/<id>.json`).
+    (`current_usage/<external_subscription_id>.json`) and per wallet (`wallets/<id>.json`); each
+    finalized invoice also as a document a customer reads (`documents/<number>.html` and `.pdf`).
     """
     out_dir = Path(settings.out_dir)
     with settings.connect() as con:
@@ -174,3 +226,43 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     context.log.info(f"published to {out_dir}: {summary}")
     return dg.MaterializeResult(metadata={**{k: v for k, v in summary.items() if isinstance(v, int)},
                                           "out_dir": dg.MetadataValue.path(str(out_dir))})
+
+
+@dg.asset(
+    key=["outputs", "period_invoices"],
+    group_name="outputs",
+    partitions_def=billing_months,
+    deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]),
+          dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"])],
+    owners=["team:billing-data"],
+    kinds={"json", "html", "pdf"},
+)
+def period_invoices(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+    """The invoices of one billing month, as sent: `periods/YYYY-MM/` holds each finalized invoice
+    of the periods starting that month (credit invoices: issued that month) as JSON, HTML and PDF,
+    and `manifest.json` with their numbers and totals, and the drafts still inside their grace
+    period. Rerun a month from the UI after its drafts are finalized; finalized invoices never
+    change, so a rerun rewrites the same bytes."""
+    month = context.partition_key[:7]
+    folder = Path(settings.out_dir) / "periods" / month
+    with settings.connect() as con:
+        rendered = [r for r in _render_invoices(con, *_catalog_context(con)) if r.billing_month == month]
+    files: dict[str, dict | bytes] = {}
+    finalized = [r for r in rendered if r.invoice["status"] == "finalized"]
+    for r in finalized:
+        files[r.json_name] = r.document
+        files.update(r.files)
+    manifest = {
+        "billing_month": month,
+        "invoices": [{"number": r.invoice["number"], "external_customer_id": r.invoice["external_customer_id"],
+                      "invoice_type": r.invoice["invoice_type"], "currency": r.invoice["currency"],
+                      "total_amount_cents": r.document["invoice"]["total_amount_cents"]} for r in finalized],
+        "drafts": sum(1 for r in rendered if r.invoice["status"] == "draft"),
+    }
+    files["manifest.json"] = manifest
+    _replace_folder(folder, files)
+    context.log.info(f"{month}: {len(finalized)} finalized invoices, {manifest['drafts']} drafts, in {folder}")
+    return dg.MaterializeResult(metadata={
+        "finalized": len(finalized), "drafts": manifest["drafts"], "folder": dg.MetadataValue.path(str(folder)),
+        "total_amount_cents": sum(i["total_amount_cents"] for i in manifest["invoices"]),
+    })

@@ -69,7 +69,7 @@ def _keep_finalized(con, fresh: pl.DataFrame, table: str, key: str, frozen_ids: 
 
 
 BILLING_TABLES = ["fees", "invoices", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
-                  "late_usage", "current_usage"]
+                  "late_usage", "current_usage", "payments"]
 VAT_RATES = ["reference", "eu_vat_standard_rates"]
 
 
@@ -97,7 +97,7 @@ def _tax_book(con):
                   dg.AssetKey(["catalog", "charges"]), dg.AssetKey(["catalog", "charge_filters"]),
                   dg.AssetKey(["catalog", "wallets"]), dg.AssetKey(["catalog", "taxes"]),
                   dg.AssetKey(["catalog", "billing_entities"]), dg.AssetKey(["catalog", "wallet_transactions"]),
-                  dg.AssetKey(VAT_RATES)],
+                  dg.AssetKey(VAT_RATES), dg.AssetKey(["raw", "payments"])],
         )
         for name in BILLING_TABLES
     ],
@@ -139,6 +139,8 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             issued_numbers=issued_numbers,
             frozen_totals=frozen_totals,
             tax_book=_tax_book(con),
+            manual_transactions=con.execute("select * from catalog.wallet_transactions").pl(),
+            payments=con.execute("select * from raw.payments").pl(),
         )
         frozen: set[str] = set()
         exists = con.execute(
@@ -148,7 +150,13 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             frozen = {
                 r[0] for r in con.execute("select invoice_id from billing.invoices where status = 'finalized'").fetchall()
             }
-        invoices = Invoices.validate(_keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen))
+        # A finalized invoice never changes, except what collections say of it: its payment status.
+        collections = ["payment_status", "paid_on", "paid_amount_cents"]
+        invoices = Invoices.validate(
+            _keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen)
+            .drop(collections, strict=False)
+            .join(result.invoices.select("invoice_id", *collections), on="invoice_id", how="left")
+        )
         fees = Fees.validate(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen))
         fee_taxes = _keep_finalized(con, result.fee_taxes, "fee_taxes", "invoice_id", frozen)
         invoice_taxes = _keep_finalized(con, result.invoice_taxes, "invoice_taxes", "invoice_id", frozen)
@@ -161,6 +169,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             write_table(con, "billing", "wallet_transactions", result.wallet_transactions)
             write_table(con, "billing", "wallet_balances", result.wallet_balances)
             write_table(con, "billing", "late_usage", result.late_usage)
+            write_table(con, "billing", "payments", result.payments.sort("source_file", "line_number"))
             write_table(con, "billing", "current_usage", result.current_usage.drop(
                 [c for c in result.current_usage.columns if c.endswith("_json")]))
             con.execute("create or replace table billing.run_state as select ?::date as through", [through])
@@ -169,7 +178,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             con.execute("rollback")
             raise
     rows = {"fees": len(fees), "invoices": len(invoices), "fee_taxes": len(fee_taxes), "invoice_taxes": len(invoice_taxes), "wallet_transactions": len(result.wallet_transactions),
-            "wallet_balances": len(result.wallet_balances), "late_usage": len(result.late_usage),
+            "wallet_balances": len(result.wallet_balances), "late_usage": len(result.late_usage), "payments": len(result.payments),
             "current_usage": len(result.current_usage)}
     context.log.info(f"billed through {through}: {rows}")
     for name in BILLING_TABLES:

@@ -23,6 +23,8 @@ class MeterhouseSettings(dg.ConfigurableResource):
     events_dir: str
     warehouse_path: str
     out_dir: str
+    # Folder of payments CSV files (see `ingest/payments.py`); empty: no payments recorded.
+    payments_dir: str = ""
     # Bill through this date (YYYY-MM-DD): invoices due by then, current usage of the open period.
     # Empty: the latest arrival date loaded.
     through: str = ""
@@ -37,6 +39,7 @@ class MeterhouseSettings(dg.ConfigurableResource):
             events_dir=os.environ.get("METERHOUSE_EVENTS", str(EXAMPLE / "events")),
             warehouse_path=os.environ.get("METERHOUSE_WAREHOUSE", str(root / "warehouse" / "meterhouse.duckdb")),
             out_dir=os.environ.get("METERHOUSE_OUT", str(root / "warehouse" / "out")),
+            payments_dir=os.environ.get("METERHOUSE_PAYMENTS", str(EXAMPLE / "payments")),
             through=os.environ.get("METERHOUSE_THROUGH", ""),
         )
 

@@ -116,3 +116,30 @@ def test_numbers_and_files_survive_a_rerun(runs):
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_the_taxed_outputs_validate_against_lagos_openapi_schemas(runs):
     assert_lago_schemas(runs["nov5"])
+
+
+def test_each_finalized_invoice_has_an_html_and_a_pdf_document_with_its_figures(runs):
+    documents = runs["nov5"] / "documents"
+    assert sorted(p.name for p in documents.iterdir()) == [
+        f"MIS-00{c}-001.{ext}" for c in range(1, 5) for ext in ("html", "pdf")
+    ]
+    html = (documents / "MIS-003-001.html").read_text()  # fr_consumer
+    for expected in (
+        "Invoice MIS-003-001", "Billing period 2026-10-01 to 2026-10-31", "Mistral AI SAS", "15 rue des Halles",
+        "75001 Paris", "VAT FR12345678901", "Camille Martin",
+        # one line per model and type, with units and unit price
+        "AI Tokens — mistral-large input</td><td class=\"num\">1,500,000</td><td class=\"num\">2 EUR per 1,000,000",
+        "AI Tokens — mistral-large output</td><td class=\"num\">500,000</td><td class=\"num\">1.5 EUR per 1,000,000",
+        "Subscription: EU plan", "10.50 EUR per monthly",
+        "16.00 EUR", "VAT FR standard (20 %) on 16.00 EUR</td><td class=\"num\">3.20 EUR",
+        "Total including taxes</td><td class=\"num\">19.20 EUR", "Prepaid credits applied</td><td class=\"num\">-5.00 EUR",
+        "Amount due</td><td class=\"num\">14.20 EUR", "VAT at the seller&#39;s rate: customer in the seller&#39;s country",
+    ):
+        assert expected in html, expected
+    reverse = (documents / "MIS-001-001.html").read_text()
+    assert "Reverse charge (0 %) on 16.00 EUR</td><td class=\"num\">0.00 EUR" in reverse
+    assert "Article 196, Directive 2006/112/EC" in reverse and "VAT DE123456789" in reverse
+    pdf = (documents / "MIS-002-001.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"Invoice MIS-002-001" in pdf
+    # Documents are bytes-stable across reruns, like the JSON.
+    assert pdf == (runs["nov5_again"] / "documents" / "MIS-002-001.pdf").read_bytes()

@@ -13,6 +13,7 @@ import pytest
 
 from dagster_project.billing.charge_models import MONEY, precise_amount, property_columns
 from dagster_project.catalog import CatalogError, read_catalog
+from dagster_project.catalog.reader import resolve_wallet
 from dagster_project.catalog import tables
 from dagster_project.catalog.tables import expand_filter_values
 
@@ -391,6 +392,8 @@ def test_a_wallet_in_another_currency_than_the_customer_is_refused(tmp_path):
         ([{"wallet_transaction": {"wallet_id": "w", "paid_credits": "10"}}], "field created_at: Field required"),
         ([{"wallet_transaction": {"wallet_id": "w", "created_at": "2026-10-01T00:00:00Z"}}],
          "needs paid_credits, granted_credits or voided_credits above 0"),
+        ([{"wallet_transaction": {"wallet_id": "nope", "granted_credits": "1", "created_at": "2026-10-01T00:00:00Z"}}],
+         "field wallet_id: no single wallet has the code (or external_customer_id/code) 'nope'"),
         ([{"billing_entity": {"code": "mistral", "eu_tax_management": True}}],
          "eu_tax_management needs `country`, the seller's EU member state"),
         ([{"billing_entity": {"code": "acme", "country": "US", "eu_tax_management": True}}],
@@ -406,3 +409,28 @@ def test_tax_entity_and_wallet_transaction_bodies_are_checked_with_their_field(t
     with pytest.raises(CatalogError) as error:
         read_catalog(tmp_path)
     assert any(f"catalog.json, body {len(bodies)}" in p and message in p for p in error.value.problems), error.value.problems
+
+
+def test_a_wallet_transaction_names_its_wallet_by_code_or_by_customer_and_code(tmp_path):
+    bodies = [
+        {"customer": {"external_id": "c1"}}, {"customer": {"external_id": "c2"}},
+        {"wallet": {"external_customer_id": "c1", "currency": "USD", "rate_amount": "1", "code": "main"}},
+        {"wallet": {"external_customer_id": "c2", "currency": "USD", "rate_amount": "1", "code": "main"}},
+        {"wallet": {"external_customer_id": "c2", "currency": "USD", "rate_amount": "1", "code": "promo"}},
+        {"wallet_transaction": {"wallet_id": "c1/main", "granted_credits": "5", "created_at": "2026-10-03T00:00:00Z"}},
+        {"wallet_transaction": {"wallet_id": "promo", "voided_credits": "1", "created_at": "2026-10-04T00:00:00Z"}},
+    ]
+    (tmp_path / "catalog.json").write_text(json.dumps(bodies))
+    catalog = read_catalog(tmp_path)
+    assert [resolve_wallet(catalog, t.wallet_id).external_customer_id for t in catalog.wallet_transactions] == ["c1", "c2"]
+    (tmp_path / "catalog.json").write_text(json.dumps([*bodies[:5], {"wallet_transaction": {
+        "wallet_id": "main", "granted_credits": "5", "created_at": "2026-10-03T00:00:00Z"}}]))
+    with pytest.raises(CatalogError, match="no single wallet has the code"):
+        read_catalog(tmp_path)
+    wallet = {"wallet": {"external_customer_id": "c1", "currency": "USD", "rate_amount": "1", "code": "main",
+                         "created_at": "2026-10-02T00:00:00Z", "expiration_at": "2026-10-20T00:00:00Z"}}
+    for day, problem in (("2026-10-01", "before the wallet's created_at"), ("2026-10-20", "on or after the wallet's expiration_at")):
+        (tmp_path / "catalog.json").write_text(json.dumps([bodies[0], wallet, {"wallet_transaction": {
+            "wallet_id": "main", "granted_credits": "5", "created_at": f"{day}T10:00:00Z"}}]))
+        with pytest.raises(CatalogError, match=f"body 3 .*field created_at: {problem}"):
+            read_catalog(tmp_path)

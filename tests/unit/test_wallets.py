@@ -308,3 +308,89 @@ def test_a_wallet_created_before_the_first_replayed_day_still_pays():
     # created Sep 20, replay from Oct 1: 100 paid credits, a 30.00 USD invoice on Oct 5 -> 30.00 paid
     result = replay([wallet(paid="100", on=dt.date(2026, 9, 20))], [DueInvoice("inv-1", oct26(5), 3000)])
     assert result.credits_applied["inv-1"] == (0, 3000)
+
+
+# --- interval rules, manual transactions and voids, payments ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "start", "due_days"),
+    [
+        ("weekly", dt.date(2026, 10, 1), [dt.date(2026, 10, 8), dt.date(2026, 10, 15)]),
+        ("monthly", dt.date(2026, 1, 31), [dt.date(2026, 2, 28), dt.date(2026, 3, 31), dt.date(2026, 4, 30)]),
+        ("quarterly", dt.date(2026, 1, 15), [dt.date(2026, 4, 15), dt.date(2026, 7, 15)]),
+        ("yearly", dt.date(2024, 2, 29), [dt.date(2025, 2, 28), dt.date(2026, 2, 28)]),
+    ],
+)
+def test_an_interval_rule_is_due_on_each_anniversary_of_its_start_but_not_the_start_day(interval, start, due_days):
+    rule = Rule("interval", "fixed", interval=interval, granted_credits=D("1"))
+    days = [start + dt.timedelta(days=i) for i in range((due_days[-1] - start).days + 1)]
+    assert [d for d in days if rule.is_due(d, start)] == due_days
+
+
+def test_an_interval_rule_counts_from_its_own_start_date_when_it_has_one():
+    rule = Rule("interval", "fixed", interval="weekly", granted_credits=D("1"), started_on=oct26(3))
+    assert [d for d in DAYS if rule.is_due(d, oct26(1))] == [oct26(10)]
+
+
+def test_an_interval_rule_tops_up_weekly_a_fixed_amount_and_a_target_tops_up_to_the_target():
+    # Wallet of 10 granted credits from Oct 1. Fixed weekly rule of 5 paid credits: Oct 8 only in
+    # Oct 1-10 (a credit invoice of 5.00). Usage of 3.00 open on Oct 8.
+    fixed = Rule("interval", "fixed", interval="weekly", paid_credits=D("5"))
+    result = replay([wallet(granted="10", rules=(fixed,))], usage={oct26(8): 300})
+    (t,) = top_ups(result, "interval_top_up")
+    assert (t.day, t.paid_cents, t.granted_cents, t.balance_after_cents) == (oct26(8), 500, 0, 1500)
+    assert t.invoice_id == "credit:w:2026-10-08:interval_top_up:0"
+    # Target 20 granted: ongoing on Oct 8 is 10 - 3 = 7 credits, so 13 credits are granted.
+    target = Rule("interval", "target", interval="weekly", target_ongoing_balance=D("20"), grants_target_top_up=True)
+    result = replay([wallet(granted="10", rules=(target,))], usage={oct26(8): 300})
+    (t,) = top_ups(result, "interval_top_up")
+    assert (t.day, t.granted_cents, t.paid_cents, t.invoice_id) == (oct26(8), 1300, 0, None)
+
+
+def test_manual_transactions_top_up_and_void_granted_credits_first_never_below_zero():
+    from dagster_project.billing.wallets import ManualTransaction
+
+    manual = [
+        ManualTransaction("w", oct26(3), 0, paid_credits=D("20"), granted_credits=D("5")),
+        ManualTransaction("w", oct26(5), 1, voided_credits=D("12")),  # 5+10 granted first, then paid
+        ManualTransaction("w", oct26(6), 2, voided_credits=D("1000")),  # only what is left: 28.00
+    ]
+    result = replay_customer([wallet(paid="5", granted="10")], [], {}, DAYS, credit_invoice_id, manual=manual)
+    got = [(t.day, t.source, t.transaction_type, t.granted_cents, t.paid_cents, t.balance_after_cents)
+           for t in result.transactions if t.source in ("manual", "void")]
+    assert got == [
+        (oct26(3), "manual", "inbound", 500, 0, 2000),     # 10 + 5 granted and 5 paid: 20.00
+        (oct26(3), "manual", "inbound", 0, 2000, 4000),    # then the 20 paid: 40.00
+        (oct26(5), "void", "outbound", 1200, 0, 2800),     # granted 15.00 covers the 12 voided
+        (oct26(6), "void", "outbound", 300, 2500, 0),      # 3.00 granted + 25.00 paid left
+    ]
+    assert [i.invoice_id for i in result.issued if i.kind == "credit"] == [
+        "credit:w:2026-10-01:wallet_creation", "credit:w:2026-10-03:manual:0"]
+
+
+def test_pending_paid_credits_settle_on_the_day_their_credit_invoice_is_paid_in_full():
+    # 30 paid credits wait for payment of their credit invoice (number N-1); 10.00 paid on Oct 3,
+    # 20.00 on Oct 5: settled on Oct 5, and only then do they pay the invoice finalized on Oct 6.
+    numbers = {}
+
+    def number_for(invoice_id):
+        return numbers.setdefault(invoice_id, f"N-{len(numbers) + 1}")
+
+    result = replay_customer(
+        [wallet(paid="30", requires_payment=True)], [DueInvoice("inv", oct26(4), 500), DueInvoice("inv2", oct26(6), 700)],
+        {}, DAYS, credit_invoice_id, payments={"N-1": [(oct26(3), 1000), (oct26(5), 2000)]}, number_for=number_for,
+    )
+    (creation,) = top_ups(result, "wallet_creation")
+    assert (creation.status, creation.settled_on, creation.day) == ("settled", oct26(5), oct26(1))
+    assert result.credits_applied == {"inv": (0, 0), "inv2": (0, 700)}
+    assert [(i.kind, i.number) for i in result.issued] == [("credit", "N-1"), ("subscription", "N-2"), ("subscription", "N-3")]
+
+
+def test_payment_status_follows_collections():
+    from dagster_project.billing.invoicing import payment_status
+
+    assert payment_status(1904, []) == ("pending", None, 0)
+    assert payment_status(1904, [(oct26(3), 1000)]) == ("pending", None, 1000)
+    assert payment_status(1904, [(oct26(3), 1000), (oct26(9), 904)]) == ("succeeded", oct26(9), 1904)
+    assert payment_status(0, []) == ("succeeded", None, 0)  # credits paid it all

@@ -22,7 +22,9 @@ from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_re
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.taxes import TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
-from dagster_project.billing.wallets import DueInvoice, ManualTransaction, Rule, WalletSpec, replay_customer
+from dagster_project.billing.wallets import (
+    DueInvoice, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
+)
 
 NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
 
@@ -38,6 +40,7 @@ class BillingResult:
     late_usage: pl.DataFrame
     current_usage: pl.DataFrame
     payments: pl.DataFrame
+    rule_top_ups: pl.DataFrame
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -100,6 +103,8 @@ def bill(
     tax_book: TaxBook = NO_TAXES,
     manual_transactions: pl.DataFrame | None = None,
     payments: pl.DataFrame | None = None,
+    recorded_top_ups: pl.DataFrame | None = None,
+    decided_through: dt.date | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -179,13 +184,14 @@ def bill(
     current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
     invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book)
     daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters, tax_book)
-    matched_payments, invoices, transactions, balances = _replay_wallets(
+    matched_payments, invoices, transactions, balances, rule_top_ups = _replay_wallets(
         invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
+        _recorded(recorded_top_ups), decided_through,
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
-                         current_usage, matched_payments)
+                         current_usage, matched_payments, rule_top_ups)
 
 
 def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -483,6 +489,14 @@ def _daily_ongoing_usage(usage, rounded, periods, charges, filters, book: TaxBoo
     return out
 
 
+def _recorded(frame: pl.DataFrame | None) -> list[RuleTopUp]:
+    """Rule top-ups recorded by earlier runs (`billing.wallet_rule_top_ups`)."""
+    if frame is None:
+        return []
+    return [RuleTopUp(r["wallet_id"], r["top_up_date"], r["source"], r["invoice_key"], Decimal(r["paid_credits"]),
+                      Decimal(r["granted_credits"])) for r in frame.iter_rows(named=True)]
+
+
 def _manual_transactions(frame: pl.DataFrame | None) -> list[ManualTransaction]:
     if frame is None:
         return []
@@ -548,7 +562,7 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
 
 
 def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix,
-                    issued_numbers, frozen_totals, manual_transactions, payments):
+                    issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through):
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
     first_day = min(
         [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s],
@@ -560,7 +574,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
     for m in manual_transactions:
         manual_by_customer.setdefault(customer_of_wallet[m.wallet_id], []).append(m)
     payments = payments.filter(pl.col("paid_on") <= through)
-    invoice_rows, transaction_rows, balance_rows, payment_rows = [], [], [], []
+    invoice_rows, transaction_rows, balance_rows, payment_rows, top_up_rows = [], [], [], [], []
     totals_by_customer = {cid: frame for (cid,), frame in invoice_totals.partition_by("customer_id", as_dict=True).items()}
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
     for customer_id in sorted(customer_rows):
@@ -598,7 +612,11 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
             specs.get(customer_id, []), finalized, filled, days,
             lambda wallet_id, day, source: stable_id("credit_invoice", wallet_id, day, source),
             manual=manual_by_customer.get(customer_id, []), payments=collected, number_for=number_for,
+            recorded=recorded, decided_through=decided_through,
         )
+        top_up_rows += [{"wallet_id": r.wallet_id, "customer_id": customer_id, "top_up_date": r.day, "source": r.source,
+                         "invoice_key": r.invoice_key, "paid_credits": str(r.paid_credits),
+                         "granted_credits": str(r.granted_credits)} for r in replay.rule_top_ups]
         by_id = {r["invoice_id"]: r for r in subscription_invoices}
         for issued in replay.issued:
             number = numbers[issued.invoice_id]
@@ -658,6 +676,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
         pl.DataFrame(invoice_rows, schema=INVOICE_SCHEMA),
         pl.DataFrame(transaction_rows, schema=TRANSACTION_SCHEMA),
         pl.DataFrame(balance_rows, schema=BALANCE_SCHEMA),
+        pl.DataFrame(top_up_rows, schema=RULE_TOP_UP_SCHEMA),
     )
 
 
@@ -688,6 +707,10 @@ INVOICE_SCHEMA = {
 PAYMENT_SCHEMA = {
     "invoice_number": pl.String, "currency": pl.String, "amount_cents": pl.Int64, "paid_on": pl.Date,
     "provider": pl.String, "provider_payment_id": pl.String, "source_file": pl.String, "line_number": pl.Int64,
+}
+RULE_TOP_UP_SCHEMA = {
+    "wallet_id": pl.String, "customer_id": pl.String, "top_up_date": pl.Date, "source": pl.String,
+    "invoice_key": pl.String, "paid_credits": pl.String, "granted_credits": pl.String,
 }
 MATCHED_PAYMENT_SCHEMA = {**PAYMENT_SCHEMA, "customer_id": pl.String, "match_status": pl.String}
 FEE_TAX_SCHEMA = {

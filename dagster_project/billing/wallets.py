@@ -128,8 +128,21 @@ class IssuedInvoice:
     amount_cents: int = 0
 
 
+@dataclass(frozen=True)
+class RuleTopUp:
+    """A top-up decided by a recurring rule: once recorded, a fact that later runs replay as it is."""
+
+    wallet_id: str
+    day: dt.date
+    source: str  # threshold_top_up | interval_top_up
+    invoice_key: str
+    paid_credits: Decimal
+    granted_credits: Decimal
+
+
 @dataclass
 class WalletReplay:
+    rule_top_ups: list[RuleTopUp] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
     issued: list[IssuedInvoice] = field(default_factory=list)
     # invoice_id -> (granted cents, paid cents) taken from wallets
@@ -187,6 +200,8 @@ def replay_customer(
     manual: list[ManualTransaction] = (),
     payments: dict[str, list[tuple[dt.date, int]]] | None = None,
     number_for=None,
+    recorded: list[RuleTopUp] = (),
+    decided_through: dt.date | None = None,
 ) -> WalletReplay:
     """Replay one customer's wallets over `days` (ascending).
 
@@ -195,7 +210,13 @@ def replay_customer(
     `credit_invoice_id(wallet_id, day, source)` names the credit invoice of a paid top-up.
     `number_for(invoice_id)` gives an invoice its number when it is issued; `payments` maps invoice
     numbers to the (date, cents) collected, which settle paid credits waiting for a payment.
+    Rule top-ups of days up to `decided_through` (decided by earlier runs) are not re-evaluated:
+    the `recorded` ones are applied as they are, so a top-up is never repeated nor withdrawn
+    because later data changed the history.
     """
+    recorded_by_day: dict[tuple[str, dt.date], list[RuleTopUp]] = {}
+    for r in recorded:
+        recorded_by_day.setdefault((r.wallet_id, r.day), []).append(r)
     number_for = number_for or (lambda invoice_id: invoice_id)
     payments = payments or {}
     manual_by_day: dict[dt.date, list[ManualTransaction]] = {}
@@ -310,10 +331,19 @@ def replay_customer(
         shares = allocate_ongoing_usage(list(balances.values()), usage)
         for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
             spec = balance.spec
+
+            def rule_top_up(source: str, key: str, paid: Decimal, granted: Decimal, balance=balance) -> None:
+                replay.rule_top_ups.append(RuleTopUp(balance.spec.wallet_id, day, source, key, paid, granted))
+                top_up(balance, day, source, paid, granted, invoice_key=key)
+
+            if decided_through is not None and day <= decided_through:
+                for r in recorded_by_day.get((spec.wallet_id, day), []):
+                    rule_top_up(r.source, r.invoice_key, r.paid_credits, r.granted_credits)
+                continue
             for index, rule in enumerate(spec.rules):
                 if rule.is_due(day, spec.effective_on):
                     paid, granted = _rule_credits(rule, balance, shares.get(spec.wallet_id, 0))
-                    top_up(balance, day, "interval_top_up", paid, granted, invoice_key=f"interval_top_up:{index}")
+                    rule_top_up("interval_top_up", f"interval_top_up:{index}", paid, granted)
             ongoing_credits = cents_to_credits(balance.cents - shares.get(spec.wallet_id, 0), spec.rate_amount, spec.currency)
             # A top-up still waiting for its payment counts, as in Lago's ThresholdTopUpService:
             # otherwise the rule would fire again every day until the payment arrives.
@@ -322,7 +352,7 @@ def replay_customer(
                 if rule.trigger != "threshold" or ongoing_credits + pending_credits > rule.threshold_credits:
                     continue
                 paid, granted = _rule_credits(rule, balance, shares.get(spec.wallet_id, 0))
-                top_up(balance, day, "threshold_top_up", paid, granted)
+                rule_top_up("threshold_top_up", "threshold_top_up", paid, granted)
                 break  # one top-up per wallet and day
         replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), usage)
     return replay

@@ -1,5 +1,7 @@
 """The polars pricing asset: fees, invoices, wallet ledger and late usage, as of the billing date."""
 
+import datetime as dt
+
 
 import dagster as dg
 import polars as pl
@@ -38,22 +40,57 @@ def _number_prefix(con) -> str:
     return (row[0] if row and row[0] else None) or DEFAULT_PREFIX
 
 
+FINALIZED_COLUMNS = [
+    "invoice_id", "customer_id", "number", "sequential_id", "invoice_type", "issuing_date", "currency",
+    "fees_amount_cents", "taxes_amount_cents", "prepaid_granted_credit_amount_cents",
+    "prepaid_purchased_credit_amount_cents",
+]
+
+
+def _append_only_tables(con) -> None:
+    """The facts no run may change: finalized invoices, rule top-ups, and the dates billed through."""
+    con.execute("create schema if not exists billing")
+    con.execute("""create table if not exists billing.finalized_invoices (
+        invoice_id varchar primary key, customer_id varchar, number varchar unique, sequential_id integer,
+        invoice_type varchar, issuing_date date, currency varchar, fees_amount_cents bigint,
+        taxes_amount_cents bigint, prepaid_granted_credit_amount_cents bigint,
+        prepaid_purchased_credit_amount_cents bigint, first_billed_through date)""")
+    con.execute("""create table if not exists billing.wallet_rule_top_ups (
+        wallet_id varchar, customer_id varchar, top_up_date date, source varchar, invoice_key varchar,
+        paid_credits varchar, granted_credits varchar, first_billed_through date,
+        primary key (wallet_id, top_up_date, invoice_key))""")
+    con.execute("create table if not exists billing.billed_through (through date primary key)")
+
+
 def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Numbers and totals of the invoices finalized by earlier runs (none on a new warehouse)."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'billing' and table_name = 'invoices'"
-    ).fetchone()[0]
-    if not exists:
-        return {}, {}
+    """Numbers and totals (with taxes) of the invoices finalized by earlier runs."""
     numbers: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
     for customer_id, invoice_id, sequential_id, total in con.execute(
-        """select customer_id, invoice_id, sequential_id, fees_amount_cents + taxes_amount_cents
-           from billing.invoices where status = 'finalized'"""
+        "select customer_id, invoice_id, sequential_id, fees_amount_cents + taxes_amount_cents from billing.finalized_invoices"
     ).fetchall():
         numbers.setdefault(customer_id, {})[invoice_id] = sequential_id
         totals[invoice_id] = total
     return numbers, totals
+
+
+def _record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, through) -> None:
+    """Append what this run decided for good (finalized invoices; rule top-ups of complete days);
+    rows already there are left as they are."""
+    con.register("_finalized", invoices.filter(pl.col("status") == "finalized").select(FINALIZED_COLUMNS).to_arrow())
+    con.execute("""insert into billing.finalized_invoices
+                    select *, ?::date from _finalized
+                    where invoice_id not in (select invoice_id from billing.finalized_invoices)""", [through])
+    # Only complete days: the day billed through may still receive files, so its top-ups wait.
+    con.register("_top_ups", rule_top_ups.filter(pl.col("top_up_date") < through).to_arrow())
+    con.execute("""insert into billing.wallet_rule_top_ups
+                   select t.*, ?::date from _top_ups t
+                   where not exists (select 1 from billing.wallet_rule_top_ups r where r.wallet_id = t.wallet_id
+                                     and r.top_up_date = t.top_up_date and r.invoice_key = t.invoice_key)""", [through])
+    con.execute("insert into billing.billed_through select ?::date where ?::date not in (select through from billing.billed_through)",
+                [through, through])
+    con.unregister("_finalized")
+    con.unregister("_top_ups")
 
 
 def _keep_finalized(con, fresh: pl.DataFrame, table: str, key: str, frozen_ids: set[str]) -> pl.DataFrame:
@@ -124,7 +161,12 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
                join catalog.plans pl on pl.plan_id = s.plan_id"""
         ).pl()
         customers = con.execute("select * from catalog.customers").pl()
+        _append_only_tables(con)
         issued_numbers, frozen_totals = _issued(con)
+        # Days before the latest date billed through are complete (their folders closed): their
+        # rule top-ups were decided for good. The last day billed may still have received files.
+        last_through = con.execute("select max(through) from billing.billed_through").fetchone()[0]
+        decided_through = last_through - dt.timedelta(days=1) if last_through else None
         result = bill(
             through=through,
             usage=con.execute("select * from marts.fct_usage_daily").pl(),
@@ -141,15 +183,10 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             tax_book=_tax_book(con),
             manual_transactions=con.execute("select * from catalog.wallet_transactions").pl(),
             payments=con.execute("select * from raw.payments").pl(),
+            recorded_top_ups=con.execute("select * from billing.wallet_rule_top_ups").pl(),
+            decided_through=decided_through,
         )
-        frozen: set[str] = set()
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'billing' and table_name = 'invoices'"
-        ).fetchone()[0]
-        if exists:
-            frozen = {
-                r[0] for r in con.execute("select invoice_id from billing.invoices where status = 'finalized'").fetchall()
-            }
+        frozen = {r[0] for r in con.execute("select invoice_id from billing.finalized_invoices").fetchall()}
         # A finalized invoice never changes, except what collections say of it: its payment status.
         collections = ["payment_status", "paid_on", "paid_amount_cents"]
         invoices = Invoices.validate(
@@ -173,6 +210,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             write_table(con, "billing", "current_usage", result.current_usage.drop(
                 [c for c in result.current_usage.columns if c.endswith("_json")]))
             con.execute("create or replace table billing.run_state as select ?::date as through", [through])
+            _record_facts(con, invoices, result.rule_top_ups, through)
             con.execute("commit")
         except Exception:
             con.execute("rollback")

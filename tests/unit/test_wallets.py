@@ -394,3 +394,25 @@ def test_payment_status_follows_collections():
     assert payment_status(1904, [(oct26(3), 1000)]) == ("pending", None, 1000)
     assert payment_status(1904, [(oct26(3), 1000), (oct26(9), 904)]) == ("succeeded", oct26(9), 1904)
     assert payment_status(0, []) == ("succeeded", None, 0)  # credits paid it all
+
+
+def test_top_ups_decided_by_an_earlier_run_are_replayed_as_recorded_never_re_decided():
+    """An earlier run decided through Oct 5 that the rule fired on Oct 2 for 50 credits. New data
+    now puts the ongoing balance above the threshold on Oct 2 (no usage at all): the recorded
+    top-up stays, and is not repeated; from Oct 6 on, the rule is evaluated again."""
+    from dagster_project.billing.wallets import RuleTopUp
+
+    rule = Rule("threshold", "fixed", threshold_credits=D("20"), paid_credits=D("50"))
+    recorded = [RuleTopUp("w", oct26(2), "threshold_top_up", "threshold_top_up", D("50"), D("0"))]
+    # From Oct 6, usage 120.00: ongoing 100 - 120 = -20 <= 20 fires (150.00); Oct 7: 150 - 120 = 30.
+    usage = {oct26(d): 12000 for d in range(6, 11)}
+    result = replay_customer([wallet(paid="50", rules=(rule,))], [], usage, DAYS, credit_invoice_id,
+                             recorded=recorded, decided_through=oct26(5))
+    assert [(t.day, t.paid_cents, t.invoice_id) for t in top_ups(result)] == [
+        (oct26(2), 5000, "credit:w:2026-10-02:threshold_top_up"),   # as recorded
+        (oct26(6), 5000, "credit:w:2026-10-06:threshold_top_up"),   # decided now
+    ]
+    assert [(r.day, r.paid_credits) for r in result.rule_top_ups] == [(oct26(2), D("50")), (oct26(6), D("50"))]
+    # The same replay without the record would not top up on Oct 2 (no usage then).
+    fresh = replay_customer([wallet(paid="50", rules=(rule,))], [], usage, DAYS, credit_invoice_id)
+    assert [t.day for t in top_ups(fresh)][:1] == [oct26(6)]

@@ -114,14 +114,17 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
     """
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     events_dir = Path(settings.events_dir)
-    totals = {"files_loaded": 0, "files_duplicate": 0, "events_raw": 0, "events_malformed": 0}
+    totals = {"files_loaded": 0, "files_duplicate": 0, "events_raw": 0, "events_malformed": 0, "days_unchanged": 0}
     with settings.connect() as con:
         ensure_raw_schema(con)
         keys = [r[0] for r in con.execute("select key from catalog.property_keys").fetchall()]
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         for index, day in enumerate(days, start=1):
             load = load_arrival_day(con, events_dir, day, keys, now)
-            for k in totals:
+            if load.skipped:  # same files and catalog keys as its last load: not read again
+                totals["days_unchanged"] += 1
+                continue
+            for k in totals.keys() - {"days_unchanged"}:
                 totals[k] += getattr(load, k)
             if load.files_loaded or load.files_duplicate or index == len(days):
                 context.log.info(

@@ -1,13 +1,17 @@
 """Load one arrival day of Lago event files into `raw.events`, idempotently, losing nothing.
 
-Each line is read as text first (DuckDB's CSV reader with one column), so a line that is not JSON,
-or not UTF-8, keeps its text and line number for the quarantine instead of becoming a row of NULLs
-(the trap of `read_json(ignore_errors=true)`). Lines are then parsed once, with DuckDB's JSON
-functions: the event fields are typed, and only the property keys the catalog prices are kept.
+A JSON Lines file is parsed once by DuckDB's `read_json`, every field the loader looks at kept as
+JSON so that nothing is coerced; the fields are then typed, and only the property keys the catalog
+prices are kept. The lines `read_json` cannot vouch for (a line that is not JSON becomes a row of
+NULLs: the trap of `ignore_errors=true`), batch lines and rejected events are read again as text
+(DuckDB's CSV reader with one column) and go through the line parser, so that a bad line keeps its
+text and line number for the quarantine. A file with blank lines or bytes that are not UTF-8 goes
+through the line parser whole (`_load_file`). Parquet files take the same typing and checks.
 
 Reruns replace the day: the rows of that arrival date are deleted and inserted again in one
-transaction. A file whose bytes were already seen (under another name or day) is loaded once: the
-copy with the earliest (arrival date, path) wins.
+transaction; a day whose files and catalog keys are unchanged since its last load is skipped. A
+file whose bytes were already seen (under another name or day) is loaded once: the copy with the
+earliest (arrival date, path) wins.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-EVENT_FILE_PATTERNS = ("*.jsonl", "*.json", "*.ndjson")
+EVENT_FILE_PATTERNS = ("*.jsonl", "*.json", "*.ndjson", "*.parquet")
+# Columns of a Parquet landing file: a Lago event, one row per event (other columns are ignored).
+PARQUET_FIELDS = ("transaction_id", "code", "external_subscription_id", "timestamp", "properties")
 MAX_ID_LENGTH = 255
 
 RAW_DDL = """
@@ -50,6 +56,19 @@ create table if not exists raw.events (
     load_error_detail varchar,
     raw_line varchar
 );
+-- One row per arrival day loaded: what was seen (to skip an unchanged day) and what it gave.
+create table if not exists raw.day_loads (
+    arrival_date date primary key,
+    stat_signature varchar not null,   -- names, sizes and modification times of the day's files
+    property_keys varchar not null,    -- the catalog keys kept in `properties`
+    content_signature varchar not null,  -- names, SHA-256 and status of the day's files
+    files_loaded integer not null,
+    files_duplicate integer not null,
+    lines_read bigint not null,
+    events_raw bigint not null,
+    events_malformed bigint not null,
+    loaded_at timestamp not null
+);
 """
 
 
@@ -61,6 +80,7 @@ class DayLoad:
     lines_read: int
     events_raw: int
     events_malformed: int
+    skipped: bool = False  # the day's files and the catalog keys were as last loaded: not read again
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -73,6 +93,15 @@ def day_files(events_dir: Path, day: dt.date) -> list[Path]:
         return []
     found = {p for pattern in EVENT_FILE_PATTERNS for p in folder.glob(pattern) if p.is_file()}
     return sorted(found)
+
+
+def stat_signature(events_dir: Path, day: dt.date) -> str:
+    """What the day folder holds, from file metadata alone: names, sizes, modification times."""
+    entries = []
+    for path in sorted(set(day_files(events_dir, day)) | set(unrecognized_files(events_dir, day))):
+        stat = path.stat()
+        entries.append(f"{path.name}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def unrecognized_files(events_dir: Path, day: dt.date) -> list[Path]:
@@ -98,17 +127,21 @@ def arrival_dates(events_dir: Path) -> list[dt.date]:
     return sorted(dates)
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and its number of lines (a last line without a newline counts)."""
     digest = hashlib.sha256()
+    lines, last = 0, b"\n"
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return digest.hexdigest(), lines + (last != b"\n")
 
 
 # Lines of one file -> one row per event (a batch line `{"events": [...]}` gives several).
 # Parameters: $keys (the property keys the catalog needs), $paths (their JSON paths), $ingested_at.
-_PARSE_SQL = f"""
+_LINES_SQL = """
 with parsed as (
     select line_number, line,
         case when line_error is not null then line_error
@@ -151,15 +184,27 @@ fields as (
         json_type(ev -> 'external_subscription_id') as external_subscription_id_type,
         json_type(ev -> 'timestamp') as timestamp_type,
         ev ->> 'timestamp' as timestamp_text,
-        json_type(ev -> 'properties') as properties_type
+        json_type(ev -> 'properties') as properties_type,
+        ev -> 'properties' as props
     from events
-),
+),"""
+
+# Rows of `fields` -> rows of raw.events. `fields` has, per event: line_number, line (its text when
+# known), item_index, line_error, ev_type, each id field and its JSON type, timestamp_text and its
+# type, properties_type and props (the properties object as JSON).
+_TYPED_SQL = f"""
 typed as (
     select *,
         case
             when timestamp_type in ('BIGINT', 'UBIGINT', 'DOUBLE')
                 or (timestamp_type = 'VARCHAR' and regexp_full_match(trim(timestamp_text), '-?[0-9]+(\\.[0-9]+)?'))
-                then make_timestamp(try_cast(try_cast(trim(timestamp_text) as decimal(38, 6)) * 1000000 as bigint))
+                then make_timestamp(try_cast(
+                    -- (a whole number of seconds takes the integer cast: a VARCHAR -> DECIMAL(38, 6)
+                    -- cast costs a hundred times more in DuckDB, and gives the same microseconds)
+                    case when regexp_full_match(trim(timestamp_text), '-?[0-9]{{1,18}}')
+                        then try_cast(trim(timestamp_text) as hugeint) * 1000000
+                        else try_cast(trim(timestamp_text) as decimal(38, 6)) * 1000000
+                    end as bigint))
             when timestamp_type = 'VARCHAR'
                 then timezone('UTC', try_cast(trim(timestamp_text) as timestamptz))
         end as parsed_at
@@ -195,7 +240,7 @@ select
     case when load_error is null then coalesce(parsed_at, $ingested_at::timestamp) end as event_at,
     case when load_error is null then parsed_at is null end as is_timestamp_defaulted,
     case when load_error is null and properties_type = 'OBJECT'
-        then map($keys::varchar[], json_extract_string(ev -> 'properties', $paths::varchar[]))
+        then map($keys::varchar[], json_extract_string(props, $paths::varchar[]))
         when load_error is null then map($keys::varchar[], list_transform($keys::varchar[], k -> null::varchar))
     end as properties,
     load_error,
@@ -212,6 +257,35 @@ select
     case when load_error is not null then coalesce(line, '') end as raw_line
 from checked
 """
+_PARSE_SQL = _LINES_SQL + "\n" + _TYPED_SQL
+
+# The fast path: `_fast` holds one row per line as read by `read_json` (each top-level field the
+# loader looks at as JSON, the rest ignored). A line whose whole row is NULL (not JSON, not an
+# object, or an object with none of these fields) or that holds a batch (`events`) is left to the
+# line parser (`needs_lines`). Every other line is an event object: `event` when it is an object,
+# else the line itself, exactly as in `_LINES_SQL`.
+_FAST_FIELDS_SQL = """
+with sourced as (
+    select line_number,
+        case when json_type(event) = 'OBJECT'
+            then json_extract(event, ['$.transaction_id', '$.code', '$.external_subscription_id', '$.timestamp', '$.properties'])
+            else [transaction_id, code, external_subscription_id, "timestamp", properties]
+        end as f
+    from _fast
+    where not needs_lines
+),
+fields as (
+    select line_number, null::varchar as line, 0 as item_index, null::varchar as line_error, 'OBJECT' as ev_type,
+        f[1] ->> '$' as transaction_id, json_type(f[1]) as transaction_id_type,
+        f[2] ->> '$' as code, json_type(f[2]) as code_type,
+        f[3] ->> '$' as external_subscription_id, json_type(f[3]) as external_subscription_id_type,
+        json_type(f[4]) as timestamp_type, f[4] ->> '$' as timestamp_text,
+        json_type(f[5]) as properties_type, f[5] as props
+    from sourced
+),"""
+_FAST_SQL = _FAST_FIELDS_SQL + "\n" + _TYPED_SQL
+_FAST_COLUMNS = {name: "JSON" for name in
+                 ("event", "events", "transaction_id", "code", "external_subscription_id", "timestamp", "properties")}
 
 
 def _read_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -258,6 +332,123 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     _register_lines(con, numbers, texts, errors)
 
 
+def _load_file(con: duckdb.DuckDBPyConnection, path: Path, line_count: int, params: dict) -> int:
+    """Insert the events of one landing file into `_day_events`; the number of lines read.
+
+    JSON Lines files take the fast path: one `read_json` pass parses each line once into the
+    fields the loader needs, kept as JSON so that no value is coerced. The few lines it cannot
+    vouch for (not JSON, not an object, batches) are read again as text and go through the line
+    parser, and load errors get their line's text, so the result is the one of `_read_lines` +
+    `_PARSE_SQL` for every line. A file with blank lines (its rows would not be its line numbers),
+    or one `read_json` refuses, goes through the line parser whole.
+    """
+    if path.suffix == ".parquet":
+        return _load_parquet(con, path, params)
+    if path.suffix != ".json" and _load_fast(con, path, line_count, params):
+        return line_count
+    _read_lines(con, path)
+    con.execute("insert into _day_events " + _PARSE_SQL, params)
+    return con.execute("select count(*) from _lines").fetchone()[0]
+
+
+def _load_fast(con: duckdb.DuckDBPyConnection, path: Path, line_count: int, params: dict) -> bool:
+    con.execute("drop table if exists _fast")
+    try:
+        # Rows keep the file's order (insertion order is preserved), so rowid + 1 is the line.
+        con.execute(
+            """create temp table _fast as
+               select *, event is null and events is null and transaction_id is null and code is null
+                          and external_subscription_id is null and "timestamp" is null and properties is null
+                          or events is not null as needs_lines
+               from read_json(?, columns = $columns, format = 'newline_delimited', records = true,
+                              ignore_errors = true, auto_detect = false, maximum_object_size = 16777216)""".replace(
+                "$columns", "{" + ", ".join(f"'{k}': '{v}'" for k, v in _FAST_COLUMNS.items()) + "}"),
+            [str(path)],
+        )
+    except duckdb.Error:
+        con.execute("drop table if exists _fast")
+        return False
+    rows = con.execute("select count(*) from _fast").fetchone()[0]
+    if rows != line_count:  # blank lines: row numbers are not line numbers
+        con.execute("drop table if exists _fast")
+        return False
+    con.execute("create or replace temp view _fast_numbered as select rowid + 1 as line_number, * from _fast")
+    con.execute("insert into _day_events " + _FAST_SQL.replace("from _fast\n", "from _fast_numbered\n"), params)
+    wanted = [r[0] for r in con.execute(
+        """select line_number from _fast_numbered where needs_lines
+           union select line_number from _day_events where source_file = $source_file and load_error is not null
+           order by 1""",
+        {"source_file": params["source_file"]},
+    ).fetchall()]
+    if wanted:
+        con.execute("drop table if exists _lines")
+        try:
+            con.execute(
+                """create temp table _lines as
+                   select * from (
+                       select row_number() over () as line_number, line, null::varchar as line_error
+                       from read_csv(?, columns = {'line': 'VARCHAR'}, header = false, delim = chr(1), quote = '',
+                                     escape = '', auto_detect = false, strict_mode = true, parallel = false))
+                   where line_number in (select unnest(?::bigint[]))""",
+                [str(path), wanted],
+            )
+        except duckdb.Error:  # bytes the text reader refuses: the whole file goes line by line
+            con.execute("delete from _day_events where source_file = ?", [params["source_file"]])
+            for name in ("_fast", "_lines"):
+                con.execute(f"drop table if exists {name}")
+            return False
+        con.execute(
+            """update _day_events set raw_line = coalesce(l.line, '') from _lines l
+               where _day_events.source_file = $source_file and l.line_number = _day_events.line_number
+                 and _day_events.load_error is not null""",
+            {"source_file": params["source_file"]},
+        )
+        con.execute("delete from _lines where line_number not in (select line_number from _fast_numbered where needs_lines)")
+        con.execute("insert into _day_events " + _PARSE_SQL, params)
+    con.execute("drop table if exists _fast")
+    return True
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> int:
+    """Insert the events of a Parquet file (columns `PARQUET_FIELDS`, any missing one is absent)
+    through the same checks as JSON lines: each value is turned into JSON and typed by the fast
+    path's SQL, so an integer id, a text timestamp or a `properties` STRUCT or MAP are read as the
+    same value in a JSON line would be. A VARCHAR `properties` holds JSON text. The line number is
+    the row number (from 1) and a rejected row keeps the row as JSON in `raw_line`."""
+    columns = {r[0]: r[1] for r in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()}
+
+    def as_json(name: str) -> str:
+        if name not in columns:
+            return "null::json"
+        column = f'"{name}"'
+        if name == "properties" and columns[name] == "VARCHAR":
+            return f"case when json_valid({column}) then {column}::json else to_json({column}) end"
+        return f"to_json({column})"
+
+    present = ", ".join(f'"{n}"' for n in PARQUET_FIELDS if n in columns)
+    con.execute("drop table if exists _fast")
+    con.execute(
+        f"""create temp table _fast as
+            select file_row_number + 1 as line_number, null::json as event, null::json as events,
+                {", ".join(f'{as_json(n)} as "{n}"' for n in PARQUET_FIELDS)},
+                false as needs_lines,
+                {f"to_json(struct_pack({present}))::varchar" if present else "'{{}}'"} as row_text
+            from read_parquet(?, file_row_number = true)""",
+        [str(path)],
+    )
+    con.execute("insert into _day_events " + _FAST_SQL, params)
+    # the row as JSON for the rows rejected at load
+    con.execute(
+        """update _day_events set raw_line = f.row_text from _fast f
+           where _day_events.source_file = $source_file and _day_events.line_number = f.line_number
+             and _day_events.load_error is not null""",
+        {"source_file": params["source_file"]},
+    )
+    rows = con.execute("select count(*) from _fast").fetchone()[0]
+    con.execute("drop table _fast")
+    return rows
+
+
 def _register_lines(
     con: duckdb.DuckDBPyConnection, numbers: list[int], texts: list[str], errors: list[str | None]
 ) -> None:
@@ -283,15 +474,27 @@ def load_arrival_day(
     day: dt.date,
     property_keys: list[str],
     now: dt.datetime,
+    *,
+    force: bool = False,
 ) -> DayLoad:
     """Replace the events of arrival date `day` with the contents of its landing files.
 
     Files are parsed into a temporary table first; the swap into `raw.events` (delete the day,
     insert it again) is one transaction, so a run killed mid-way leaves the previous load intact.
+    A day whose files (names, sizes, modification times) and catalog keys are those of its last
+    load is not read again (unless `force`): a daily run reads only the new day.
     """
     ensure_raw_schema(con)
     keys = sorted(set(property_keys))
     paths = [_json_path(k) for k in keys]
+    signature = stat_signature(events_dir, day)
+    previous = con.execute(
+        """select files_loaded, files_duplicate, lines_read, events_raw, events_malformed from raw.day_loads
+           where arrival_date = ? and stat_signature = ? and property_keys = ?""",
+        [day, signature, "\t".join(keys)],
+    ).fetchone()
+    if previous is not None and not force:
+        return DayLoad(day, *previous, skipped=True)
     registered = {
         row[0]: row[1]
         for row in con.execute(
@@ -303,7 +506,7 @@ def load_arrival_day(
     landing_rows, loaded, duplicates, lines = [], 0, 0, 0
     for path in day_files(events_dir, day):
         source_file = f"{day.isoformat()}/{path.name}"
-        digest = _sha256(path)
+        digest, line_count = _sha256(path)
         first_loaded_at = registered.get(source_file, now)
         earlier = con.execute(
             """select 1 from raw.landing_files
@@ -315,16 +518,13 @@ def load_arrival_day(
             landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at, "duplicate_file"))
             continue
         landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at, "loaded"))
-        _read_lines(con, path)
-        lines += con.execute("select count(*) from _lines").fetchone()[0]
         # A missing timestamp is the ingestion time, recorded once per file and kept inside the
         # arrival day, so that a replay of old folders agrees with the first load.
         day_start = dt.datetime.combine(day, dt.time(0))
         ingested_at = min(max(first_loaded_at, day_start), day_start + dt.timedelta(days=1, microseconds=-1))
-        con.execute(
-            "insert into _day_events " + _PARSE_SQL,
-            {"arrival_date": day, "source_file": source_file, "keys": keys, "paths": paths, "ingested_at": ingested_at},
-        )
+        params = {"arrival_date": day, "source_file": source_file, "keys": keys, "paths": paths,
+                  "ingested_at": ingested_at}
+        lines += _load_file(con, path, line_count, params)
         loaded += 1
     for path in unrecognized_files(events_dir, day):
         source_file = f"{day.isoformat()}/{path.name}"
@@ -343,13 +543,25 @@ def load_arrival_day(
                    where this.arrival_date = ? and later.arrival_date > ?)""",
             [day, day, day],
         )
+        # ... and that later day is read again when its turn comes (its files are now duplicates).
+        con.execute(
+            """delete from raw.day_loads where arrival_date in (
+                   select later.arrival_date from raw.landing_files later
+                   join raw.landing_files this on this.content_sha256 = later.content_sha256
+                   where this.arrival_date = ? and later.arrival_date > ? and later.status = 'loaded')""",
+            [day, day],
+        )
         con.execute("insert into raw.events select * from _day_events")
+        raw, malformed = con.execute("select count(*), count(load_error) from _day_events").fetchone()
+        content = hashlib.sha256("\n".join(f"{r[1]}\t{r[2]}\t{r[5]}" for r in sorted(landing_rows)).encode()).hexdigest()
+        con.execute("delete from raw.day_loads where arrival_date = ?", [day])
+        con.execute(
+            "insert into raw.day_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [day, signature, "\t".join(keys), content, loaded, duplicates, lines, raw, malformed, now],
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    raw, malformed = con.execute(
-        "select count(*), count(load_error) from raw.events where arrival_date = ?", [day]
-    ).fetchone()
     con.execute("drop table if exists _day_events")
     return DayLoad(day, loaded, duplicates, lines, raw, malformed)

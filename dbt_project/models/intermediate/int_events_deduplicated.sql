@@ -1,25 +1,73 @@
--- Well-formed events, each marked as the first arrival of its (subscription, transaction) or as a
--- duplicate. First arrival wins: earliest arrival date, then file, then line, across all days.
-with well_formed as (
-    select * from {{ ref('stg_raw__events') }}
-    where load_error is null
+-- Well-formed events (where they were read and their ids), each marked as the first arrival of
+-- its (subscription, transaction) or as a duplicate. First arrival wins: earliest arrival date,
+-- then file, then line, across all days.
+-- Incremental on arrival days: the days rebuilt are checked against the first arrivals of the
+-- days kept (every kept day is earlier, so its first arrival wins).
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
+with well_formed as {{ inline_cte() }} (
+    -- the columns that identify an event: its fields are read from staging by the next model
+    select arrival_date, source_file, line_number, item_index, event_record_id, transaction_id,
+        external_subscription_id
+    from {{ ref('stg_raw__events') }}
+    where load_error is null and {{ in_rebuilt_days() }}
+),
+
+-- Ranking every event sorts them all; only transactions sent more than once need it.
+repeated as (
+    select external_subscription_id, transaction_id
+    from well_formed
+    group by external_subscription_id, transaction_id
+    having count(*) > 1
+),
+
+once as (
+    select w.*, 1 as arrival_rank, w.event_record_id as first_event_record_id
+    from well_formed w
+    anti join repeated r using (external_subscription_id, transaction_id)
 ),
 
 ranked as (
     select
-        *,
+        w.*,
         row_number() over arrival_order as arrival_rank,
-        first_value(event_record_id) over arrival_order as first_event_record_id
-    from well_formed
+        first_value(w.event_record_id) over arrival_order as first_event_record_id
+    from well_formed w
+    semi join repeated r using (external_subscription_id, transaction_id)
     window arrival_order as (
-        partition by external_subscription_id, transaction_id
-        order by arrival_date, source_file, line_number, item_index
+        partition by w.external_subscription_id, w.transaction_id
+        order by w.arrival_date, w.source_file, w.line_number, w.item_index
     )
 ),
 
+new_days as (
+    select * from once
+    union all
+    select * from ranked
+),
+
+{% if is_incremental() %}
+earlier as (
+    select external_subscription_id, transaction_id, event_record_id as first_event_record_id
+    from {{ this }}
+    where {{ in_kept_days() }} and not is_duplicate
+),
+{% endif %}
+
 final as (
-    select *, arrival_rank > 1 as is_duplicate
-    from ranked
+    select
+        n.* exclude (arrival_rank, first_event_record_id),
+        {% if is_incremental() -%}
+        e.first_event_record_id is not null or n.arrival_rank > 1 as is_duplicate,
+        coalesce(e.first_event_record_id, n.first_event_record_id) as first_event_record_id
+    from new_days n
+    left join earlier e
+        on e.external_subscription_id = n.external_subscription_id and e.transaction_id = n.transaction_id
+        {%- else -%}
+        n.arrival_rank > 1 as is_duplicate,
+        n.first_event_record_id
+    from new_days n
+        {%- endif %}
 )
 
 select * from final

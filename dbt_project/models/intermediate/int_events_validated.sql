@@ -1,8 +1,18 @@
 -- First arrivals checked against the catalog and attached to their subscription and billing
 -- period. An event that cannot be billed keeps its row with a `rejection_reason`.
-with first_arrivals as (
-    select * from {{ ref('int_events_deduplicated') }}
-    where not is_duplicate
+-- Incremental on arrival days: each event is checked on its own.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
+with duplicates as (
+    select event_record_id from {{ ref('int_events_deduplicated') }}
+    where is_duplicate and {{ in_rebuilt_days() }}
+),
+
+first_arrivals as {{ inline_cte() }} (
+    -- (the load error columns are null for well-formed events)
+    select * exclude (load_error, load_error_detail, raw_line) from {{ ref('stg_raw__events') }}
+    where load_error is null and {{ in_rebuilt_days() }}
+        and event_record_id not in (select event_record_id from duplicates)
 ),
 
 metrics as (select * from {{ ref('stg_catalog__billable_metrics') }}),
@@ -10,21 +20,49 @@ subscriptions as (select * from {{ ref('stg_catalog__subscriptions') }}),
 periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 
-with_metric as (
+-- The catalog checks as small lookups joined once (not correlated subqueries over the events).
+known_subscriptions as (select distinct external_subscription_id from subscriptions),
+charged_metrics as (select distinct plan_id, billable_metric_id from charges),
+-- External ids with several subscription rows (plan changes): the latest started one covering the
+-- event wins; every other id has one row, which covers the event or not.
+changed_subscriptions as (
+    select external_subscription_id from subscriptions group by external_subscription_id having count(*) > 1
+),
+
+with_metric as {{ inline_cte() }} (
     select e.*, m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
-        case when m.field_name is not null then e.properties[m.field_name] end as field_value
+        case when m.field_name is not null then {{ property('e.properties', 'm.field_name') }} end as field_value
     from first_arrivals e
     left join metrics m using (billable_metric_code)
 ),
 
-with_subscription as (
+with_one_subscription as (
     select e.*, s.subscription_id, s.plan_id, s.customer_id, s.external_customer_id
     from with_metric e
     left join subscriptions s
         on s.external_subscription_id = e.external_subscription_id
-        and (s.started_at is null or s.started_at <= e.event_at)
-        and (s.terminated_at is null or e.event_at <= s.terminated_at)
+        -- (bounds without OR, so that DuckDB hashes on the id instead of a nested loop join)
+        and coalesce(s.started_at, cast('0001-01-01' as timestamp)) <= e.event_at
+        and e.event_at <= coalesce(s.terminated_at, cast('9999-12-31' as timestamp))
+    where e.external_subscription_id not in (select external_subscription_id from changed_subscriptions)
+),
+
+with_changed_subscription as (
+    select e.*, s.subscription_id, s.plan_id, s.customer_id, s.external_customer_id
+    from with_metric e
+    left join subscriptions s
+        on s.external_subscription_id = e.external_subscription_id
+        -- (bounds without OR, so that DuckDB hashes on the id instead of a nested loop join)
+        and coalesce(s.started_at, cast('0001-01-01' as timestamp)) <= e.event_at
+        and e.event_at <= coalesce(s.terminated_at, cast('9999-12-31' as timestamp))
+    where e.external_subscription_id in (select external_subscription_id from changed_subscriptions)
     qualify row_number() over (partition by e.event_record_id order by s.started_at desc nulls last) = 1
+),
+
+with_subscription as (
+    select * from with_one_subscription
+    union all
+    select * from with_changed_subscription
 ),
 
 with_period as (
@@ -41,19 +79,14 @@ checked as (
         e.*,
         case
             when e.billable_metric_id is null then 'unknown_metric_code'
-            when not exists (
-                select 1 from subscriptions s where s.external_subscription_id = e.external_subscription_id
-            ) then 'unknown_subscription'
+            when k.external_subscription_id is null then 'unknown_subscription'
             when e.event_at >= e.arrival_date + to_days(1 + {{ var('future_tolerance_days') }})
                 then 'timestamp_in_future'
             when e.subscription_id is null or e.billing_period_id is null then 'timestamp_outside_subscription'
-            when not exists (
-                select 1 from charges c
-                where c.plan_id = e.plan_id and c.billable_metric_id = e.billable_metric_id
-            ) then 'metric_not_in_plan'
+            when c.plan_id is null then 'metric_not_in_plan'
             when e.aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
                 and not ({{ is_decimal_number('e.field_value') }}
-                         and try_cast(e.field_value as decimal(38, 12)) is not null
+                         and {{ to_decimal('e.field_value') }} is not null
                          -- at most 15 integer digits, so that sums of millions of events still fit
                          and length(split_part(ltrim(e.field_value, '-'), '.', 1)) <= 15)
                 then 'invalid_field_value'
@@ -61,6 +94,8 @@ checked as (
                 then 'invalid_field_value'
         end as rejection_reason
     from with_period e
+    left join known_subscriptions k on k.external_subscription_id = e.external_subscription_id
+    left join charged_metrics c on c.plan_id = e.plan_id and c.billable_metric_id = e.billable_metric_id
 ),
 
 final as (
@@ -69,8 +104,8 @@ final as (
         case rejection_reason
             when 'unknown_metric_code' then 'field code: no billable metric ' || billable_metric_code
             when 'unknown_subscription' then 'field external_subscription_id: no subscription ' || external_subscription_id
-            when 'timestamp_in_future' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is after its arrival date ' || arrival_date
-            when 'timestamp_outside_subscription' then 'field timestamp: ' || strftime(event_at, '%Y-%m-%dT%H:%M:%SZ') || ' is outside every period of subscription ' || external_subscription_id
+            when 'timestamp_in_future' then 'field timestamp: ' || {{ iso_timestamp('event_at') }} || ' is after its arrival date ' || arrival_date
+            when 'timestamp_outside_subscription' then 'field timestamp: ' || {{ iso_timestamp('event_at') }} || ' is outside every period of subscription ' || external_subscription_id
             when 'metric_not_in_plan' then 'field code: the plan of subscription ' || external_subscription_id || ' has no charge on ' || billable_metric_code
             when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing')
                 || case when aggregation_type = 'unique_count_agg' then ' is empty'
@@ -80,7 +115,7 @@ final as (
         case
             when rejection_reason is not null then null
             when aggregation_type in ('count_agg', 'unique_count_agg') then 1::decimal(38, 12)
-            else try_cast(field_value as decimal(38, 12))
+            else {{ to_decimal('field_value') }}
         end as units
     from checked
 )

@@ -1,10 +1,26 @@
 -- Events priced one by one: those of charges paid in advance (each event is invoiced as it
 -- arrives) and of percentage charges (per-transaction minimum and maximum). Ordered as they were
 -- charged: by arrival day, then timestamp, then where they were read.
-with matched as (select * from {{ ref('int_events_matched_to_charge_filters') }}),
+-- Incremental on arrival days: the order comes first by arrival day, so the days rebuilt continue
+-- the order reached by the days kept.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
+with matched as (
+    select * from {{ ref('int_events_matched_to_charge_filters') }}
+    where {{ in_rebuilt_days() }}
+),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 
-final as (
+{% if is_incremental() %}
+charged_so_far as (
+    select billing_period_id, charge_id, coalesce(charge_filter_id, 'default') as bucket, max(charge_order) as charge_order
+    from {{ this }}
+    where {{ in_kept_days() }}
+    group by all
+),
+{% endif %}
+
+ordered as (
     select
         m.event_record_id,
         m.transaction_id,
@@ -24,6 +40,20 @@ final as (
     from matched m
     join charges c using (charge_id)
     where c.is_pay_in_advance or c.charge_model = 'percentage'
+),
+
+final as (
+    select o.* exclude (charge_order),
+        {% if is_incremental() -%}
+        o.charge_order + coalesce(s.charge_order, 0) as charge_order
+    from ordered o
+    left join charged_so_far s
+        on s.billing_period_id = o.billing_period_id and s.charge_id = o.charge_id
+        and s.bucket = coalesce(o.charge_filter_id, 'default')
+        {%- else -%}
+        o.charge_order
+    from ordered o
+        {%- endif %}
 )
 
 select * from final

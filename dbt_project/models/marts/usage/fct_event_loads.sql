@@ -1,14 +1,18 @@
 -- Reconciliation per arrival day: every raw record is accepted, a duplicate, or rejected.
+-- Incremental on arrival days.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
 with raw_records as (
     select arrival_date, count(*) as events_raw, count(load_error) as events_unreadable
     from {{ ref('stg_raw__events') }}
+    where {{ in_rebuilt_days() }}
     group by arrival_date
 ),
 
 duplicates as (
     select arrival_date, count(*) as events_duplicate
     from {{ ref('int_events_deduplicated') }}
-    where is_duplicate
+    where is_duplicate and {{ in_rebuilt_days() }}
     group by arrival_date
 ),
 
@@ -18,6 +22,7 @@ validated as (
         count(*) filter (where rejection_reason is not null) as events_unbillable,
         count(*) filter (where rejection_reason is null and arrival_date > invoice_finalized_on) as events_late
     from {{ ref('int_events_validated') }}
+    where {{ in_rebuilt_days() }}
     group by arrival_date
 ),
 

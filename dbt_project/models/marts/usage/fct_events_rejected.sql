@@ -1,10 +1,13 @@
 -- The quarantine: every event record that was not billed and is not a duplicate, with its reason.
+-- Incremental on arrival days.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
 with unreadable as (
     select event_record_id, arrival_date, source_file, line_number, item_index, transaction_id,
         external_subscription_id, billable_metric_code, event_timestamp_text,
         load_error as rejection_reason, load_error_detail as rejection_detail, raw_line
     from {{ ref('stg_raw__events') }}
-    where load_error is not null
+    where load_error is not null and {{ in_rebuilt_days() }}
 ),
 
 unbillable as (
@@ -12,7 +15,7 @@ unbillable as (
         external_subscription_id, billable_metric_code, event_timestamp_text,
         rejection_reason, rejection_detail, null as raw_line
     from {{ ref('int_events_validated') }}
-    where rejection_reason is not null
+    where rejection_reason is not null and {{ in_rebuilt_days() }}
 ),
 
 final as (

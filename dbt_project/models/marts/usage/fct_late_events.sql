@@ -1,11 +1,14 @@
 -- Events that arrived after the invoice of their period was finalized: reported, never billed.
+-- Incremental on arrival days.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
 with validated as (select * from {{ ref('int_events_validated') }}),
 
 final as (
     select event_record_id, arrival_date, invoice_finalized_on, source_file, line_number, transaction_id,
         external_subscription_id, subscription_id, billing_period_id, billable_metric_code, event_at, units
     from validated
-    where rejection_reason is null and arrival_date > invoice_finalized_on
+    where rejection_reason is null and arrival_date > invoice_finalized_on and {{ in_rebuilt_days() }}
 )
 
 select * from final

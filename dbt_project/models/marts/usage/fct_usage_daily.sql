@@ -7,26 +7,53 @@
 --   latest_*      the last event by timestamp (latest_agg)
 -- Keeping the arrival day lets pricing cut an invoice at its finalization date (later arrivals are
 -- late) and replay wallet balances day by day, whatever runs loaded the days.
-with matched as (select * from {{ ref('int_events_matched_to_charge_filters') }}),
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
+with matched as (
+    select * from {{ ref('int_events_matched_to_charge_filters') }}
+    where {{ in_rebuilt_days() }}
+),
 periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
 
-with_period as (
-    select m.*, p.charges_from_at, p.charges_to_at
+with_period as {{ inline_cte() }} (
+    select m.*, p.charges_from_at, p.charges_to_at,
+        -- unique_count_agg: a value counts once per period, or once per subscription when recurring
+        case when m.is_recurring then m.subscription_id else m.billing_period_id end as value_scope
     from matched m
     join periods p using (billing_period_id)
 ),
 
+{% if is_incremental() %}
+-- Values of unique_count_agg charges already counted on the days kept.
+seen_values as (
+    select distinct case when is_recurring then subscription_id else billing_period_id end as value_scope,
+        charge_id, coalesce(charge_filter_id, 'default') as bucket, field_value
+    from {{ ref('int_events_matched_to_charge_filters') }}
+    where {{ in_kept_days() }} and aggregation_type = 'unique_count_agg'
+),
+{% endif %}
+
+-- Only unique_count_agg needs to know whether a value was seen before (a window over its events).
 first_values as (
-    select
-        *,
-        -- unique_count_agg: a value counts once per period, or once per subscription when recurring
-        row_number() over (
-            partition by
-                case when is_recurring then subscription_id else billing_period_id end,
-                charge_id, coalesce(charge_filter_id, 'default'), field_value
-            order by arrival_date, event_at, event_record_id
-        ) = 1 as is_first_of_value
+    select *, null::boolean as is_first_of_value
     from with_period
+    where aggregation_type is distinct from 'unique_count_agg'
+    union all
+    select
+        w.*,
+        row_number() over (
+            partition by w.value_scope, w.charge_id, coalesce(w.charge_filter_id, 'default'), w.field_value
+            order by w.arrival_date, w.event_at, w.event_record_id
+        ) = 1
+        {%- if is_incremental() %}
+        and not exists (
+            select 1 from seen_values s
+            where s.value_scope = w.value_scope and s.charge_id = w.charge_id
+                and s.bucket = coalesce(w.charge_filter_id, 'default') and s.field_value = w.field_value
+        )
+        {%- endif %} as is_first_of_value
+    from with_period w
+    where w.aggregation_type = 'unique_count_agg'
 ),
 
 contributions as (
@@ -35,8 +62,8 @@ contributions as (
         case aggregation_type
             when 'unique_count_agg' then case when is_first_of_value then 1 else 0 end
             when 'weighted_sum_agg' then units
-                * (epoch_us(charges_to_at) - epoch_us(event_at))::decimal(38, 12)
-                / (epoch_us(charges_to_at) - epoch_us(charges_from_at))::decimal(38, 12)
+                * ({{ epoch_microseconds('charges_to_at') }} - {{ epoch_microseconds('event_at') }})::decimal(38, 12)
+                / ({{ epoch_microseconds('charges_to_at') }} - {{ epoch_microseconds('charges_from_at') }})::decimal(38, 12)
             when 'max_agg' then 0
             when 'latest_agg' then 0
             else units
@@ -62,7 +89,8 @@ final as (
         sum(units)::decimal(38, 12) as value_sum,
         max(units)::decimal(38, 12) as max_value,
         max(event_at) as latest_at,
-        arg_max(units, strftime(event_at, '%Y-%m-%d %H:%M:%S.%f') || event_record_id)::decimal(38, 12) as latest_value,
+        -- the last event by timestamp, then record (a struct compares field by field)
+        arg_max(units, (event_at, event_record_id))::decimal(38, 12) as latest_value,
         count(*) as events_count
     from contributions
     group by subscription_id, customer_id, billing_period_id, charge_id, charge_filter_id, arrival_date

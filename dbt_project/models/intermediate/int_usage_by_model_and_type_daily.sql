@@ -1,0 +1,29 @@
+-- Tokens per subscription, billing period, charge, model, type and arrival day: the partial sums
+-- `fct_usage_by_model_and_type` adds up, kept per arrival day so that a run recomputes only the
+-- days it loaded. Incremental on arrival days.
+{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+
+with matched as (
+    select * from {{ ref('int_events_matched_to_charge_filters') }}
+    where {{ in_rebuilt_days() }}
+),
+
+final as (
+    select
+        billing_period_id,
+        charge_id,
+        {{ property('properties', "'model'") }} as model,
+        {{ property('properties', "'type'") }} as token_type,
+        arrival_date,
+        any_value(subscription_id) as subscription_id,
+        any_value(external_subscription_id) as external_subscription_id,
+        any_value(external_customer_id) as external_customer_id,
+        any_value(billable_metric_code) as billable_metric_code,
+        sum(units) as units,
+        count(*) as events_count,
+        sum(units) filter (where arrival_date > invoice_finalized_on) as late_units
+    from matched
+    group by billing_period_id, charge_id, model, token_type, arrival_date
+)
+
+select * from final

@@ -1,0 +1,232 @@
+"""Benchmark: `meterhouse run` against one hand-written DuckDB query over the same files.
+
+    .venv/bin/python bench/run.py --events 1000000 --subscriptions 50 --days 30
+
+1. Generates D + 1 arrival days of N / D events each for S subscriptions with
+   `meterhouse generate-events` (under --work, /tmp by default; reused when already there), and a
+   catalog for those subscriptions (the Mistral metric and plans of seeds/mistral, one customer and
+   subscription per `sub_NNNNN`).
+2. Times `meterhouse run` through day D on a fresh warehouse (the "full month"), then through day
+   D + 1 on the same warehouse (one new day after a month of history: the incremental run).
+3. Times, in a separate process with the same DuckDB settings (threads, memory limit), the bare
+   query: read the D days of JSONL with `read_json`, deduplicate on (external_subscription_id,
+   transaction_id), sum tokens per subscription, model, type and month.
+4. Prints events/s, the ratio pipeline / bare query, the peak memory of each (maximum resident set
+   of the process tree's largest process, from getrusage), and the incremental run's share of the
+   full run.
+
+Not part of the test suite. Run it with `nice -n 10` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This checkout's code (run from REPO, so a copy of the repository benchmarks itself).
+METERHOUSE = [sys.executable, "-m", "dagster_project.cli"]
+START = dt.date(2026, 10, 1)
+THREADS = 2
+MEMORY_LIMIT = "4GB"
+
+BARE_QUERY = """
+with events as (
+    select
+        coalesce(event.external_subscription_id, external_subscription_id) as external_subscription_id,
+        coalesce(event.transaction_id, transaction_id) as transaction_id,
+        coalesce(event.timestamp, timestamp) as ts,
+        coalesce(event.properties, properties) as p
+    from read_json({files}, format = 'newline_delimited', ignore_errors = true, columns = {{
+        event: 'STRUCT(transaction_id VARCHAR, external_subscription_id VARCHAR, "timestamp" BIGINT,
+                       properties STRUCT(tokens BIGINT, model VARCHAR, "type" VARCHAR))',
+        transaction_id: 'VARCHAR', external_subscription_id: 'VARCHAR', "timestamp": 'BIGINT',
+        properties: 'STRUCT(tokens BIGINT, model VARCHAR, "type" VARCHAR)'
+    }})
+),
+deduplicated as (
+    select external_subscription_id, transaction_id,
+        any_value(ts) as ts, any_value(p.model) as model, any_value(p.type) as token_type,
+        any_value(p.tokens) as tokens
+    from events
+    where transaction_id is not null and external_subscription_id is not null
+    group by external_subscription_id, transaction_id
+)
+select external_subscription_id, model, token_type, date_trunc('month', to_timestamp(ts)) as month,
+    sum(tokens) as tokens, count(*) as events
+from deduplicated
+group by all
+"""
+
+
+def measured(argv: list[str], log: Path) -> tuple[float, int]:
+    """Run `argv` in a child that reports the peak RSS of its own children: (seconds, peak bytes).
+
+    A fresh child per measurement keeps RUSAGE_CHILDREN about this command only (the largest
+    process of its tree: `meterhouse run` and the dbt processes it starts)."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        f"r = subprocess.run({argv!r}, stdout=open({str(log)!r}, 'w'), stderr=subprocess.STDOUT, cwd={str(REPO)!r})\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    seconds, maxrss_kib, code = float(out[0]), int(out[1]), int(out[2])
+    if code != 0:
+        sys.exit(f"failed ({code}): {' '.join(argv)}\n" + log.read_text()[-3000:])
+    return seconds, maxrss_kib * 1024
+
+
+def write_catalog(folder: Path, subscriptions: int) -> None:
+    """The Mistral metric and plans of the bundled example, and one UTC customer and subscription
+    (plan `mistral_pricing`, from the day before the first arrival) per generated subscription."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    seeds = REPO / "seeds" / "mistral" / "catalog"
+    shutil.copy(seeds / "01_billable_metrics.json", folder / "01_billable_metrics.json")
+    shutil.copy(seeds / "02_plans.json", folder / "02_plans.json")
+    ids = [f"{i:05d}" for i in range(1, subscriptions + 1)]
+    customers = [{"customer": {"external_id": f"cus_{i}", "name": f"Customer {i}", "currency": "USD",
+                               "timezone": "UTC"}} for i in ids]
+    subs = [{"subscription": {"external_customer_id": f"cus_{i}", "plan_code": "mistral_pricing",
+                              "external_id": f"sub_{i}", "subscription_at": f"{START - dt.timedelta(days=1)}T00:00:00Z"}}
+            for i in ids]
+    (folder / "03_customers.json").write_text(json.dumps(customers, indent=1))
+    (folder / "05_subscriptions.json").write_text(json.dumps(subs, indent=1))
+
+
+def generate(events_dir: Path, subscriptions: int, days: int, per_day: int) -> float:
+    """D + 1 days of traffic, reused when the same arguments already wrote them."""
+    marker = events_dir / ".complete"
+    if marker.exists():
+        return 0.0
+    if events_dir.exists():
+        shutil.rmtree(events_dir)
+    started = time.perf_counter()
+    subprocess.run(
+        [*METERHOUSE, "generate-events", "--out", str(events_dir), "--subscriptions", str(subscriptions),
+         "--days", str(days + 1), "--start", START.isoformat(), "--events-per-day", str(per_day)],
+        check=True, stdout=subprocess.DEVNULL, cwd=REPO,
+    )
+    marker.write_text("")
+    return time.perf_counter() - started
+
+
+def bare_query(files: list[Path], work: Path, log: Path) -> tuple[float, int, int, int]:
+    """(seconds, peak bytes, tokens, deduplicated events) of the hand-written query."""
+    result = work / "bare.json"
+    script = (
+        "import duckdb, json, sys\n"
+        f"con = duckdb.connect()\n"
+        f"con.execute(\"set threads = {THREADS}\")\n"
+        f"con.execute(\"set memory_limit = '{MEMORY_LIMIT}'\")\n"
+        f"con.execute(\"set temp_directory = '{work / 'bare.tmp'}'\")\n"
+        f"rows = con.execute({BARE_QUERY.format(files=[str(f) for f in files])!r}).fetchall()\n"
+        f"json.dump([sum(r[4] or 0 for r in rows), sum(r[5] for r in rows), len(rows)], open({str(result)!r}, 'w'))\n"
+    )
+    seconds, peak = measured([sys.executable, "-c", script], log)
+    tokens, events, _groups = json.loads(result.read_text())
+    return seconds, peak, tokens, events
+
+
+def meterhouse_run(catalog: Path, events_dir: Path, warehouse: Path, out: Path, through: dt.date, log: Path):
+    return measured(
+        [*METERHOUSE, "run", "--catalog", str(catalog), "--events", str(events_dir),
+         "--warehouse", str(warehouse), "--out", str(out), "--through", through.isoformat()],
+        log,
+    )
+
+
+def pipeline_totals(warehouse: Path, through: dt.date) -> tuple[int, int]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    tokens = con.execute(
+        "select coalesce(sum(units), 0) from marts.fct_usage_by_model_and_type"
+    ).fetchone()[0]
+    accepted = con.execute(
+        "select coalesce(sum(events_accepted), 0) from marts.fct_event_loads where arrival_date <= ?", [through]
+    ).fetchone()[0]
+    con.close()
+    return int(tokens), int(accepted)
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events over the D days of the full run")
+    parser.add_argument("--subscriptions", type=int, default=50)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "meterhouse-bench")
+    parser.add_argument("--skip-bare", action="store_true", help="do not time the bare query")
+    parser.add_argument("--skip-incremental", action="store_true", help="do not time the one-day run")
+    parser.add_argument("--keep-warehouse", action="store_true", help="keep the warehouse and outputs afterwards")
+    args = parser.parse_args()
+
+    per_day = max(args.events // args.days, 1)
+    events = per_day * args.days
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    events_dir = work / f"events-{events}-{args.subscriptions}-{args.days}"
+    catalog = work / f"catalog-{args.subscriptions}"
+    run_dir = work / "run"
+    last_day = START + dt.timedelta(days=args.days - 1)
+    next_day = last_day + dt.timedelta(days=1)
+
+    generated = generate(events_dir, args.subscriptions, args.days, per_day)
+    print(f"events: {events:,} over {args.days} days ({per_day:,} a day), {args.subscriptions} subscriptions"
+          f" in {events_dir}" + (f" (generated in {generated:.0f} s)" if generated else " (reused)"), flush=True)
+    write_catalog(catalog, args.subscriptions)
+    files = sorted(p for d in range(args.days) for p in (events_dir / (START + dt.timedelta(days=d)).isoformat()).glob("*.jsonl"))
+    size = sum(p.stat().st_size for p in files)
+    print(f"files: {len(files)}, {gib(size)}", flush=True)
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    warehouse, out = run_dir / "warehouse.duckdb", run_dir / "out"
+    env_note = f"threads {THREADS}, memory limit {MEMORY_LIMIT}"
+
+    full_s, full_peak = meterhouse_run(catalog, events_dir, warehouse, out, last_day, run_dir / "full.log")
+    tokens, accepted = pipeline_totals(warehouse, last_day)
+    print(f"pipeline, full run ({args.days} days): {full_s:.1f} s, {events / full_s:,.0f} events/s, "
+          f"peak RSS {gib(full_peak)}, warehouse {gib(warehouse.stat().st_size)}", flush=True)
+    print(f"  accepted {accepted:,} events, {tokens:,} tokens", flush=True)
+
+    report = {"events": events, "subscriptions": args.subscriptions, "days": args.days, "bytes": size,
+              "pipeline_seconds": full_s, "pipeline_peak_bytes": full_peak,
+              "pipeline_events_per_second": events / full_s}
+    if not args.skip_bare:
+        bare_s, bare_peak, bare_tokens, bare_events = bare_query(files, run_dir, run_dir / "bare.log")
+        print(f"bare DuckDB query ({env_note}): {bare_s:.1f} s, {events / bare_s:,.0f} events/s, "
+              f"peak RSS {gib(bare_peak)}", flush=True)
+        print(f"  {bare_events:,} deduplicated events, {bare_tokens:,} tokens (no catalog validation: counts"
+              f" unknown subscriptions, skips unreadable lines)", flush=True)
+        print(f"ratio pipeline / bare: {full_s / bare_s:.2f} (target <= 1.5)", flush=True)
+        report.update(bare_seconds=bare_s, bare_peak_bytes=bare_peak, ratio=full_s / bare_s)
+    if not args.skip_incremental:
+        day_s, day_peak = meterhouse_run(catalog, events_dir, warehouse, out, next_day, run_dir / "day.log")
+        print(f"one new day ({next_day}, {per_day:,} events) after {args.days} days: {day_s:.1f} s, "
+              f"peak RSS {gib(day_peak)}, {day_s / full_s:.3f} of the full run (target <= 0.1)", flush=True)
+        report.update(day_seconds=day_s, day_peak_bytes=day_peak, day_share=day_s / full_s)
+    (work / "last_report.json").write_text(json.dumps(report, indent=2))
+    print(f"report: {work / 'last_report.json'}; logs in {run_dir}")
+    if not args.keep_warehouse:
+        shutil.rmtree(run_dir / "out", ignore_errors=True)
+        warehouse.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -61,5 +61,31 @@ def generate_events_command(out_dir, subscriptions, days, start, events_per_day,
     )
 
 
+@main.command()
+@click.option("--plan", "plan_file", required=True, type=click.Path(exists=True, path_type=Path),
+              help='Candidate plan: a JSON file holding a Lago {"plan": {...}} body.')
+@click.option("--period", required=True, help="Billing month to re-price (YYYY-MM): the periods starting in it.")
+@click.option("--warehouse", required=True, type=click.Path(exists=True, path_type=Path), help="DuckDB file (opened read-only).")
+@click.option("--catalog", "catalog_dir", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The catalog folder the warehouse was billed with (metrics and filters for the candidate plan).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              help="CSV file to write (default: simulation_<plan code>_<period>.csv).")
+def simulate(plan_file: Path, period: str, warehouse: Path, catalog_dir: Path, out_file: Path | None) -> None:
+    """Re-price a past month's usage under a candidate plan: per customer, old amount, new amount, difference."""
+    from dagster_project.analytics.simulation import SimulationError, load_plan, simulate as run_simulation, to_csv
+    from dagster_project.catalog import CatalogError
+
+    try:
+        plan = load_plan(plan_file)
+        rows = run_simulation(warehouse, catalog_dir, plan, period)
+    except (SimulationError, CatalogError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    out_file = out_file or Path(f"simulation_{plan['plan']['code']}_{period}.csv")
+    out_file.write_text(to_csv(rows), encoding="utf-8")
+    click.echo(to_csv(rows), nl=False)
+    click.echo(f"wrote {len(rows)} customers to {out_file}", err=True)
+
+
 if __name__ == "__main__":
     main()

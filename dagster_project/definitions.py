@@ -3,6 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs import dbt as dbt_defs
+from dagster_project.defs.analytics import revenue_report
 from dagster_project.defs.checks import CHECKS
 from dagster_project.defs.jobs import (
     daily_billing_job,
@@ -30,6 +31,7 @@ def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definiti
             dbt_defs.billing_marts(),
             published_outputs,
             period_invoices,
+            revenue_report,
         ],
         asset_checks=CHECKS,
         jobs=[daily_billing_job, period_end_job],

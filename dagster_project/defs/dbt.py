@@ -15,7 +15,8 @@ from dagster_project.ingest.events import ensure_raw_schema
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 USAGE_MODELS = "path:seeds path:models/staging path:models/intermediate path:models/marts/usage path:tests"
-BILLING_MARTS = "path:models/marts/billing"
+# Marts over the priced tables (billing.*): they run after the pricing step.
+BILLING_MARTS = "path:models/marts/billing path:models/marts/analytics"
 
 
 @functools.cache
@@ -41,7 +42,9 @@ def _manifest_is_stale(manifest: Path) -> bool:
 class Translator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props) -> str:
         path = dbt_resource_props.get("original_file_path", "")
-        return "billing_marts" if "marts/billing" in path else "warehouse"
+        if "marts/billing" in path:
+            return "billing_marts"
+        return "analytics" if "marts/analytics" in path else "warehouse"
 
     def get_owners(self, dbt_resource_props):
         return ["team:billing-data"]

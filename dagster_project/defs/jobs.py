@@ -18,7 +18,7 @@ from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.events import arrival_dates, day_files
 
 PERIOD_INVOICES = dg.AssetSelection.assets(["outputs", "period_invoices"])
-BILLING = dg.AssetSelection.groups("billing", "billing_marts", "outputs")
+BILLING = dg.AssetSelection.groups("billing", "billing_marts", "analytics", "outputs")
 
 daily_billing_job = dg.define_asset_job(
     "daily_billing_job",

@@ -1,0 +1,1 @@
+"""Revenue analytics: the HTML revenue report and the price simulation (pure Python)."""

@@ -1,0 +1,27 @@
+-- Invoiced revenue per issuing day, customer, fee type, metric, model and token type
+-- (finalized invoices only; fees excluding taxes, with their taxes beside them).
+with fees as (select * from {{ ref('fct_fees') }}),
+fee_taxes as (select fee_id, taxes_amount_cents from {{ source('billing', 'fees') }}),
+
+final as (
+    select
+        f.issuing_date as revenue_date,
+        date_trunc('month', f.issuing_date)::date as revenue_month,
+        f.external_customer_id,
+        f.fee_type,
+        coalesce(f.billable_metric_code, '(none)') as billable_metric_code,
+        coalesce(f.model, case when f.fee_type = 'charge' then '(unfiltered)' else '(' || f.fee_type || ')' end) as model,
+        coalesce(f.token_type, case when f.fee_type = 'charge' then '(unfiltered)' else '(' || f.fee_type || ')' end) as token_type,
+        f.currency,
+        sum(f.units) as units,
+        sum(f.amount_cents)::bigint as amount_cents,
+        sum(coalesce(t.taxes_amount_cents, 0))::bigint as taxes_amount_cents,
+        count(*)::bigint as fees_count,
+        count(distinct f.invoice_id)::bigint as invoices_count
+    from fees f
+    left join fee_taxes t using (fee_id)
+    where f.invoice_status = 'finalized'
+    group by all
+)
+
+select * from final

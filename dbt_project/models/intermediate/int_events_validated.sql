@@ -92,6 +92,10 @@ checked as (
                 then 'invalid_field_value'
             when e.aggregation_type = 'unique_count_agg' and coalesce(e.field_value, '') = ''
                 then 'invalid_field_value'
+            -- Token counts and peaks cannot be negative: a negative sum or max is a client bug, not a
+            -- refund (latest_agg clamps negatives to 0 and weighted sums may go down, as in Lago).
+            when e.aggregation_type in ('sum_agg', 'max_agg') and {{ to_decimal('e.field_value') }} < 0
+                then 'negative_field_value'
         end as rejection_reason
     from with_period e
     left join known_subscriptions k on k.external_subscription_id = e.external_subscription_id
@@ -107,6 +111,7 @@ final as (
             when 'timestamp_in_future' then 'field timestamp: ' || {{ iso_timestamp('event_at') }} || ' is after its arrival date ' || arrival_date
             when 'timestamp_outside_subscription' then 'field timestamp: ' || {{ iso_timestamp('event_at') }} || ' is outside every period of subscription ' || external_subscription_id
             when 'metric_not_in_plan' then 'field code: the plan of subscription ' || external_subscription_id || ' has no charge on ' || billable_metric_code
+            when 'negative_field_value' then 'field properties.' || field_name || ': ''' || field_value || ''' is negative'
             when 'invalid_field_value' then 'field properties.' || field_name || ': ' || coalesce('''' || field_value || '''', 'missing')
                 || case when aggregation_type = 'unique_count_agg' then ' is empty'
                         when {{ is_decimal_number('field_value') }} then ' is out of range (more than 15 integer digits)'

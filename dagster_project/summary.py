@@ -23,14 +23,15 @@ def summarize(warehouse: Path, out_dir: Path) -> str:
         f"{summary['events_rejected']} rejected, {summary['events_late']} late."
     )
     lines.append("\nInvoices (marts.fct_invoices):")
-    for number, kind, status, customer, start, end, fees, credits, total, cur in con.execute(
+    for number, kind, status, customer, start, end, fees, taxes, credits, total, cur in con.execute(
         """select number, invoice_type, status, external_customer_id, period_start_date, period_end_date,
-                  fees_amount_cents, prepaid_credit_amount_cents, total_amount_cents, currency
+                  fees_amount_cents, taxes_amount_cents, prepaid_credit_amount_cents, total_amount_cents, currency
            from marts.fct_invoices order by number"""
     ).fetchall():
         period = f"{start} to {end}" if start else "prepaid credits"
         lines.append(
             f"  {number:<14} {kind:<12} {status:<9} {customer:<8} {period:<26} fees {_money(fees, cur):>12}"
+            f"  taxes {_money(taxes, cur):>10}"
             f"  credits -{_money(credits, cur):>11}  due {_money(total, cur):>12}"
         )
     lines.append("\nCurrent usage (open periods, marts.fct_usage_by_model_and_type):")

@@ -511,10 +511,10 @@ def _manual_transactions(frame: pl.DataFrame | None) -> list[ManualTransaction]:
     ]
 
 
-def collected_by_number(payments: pl.DataFrame, through: dt.date) -> dict[str, list[tuple[dt.date, int]]]:
-    """Payments recorded by `through`, per invoice number, in date order."""
+def collected_by_number(payments: pl.DataFrame) -> dict[str, list[tuple[dt.date, int]]]:
+    """Payments per invoice number, in date (then file and line) order."""
     collected: dict[str, list[tuple[dt.date, int]]] = {}
-    for r in payments.filter(pl.col("paid_on") <= through).sort("paid_on", "source_file", "line_number").iter_rows(named=True):
+    for r in payments.sort("paid_on", "source_file", "line_number").iter_rows(named=True):
         collected.setdefault(r["invoice_number"], []).append((r["paid_on"], r["amount_cents"]))
     return collected
 
@@ -596,7 +596,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, 
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
         mine = payments.filter(pl.col("invoice_number").str.starts_with(f"{prefix}-{sequence:03d}-"))
-        collected = collected_by_number(mine.filter(pl.col("currency") == currency), through)
+        collected = collected_by_number(mine.filter(pl.col("currency") == currency))
         # Numbers already issued never change; a new invoice takes the next one, gap-free.
         numbers = dict(issued_numbers.get(customer_id, {}))
         last = [max(numbers.values(), default=0)]

@@ -30,6 +30,14 @@ def units_text(value: Decimal | None) -> str:
     return text if "." in text else text + ".0"
 
 
+def rate_number(rate: Decimal | None) -> int | float:
+    """A tax rate (percent) for the schema's JSON `number` field: an int when whole, else the float
+    whose JSON text is the same decimal (e.g. 25.5). Display only: no amount is computed from it;
+    tax amounts come from the exact `Decimal` rate in `billing/taxes.py`."""
+    rate = Decimal(rate or 0)
+    return int(rate) if rate == rate.to_integral_value() else float(rate)
+
+
 def customer_object(customer: dict, sequence: int) -> dict:
     return {
         "lago_id": customer["customer_id"],
@@ -76,7 +84,7 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "amount_currency": fee["currency"],
         "taxes_amount_cents": fee.get("taxes_amount_cents") or 0,
         "taxes_precise_amount": units_text(Decimal(fee.get("taxes_precise_amount_cents") or 0).scaleb(-currency_exponent(fee["currency"]))),
-        "taxes_rate": float(fee.get("taxes_rate") or 0),
+        "taxes_rate": rate_number(fee.get("taxes_rate")),
         "total_amount_cents": fee["amount_cents"] + (fee.get("taxes_amount_cents") or 0),
         "total_amount_currency": fee["currency"],
         "units": units_text(units),
@@ -102,7 +110,7 @@ def _applied_tax(tax: dict, currency: str, day) -> dict:
         "lago_tax_id": stable_id("tax", tax["tax_code"]),
         "tax_name": tax["tax_name"],
         "tax_code": tax["tax_code"],
-        "tax_rate": float(tax["tax_rate"]),
+        "tax_rate": rate_number(tax["tax_rate"]),
         "tax_description": tax["tax_description"],
         "amount_cents": tax["amount_cents"],
         "amount_currency": currency,

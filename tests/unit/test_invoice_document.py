@@ -59,3 +59,10 @@ def test_the_view_adds_up_the_invoice_as_stored():
     html = render_html(view)
     assert "Jonas &lt;b&gt;Weber&lt;/b&gt;" in html and "<b>Weber" not in html
     assert render_pdf(view).startswith(b"%PDF-")
+
+
+def test_tax_rates_are_json_numbers_with_their_exact_decimal_text():
+    from dagster_project.publish.lago_json import rate_number
+
+    assert [json.dumps(rate_number(Decimal(r))) for r in ("20", "20.000", "25.5", "7.7", "0")] == ["20", "20", "25.5", "7.7", "0"]
+    assert rate_number(None) == 0

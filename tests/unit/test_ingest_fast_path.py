@@ -69,6 +69,20 @@ AWKWARD = [
     json.dumps({**GOOD, "transaction_id": "a\"b\\c\u0001"}),
     '{"transaction_id": "t7", "code": "c", "external_subscription_id": "s"}   ',
     '{"Transaction_ID": "t8", "code": "c", "external_subscription_id": "s"}',
+    # `event` is read as a STRUCT: its shapes that read_json cannot tell apart go to the line parser
+    json.dumps({"event": [GOOD], **GOOD}),
+    json.dumps({"event": {"other": 1}, **GOOD}),
+    json.dumps({"event": {"transaction_id": None, "code": None}, **GOOD}),
+    json.dumps({"event": {**GOOD, "transaction_id": None}}),
+    '{"event": {"Transaction_ID": "t10", "code": "c", "external_subscription_id": "s"}}',
+    json.dumps({"event": {**GOOD, "properties": {"tokens": 7}}, "properties": {"tokens": 8}}),
+    # integer timestamps around the 18 digits of the cheap path, and beyond
+    json.dumps({**GOOD, "timestamp": 0}),
+    json.dumps({**GOOD, "timestamp": 999999999999999999}),
+    json.dumps({**GOOD, "timestamp": -99999999999999999}),
+    json.dumps({**GOOD, "timestamp": 1000000000000000000}),
+    json.dumps({**GOOD, "timestamp": 18446744073709551615}),
+    json.dumps({**GOOD, "timestamp": 7258118400}),
 ]
 
 
@@ -198,3 +212,20 @@ def test_a_later_day_that_loses_its_copy_to_an_earlier_day_is_read_again(con, tm
     assert not again.skipped and again.files_duplicate == 1
     assert con.execute("select arrival_date, status from raw.landing_files order by 1").fetchall() == [
         (DAY, "loaded"), (later, "duplicate_file")]
+
+
+@pytest.mark.parametrize("timestamp, expected", [
+    (0, dt.datetime(1970, 1, 1)),
+    (1793509200, dt.datetime(2026, 11, 1, 5, 0)),  # 20758 days and 5 hours after the epoch
+    (7258118399, dt.datetime(2199, 12, 31, 23, 59, 59)),  # the last second before 2200
+    (7258118400, None),  # 2200-01-01: out of range
+    (-5, None),
+    (999999999999999999, None),  # 18 digits: taken by the integer path, out of range
+    (18446744073709551615, None),  # UBIGINT, 20 digits: the decimal path
+])
+def test_integer_timestamps_are_unix_seconds(con, tmp_path, timestamp, expected):
+    write(tmp_path, "t.jsonl", json.dumps({**GOOD, "timestamp": timestamp}).encode() + b"\n")
+    [(event_at, load_error)] = con.execute(
+        "select event_at, load_error from raw.events"
+    ).fetchall() if load_arrival_day(con, tmp_path, DAY, KEYS, NOW) else []
+    assert (event_at, load_error) == ((expected, None) if expected else (None, "invalid_timestamp"))

@@ -327,8 +327,13 @@ def wallet_transactions(catalog: Catalog) -> list[dict]:
 def property_keys(catalog: Catalog) -> list[str]:
     """The event property keys the catalog prices or filters on: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
-    keys |= {f.key for m in catalog.billable_metrics for f in m.filters}
-    return sorted(keys)
+    return sorted(keys | set(filter_keys(catalog)))
+
+
+def filter_keys(catalog: Catalog) -> list[str]:
+    """The property keys the metrics' filters declare: an event's values of these keys (its
+    dimensions) decide its charge filter."""
+    return sorted({f.key for m in catalog.billable_metrics for f in m.filters})
 
 
 def decimal_or_none(text: str | None) -> Decimal | None:

@@ -89,7 +89,9 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
             frame = frame.with_columns(pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t == pl.Null)
             write_table(con, "catalog", name, frame)
             counts[name] = len(rows)
-        write_table(con, "catalog", "property_keys", pl.DataFrame({"key": tables.property_keys(parsed)}, schema={"key": pl.String}))
+        keys, filter_keys = tables.property_keys(parsed), set(tables.filter_keys(parsed))
+        write_table(con, "catalog", "property_keys", pl.DataFrame(
+            {"key": keys, "is_filter_key": [k in filter_keys for k in keys]}, schema={"key": pl.String, "is_filter_key": pl.Boolean}))
     counts["property_keys"] = len(tables.property_keys(parsed))
     context.log.info(f"catalog loaded: {counts}")
     for name in CATALOG_TABLES:

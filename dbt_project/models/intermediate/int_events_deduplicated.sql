@@ -3,12 +3,12 @@
 -- then file, then line, across all days.
 -- Incremental on arrival days: the days rebuilt are checked against the first arrivals of the
 -- days kept (every kept day is earlier, so its first arrival wins).
+-- Narrow on purpose: every event is written here, so only what deduplication needs is kept (the
+-- record id `file:line:item` is spelled out for duplicates only).
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
 with well_formed as {{ inline_cte() }} (
-    -- the columns that identify an event: its fields are read from staging by the next model
-    select arrival_date, source_file, line_number, item_index, event_record_id, transaction_id,
-        external_subscription_id
+    select arrival_date, source_file, line_number, item_index, transaction_id, external_subscription_id
     from {{ ref('stg_raw__events') }}
     where load_error is null and {{ in_rebuilt_days() }}
 ),
@@ -22,7 +22,7 @@ repeated as (
 ),
 
 once as (
-    select w.*, 1 as arrival_rank, w.event_record_id as first_event_record_id
+    select w.*, 1 as arrival_rank, null::varchar as first_event_record_id
     from well_formed w
     anti join repeated r using (external_subscription_id, transaction_id)
 ),
@@ -31,7 +31,7 @@ ranked as (
     select
         w.*,
         row_number() over arrival_order as arrival_rank,
-        first_value(w.event_record_id) over arrival_order as first_event_record_id
+        first_value({{ event_record_id('w') }}) over arrival_order as first_event_record_id
     from well_formed w
     semi join repeated r using (external_subscription_id, transaction_id)
     window arrival_order as (
@@ -48,18 +48,19 @@ new_days as (
 
 {% if is_incremental() %}
 earlier as (
-    select external_subscription_id, transaction_id, event_record_id as first_event_record_id
+    select external_subscription_id, transaction_id, source_file, line_number, item_index
     from {{ this }}
     where {{ in_kept_days() }} and not is_duplicate
 ),
 {% endif %}
 
-final as (
+marked as (
     select
         n.* exclude (arrival_rank, first_event_record_id),
         {% if is_incremental() -%}
-        e.first_event_record_id is not null or n.arrival_rank > 1 as is_duplicate,
-        coalesce(e.first_event_record_id, n.first_event_record_id) as first_event_record_id
+        e.source_file is not null or n.arrival_rank > 1 as is_duplicate,
+        case when e.source_file is not null then {{ event_record_id('e') }} else n.first_event_record_id end
+            as first_event_record_id
     from new_days n
     left join earlier e
         on e.external_subscription_id = n.external_subscription_id and e.transaction_id = n.transaction_id
@@ -68,6 +69,13 @@ final as (
         n.first_event_record_id
     from new_days n
         {%- endif %}
+),
+
+final as (
+    select arrival_date, source_file, line_number, item_index, transaction_id, external_subscription_id,
+        is_duplicate,
+        case when is_duplicate then first_event_record_id end as first_event_record_id
+    from marked
 )
 
 select * from final

@@ -1,18 +1,25 @@
 -- First arrivals checked against the catalog and attached to their subscription and billing
 -- period. An event that cannot be billed keeps its row with a `rejection_reason`.
 -- Incremental on arrival days: each event is checked on its own.
+-- Every event is written here, so the row is kept narrow: where it was read (the record id is
+-- built where it is shown), its dimensions (the values of the filter keys) instead of the whole
+-- properties map, and the texts only the quarantine shows kept for rejected events.
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
 with duplicates as (
-    select event_record_id from {{ ref('int_events_deduplicated') }}
+    select source_file, line_number, item_index from {{ ref('int_events_deduplicated') }}
     where is_duplicate and {{ in_rebuilt_days() }}
 ),
 
+filter_keys as (select filter_keys from {{ ref('stg_catalog__filter_keys') }}),
+
 first_arrivals as {{ inline_cte() }} (
     -- (the load error columns are null for well-formed events)
-    select * exclude (load_error, load_error_detail, raw_line) from {{ ref('stg_raw__events') }}
-    where load_error is null and {{ in_rebuilt_days() }}
-        and event_record_id not in (select event_record_id from duplicates)
+    select e.arrival_date, e.source_file, e.line_number, e.item_index, e.transaction_id, e.billable_metric_code,
+        e.external_subscription_id, e.event_timestamp_text, e.event_at, e.properties
+    from {{ ref('stg_raw__events') }} e
+    anti join duplicates d using (source_file, line_number, item_index)
+    where e.load_error is null and {{ in_rebuilt_days('e.arrival_date') }}
 ),
 
 metrics as (select * from {{ ref('stg_catalog__billable_metrics') }}),
@@ -30,9 +37,11 @@ changed_subscriptions as (
 ),
 
 with_metric as {{ inline_cte() }} (
-    select e.*, m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
-        case when m.field_name is not null then {{ property('e.properties', 'm.field_name') }} end as field_value
+    select e.* exclude (properties), m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
+        case when m.field_name is not null then {{ property('e.properties', 'm.field_name') }} end as field_value,
+        {{ property_values('e.properties', 'k.filter_keys') }} as dimension_values
     from first_arrivals e
+    cross join filter_keys k
     left join metrics m using (billable_metric_code)
 ),
 
@@ -56,7 +65,9 @@ with_changed_subscription as (
         and coalesce(s.started_at, cast('0001-01-01' as timestamp)) <= e.event_at
         and e.event_at <= coalesce(s.terminated_at, cast('9999-12-31' as timestamp))
     where e.external_subscription_id in (select external_subscription_id from changed_subscriptions)
-    qualify row_number() over (partition by e.event_record_id order by s.started_at desc nulls last) = 1
+    qualify row_number() over (
+        partition by e.source_file, e.line_number, e.item_index order by s.started_at desc nulls last
+    ) = 1
 ),
 
 with_subscription as (
@@ -102,7 +113,7 @@ checked as (
     left join charged_metrics c on c.plan_id = e.plan_id and c.billable_metric_id = e.billable_metric_id
 ),
 
-final as (
+described as (
     select
         *,
         case rejection_reason
@@ -123,6 +134,20 @@ final as (
             else {{ to_decimal('field_value') }}
         end as units
     from checked
+),
+
+final as (
+    select
+        arrival_date, source_file, line_number, item_index, transaction_id, external_subscription_id,
+        billable_metric_code, event_at, billable_metric_id, aggregation_type, field_name, is_recurring,
+        subscription_id, plan_id, customer_id, external_customer_id, billing_period_id, invoice_finalized_on,
+        dimension_values, units,
+        -- the counted value of unique_count_agg; for the others, units holds the value
+        case when aggregation_type = 'unique_count_agg' or rejection_reason is not null then field_value end
+            as field_value,
+        rejection_reason, rejection_detail,
+        case when rejection_reason is not null then event_timestamp_text end as event_timestamp_text
+    from described
 )
 
 select * from final

@@ -8,12 +8,18 @@ with matched as (
     where {{ in_rebuilt_days() }}
 ),
 
+-- where `model` and `type` sit in each event's dimension values (null when no filter declares them)
+key_positions as (
+    select nullif(list_position(filter_keys, 'model'), 0) as model_at, nullif(list_position(filter_keys, 'type'), 0) as type_at
+    from {{ ref('stg_catalog__filter_keys') }}
+),
+
 final as (
     select
         billing_period_id,
         charge_id,
-        {{ property('properties', "'model'") }} as model,
-        {{ property('properties', "'type'") }} as token_type,
+        dimension_values[k.model_at] as model,
+        dimension_values[k.type_at] as token_type,
         arrival_date,
         any_value(subscription_id) as subscription_id,
         any_value(external_subscription_id) as external_subscription_id,
@@ -23,6 +29,7 @@ final as (
         count(*) as events_count,
         sum(units) filter (where arrival_date > invoice_finalized_on) as late_units
     from matched
+    cross join key_positions k
     group by billing_period_id, charge_id, model, token_type, arrival_date
 )
 

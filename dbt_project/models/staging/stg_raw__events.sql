@@ -3,7 +3,7 @@ select
     source_file,
     line_number,
     item_index,
-    source_file || ':' || line_number || ':' || item_index as event_record_id,
+    {{ event_record_id() }} as event_record_id,
     transaction_id,
     code as billable_metric_code,
     external_subscription_id,

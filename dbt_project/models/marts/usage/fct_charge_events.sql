@@ -22,7 +22,7 @@ charged_so_far as (
 
 ordered as (
     select
-        m.event_record_id,
+        {{ event_record_id('m') }} as event_record_id,
         m.transaction_id,
         m.subscription_id,
         m.customer_id,
@@ -35,7 +35,7 @@ ordered as (
         m.invoice_finalized_on,
         row_number() over (
             partition by m.billing_period_id, m.charge_id, coalesce(m.charge_filter_id, 'default')
-            order by m.arrival_date, m.event_at, m.event_record_id
+            order by m.arrival_date, m.event_at, m.source_file, m.line_number, m.item_index
         ) as charge_order
     from matched m
     join charges c using (charge_id)

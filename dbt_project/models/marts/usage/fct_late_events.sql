@@ -5,7 +5,7 @@
 with validated as (select * from {{ ref('int_events_validated') }}),
 
 final as (
-    select event_record_id, arrival_date, invoice_finalized_on, source_file, line_number, transaction_id,
+    select {{ event_record_id() }} as event_record_id, arrival_date, invoice_finalized_on, source_file, line_number, transaction_id,
         external_subscription_id, subscription_id, billing_period_id, billable_metric_code, event_at, units
     from validated
     where rejection_reason is null and arrival_date > invoice_finalized_on and {{ in_rebuilt_days() }}

@@ -43,7 +43,7 @@ first_values as (
         w.*,
         row_number() over (
             partition by w.value_scope, w.charge_id, coalesce(w.charge_filter_id, 'default'), w.field_value
-            order by w.arrival_date, w.event_at, w.event_record_id
+            order by w.arrival_date, w.event_at, w.source_file, w.line_number, w.item_index
         ) = 1
         {%- if is_incremental() %}
         and not exists (
@@ -89,8 +89,8 @@ final as (
         sum(units)::decimal(38, 12) as value_sum,
         max(units)::decimal(38, 12) as max_value,
         max(event_at) as latest_at,
-        -- the last event by timestamp, then record (a struct compares field by field)
-        arg_max(units, (event_at, event_record_id))::decimal(38, 12) as latest_value,
+        -- the last event by timestamp, then where it was read (a struct compares field by field)
+        arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as latest_value,
         count(*) as events_count
     from contributions
     group by subscription_id, customer_id, billing_period_id, charge_id, charge_filter_id, arrival_date

@@ -63,11 +63,11 @@ def point_dbt_at(settings: MeterhouseSettings) -> None:
 
 
 def target_path(selection: str, settings: MeterhouseSettings) -> Path:
-    """One dbt target folder per selection and warehouse, kept between runs, so that dbt parses
-    only what changed (partial parsing) instead of the whole project at every run (a fresh folder
-    per invocation costs seconds a run). Runs on one warehouse never overlap (one DuckDB writer)."""
-    key = hashlib.sha256(str(settings.warehouse).encode()).hexdigest()[:12]
-    return DBT_DIR / "target" / f"{selection}-{key}"
+    """One dbt target folder per selection and warehouse, kept between runs beside the warehouse
+    (`<warehouse>.dbt/`, like DuckDB's `<warehouse>.tmp/`), so that dbt parses only what changed
+    (partial parsing) instead of the whole project at every run, and a warehouse deleted with its
+    folder leaves nothing behind in the project. Runs on one warehouse never overlap (one writer)."""
+    return settings.warehouse.parent / f"{settings.warehouse.name}.dbt" / selection
 
 
 # What the incremental usage models were last built from (schema `state`, written after a

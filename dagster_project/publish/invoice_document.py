@@ -9,7 +9,12 @@ the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import importlib.metadata
 import json
+import platform
+import zlib
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -20,6 +25,8 @@ from dagster_project.billing.taxes import RULE_TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+# This module's source as imported: part of the renderer's identity (see `pdf_key`).
+_SOURCE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def money(cents: int, currency: str) -> str:
@@ -168,3 +175,24 @@ def render_pdf(view: dict) -> bytes:
         pdf.ln(3)
         pdf.multi_cell(0, 5, text(view["tax_rule"]))
     return bytes(pdf.output())
+
+
+@functools.cache
+def _pdf_renderer() -> dict:
+    """What `render_pdf` depends on besides the view: this module's code, the libraries that lay
+    out, subset the font and compress, and the font file itself. (Versions from the installed
+    metadata: importing fpdf2 costs more than reading a cached PDF.)"""
+    return {
+        "module": _SOURCE_SHA256, "fpdf2": importlib.metadata.version("fpdf2"),
+        "fonttools": importlib.metadata.version("fonttools"),
+        "zlib": zlib.ZLIB_RUNTIME_VERSION, "python": platform.python_version(),
+        "font": hashlib.sha256(UNICODE_FONT.read_bytes()).hexdigest() if UNICODE_FONT.exists() else None,
+    }
+
+
+def pdf_key(view: dict) -> str:
+    """The SHA-256 of everything `render_pdf(view)` is made from: the view (plain strings, lists and
+    dicts, so its JSON text is exact) and the renderer. `render_pdf` is deterministic (dates come
+    from the data), so two equal keys mean the same PDF bytes."""
+    text = json.dumps({"renderer": _pdf_renderer(), "view": view}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,66 @@
+"""Invoice PDFs are rendered once per distinct view: a later run reads back the same bytes, and any
+change to what the document shows renders it again."""
+
+import copy
+import datetime as dt
+import json
+import os
+
+import pytest
+
+from dagster_project.defs.outputs import PdfCache, _replace_folder
+from dagster_project.publish import invoice_document
+from dagster_project.publish.invoice_document import invoice_view, pdf_key, render_pdf
+
+
+@pytest.fixture(scope="module")
+def view():
+    invoice = {"invoice_type": "subscription", "number": "MIS-002-001", "issuing_date": dt.date(2026, 11, 1),
+               "period_start_date": dt.date(2026, 10, 1), "period_end_date": dt.date(2026, 11, 1), "currency": "EUR",
+               "external_subscription_id": "s_de", "fees_amount_cents": 600, "taxes_amount_cents": 0,
+               "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
+               "tax_rule": None, "payment_status": "pending"}
+    fee = {"fee_type": "charge", "units": 2500000, "precise_amount": "6", "amount_cents": 600, "charge_model": "package",
+           "properties_json": json.dumps({"amount": "2", "package_size": 1000000}), "charge_display_name": "AI Tokens"}
+    return invoice_view(invoice, [fee], {"external_id": "de", "name": "Jonas Weber", "country": "DE"}, None, [])
+
+
+def test_the_key_covers_every_field_of_the_view_and_not_the_order_of_its_keys(view):
+    assert pdf_key(view) == pdf_key(dict(reversed(list(view.items()))))
+    renamed = copy.deepcopy(view)
+    renamed["customer"][0] = "Jonas Weber GmbH"  # a catalog edit: the document shows it, so it renders again
+    repriced = copy.deepcopy(view)
+    repriced["lines"][0]["unit_price"] = "3 EUR per 1,000,000"
+    assert len({pdf_key(view), pdf_key(renamed), pdf_key(repriced)}) == 3
+
+
+def test_a_cached_pdf_has_the_bytes_render_pdf_gives(view, tmp_path, monkeypatch):
+    first = PdfCache(tmp_path).pdf(view)
+    assert first == render_pdf(view)
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: pytest.fail("rendered again"))
+    assert PdfCache(tmp_path).pdf(view) == first
+    assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
+
+
+def test_without_a_folder_every_pdf_is_rendered(view, monkeypatch):
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: b"%PDF-rendered")
+    assert PdfCache(None).pdf(view) == b"%PDF-rendered"
+
+
+def test_prune_keeps_only_the_pdfs_asked_for(view, tmp_path, monkeypatch):
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: json.dumps(v).encode())
+    old = {**view, "number": "MIS-002-000"}
+    PdfCache(tmp_path).pdf(old)
+    cache = PdfCache(tmp_path)
+    cache.pdf(view)
+    cache.prune()
+    assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
+
+
+def test_unchanged_files_are_not_rewritten(tmp_path):
+    _replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-1"})
+    before = {p.name: os.stat(p).st_ino for p in tmp_path.iterdir()}
+    _replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-2"})
+    after = {p.name: os.stat(p).st_ino for p in tmp_path.iterdir()}
+    assert after["a.json"] == before["a.json"] and after["b.pdf"] != before["b.pdf"]
+    assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n' and (tmp_path / "b.pdf").read_bytes() == b"%PDF-2"

@@ -26,7 +26,7 @@ def test_every_hostile_event_gets_its_expected_reason_and_the_rest_is_billed(tmp
            where is_duplicate"""
     ).fetchall())
     accepted = {r[0] for r in con.execute(
-        "select source_file || ':' || line_number from intermediate.int_events_validated where rejection_reason is null"
+        "select source_file || ':' || line_number from intermediate.int_events_matched_to_charge_filters where rejection_reason is null"
     ).fetchall()}
     expected = json.loads((HOSTILE / "expected_reasons.json").read_text())
     assert {k: reasons.get(k) for k in expected} == expected

@@ -1,16 +1,22 @@
--- Accepted events matched to the charges of their plan and to the most specific charge filter.
+-- Every first-arrival event, checked (`int_events_validated`): accepted events matched to the
+-- charges of their plan and to the most specific charge filter, rejected events once, with their
+-- reason and no charge. The one event-level table after deduplication: each event is written once.
 -- A filter matches when, for each of its keys, the event's property is one of its values; among
 -- matching filters the one with more keys wins, then the one with fewer values, then the first
 -- declared. An event that matches no filter stays in the charge's default bucket (null filter).
 -- An event's filter depends only on its charge and its dimensions (the values of the filter keys,
 -- `dimension_values`), so filters are matched once per distinct (charge, dimensions), not once per
 -- event, and the events take their match by a join on those few combinations.
--- Incremental on arrival days: each event is matched on its own. Narrow, like its input.
+-- Incremental on arrival days: each event is checked and matched on its own.
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
-with accepted as {{ inline_cte() }} (
+with checked as {{ inline_cte() }} (
+    -- (the days being rebuilt only: the ephemeral model filters on them itself)
     select * from {{ ref('int_events_validated') }}
-    where rejection_reason is null and {{ in_rebuilt_days() }}
+),
+
+accepted as {{ inline_cte() }} (
+    select * from checked where rejection_reason is null
 ),
 
 charges as (select * from {{ ref('stg_catalog__charges') }}),
@@ -18,10 +24,17 @@ filters as (select * from {{ ref('stg_catalog__charge_filters') }}),
 filter_values as (select * from {{ ref('stg_catalog__charge_filter_values') }}),
 filter_keys as (select filter_keys from {{ ref('stg_catalog__filter_keys') }}),
 
+-- Every accepted event has at least one charge (else it is rejected as metric_not_in_plan); the
+-- row of its first charge is the one that counts the event itself (`is_first_charge`).
+first_charges as (
+    select plan_id, billable_metric_id, min(charge_id) as first_charge_id from charges group by plan_id, billable_metric_id
+),
+
 event_charges as {{ inline_cte() }} (
-    select a.*, c.charge_id, c.is_pay_in_advance or c.charge_model = 'percentage' as is_priced_per_event
+    select a.*, c.charge_id, c.charge_id = f.first_charge_id as is_first_charge
     from accepted a
     join charges c on c.plan_id = a.plan_id and c.billable_metric_id = a.billable_metric_id
+    join first_charges f on f.plan_id = a.plan_id and f.billable_metric_id = a.billable_metric_id
 ),
 
 signatures as (
@@ -55,18 +68,24 @@ most_specific as (
     ) = 1
 ),
 
-final as (
-    select
-        ec.arrival_date, ec.source_file, ec.line_number, ec.item_index,
-        -- shown by fct_charge_events only: not written for the other events
-        case when ec.is_priced_per_event then ec.transaction_id end as transaction_id,
-        ec.external_subscription_id, ec.subscription_id, ec.customer_id, ec.external_customer_id,
-        ec.plan_id, ec.billing_period_id, ec.invoice_finalized_on, ec.billable_metric_code,
-        ec.billable_metric_id, ec.aggregation_type, ec.is_recurring, ec.field_value, ec.units,
-        ec.event_at, ec.dimension_values, ec.charge_id, m.charge_filter_id
+matched as (
+    select ec.* exclude (charge_id, is_first_charge), ec.charge_id, m.charge_filter_id, ec.is_first_charge
     from event_charges ec
     left join most_specific m
         on m.charge_id = ec.charge_id and m.dimension_values is not distinct from ec.dimension_values
+),
+
+rejected as (
+    select *, null::varchar as charge_id, null::varchar as charge_filter_id, true as is_first_charge
+    from checked
+    where rejection_reason is not null
+),
+
+final as (
+    -- (the same columns in the same order: the event's, then charge, filter, is_first_charge)
+    select * from matched
+    union all
+    select * from rejected
 )
 
 select * from final

@@ -1,14 +1,16 @@
 -- First arrivals checked against the catalog and attached to their subscription and billing
 -- period. An event that cannot be billed keeps its row with a `rejection_reason`.
--- Incremental on arrival days: each event is checked on its own.
--- Every event is written here, so the row is kept narrow: where it was read (the record id is
--- built where it is shown), its dimensions (the values of the filter keys) instead of the whole
--- properties map, and the texts only the quarantine shows kept for rejected events.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+-- Ephemeral: its only reader, `int_events_matched_to_charge_filters`, writes every checked event
+-- once, matched or rejected (writing each event to two tables cost more than checking it).
+-- It reads only the arrival days being rebuilt (all of them in a full build).
+-- The row is narrow: where the event was read (the record id is built where it is shown), its
+-- dimensions (the values of the filter keys) instead of the whole properties map, and the texts
+-- only the quarantine shows kept for rejected events.
+{{ config(materialized='ephemeral') }}
 
 with duplicates as (
     select source_file, line_number, item_index from {{ ref('int_events_deduplicated') }}
-    where is_duplicate and {{ in_rebuilt_days() }}
+    where is_duplicate and arrival_date >= {{ rebuild_from() }}
 ),
 
 filter_keys as (select filter_keys from {{ ref('stg_catalog__filter_keys') }}),
@@ -19,7 +21,7 @@ first_arrivals as {{ inline_cte() }} (
         e.external_subscription_id, e.event_timestamp_text, e.event_at, e.properties
     from {{ ref('stg_raw__events') }} e
     anti join duplicates d using (source_file, line_number, item_index)
-    where e.load_error is null and {{ in_rebuilt_days('e.arrival_date') }}
+    where e.load_error is null and e.arrival_date >= {{ rebuild_from() }}
 ),
 
 metrics as (select * from {{ ref('stg_catalog__billable_metrics') }}),

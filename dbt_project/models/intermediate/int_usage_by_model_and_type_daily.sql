@@ -5,7 +5,7 @@
 
 with matched as (
     select * from {{ ref('int_events_matched_to_charge_filters') }}
-    where {{ in_rebuilt_days() }}
+    where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 
 -- where `model` and `type` sit in each event's dimension values (null when no filter declares them)

@@ -7,7 +7,7 @@
 
 with matched as (
     select * from {{ ref('int_events_matched_to_charge_filters') }}
-    where {{ in_rebuilt_days() }}
+    where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 

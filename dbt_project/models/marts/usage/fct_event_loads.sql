@@ -21,8 +21,8 @@ validated as (
         count(*) filter (where rejection_reason is null) as events_accepted,
         count(*) filter (where rejection_reason is not null) as events_unbillable,
         count(*) filter (where rejection_reason is null and arrival_date > invoice_finalized_on) as events_late
-    from {{ ref('int_events_validated') }}
-    where {{ in_rebuilt_days() }}
+    from {{ ref('int_events_matched_to_charge_filters') }}
+    where is_first_charge and {{ in_rebuilt_days() }}  -- one row per event
     group by arrival_date
 ),
 

@@ -2,12 +2,13 @@
 -- Incremental on arrival days.
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
-with validated as (select * from {{ ref('int_events_validated') }}),
+-- (one row per event: the row of its first charge)
+with events as (select * from {{ ref('int_events_matched_to_charge_filters') }} where is_first_charge),
 
 final as (
     select {{ event_record_id() }} as event_record_id, arrival_date, invoice_finalized_on, source_file, line_number, transaction_id,
         external_subscription_id, subscription_id, billing_period_id, billable_metric_code, event_at, units
-    from validated
+    from events
     where rejection_reason is null and arrival_date > invoice_finalized_on and {{ in_rebuilt_days() }}
 )
 

@@ -11,7 +11,7 @@
 
 with matched as (
     select * from {{ ref('int_events_matched_to_charge_filters') }}
-    where {{ in_rebuilt_days() }}
+    where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
 
@@ -29,7 +29,7 @@ seen_values as (
     select distinct case when is_recurring then subscription_id else billing_period_id end as value_scope,
         charge_id, coalesce(charge_filter_id, 'default') as bucket, field_value
     from {{ ref('int_events_matched_to_charge_filters') }}
-    where {{ in_kept_days() }} and aggregation_type = 'unique_count_agg'
+    where {{ in_kept_days() }} and rejection_reason is null and aggregation_type = 'unique_count_agg'
 ),
 {% endif %}
 

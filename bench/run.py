@@ -226,6 +226,9 @@ def main() -> None:
     if not args.keep_warehouse:
         shutil.rmtree(run_dir / "out", ignore_errors=True)
         warehouse.unlink(missing_ok=True)
+        for beside in (".dbt", ".pdf-cache", ".tmp", ".wal"):  # dbt's target, PDF cache, spill, log
+            path = warehouse.with_name(warehouse.name + beside)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

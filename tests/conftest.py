@@ -15,9 +15,9 @@ SLOW_FIRST = (
     "tests/test_bench_incremental.py",  # ~220 s
     "tests/e2e/test_daily_runs_equal_one_backfill.py",  # ~205 s
     "tests/e2e/test_eu_vat_and_grace.py",  # ~185 s
-    "tests/e2e/test_analytics.py",  # ~130 s
+    "tests/e2e/test_analytics.py",  # with test_wallets_and_payments (SAME_WORKER): ~175 s
+    "tests/e2e/test_wallets_and_payments.py",
     "tests/e2e/test_kill_and_rerun.py",  # ~115 s
-    "tests/e2e/test_wallets_and_payments.py",  # ~100 s
     "tests/e2e/test_new_york_month_end.py",  # ~90 s
     "tests/test_orchestration.py",  # ~80 s
     "tests/test_hostile_input.py",  # ~45 s
@@ -27,7 +27,10 @@ SLOW_FIRST = (
 # Modules that read the same session-scoped fixture run on the same worker, which computes it once.
 # (Not with xdist_group marks and `--dist loadgroup`: with pytest 9.2 they are silently ignored,
 # pytest-xdist issue #1386.)
-SAME_WORKER: dict[str, str] = {}
+SAME_WORKER = {
+    "tests/e2e/test_analytics.py": "wallets_billed",
+    "tests/e2e/test_wallets_and_payments.py": "wallets_billed",
+}
 
 
 def _module(nodeid: str) -> str:
@@ -100,6 +103,19 @@ def bill_scenario(tmp_path_factory, name, through):
     work = tmp_path_factory.mktemp(name)
     shutil.copytree(scenario / "events", work / "events")
     return run_meterhouse(scenario / "catalog", work / "events", work, through)
+
+
+@pytest.fixture(scope="session")
+def wallets_billed(tmp_path_factory):
+    """tests/scenarios/wallets billed through 2026-11-03 with its payments file: the work folder
+    (warehouse.duckdb, out/), read by test_wallets_and_payments and test_analytics (SAME_WORKER)."""
+    import shutil
+
+    scenario = REPO / "tests" / "scenarios" / "wallets"
+    work = tmp_path_factory.mktemp("wallets")
+    shutil.copytree(scenario / "events", work / "events")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-03", payments=scenario / "payments")
+    return work
 
 
 def assert_lago_schemas(out_dir, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet"))):

@@ -17,8 +17,8 @@ SLOW_FIRST = (
     "tests/e2e/test_eu_vat_and_grace.py",  # ~185 s
     "tests/e2e/test_analytics.py",  # with test_wallets_and_payments (SAME_WORKER): ~175 s
     "tests/e2e/test_wallets_and_payments.py",
-    "tests/e2e/test_kill_and_rerun.py",  # ~115 s
-    "tests/e2e/test_new_york_month_end.py",  # ~90 s
+    "tests/e2e/test_new_york_month_end.py",  # with test_kill_and_rerun (SAME_WORKER): ~165 s
+    "tests/e2e/test_kill_and_rerun.py",
     "tests/test_orchestration.py",  # ~80 s
     "tests/test_hostile_input.py",  # ~45 s
     "tests/e2e/test_every_charge_model.py",  # ~45 s
@@ -30,6 +30,8 @@ SLOW_FIRST = (
 SAME_WORKER = {
     "tests/e2e/test_analytics.py": "wallets_billed",
     "tests/e2e/test_wallets_and_payments.py": "wallets_billed",
+    "tests/e2e/test_new_york_month_end.py": "new_york_billed",
+    "tests/e2e/test_kill_and_rerun.py": "new_york_billed",
 }
 
 
@@ -105,6 +107,11 @@ def bill_scenario(tmp_path_factory, name, through):
     return run_meterhouse(scenario / "catalog", work / "events", work, through)
 
 
+def snapshot(folder):
+    """Every file under `folder`, by relative path: its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
 def wallets_billed(tmp_path_factory):
     """tests/scenarios/wallets billed through 2026-11-03 with its payments file: the work folder
@@ -116,6 +123,22 @@ def wallets_billed(tmp_path_factory):
     shutil.copytree(scenario / "events", work / "events")
     run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-03", payments=scenario / "payments")
     return work
+
+
+@pytest.fixture(scope="session")
+def new_york_billed(tmp_path_factory):
+    """tests/scenarios/new_york_month_end billed through 2026-11-05 on a fresh warehouse, then the same
+    command again: (work folder, outputs after the first run, outputs after the second). Read by
+    test_new_york_month_end and test_kill_and_rerun (SAME_WORKER)."""
+    import shutil
+
+    scenario = REPO / "tests" / "scenarios" / "new_york_month_end"
+    work = tmp_path_factory.mktemp("new_york")
+    shutil.copytree(scenario / "events", work / "events")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-05")
+    first = snapshot(work / "out")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-05")
+    return work, first, snapshot(work / "out")
 
 
 def assert_lago_schemas(out_dir, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet"))):

@@ -16,8 +16,11 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as in many containers),
+# every process would otherwise compile dagster, dbt and polars from source again (seconds for each
+# `meterhouse run` and each dbt call; the test suite makes hundreds).
 $(VENV)/bin/meterhouse: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/bin/meterhouse
@@ -30,9 +33,11 @@ demo: install
 		|| (tail -n 40 warehouse/demo.log; exit 1)
 	$(VENV)/bin/python -m dagster_project.summary $(WAREHOUSE) warehouse/out
 
-## Run the whole test suite (unit, dbt, Dagster and end-to-end).
+## Run the whole test suite (unit, dbt, Dagster and end-to-end), on one worker per core (at most 4;
+## TEST_WORKERS=0 runs it in this process, one test after another).
+TEST_WORKERS ?= auto
 test: install
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 ## Open the Dagster UI on the same example (http://127.0.0.1:3000).
 ui: install

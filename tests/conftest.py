@@ -7,6 +7,72 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 
+# `make test` runs the suite on several workers (pytest-xdist, `--dist loadfile`): each module runs
+# whole on one worker, so that its module-scoped fixtures bill a scenario once. The slowest modules
+# start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
+# while the other has finished.
+SLOW_FIRST = (
+    "tests/test_bench_incremental.py",  # ~220 s
+    "tests/e2e/test_daily_runs_equal_one_backfill.py",  # ~205 s
+    "tests/e2e/test_eu_vat_and_grace.py",  # ~185 s
+    "tests/e2e/test_analytics.py",  # with test_wallets_and_payments (SAME_WORKER): ~175 s
+    "tests/e2e/test_wallets_and_payments.py",
+    "tests/e2e/test_new_york_month_end.py",  # with test_kill_and_rerun (SAME_WORKER): ~165 s
+    "tests/e2e/test_kill_and_rerun.py",
+    "tests/test_orchestration.py",  # ~80 s
+    "tests/test_hostile_input.py",  # ~45 s
+    "tests/e2e/test_every_charge_model.py",  # ~45 s
+    "tests/e2e/test_period_rules.py",  # ~40 s
+)
+# Modules that read the same session-scoped fixture run on the same worker, which computes it once.
+# (Not with xdist_group marks and `--dist loadgroup`: with pytest 9.2 they are silently ignored,
+# pytest-xdist issue #1386.)
+SAME_WORKER = {
+    "tests/e2e/test_analytics.py": "wallets_billed",
+    "tests/e2e/test_wallets_and_payments.py": "wallets_billed",
+    "tests/e2e/test_new_york_month_end.py": "new_york_billed",
+    "tests/e2e/test_kill_and_rerun.py": "new_york_billed",
+}
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {module: i for i, module in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the modules of a SAME_WORKER group as one unit; in collection order
+    (`--no-loadscope-reorder`), which is SLOW_FIRST's."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SAME_WORKER.get(_module(nodeid), _module(nodeid))
+
+    return ModuleGroups(config, log)
+
+
+def pytest_sessionstart(session):
+    """With workers, dbt's manifest is prepared (`dbt parse` into dbt_project/target, when missing or
+    older than the project) once, here in the controller before any worker starts: otherwise the
+    first `meterhouse run` of each worker would parse into the same folder at the same time."""
+    import subprocess
+    import sys
+
+    if not session.config.pluginmanager.hasplugin("dsession"):  # not the controller of a parallel run
+        return
+    result = subprocess.run([sys.executable, "-c", "from dagster_project.defs.dbt import dbt_project; dbt_project()"],
+                            capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:  # the tests that need dbt fail and show why; this says it first
+        if reporter := session.config.pluginmanager.get_plugin("terminalreporter"):
+            reporter.write_line(f"dbt parse before the workers start failed:\n{result.stderr[-3000:]}", red=True)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def dagster_home(tmp_path_factory):
@@ -39,6 +105,40 @@ def bill_scenario(tmp_path_factory, name, through):
     work = tmp_path_factory.mktemp(name)
     shutil.copytree(scenario / "events", work / "events")
     return run_meterhouse(scenario / "catalog", work / "events", work, through)
+
+
+def snapshot(folder):
+    """Every file under `folder`, by relative path: its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def wallets_billed(tmp_path_factory):
+    """tests/scenarios/wallets billed through 2026-11-03 with its payments file: the work folder
+    (warehouse.duckdb, out/), read by test_wallets_and_payments and test_analytics (SAME_WORKER)."""
+    import shutil
+
+    scenario = REPO / "tests" / "scenarios" / "wallets"
+    work = tmp_path_factory.mktemp("wallets")
+    shutil.copytree(scenario / "events", work / "events")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-03", payments=scenario / "payments")
+    return work
+
+
+@pytest.fixture(scope="session")
+def new_york_billed(tmp_path_factory):
+    """tests/scenarios/new_york_month_end billed through 2026-11-05 on a fresh warehouse, then the same
+    command again: (work folder, outputs after the first run, outputs after the second). Read by
+    test_new_york_month_end and test_kill_and_rerun (SAME_WORKER)."""
+    import shutil
+
+    scenario = REPO / "tests" / "scenarios" / "new_york_month_end"
+    work = tmp_path_factory.mktemp("new_york")
+    shutil.copytree(scenario / "events", work / "events")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-05")
+    first = snapshot(work / "out")
+    run_meterhouse(scenario / "catalog", work / "events", work, "2026-11-05")
+    return work, first, snapshot(work / "out")
 
 
 def assert_lago_schemas(out_dir, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet"))):

@@ -44,7 +44,6 @@ import pytest
 from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "analytics"
-WALLETS = REPO / "tests" / "scenarios" / "wallets"
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +55,10 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def wallets(tmp_path_factory):
-    work = tmp_path_factory.mktemp("analytics_wallets")
-    shutil.copytree(WALLETS / "events", work / "events")
-    run_meterhouse(WALLETS / "catalog", work / "events", work, "2026-11-03", payments=WALLETS / "payments")
-    return work
+def wallets(wallets_billed):
+    """tests/scenarios/wallets billed through 2026-11-03 with its payments file (one run, shared with
+    test_wallets_and_payments)."""
+    return wallets_billed
 
 
 def _query(work, sql):

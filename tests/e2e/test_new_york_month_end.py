@@ -41,27 +41,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import OPENAPI, REPO, assert_lago_schemas, run_meterhouse
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas
 
 SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
 
 
-def run_cli(work: Path) -> None:
-    run_meterhouse(SCENARIO / "catalog", work / "events", work, "2026-11-05")
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
-def billed(tmp_path_factory):
-    work = tmp_path_factory.mktemp("new_york")
-    shutil.copytree(SCENARIO / "events", work / "events")
-    run_cli(work)
-    outputs = snapshot(work / "out")
-    run_cli(work)
-    return work, outputs, snapshot(work / "out")
+def billed(new_york_billed):
+    """`meterhouse run` through 2026-11-05 on a fresh warehouse, then the same command again: (work
+    folder, outputs after the first run, outputs after the second); shared with test_kill_and_rerun."""
+    return new_york_billed
 
 
 def load(work: Path, relative: str) -> dict:

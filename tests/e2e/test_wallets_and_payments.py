@@ -37,11 +37,9 @@ SCENARIO = REPO / "tests" / "scenarios" / "wallets"
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    work = tmp_path_factory.mktemp("wallets")
-    shutil.copytree(SCENARIO / "events", work / "events")
-    run_meterhouse(SCENARIO / "catalog", work / "events", work, "2026-11-03", payments=SCENARIO / "payments")
-    return work
+def work(wallets_billed):
+    """The scenario billed through 2026-11-03 with its payments file (one run, shared with test_analytics)."""
+    return wallets_billed
 
 
 def _query(work, sql):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -358,11 +359,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     numbers, texts, errors = [], [], []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            raw = raw.rstrip(b"\r\n")
-            try:
-                text, error = raw.decode("utf-8"), None
-            except UnicodeDecodeError:
-                text, error = raw.decode("utf-8", errors="backslashreplace"), "invalid_utf8"
+            text, error = _decoded(raw.rstrip(b"\r\n"))
             numbers.append(number)
             texts.append(text)
             errors.append(error)
@@ -418,21 +415,13 @@ def _load_fast(con: duckdb.DuckDBPyConnection, path: Path, line_count: int, para
     ).fetchall()]
     if wanted:
         con.execute("drop table if exists _lines")
-        try:
-            con.execute(
-                """create temp table _lines as
-                   select * from (
-                       select row_number() over () as line_number, line, null::varchar as line_error
-                       from read_csv(?, columns = {'line': 'VARCHAR'}, header = false, delim = chr(1), quote = '',
-                                     escape = '', auto_detect = false, strict_mode = true, parallel = false))
-                   where line_number in (select unnest(?::bigint[]))""",
-                [str(path), wanted],
-            )
-        except duckdb.Error:  # bytes the text reader refuses: the whole file goes line by line
-            con.execute("delete from _day_events where source_file = ?", [params["source_file"]])
-            for name in ("_fast", "_lines"):
-                con.execute(f"drop table if exists {name}")
-            return False
+        numbers, texts, errors = [], [], []
+        for number, raw in _lines_at(path, wanted).items():
+            text, error = _decoded(raw)
+            numbers.append(number)
+            texts.append(text)
+            errors.append(error)
+        _register_lines(con, numbers, texts, errors)
         con.execute(
             """update _day_events set raw_line = coalesce(l.line, '') from _lines l
                where _day_events.source_file = $source_file and l.line_number = _day_events.line_number
@@ -483,6 +472,42 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> i
     rows = con.execute("select count(*) from _fast").fetchone()[0]
     con.execute("drop table _fast")
     return rows
+
+
+def _decoded(raw: bytes) -> tuple[str, str | None]:
+    """A line's text and its error: bytes that are not UTF-8 keep a readable rendering."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="backslashreplace"), "invalid_utf8"
+
+
+_BLOCK = 1 << 20
+
+
+def _lines_at(path: Path, numbers: list[int]) -> dict[int, bytes]:
+    """The bytes of the given lines of a file (numbered from 1, without their line ending), in
+    one pass that counts newlines a block at a time and splits only the blocks holding a wanted
+    line: the few lines the fast path needs again cost a scan of the file, not a parse of it."""
+    found: dict[int, bytes] = {}
+    if not numbers or path.stat().st_size == 0:
+        return found
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        size, line, start = len(data), 1, 0  # line `line` begins at offset `start`
+        for number in sorted(set(numbers)):
+            while line < number:
+                block = data[start:start + _BLOCK]
+                newlines = block.count(b"\n")
+                if newlines and line + newlines <= number:  # skip to the block's last line start
+                    start, line = start + block.rfind(b"\n") + 1, line + newlines
+                    continue
+                end = data.find(b"\n", start)  # the wanted line begins in this block: step
+                if end < 0:
+                    return found
+                start, line = end + 1, line + 1
+            end = data.find(b"\n", start)
+            found[number] = data[start:end if end >= 0 else size].rstrip(b"\r\n")
+    return found
 
 
 def _register_lines(

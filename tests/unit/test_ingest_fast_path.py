@@ -229,3 +229,17 @@ def test_integer_timestamps_are_unix_seconds(con, tmp_path, timestamp, expected)
         "select event_at, load_error from raw.events"
     ).fetchall() if load_arrival_day(con, tmp_path, DAY, KEYS, NOW) else []
     assert (event_at, load_error) == ((expected, None) if expected else (None, "invalid_timestamp"))
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 1 << 20])
+def test_lines_at_finds_lines_across_blocks(tmp_path, monkeypatch, block):
+    # lines of 0 to 11 bytes, one with \r\n, the last without a newline: found by number, whatever
+    # the block size the scan counts newlines in
+    monkeypatch.setattr(ingest, "_BLOCK", block)
+    lines = [b"", b"a", b"bb\r", b"", b"ccccccccccc", b"d\xffe", b"", b"f"]
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    assert ingest._lines_at(path, [8, 1, 3, 6, 5, 3]) == {1: b"", 3: b"bb", 5: b"ccccccccccc", 6: b"d\xffe", 8: b"f"}
+    assert ingest._lines_at(path, list(range(1, 9))) == {i: line.rstrip(b"\r") for i, line in enumerate(lines, 1)}
+    assert ingest._lines_at(path, [9]) == {}
+    assert ingest._lines_at(path, []) == {}

@@ -482,7 +482,7 @@ def _decoded(raw: bytes) -> tuple[str, str | None]:
         return raw.decode("utf-8", errors="backslashreplace"), "invalid_utf8"
 
 
-_BLOCK = 1 << 20
+_BLOCK = 1 << 16
 
 
 def _lines_at(path: Path, numbers: list[int]) -> dict[int, bytes]:
@@ -501,10 +501,15 @@ def _lines_at(path: Path, numbers: list[int]) -> dict[int, bytes]:
                 if newlines and line + newlines <= number:  # skip to the block's last line start
                     start, line = start + block.rfind(b"\n") + 1, line + newlines
                     continue
-                end = data.find(b"\n", start)  # the wanted line begins in this block: step
-                if end < 0:
-                    return found
-                start, line = end + 1, line + 1
+                if not newlines:  # a line longer than a block: to its end
+                    end = data.find(b"\n", start)
+                    if end < 0:
+                        return found
+                    start, line = end + 1, line + 1
+                    continue
+                for _ in range(number - line):  # the wanted line begins in this block
+                    start = data.find(b"\n", start) + 1
+                line = number
             end = data.find(b"\n", start)
             found[number] = data[start:end if end >= 0 else size].rstrip(b"\r\n")
     return found

@@ -189,4 +189,4 @@ def test_dbt_unit_tests_for_dedupe_and_filter_matching_pass(billed, tmp_path):
         capture_output=True, text=True, env={**os.environ, "METERHOUSE_WAREHOUSE": str(warehouse)},
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "PASS=2" in result.stdout
+    assert "PASS=3" in result.stdout

@@ -74,3 +74,17 @@ def test_generate_events_writes_a_landing_folder_of_arrival_days(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-10-30", "2026-10-31", "2026-11-01"]
     lines = [line for p in tmp_path.rglob("*.jsonl") for line in p.read_text().splitlines()]
     assert len(lines) == 30
+
+
+def test_the_dbt_version_read_from_metadata_is_the_executables():
+    # the resource skips dagster-dbt's `dbt --version` subprocess: the version it reads instead
+    # must be the one the executable it runs reports
+    import re
+    from pathlib import Path
+
+    from dagster_project.defs.dbt import dbt_resource
+
+    resource = dbt_resource()
+    printed = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert Path(resource.dbt_executable).parent == Path(sys.executable).parent
+    assert str(resource._cli_version) == re.search(r"installed: (\d+\.\d+\.\d+)", printed).group(1)

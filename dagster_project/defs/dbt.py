@@ -3,12 +3,14 @@
 
 import functools
 import hashlib
+import importlib.metadata
 import os
 import sys
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
@@ -186,9 +188,21 @@ def billing_marts():
     return _billing_marts
 
 
+class LocalDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource for the dbt of this environment (`dbt_executable` below).
+
+    dagster-dbt asks the executable for its version (`dbt --version`, about 2 s of dbt's import)
+    before every invocation, twice per run; this environment's dbt is the installed dbt-core, so
+    its version is read from the package metadata instead."""
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
 def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
     """dbt from this environment's own `bin/`, found without relying on PATH."""
-    return DbtCliResource(
+    return LocalDbtCliResource(
         project_dir=project or dbt_project(),
         profiles_dir=str(DBT_DIR),
         dbt_executable=str(Path(sys.executable).parent / "dbt"),

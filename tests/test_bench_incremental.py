@@ -56,6 +56,17 @@ def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path):
         con = duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True)
         assert con.execute("select max(arrival_date) from state.usage_days").fetchone()[0] == START + dt.timedelta(days=offset)
         con.close()
+        if offset:
+            day = START + dt.timedelta(days=offset)
+            dbt_target = daily / "warehouse.duckdb.dbt" / "usage_models"
+            # the event-level dbt tests checked the new day only ...
+            test_sql = (dbt_target / "compiled" / "meterhouse" / "models" / "intermediate" / "_intermediate__models.yml"
+                        / "not_null_int_events_deduplicated_first_event_record_id.sql").read_text()
+            assert f"is_duplicate and arrival_date >= cast('{day}' as date)" in test_sql
+            # ... and the new date made dbt re-parse nothing (its partial parsing tracks the files
+            # that read an environment variable at parse time)
+            last_invocation = (dbt_target / "dbt.log").read_text().rsplit("Running with dbt=", 1)[1]
+            assert "Partial parsing enabled: 0 files deleted, 0 files added, 0 files changed." in last_invocation
     run_meterhouse(tmp_path / "catalog", tmp_path / "events", fresh, (START + dt.timedelta(days=3)).isoformat())
     incremental, full = marts(daily / "warehouse.duckdb"), marts(fresh / "warehouse.duckdb")
     assert sum(len(rows) for rows in full.values()) > 100

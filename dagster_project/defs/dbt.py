@@ -183,6 +183,9 @@ def billing_marts():
     def _billing_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings):
         """Analyst marts over the priced fees, invoices and wallet ledger."""
         point_dbt_at(settings)
+        # Read only by the usage models' files; a value that changes every day would make dbt
+        # parse those files again (partial parsing tracks each file's environment variables).
+        os.environ["METERHOUSE_REBUILD_FROM"] = NOTHING_TO_REBUILD
         yield from dbt.cli(dbt_args("build"), context=context, target_path=target_path("billing_marts", settings)).stream()
 
     return _billing_marts

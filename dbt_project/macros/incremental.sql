@@ -9,8 +9,35 @@
   first arrivals for deduplication, values already seen, charge order so far).
   Without the variable (a `dbt build` by hand), everything is rebuilt.
 #}
+{#
+  The variable is read only when dbt executes (`execute`), never while it parses: dbt's partial
+  parsing re-parses every file that read an environment variable whose value changed, and this one
+  changes every day.
+#}
 {% macro rebuild_from() -%}
-    cast('{{ env_var("METERHOUSE_REBUILD_FROM", "0001-01-01") }}' as date)
+    {%- if execute -%}
+        cast('{{ env_var("METERHOUSE_REBUILD_FROM", "0001-01-01") }}' as date)
+    {%- else -%}
+        cast('0001-01-01' as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  dbt's hook for a data test's `where` config (see dbt's `where` reference, "Custom logic"): the
+  event-level tests filter on `arrival_date >= __rebuild_from__`, filled in here at compile time,
+  so that the schema files read no environment variable while they are parsed.
+#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- set where = where | replace('__rebuild_from__', rebuild_from()) -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {# `where` clause of the rows an incremental run recomputes (true in a full build). #}

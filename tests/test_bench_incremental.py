@@ -74,3 +74,40 @@ def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path):
     assert any(r[0] > START for r in duplicates)  # some duplicates arrived on a later day than the first copy
     for table in MARTS:
         assert incremental[table] == full[table], table
+
+
+def test_a_unique_value_seen_on_a_kept_day_is_not_counted_again_on_a_new_day(tmp_path):
+    """every_charge_model's sub_e counts unique users a, b, a: the second `a` moved to a file of
+    the next arrival day (Oct 25). Billed day by day, the Oct 25 rebuild must find `a` among the
+    values of the kept days (Oct 20): 2 on Oct 20, 0 on Oct 25, as in one run over both days."""
+    scenario = REPO / "tests" / "scenarios" / "every_charge_model"
+    events = tmp_path / "events"
+    shutil.copytree(scenario / "events", events)
+    day1 = events / "2026-10-20" / "events.jsonl"
+    lines = day1.read_text().splitlines(keepends=True)
+    moved = [line for line in lines if '"transaction_id": "t15"' in line]
+    assert len(moved) == 1 and '"user": "a"' in moved[0]
+    day1.write_text("".join(line for line in lines if line not in moved))
+    (events / "2026-10-25" / "late_user.jsonl").write_text(moved[0])
+
+    def unique_counts(work):
+        con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.execute(
+                "select d.arrival_date::varchar, d.units::int from marts.fct_usage_daily d"
+                " where d.aggregation_type = 'unique_count_agg' order by all").fetchall()
+        finally:
+            con.close()
+
+    daily, fresh = tmp_path / "daily", tmp_path / "fresh"
+    daily.mkdir()
+    fresh.mkdir()
+    run_meterhouse(scenario / "catalog", events, daily, "2026-10-20")
+    assert unique_counts(daily) == [("2026-10-20", 2)]
+    run_meterhouse(scenario / "catalog", events, daily, "2026-11-02")
+    compiled = (daily / "warehouse.duckdb.dbt" / "usage_models" / "compiled" / "meterhouse" / "models" / "marts"
+                / "usage" / "fct_usage_daily.sql").read_text()
+    # an incremental build (seen_values exists only then) of the days after Oct 20
+    assert "seen_values" in compiled and "cast('2026-10-21' as date)" in compiled
+    run_meterhouse(scenario / "catalog", events, fresh, "2026-11-02")
+    assert unique_counts(daily) == unique_counts(fresh) == [("2026-10-20", 2), ("2026-10-25", 0)]

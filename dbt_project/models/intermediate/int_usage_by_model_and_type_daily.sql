@@ -23,7 +23,6 @@ final as (
         arrival_date,
         any_value(subscription_id) as subscription_id,
         any_value(external_subscription_id) as external_subscription_id,
-        any_value(external_customer_id) as external_customer_id,
         any_value(billable_metric_code) as billable_metric_code,
         sum(units) as units,
         count(*) as events_count,
@@ -33,4 +32,7 @@ final as (
     group by billing_period_id, charge_id, model, token_type, arrival_date
 )
 
-select * from final
+select f.billing_period_id, f.charge_id, f.model, f.token_type, f.arrival_date, f.subscription_id,
+    f.external_subscription_id, s.external_customer_id, f.billable_metric_code, f.units, f.events_count, f.late_units
+from final f
+join {{ ref('stg_catalog__subscriptions') }} s using (subscription_id)

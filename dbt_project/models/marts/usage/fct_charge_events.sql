@@ -10,6 +10,7 @@ with matched as (
     where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
+subscriptions as (select subscription_id, customer_id from {{ ref('stg_catalog__subscriptions') }}),
 
 {% if is_incremental() %}
 charged_so_far as (
@@ -25,7 +26,7 @@ ordered as (
         {{ event_record_id('m') }} as event_record_id,
         m.transaction_id,
         m.subscription_id,
-        m.customer_id,
+        s.customer_id,
         m.billing_period_id,
         m.charge_id,
         m.charge_filter_id,
@@ -39,6 +40,7 @@ ordered as (
         ) as charge_order
     from matched m
     join charges c using (charge_id)
+    join subscriptions s on s.subscription_id = m.subscription_id
     where c.is_pay_in_advance or c.charge_model = 'percentage'
 ),
 

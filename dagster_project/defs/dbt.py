@@ -204,11 +204,13 @@ class LocalDbtCliResource(DbtCliResource):
 
 
 def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:
-    """dbt from this environment's own `bin/`, found without relying on PATH."""
+    """dbt from this environment's own `bin/`, found without relying on PATH: `meterhouse-dbt`,
+    which runs the command in the warm dbt server of the run where there is one (`warm_dbt.py`),
+    else the installed `dbt`."""
     return LocalDbtCliResource(
         project_dir=project or dbt_project(),
         profiles_dir=str(DBT_DIR),
-        dbt_executable=str(Path(sys.executable).parent / "dbt"),
+        dbt_executable=str(Path(sys.executable).parent / "meterhouse-dbt"),
     )
 
 

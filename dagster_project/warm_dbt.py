@@ -1,0 +1,228 @@
+"""A warm dbt: one process imports dbt once and forks a child for each dbt command.
+
+dagster-dbt runs every dbt command as a new process (`dbt build ...`, twice in each `meterhouse
+run`), and each of them spends 2.5-3 s of CPU importing dbt before it does anything. `serve`
+imports dbt's command line once, then forks, for each connection, a child that runs the command as
+the `dbt` executable would (same arguments, environment and working directory, `cli()` of
+`dbt.cli.main`), and streams its output and exit status back. `client` is the executable
+dagster-dbt runs (`meterhouse-dbt`, see `defs/dbt.py`): it goes through the server named by
+METERHOUSE_DBT_SERVER and, when there is none or it does not answer, runs the installed `dbt`
+itself, so a Dagster UI run or a test without the server behaves as before.
+
+`warm_dbt()` starts a server for the length of a block (`meterhouse run` and the tests' runs wrap
+the whole pipeline in it), on a socket it binds before starting the server, so no client can come
+too early. The server imports dbt's command line only: it starts no thread (the DuckDB module
+would), and forking a process with threads is not safe. It stops when its parent closes its
+standard input, or dies.
+
+Protocol, on a Unix socket: the client sends one JSON line (args, cwd, env); the child answers
+`\\0pid:<pid>\\n`, then the command's output (stdout and stderr, as dagster-dbt reads them), then
+`\\0exit:<status>\\n`. dbt's output never holds a NUL byte (its JSON logs escape control
+characters). SIGINT and SIGTERM sent to the client are passed on to the child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+SERVER_ENV = "METERHOUSE_DBT_SERVER"
+_PID = b"\0pid:"
+_EXIT = b"\0exit:"
+
+
+def installed_dbt() -> str:
+    """The `dbt` executable of this environment."""
+    return str(Path(sys.executable).parent / "dbt")
+
+
+@contextlib.contextmanager
+def warm_dbt() -> Iterator[str | None]:
+    """Serve the dbt commands of this process (and its children) from one warm process while the
+    block runs; yields the socket path (None where a server is already set, or without fork)."""
+    if os.environ.get(SERVER_ENV) or not hasattr(os, "fork"):
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="meterhouse-dbt-")
+    path = os.path.join(folder, "dbt.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(16)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "dagster_project.warm_dbt", str(listener.fileno())],
+            stdin=subprocess.PIPE, pass_fds=[listener.fileno()],
+        )
+    except BaseException:
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    listener.close()  # the server holds it now
+    os.environ[SERVER_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(SERVER_ENV, None)
+        server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(listener_fd: int) -> None:
+    """Accept dbt commands on the listening socket `listener_fd` until standard input closes."""
+    listener = socket.socket(fileno=listener_fd)
+    # (a client that connects meanwhile waits in the backlog)
+    from dbt.cli.main import cli  # the import this process is for
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the children are reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the children; the parent stops us
+    stdin = sys.stdin.fileno()
+    while True:
+        ready, _, _ = select.select([listener, stdin], [], [])
+        if stdin in ready and not os.read(stdin, 4096):
+            break
+        if listener in ready:
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                listener.close()
+                _run_child(conn, cli)  # does not return
+            conn.close()
+    listener.close()
+
+
+def _run_child(conn: socket.socket, cli) -> None:
+    """Run one command in this forked child, then end it as the `dbt` process would end: its
+    exit handlers run (dbt's multiprocessing objects are released), not the slow teardown of
+    every module."""
+    try:
+        status = _run_command(conn, cli)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, _EXIT + str(status).encode() + b"\n")
+    except BaseException:  # noqa: BLE001 - before the command (the client falls back) or a broken socket
+        os._exit(1)
+    os._exit(0)
+
+
+def _run_command(conn: socket.socket, cli) -> int:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    request = json.loads(_read_line(conn))
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    conn.sendall(_PID + str(os.getpid()).encode() + b"\n")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(conn.fileno(), 1)
+    os.dup2(conn.fileno(), 2)
+    conn.close()
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.argv = [installed_dbt(), *request["args"]]
+    try:
+        cli(prog_name="dbt")  # as the `dbt` console script: click ends with SystemExit
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - printed as Python would print an uncaught error in dbt
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def client() -> None:
+    """`meterhouse-dbt ARGS...`: `dbt ARGS...` through the warm server, or the installed dbt."""
+    args = sys.argv[1:]
+    path = os.environ.get(SERVER_ENV)
+    conn = None
+    if path:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(path)
+            request = {"args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
+            conn.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            conn.close()
+            conn = None
+    if conn is not None:
+        status = _relay(conn)
+        if status is not None:
+            sys.exit(status)
+    # no server, or it ended before starting the command: nothing ran yet
+    dbt = installed_dbt()
+    os.execv(dbt, [dbt, *args])
+
+
+def _relay(conn: socket.socket) -> int | None:
+    """Copy the child's output to stdout; its exit status (None if it never started)."""
+    out = sys.stdout.buffer
+    pending, child = b"", None
+
+    def forward(signum, frame) -> None:
+        if child is not None:
+            os.kill(child, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    while True:
+        data = conn.recv(1 << 16)
+        if not data:
+            break
+        pending += data
+        if child is None:
+            if b"\n" not in pending:
+                continue
+            head, pending = pending.split(b"\n", 1)
+            child = int(head[len(_PID):])
+        cut = pending.rfind(b"\0")  # a status may begin here: held back until the end
+        out.write(pending if cut < 0 else pending[:cut])
+        pending = b"" if cut < 0 else pending[cut:]
+        out.flush()
+    if child is None:
+        return None
+    if pending.startswith(_EXIT):
+        # (what follows the status was written after the command, by a process it left behind)
+        status, _, rest = pending[len(_EXIT):].partition(b"\n")
+        out.write(rest)
+        out.flush()
+        return int(status)
+    out.write(pending)
+    out.flush()
+    print("meterhouse-dbt: the dbt process ended without an exit status (killed?)", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

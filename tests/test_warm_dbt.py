@@ -1,0 +1,96 @@
+"""The warm dbt server (`dagster_project/warm_dbt.py`): a dbt command run through it behaves as
+the installed `dbt` run directly (output, exit status, environment, working directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagster_project.warm_dbt import SERVER_ENV, warm_dbt
+
+BIN = Path(sys.executable).parent
+CLIENT = str(BIN / "meterhouse-dbt")
+DBT = str(BIN / "dbt")
+
+
+def run(executable: str, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != SERVER_ENV} | (env or {})
+    return subprocess.run([executable, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def ask(path: str, args: list[str], cwd: Path) -> bytes:
+    """Speak the protocol directly: what the server sends back for one command."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(path)
+        conn.sendall(json.dumps({"args": args, "cwd": str(cwd), "env": dict(os.environ)}).encode() + b"\n")
+        reply = b""
+        while chunk := conn.recv(1 << 16):
+            reply += chunk
+    return reply
+
+
+@pytest.fixture(scope="module")
+def server():
+    with warm_dbt() as path:
+        assert path is not None and os.environ[SERVER_ENV] == path
+        yield path
+    assert SERVER_ENV not in os.environ
+
+
+def test_the_server_runs_the_command_in_a_child_and_reports_its_pid_output_and_status(server, tmp_path):
+    reply = ask(server, ["--version"], tmp_path)
+    head, _, rest = reply.partition(b"\n")
+    assert head.startswith(b"\0pid:") and int(head[5:]) > 0
+    output, _, status = rest.rpartition(b"\0exit:")
+    assert status == b"0\n"
+    installed = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('dbt-core'))"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert f"installed: {installed}".encode() in output
+
+
+def test_an_error_gives_the_installed_dbts_status_and_message(server, tmp_path):
+    args = ["build", "--project-dir", str(tmp_path / "no-such-project")]
+    warm, cold = run(CLIENT, args, tmp_path, {SERVER_ENV: server}), run(DBT, args, tmp_path)
+    assert warm.returncode == cold.returncode == 2
+    message = f"Error: Invalid value for '--project-dir': Path '{tmp_path / 'no-such-project'}' does not exist."
+    # (the client gives stdout and stderr on one stream, as dagster-dbt reads them)
+    assert message in warm.stdout and message in cold.stderr
+    assert "Usage: dbt build [OPTIONS]" in warm.stdout
+
+
+def test_the_command_sees_the_clients_environment_and_working_directory(server, tmp_path):
+    profiles = tmp_path / "profiles-from-env"
+    warm = run(CLIENT, ["debug", "--config-dir"], tmp_path, {SERVER_ENV: server, "DBT_PROFILES_DIR": str(profiles)})
+    assert warm.returncode == 0 and str(profiles) in warm.stdout
+    (tmp_path / "profiles.yml").write_text("{}\n")  # dbt's default profiles dir is the working directory when it has one
+    warm = run(CLIENT, ["debug", "--config-dir"], tmp_path, {SERVER_ENV: server})
+    assert warm.returncode == 0 and f"open {tmp_path}\n" in warm.stdout
+
+
+def test_without_a_server_the_client_runs_the_installed_dbt(tmp_path):
+    args = ["build", "--project-dir", str(tmp_path / "no-such-project")]
+    gone = run(CLIENT, args, tmp_path, {SERVER_ENV: str(tmp_path / "no-server.sock")})
+    unset = run(CLIENT, args, tmp_path)
+    for result in (gone, unset):
+        assert result.returncode == 2
+        # the installed dbt itself (exec'd): its usage error on stderr, nothing relayed
+        assert "Error: Invalid value for '--project-dir'" in result.stderr and result.stdout == ""
+
+
+def test_the_server_stops_with_its_block_and_a_nested_block_uses_the_outer_server(tmp_path, monkeypatch):
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    with warm_dbt() as path:
+        with warm_dbt() as nested:
+            assert nested is None and os.environ[SERVER_ENV] == path
+        assert os.environ[SERVER_ENV] == path
+        assert ask(path, ["--version"], tmp_path).endswith(b"\0exit:0\n")
+    assert SERVER_ENV not in os.environ
+    assert not os.path.exists(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, pytest.raises(OSError):
+        conn.connect(path)

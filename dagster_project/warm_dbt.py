@@ -61,7 +61,8 @@ def warm_dbt() -> Iterator[str | None]:
         listener.bind(path)
         listener.listen(16)
         server = subprocess.Popen(
-            [sys.executable, "-m", "dagster_project.warm_dbt", str(listener.fileno())],
+            # (-P: not the working directory first on sys.path, as for the `dbt` script)
+            [sys.executable, "-P", "-m", "dagster_project.warm_dbt", str(listener.fileno())],
             stdin=subprocess.PIPE, pass_fds=[listener.fileno()],
         )
     except BaseException:
@@ -89,20 +90,35 @@ def serve(listener_fd: int) -> None:
     # (a client that connects meanwhile waits in the backlog)
     from dbt.cli.main import cli  # the import this process is for
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the children; the parent stops us
     stdin = sys.stdin.fileno()
+    children: set[int] = set()
     while True:
-        ready, _, _ = select.select([listener, stdin], [], [])
+        ready, _, _ = select.select([listener, stdin], [], [], 1.0)
+        # Children are waited for (not left to the kernel), so that their resource usage (peak
+        # memory: bench/run.py) counts in this process's, and so in its parent's.
+        children -= _reaped(children)
         if stdin in ready and not os.read(stdin, 4096):
             break
         if listener in ready:
             conn, _ = listener.accept()
-            if os.fork() == 0:
+            pid = os.fork()
+            if pid == 0:
                 listener.close()
                 _run_child(conn, cli)  # does not return
+            children.add(pid)
             conn.close()
     listener.close()
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _reaped(children: set[int]) -> set[int]:
+    done = set()
+    for pid in children:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            done.add(pid)
+    return done
 
 
 def _run_child(conn: socket.socket, cli) -> None:
@@ -121,7 +137,6 @@ def _run_child(conn: socket.socket, cli) -> None:
 
 
 def _run_command(conn: socket.socket, cli) -> int:
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     request = json.loads(_read_line(conn))
     os.chdir(request["cwd"])

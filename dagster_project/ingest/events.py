@@ -567,6 +567,17 @@ def load_arrival_day(
             "select source_file, first_loaded_at from raw.landing_files where arrival_date = ?", [day]
         ).fetchall()
     }
+    try:
+        return _load_day(con, events_dir, day, keys, paths, now, signature, registered)
+    finally:  # (also after a failure: the connection may load other days)
+        for table in ("_day_events", "_fast", "_lines"):
+            con.execute(f"drop table if exists {table}")
+        con.execute("drop view if exists _fast_numbered")
+
+
+def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, keys: list[str], paths: list[str],
+              now: dt.datetime, signature: str, registered: dict) -> DayLoad:
+    """`load_arrival_day` once the day is to be read; the caller drops the temporary tables."""
     con.execute("drop table if exists _day_events")
     con.execute("create temp table _day_events as select * from raw.events limit 0")
     landing_rows, loaded, duplicates, lines = [], 0, 0, 0
@@ -629,5 +640,4 @@ def load_arrival_day(
     except Exception:
         con.execute("rollback")
         raise
-    con.execute("drop table if exists _day_events")
     return DayLoad(day, loaded, duplicates, lines, raw, malformed)

@@ -166,3 +166,66 @@ def test_files_that_are_not_event_files_are_registered_as_unrecognized(con, land
     load_arrival_day(con, landing, DAY, KEYS, NOW)
     files = con.execute("select source_file, status from raw.landing_files order by 1").fetchall()
     assert files == [("2026-11-01/a.jsonl", "loaded"), ("2026-11-01/notes.txt", "unrecognized")]
+
+
+def test_files_read_by_each_reader_in_one_day_keep_their_rows_and_errors(con, landing):
+    # one day, four files, four readers: read_json (fast path, with a bad line sent to the line
+    # parser), the CSV line reader (a blank line), the Python line reader (a blank line, and bytes
+    # that are not UTF-8, which the CSV reader refuses) and Parquet
+    write(landing, "a.jsonl", (json.dumps(event("a1")) + "\nnot json\n" + json.dumps(event("a3")) + "\n").encode())
+    write(landing, "b.jsonl", (json.dumps(event("b1")) + "\n\n" + json.dumps(event("b3")) + "\n").encode())
+    write(landing, "c.jsonl", json.dumps(event("c1")).encode() + b"\n\n\xff\n")
+    con.execute(f"copy (select 'p1' as transaction_id, 'mistral_tokens' as code, 'sub_1' as external_subscription_id, "
+                f"1793509200 as \"timestamp\") to '{landing / DAY.isoformat() / 'd.parquet'}' (format parquet)")
+    load = load_arrival_day(con, landing, DAY, KEYS, NOW)
+    assert (load.files_loaded, load.lines_read, load.events_raw, load.events_malformed) == (4, 10, 8, 2)
+    assert rows(con) == [
+        ("2026-11-01/a.jsonl", 1, 0, "a1", None),
+        ("2026-11-01/a.jsonl", 2, 0, None, "invalid_json"),
+        ("2026-11-01/a.jsonl", 3, 0, "a3", None),
+        ("2026-11-01/b.jsonl", 1, 0, "b1", None),
+        ("2026-11-01/b.jsonl", 3, 0, "b3", None),
+        ("2026-11-01/c.jsonl", 1, 0, "c1", None),
+        ("2026-11-01/c.jsonl", 3, 0, None, "invalid_utf8"),
+        ("2026-11-01/d.parquet", 1, 0, "p1", None),
+    ]
+    assert con.execute("select raw_line from raw.events where load_error is not null order by all").fetchall() == [
+        ("\\xff",), ("not json",)]
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
+
+
+class FailingOn:
+    """A connection whose statements starting with `prefix` fail (a full disk, say)."""
+
+    def __init__(self, con, prefix):
+        self.con, self.prefix = con, prefix
+
+    def execute(self, sql, *args):
+        if sql.lstrip().startswith(self.prefix):
+            raise duckdb.IOException("disk full")
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+@pytest.mark.parametrize("failing", [
+    "insert into _day_events",  # while parsing the files, before the day's transaction
+    "insert into raw.day_loads",  # inside the transaction, after the day's events were replaced
+])
+def test_a_failure_while_loading_a_day_leaves_its_previous_load_and_no_temporary_tables(con, landing, failing):
+    write(landing, "a.jsonl", json.dumps(event("t1")).encode())
+    load_arrival_day(con, landing, DAY, KEYS, NOW)
+    before = (rows(con), con.execute("select * from raw.landing_files").fetchall(),
+              con.execute("select * from raw.day_loads").fetchall())
+    write(landing, "a.jsonl", (json.dumps(event("t1")) + "\n" + json.dumps(event("t2"))).encode())
+    write(landing, "b.jsonl", json.dumps(event("t3")).encode())
+    with pytest.raises(duckdb.IOException, match="disk full"):
+        load_arrival_day(FailingOn(con, failing), landing, DAY, KEYS, NOW + dt.timedelta(hours=1))
+    after = (rows(con), con.execute("select * from raw.landing_files").fetchall(),
+             con.execute("select * from raw.day_loads").fetchall())
+    assert after == before and rows(con) == [("2026-11-01/a.jsonl", 1, 0, "t1", None)]
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
+    # and the next attempt loads the day whole
+    load = load_arrival_day(con, landing, DAY, KEYS, NOW + dt.timedelta(hours=2))
+    assert (load.files_loaded, load.events_raw) == (2, 3)

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SERVER_ENV = "METERHOUSE_DBT_SERVER"
+SWITCH_ENV = "METERHOUSE_WARM_DBT"  # "0": no warm process
 _PID = b"\0pid:"
 _EXIT = b"\0exit:"
 
@@ -50,8 +51,9 @@ def installed_dbt() -> str:
 @contextlib.contextmanager
 def warm_dbt() -> Iterator[str | None]:
     """Serve the dbt commands of this process (and its children) from one warm process while the
-    block runs; yields the socket path (None where a server is already set, or without fork)."""
-    if os.environ.get(SERVER_ENV) or not hasattr(os, "fork"):
+    block runs; yields the socket path (None where a server is already set, without fork, or
+    with METERHOUSE_WARM_DBT=0: every command then starts the installed dbt)."""
+    if os.environ.get(SERVER_ENV) or not hasattr(os, "fork") or os.environ.get(SWITCH_ENV) == "0":
         yield None
         return
     folder = tempfile.mkdtemp(prefix="meterhouse-dbt-")

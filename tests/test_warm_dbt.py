@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.warm_dbt import SERVER_ENV, warm_dbt
+from dagster_project.warm_dbt import SERVER_ENV, SWITCH_ENV, warm_dbt
 
 BIN = Path(sys.executable).parent
 CLIENT = str(BIN / "meterhouse-dbt")
@@ -94,3 +94,10 @@ def test_the_server_stops_with_its_block_and_a_nested_block_uses_the_outer_serve
     assert not os.path.exists(path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, pytest.raises(OSError):
         conn.connect(path)
+
+
+def test_the_switch_turns_the_warm_process_off(monkeypatch):
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    monkeypatch.setenv(SWITCH_ENV, "0")
+    with warm_dbt() as path:
+        assert path is None and SERVER_ENV not in os.environ

@@ -154,13 +154,17 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
         subs = con.execute("select * from catalog.subscriptions").pl().to_dicts()
         grace = dict(con.execute("select customer_id, invoice_grace_period_days from catalog.customers").fetchall())
         # A subscription with no start begins with the first arrival day of its events: the landing
-        # folder's date is set by the operator, an event's timestamp by the client.
+        # folder's date is set by the operator, an event's timestamp by the client. (Asked for those
+        # subscriptions only: with every start set, no run scans the events here.)
+        undated = sorted({s["external_id"] for s in subs if s["subscription_at"] is None})
         first_event = dict(
             con.execute(
                 """select external_subscription_id, min(arrival_date)::timestamp from raw.events
-                   where load_error is null group by 1"""
+                   where load_error is null and list_contains(?::varchar[], external_subscription_id)
+                   group by 1""",
+                [undated],
             ).fetchall()
-        )
+        ) if undated else {}
         latest_arrival = con.execute("select max(arrival_date) from raw.events").fetchone()[0]
         through = settings.through_date(con, billing_date.through)
         candidates = [d for d in (latest_arrival, through) if d is not None] or [dt.date.today()]

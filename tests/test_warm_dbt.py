@@ -101,3 +101,41 @@ def test_the_switch_turns_the_warm_process_off(monkeypatch):
     monkeypatch.setenv(SWITCH_ENV, "0")
     with warm_dbt() as path:
         assert path is None and SERVER_ENV not in os.environ
+
+
+def test_a_signal_to_the_client_reaches_the_command_and_its_status_comes_back(tmp_path):
+    # a stand-in server: it answers with the pid of a long command (`sleep`), relays nothing until
+    # that command ends, then reports its status as the protocol says
+    import signal
+    import threading
+
+    path = str(tmp_path / "fake.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    command = subprocess.Popen(["sleep", "60"])
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while not request.endswith(b"\n"):
+                request += conn.recv(1 << 16)
+            assert json.loads(request)["args"] == ["build"]
+            conn.sendall(b"\0pid:" + str(command.pid).encode() + b"\nstarted\n")
+            status = command.wait(timeout=30)
+            conn.sendall(b"stopped by " + str(-status).encode() + b"\n\0exit:" + str(128 - status).encode() + b"\n")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    environment = {k: v for k, v in os.environ.items() if k != SERVER_ENV} | {SERVER_ENV: path}
+    client = subprocess.Popen([CLIENT, "build"], env=environment, stdout=subprocess.PIPE, text=True)
+    # (the client reads the pid, and has its signal handlers, before it relays any output)
+    assert client.stdout.readline() == "started\n"
+    client.send_signal(signal.SIGTERM)
+    output, _ = client.communicate(timeout=30)
+    server.join(timeout=30)
+    listener.close()
+    assert command.returncode == -signal.SIGTERM  # the command got the client's signal
+    assert output == f"stopped by {int(signal.SIGTERM)}\n"
+    assert client.returncode == 128 + signal.SIGTERM  # the status the server reported

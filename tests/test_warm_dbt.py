@@ -139,3 +139,24 @@ def test_a_signal_to_the_client_reaches_the_command_and_its_status_comes_back(tm
     assert command.returncode == -signal.SIGTERM  # the command got the client's signal
     assert output == f"stopped by {int(signal.SIGTERM)}\n"
     assert client.returncode == 128 + signal.SIGTERM  # the status the server reported
+
+
+def test_run_pipeline_serves_its_dbt_commands_from_a_warm_process_through_the_resources_executable(tmp_path, monkeypatch):
+    # (the pipeline itself replaced: what matters is the server around it, and that dagster-dbt's
+    # executable is the client that uses it)
+    from dagster_project import pipeline
+    from dagster_project.defs.dbt import dbt_resource
+
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    seen = {}
+
+    def inner(*args):
+        seen["path"] = os.environ.get(SERVER_ENV)
+        seen["reply"] = ask(seen["path"], ["--version"], tmp_path)
+        return {}
+
+    monkeypatch.setattr(pipeline, "_run", inner)
+    pipeline.run_pipeline(tmp_path, tmp_path, tmp_path / "w.duckdb", tmp_path / "out", None)
+    assert seen["path"] and seen["reply"].startswith(b"\0pid:") and seen["reply"].endswith(b"\0exit:0\n")
+    assert SERVER_ENV not in os.environ
+    assert Path(dbt_resource().dbt_executable) == Path(CLIENT)

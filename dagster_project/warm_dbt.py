@@ -13,7 +13,8 @@ itself, so a Dagster UI run or a test without the server behaves as before.
 the whole pipeline in it), on a socket it binds before starting the server, so no client can come
 too early. The server imports dbt's command line only: it starts no thread (the DuckDB module
 would), and forking a process with threads is not safe. It stops when its parent closes its
-standard input, or dies.
+standard input, or dies, and removes the socket's folder as it stops (the parent does too, but a
+parent killed by a signal cannot).
 
 Protocol, on a Unix socket: the client sends one JSON line (args, cwd, env); the child answers
 `\\0pid:<pid>\\n`, then the command's output (stdout and stderr, as dagster-dbt reads them), then
@@ -89,6 +90,7 @@ def warm_dbt() -> Iterator[str | None]:
 def serve(listener_fd: int) -> None:
     """Accept dbt commands on the listening socket `listener_fd` until standard input closes."""
     listener = socket.socket(fileno=listener_fd)
+    path = listener.getsockname()  # <folder made by warm_dbt()>/dbt.sock
     # (a client that connects meanwhile waits in the backlog)
     from dbt.cli.main import cli  # the import this process is for
 
@@ -113,6 +115,9 @@ def serve(listener_fd: int) -> None:
     listener.close()
     for pid in children:
         os.waitpid(pid, 0)
+    # The parent removes the folder when its block ends; this covers a parent that ended without
+    # it (SIGTERM, SIGKILL), which closed our standard input all the same.
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 def _reaped(children: set[int]) -> set[int]:

@@ -96,6 +96,28 @@ def test_the_server_stops_with_its_block_and_a_nested_block_uses_the_outer_serve
         conn.connect(path)
 
 
+
+def test_a_run_killed_by_a_signal_leaves_no_socket_folder_behind(tmp_path):
+    # `kill <pid>` (SIGTERM) ends Python without its `finally` blocks: the server, which sees its
+    # standard input close, removes the folder itself
+    import signal
+    import time
+
+    environment = {k: v for k, v in os.environ.items() if k != SERVER_ENV} | {"TMPDIR": str(tmp_path)}
+    script = ("import sys, time\nfrom dagster_project.warm_dbt import warm_dbt\n"
+              "with warm_dbt() as path:\n    print(path, flush=True)\n    time.sleep(120)\n")
+    run = subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE, text=True,
+                           cwd=Path(__file__).resolve().parents[1])
+    path = run.stdout.readline().strip()
+    assert Path(path).parent.parent == tmp_path and Path(path).exists()
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == -signal.SIGTERM
+    deadline = time.monotonic() + 60  # (the server may still be importing dbt)
+    while Path(path).parent.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_switch_turns_the_warm_process_off(monkeypatch):
     monkeypatch.delenv(SERVER_ENV, raising=False)
     monkeypatch.setenv(SWITCH_ENV, "0")

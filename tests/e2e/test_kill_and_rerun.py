@@ -15,11 +15,13 @@ SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
 def test_a_run_killed_mid_way_then_rerun_equals_an_uninterrupted_run(tmp_path, new_york_billed):
     killed = tmp_path / "killed"
     shutil.copytree(SCENARIO / "events", killed / "events")
+    (killed / "tmp").mkdir()  # the warm dbt's socket folder, which a SIGKILL to the group leaves behind
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(SCENARIO / "catalog"),
          "--events", str(killed / "events"), "--warehouse", str(killed / "warehouse.duckdb"),
          "--out", str(killed / "out"), "--through", "2026-11-05"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=os.environ | {"TMPDIR": str(killed / "tmp")},
     )
     deadline = time.monotonic() + 120
     while not (killed / "warehouse.duckdb").exists() and time.monotonic() < deadline:

@@ -94,6 +94,8 @@ def serve(listener_fd: int) -> None:
     # (a client that connects meanwhile waits in the backlog)
     from dbt.cli.main import cli  # the import this process is for
 
+    prewarm()
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the children; the parent stops us
     stdin = sys.stdin.fileno()
     children: set[int] = set()
@@ -118,6 +120,29 @@ def serve(listener_fd: int) -> None:
     # The parent removes the folder when its block ends; this covers a parent that ended without
     # it (SIGTERM, SIGKILL), which closed our standard input all the same.
     shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+# dbt's configuration classes whose JSON schema every command builds to validate dbt_project.yml
+# and profiles.yml (mashumaro, cached per process: about 0.2 s a command). Not the DuckDB
+# credentials: their module imports duckdb, which starts a thread.
+PREWARMED_SCHEMAS = {
+    "dbt.contracts.project": ("ProjectFlags", "ProfileConfig", "Project", "PackageConfig", "Configuration"),
+    "dbt.contracts.selection": ("SelectorFile",),
+}
+
+
+def prewarm() -> None:
+    """Fill, before any fork, the caches each dbt command would otherwise fill in its own child.
+    Best effort: a dbt without one of these classes only loses the head start."""
+    import importlib
+
+    for module, names in PREWARMED_SCHEMAS.items():
+        try:
+            loaded = importlib.import_module(module)
+            for name in names:
+                getattr(loaded, name).json_schema()
+        except (ImportError, AttributeError):
+            continue
 
 
 def _reaped(children: set[int]) -> set[int]:

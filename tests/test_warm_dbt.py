@@ -182,3 +182,29 @@ def test_run_pipeline_serves_its_dbt_commands_from_a_warm_process_through_the_re
     assert seen["path"] and seen["reply"].startswith(b"\0pid:") and seen["reply"].endswith(b"\0exit:0\n")
     assert SERVER_ENV not in os.environ
     assert Path(dbt_resource().dbt_executable) == Path(CLIENT)
+
+
+
+def test_the_server_prewarms_dbts_schemas_without_starting_a_thread():
+    # in a new process, as the server: after prewarm() no schema is built again (a child then
+    # validates the project without building them), and the process still has one thread, which
+    # forking needs
+    script = """
+import os, importlib
+from dbt.cli.main import cli
+import dbt_common.dataclass_schema as schemas
+from dagster_project.warm_dbt import PREWARMED_SCHEMAS, prewarm
+prewarm()
+def not_again(cls, *args, **kwargs):
+    raise AssertionError(f"schema of {cls.__name__} built again")
+schemas.build_json_schema = not_again
+for module, names in PREWARMED_SCHEMAS.items():
+    for name in names:
+        assert getattr(importlib.import_module(module), name).json_schema()["type"] == "object"
+print(len(os.listdir("/proc/self/task")))
+"""
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, cwd=repo,
+                            env=os.environ | {"PYTHONPATH": str(repo)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"

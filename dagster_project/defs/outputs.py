@@ -66,17 +66,26 @@ class PdfCache:
         self.used: set[str] = set()
 
     def pdf(self, view: dict) -> bytes:
+        return self.pdfs([view])[0]
+
+    def pdfs(self, views: list[dict]) -> list[bytes]:
+        """The PDF of each view, in order: read back where rendered before; the others rendered
+        together (`render_pdfs`: on every core when there are many) and kept."""
         if self.folder is None:
-            return invoice_document.render_pdf(view)
-        path = self.folder / f"{invoice_document.pdf_key(view)}.pdf"
-        self.used.add(path.name)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            pass
-        data = invoice_document.render_pdf(view)
-        write_atomically(path, data)
-        return data
+            return invoice_document.render_pdfs(views)
+        paths = [self.folder / f"{invoice_document.pdf_key(view)}.pdf" for view in views]
+        found: dict[int, bytes] = {}
+        for i, path in enumerate(paths):
+            self.used.add(path.name)
+            try:
+                found[i] = path.read_bytes()
+            except FileNotFoundError:
+                pass
+        missing = [i for i in range(len(views)) if i not in found]
+        for i, data in zip(missing, invoice_document.render_pdfs([views[i] for i in missing]), strict=True):
+            write_atomically(paths[i], data)
+            found[i] = data
+        return [found[i] for i in range(len(views))]
 
     def prune(self) -> None:
         """Remove the PDFs no document asked for since the cache was opened."""
@@ -138,7 +147,7 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
 
-    rendered = []
+    rendered, views = [], {}
     for inv in _rows(con, "select * from billing.invoices order by number"):
         fees = fees_by_invoice.get(inv["invoice_id"], [])
         if inv["invoice_type"] == "credit":
@@ -152,9 +161,12 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         files = {}
         if inv["status"] == "finalized":
             view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes)
-            files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8"),
-                     f"{inv['number']}.pdf": pdfs.pdf(view)}
+            files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8")}
+            views[len(rendered)] = view
         rendered.append(RenderedInvoice(inv, name, document, files))
+    # the PDFs last, all together: those not rendered before are rendered on every core
+    for i, pdf in zip(views, pdfs.pdfs(list(views.values())), strict=True):
+        rendered[i].files[f"{rendered[i].invoice['number']}.pdf"] = pdf
     return rendered
 
 

@@ -13,8 +13,13 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
+import multiprocessing
+import os
 import platform
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -175,6 +180,27 @@ def render_pdf(view: dict) -> bytes:
         pdf.ln(3)
         pdf.multi_cell(0, 5, text(view["tax_rule"]))
     return bytes(pdf.output())
+
+
+# From this many PDFs on, `render_pdfs` renders on every core: each worker starts a new Python
+# and imports fpdf2 (about 0.5 s), which 16 documents (about 1 s) repay.
+PARALLEL_FROM = 16
+
+
+def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
+    """`render_pdf` of each view, in order. fpdf2 lays out, subsets the font and compresses in
+    Python (60-75 ms a document, one core), so many documents are rendered by one process per
+    core (`workers`: by default the cores this process may use). Each render depends on its view
+    alone, so the bytes are those of one process. The workers are started fresh ("spawn"), not
+    forked: the parent holds DuckDB's threads."""
+    workers = workers or len(os.sched_getaffinity(0))
+    if len(views) >= PARALLEL_FROM and workers > 1:
+        try:
+            with ProcessPoolExecutor(min(workers, len(views)), mp_context=multiprocessing.get_context("spawn")) as pool:
+                return list(pool.map(render_pdf, views, chunksize=max(1, len(views) // (4 * workers))))
+        except BrokenProcessPool:  # a worker could not start (e.g. a parent run from standard input)
+            logging.getLogger(__name__).warning("PDF workers failed to start: rendering %d PDFs in this process", len(views))
+    return [render_pdf(view) for view in views]
 
 
 @functools.cache

@@ -64,3 +64,66 @@ def test_unchanged_files_are_not_rewritten(tmp_path):
     after = {p.name: os.stat(p).st_ino for p in tmp_path.iterdir()}
     assert after["a.json"] == before["a.json"] and after["b.pdf"] != before["b.pdf"]
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n' and (tmp_path / "b.pdf").read_bytes() == b"%PDF-2"
+
+
+def numbered(view, count):
+    return [{**view, "number": f"MIS-002-{n:03d}"} for n in range(count)]
+
+
+def test_many_pdfs_render_in_worker_processes_with_the_bytes_of_one_process(view, monkeypatch):
+    started = []
+
+    class Recorded(invoice_document.ProcessPoolExecutor):
+        def __init__(self, workers, **kwargs):
+            started.append(workers)
+            super().__init__(workers, **kwargs)
+
+    monkeypatch.setattr(invoice_document, "ProcessPoolExecutor", Recorded)
+    views = numbered(view, invoice_document.PARALLEL_FROM)
+    pdfs = invoice_document.render_pdfs(views, workers=2)
+    assert started == [2]
+    assert pdfs == [render_pdf(v) for v in views]  # in order, byte for byte
+    assert len(set(pdfs)) == len(views)
+
+
+def test_a_few_pdfs_or_one_core_render_in_this_process(view, monkeypatch):
+    monkeypatch.setattr(invoice_document, "ProcessPoolExecutor", lambda *a, **k: pytest.fail("pool started"))
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: v["number"].encode())
+    few = numbered(view, invoice_document.PARALLEL_FROM - 1)
+    assert invoice_document.render_pdfs(few, workers=2) == [v["number"].encode() for v in few]
+    many = numbered(view, invoice_document.PARALLEL_FROM)
+    assert invoice_document.render_pdfs(many, workers=1) == [v["number"].encode() for v in many]
+
+
+def test_workers_that_cannot_start_leave_the_rendering_to_this_process(view, monkeypatch):
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, *args, **kwargs):
+            raise invoice_document.BrokenProcessPool("no worker")
+
+    monkeypatch.setattr(invoice_document, "ProcessPoolExecutor", Broken)
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: v["number"].encode())
+    views = numbered(view, invoice_document.PARALLEL_FROM)
+    assert invoice_document.render_pdfs(views, workers=2) == [v["number"].encode() for v in views]
+
+
+def test_the_cache_renders_only_the_pdfs_it_lacks_and_answers_in_order(view, tmp_path, monkeypatch):
+    views = numbered(view, 5)
+    asked = []
+
+    def render_pdfs(batch):
+        asked.append([v["number"] for v in batch])
+        return [v["number"].encode() for v in batch]
+
+    monkeypatch.setattr(invoice_document, "render_pdfs", render_pdfs)
+    PdfCache(tmp_path).pdfs([views[1], views[3]])
+    assert PdfCache(tmp_path).pdfs(views) == [v["number"].encode() for v in views]
+    assert asked == [["MIS-002-001", "MIS-002-003"], ["MIS-002-000", "MIS-002-002", "MIS-002-004"]]

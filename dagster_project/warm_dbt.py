@@ -42,6 +42,7 @@ SERVER_ENV = "METERHOUSE_DBT_SERVER"
 SWITCH_ENV = "METERHOUSE_WARM_DBT"  # "0": no warm process
 _PID = b"\0pid:"
 _EXIT = b"\0exit:"
+FOLDER_PREFIX = "meterhouse-dbt-"  # the socket's folder, in the temp directory
 
 
 def installed_dbt() -> str:
@@ -57,7 +58,7 @@ def warm_dbt() -> Iterator[str | None]:
     if os.environ.get(SERVER_ENV) or not hasattr(os, "fork") or os.environ.get(SWITCH_ENV) == "0":
         yield None
         return
-    folder = tempfile.mkdtemp(prefix="meterhouse-dbt-")
+    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
     path = os.path.join(folder, "dbt.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -118,8 +119,11 @@ def serve(listener_fd: int) -> None:
     for pid in children:
         os.waitpid(pid, 0)
     # The parent removes the folder when its block ends; this covers a parent that ended without
-    # it (SIGTERM, SIGKILL), which closed our standard input all the same.
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    # it (SIGTERM, SIGKILL), which closed our standard input all the same. (Only a folder of
+    # `warm_dbt()`'s making.)
+    folder = os.path.dirname(path)
+    if os.path.basename(folder).startswith(FOLDER_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # dbt's configuration classes whose JSON schema every command builds to validate dbt_project.yml

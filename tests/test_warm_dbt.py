@@ -24,6 +24,17 @@ def run(executable: str, args: list[str], cwd: Path, env: dict[str, str] | None 
     return subprocess.run([executable, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120)
 
 
+def default_signals() -> None:
+    """(preexec_fn) A child with SIGTERM and SIGINT unblocked and at their default action, whatever
+    the pytest worker passes on: these tests are about what our code does with a signal. One
+    fresh-clone run saw SIGTERM have no effect on children of its worker; not reproduced."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ask(path: str, args: list[str], cwd: Path) -> bytes:
     """Speak the protocol directly: what the server sends back for one command."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -107,7 +118,7 @@ def test_a_run_killed_by_a_signal_leaves_no_socket_folder_behind(tmp_path):
     script = ("import sys, time\nfrom dagster_project.warm_dbt import warm_dbt\n"
               "with warm_dbt() as path:\n    print(path, flush=True)\n    time.sleep(120)\n")
     run = subprocess.Popen([sys.executable, "-c", script], env=environment, stdout=subprocess.PIPE, text=True,
-                           cwd=Path(__file__).resolve().parents[1])
+                           cwd=Path(__file__).resolve().parents[1], preexec_fn=default_signals)
     path = run.stdout.readline().strip()
     assert Path(path).parent.parent == tmp_path and Path(path).exists()
     run.send_signal(signal.SIGTERM)
@@ -135,7 +146,7 @@ def test_a_signal_to_the_client_reaches_the_command_and_its_status_comes_back(tm
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(1)
-    command = subprocess.Popen(["sleep", "60"])
+    command = subprocess.Popen(["sleep", "60"], preexec_fn=default_signals)
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -151,7 +162,8 @@ def test_a_signal_to_the_client_reaches_the_command_and_its_status_comes_back(tm
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     environment = {k: v for k, v in os.environ.items() if k != SERVER_ENV} | {SERVER_ENV: path}
-    client = subprocess.Popen([CLIENT, "build"], env=environment, stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen([CLIENT, "build"], env=environment, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=default_signals)
     # (the client reads the pid, and has its signal handlers, before it relays any output)
     assert client.stdout.readline() == "started\n"
     client.send_signal(signal.SIGTERM)

@@ -193,7 +193,7 @@ def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
     core (`workers`: by default the cores this process may use). Each render depends on its view
     alone, so the bytes are those of one process. The workers are started fresh ("spawn"), not
     forked: the parent holds DuckDB's threads."""
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if len(views) >= PARALLEL_FROM and workers > 1:
         try:
             with ProcessPoolExecutor(min(workers, len(views)), mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -65,9 +65,6 @@ class PdfCache:
         self.folder = folder
         self.used: set[str] = set()
 
-    def pdf(self, view: dict) -> bytes:
-        return self.pdfs([view])[0]
-
     def pdfs(self, views: list[dict]) -> list[bytes]:
         """The PDF of each view, in order: read back where rendered before; the others rendered
         together (`render_pdfs`: on every core when there are many) and kept."""

@@ -35,24 +35,24 @@ def test_the_key_covers_every_field_of_the_view_and_not_the_order_of_its_keys(vi
 
 
 def test_a_cached_pdf_has_the_bytes_render_pdf_gives(view, tmp_path, monkeypatch):
-    first = PdfCache(tmp_path).pdf(view)
+    first = PdfCache(tmp_path).pdfs([view])[0]
     assert first == render_pdf(view)
     monkeypatch.setattr(invoice_document, "render_pdf", lambda v: pytest.fail("rendered again"))
-    assert PdfCache(tmp_path).pdf(view) == first
+    assert PdfCache(tmp_path).pdfs([view])[0] == first
     assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
 
 
 def test_without_a_folder_every_pdf_is_rendered(view, monkeypatch):
     monkeypatch.setattr(invoice_document, "render_pdf", lambda v: b"%PDF-rendered")
-    assert PdfCache(None).pdf(view) == b"%PDF-rendered"
+    assert PdfCache(None).pdfs([view])[0] == b"%PDF-rendered"
 
 
 def test_prune_keeps_only_the_pdfs_asked_for(view, tmp_path, monkeypatch):
     monkeypatch.setattr(invoice_document, "render_pdf", lambda v: json.dumps(v).encode())
     old = {**view, "number": "MIS-002-000"}
-    PdfCache(tmp_path).pdf(old)
+    PdfCache(tmp_path).pdfs([old])
     cache = PdfCache(tmp_path)
-    cache.pdf(view)
+    cache.pdfs([view])
     cache.prune()
     assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
 

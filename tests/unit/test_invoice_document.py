@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from dagster_project.publish import invoice_document
 from dagster_project.publish.invoice_document import invoice_view, money, render_html, render_pdf, unit_price
 
 
@@ -66,3 +67,59 @@ def test_tax_rates_are_json_numbers_with_their_exact_decimal_text():
 
     assert [json.dumps(rate_number(Decimal(r))) for r in ("20", "20.000", "25.5", "7.7", "0")] == ["20", "20", "25.5", "7.7", "0"]
     assert rate_number(None) == 0
+
+
+def _named(name):
+    return invoice_view(
+        _invoice(), [_fee(charge_display_name="AI Tokens", filter_display_name="large • input", taxes_rate=Decimal(19))],
+        {"external_id": "c1", "name": name, "country": "DE"}, None,
+        [{"tax_name": "VAT DE standard", "tax_rate": Decimal(19), "fees_amount_cents": 600, "amount_cents": 114}],
+    )
+
+
+@pytest.fixture
+def cut_font(tmp_path, monkeypatch):
+    """The cut font made afresh in a folder of the test's own, and the font file of each render."""
+    if not invoice_document.UNICODE_FONT.exists():
+        pytest.skip(f"{invoice_document.UNICODE_FONT} is not installed: documents use Helvetica")
+    from fpdf import FPDF
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    invoice_document._cut_font.cache_clear()
+    fonts = []
+    add_font = FPDF.add_font
+    monkeypatch.setattr(FPDF, "add_font", lambda self, family, style, fname, *a: fonts.append(fname) or add_font(self, family, style, fname, *a))
+    yield fonts
+    invoice_document._cut_font.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["Jonas Weber", "Łukasz Żółć", "Ελένη Παπαδοπούλου", "Дмитрий Иванов", "Zoë € ‰ ‒"])
+def test_a_document_in_common_characters_is_drawn_from_the_cut_font_with_the_same_bytes(cut_font, name, monkeypatch):
+    view = _named(name)
+    cut = render_pdf(view)
+    with monkeypatch.context() as m:  # the same document from the whole font
+        m.setattr(invoice_document, "_cut_font", lambda: None)
+        whole = render_pdf(view)
+    assert cut_font[0].startswith(str(invoice_document._cut_font().parent)) and cut_font[1] == str(invoice_document.UNICODE_FONT)
+    assert cut == whole
+
+
+def test_a_character_outside_the_cut_takes_the_whole_font(cut_font):
+    view = _named("Արամ Պետրոսյան")  # Armenian: in DejaVu Sans, not in the cut
+    assert render_pdf(view).startswith(b"%PDF-")
+    assert cut_font == [str(invoice_document.UNICODE_FONT)]
+
+
+def test_the_cut_font_is_made_once_and_without_a_cache_folder_the_whole_font_is_used(cut_font, tmp_path, monkeypatch, caplog):
+    first = invoice_document._cut_font()
+    made = first.stat().st_mtime_ns
+    invoice_document._cut_font.cache_clear()
+    assert invoice_document._cut_font() == first and first.stat().st_mtime_ns == made  # reused, not made again
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no partial file left
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    invoice_document._cut_font.cache_clear()
+    assert invoice_document._cut_font() is None
+    assert "documents use the whole font" in caplog.text
+    render_pdf(_named("Jonas Weber"))
+    assert cut_font == [str(invoice_document.UNICODE_FONT)]

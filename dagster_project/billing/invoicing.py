@@ -183,9 +183,16 @@ def bill(
     all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book)
     current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
     invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book)
-    daily_ongoing = _daily_ongoing_usage(usage, rounded, period_cols, charges, filters, tax_book)
+    # The ongoing balance is a wallet's: priced day by day for the customers who have one.
+    open_usage = usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
+    wallet_periods = period_cols.filter(pl.col("customer_id").is_in(wallets["customer_id"].implode()))
+    daily_ongoing = _daily_ongoing_usage(
+        open_usage.join(wallet_periods.select("billing_period_id"), on="billing_period_id", how="semi"),
+        rounded, period_cols, charges, filters, tax_book,
+    )
     matched_payments, invoices, transactions, balances, rule_top_ups = _replay_wallets(
-        invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, number_prefix,
+        invoice_totals, wallets, customers, daily_ongoing, open_usage["arrival_date"].min(), through,
+        customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
         _recorded(recorded_top_ups), decided_through,
@@ -456,11 +463,12 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.
     )
 
 
-def _daily_ongoing_usage(usage, rounded, periods, charges, filters, book: TaxBook) -> dict[str, dict[dt.date, int]]:
+def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters, book: TaxBook) -> dict[str, dict[dt.date, int]]:
     """Per customer and day: the amount (cents, taxes included) of usage arrived by that day in
-    periods whose invoice is not finalized yet. Priced on cumulative units, so package rounding is
-    exact; each bucket's tax is rounded half-up."""
-    cumulative_units = rounded(cumulative(usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p")))).join(
+    periods whose invoice is not finalized yet (`open_usage`: usage arrived by its invoice's
+    finalization). Priced on cumulative units, so package rounding is exact; each bucket's tax is
+    rounded half-up."""
+    cumulative_units = rounded(cumulative(open_usage)).join(
         periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
     priced = price_buckets(cumulative_units, charges, filters)
@@ -561,12 +569,14 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
     return specs
 
 
-def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, through, customer_sequences, prefix,
-                    issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through):
+def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usage_day, through, customer_sequences,
+                    prefix, issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through):
+    # The first day replayed (and the start of a wallet without a creation date): the first period,
+    # the first usage of any customer, the first wallet, or `through`.
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
     first_day = min(
-        [*invoice_totals["period_start_date"].to_list(), *[d for s in daily_ongoing.values() for d in s],
-         *wallet_days, through]
+        [*invoice_totals["period_start_date"].to_list(), *([first_usage_day] if first_usage_day else []),
+         *[d for s in daily_ongoing.values() for d in s], *wallet_days, through]
     )
     specs = _wallet_specs(wallets, first_day)
     customer_of_wallet = {w.wallet_id: cid for cid, ws in specs.items() for w in ws}

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from tests.conftest import REPO
 
@@ -98,3 +99,38 @@ def test_the_dbt_resource_runs_dbt_without_building_an_adapter_in_the_dagster_pr
     invocation = dbt_resource().cli(["--version"], raise_on_error=True)
     assert invocation.adapter is None
     assert invocation.wait().process.returncode == 0
+
+
+@pytest.fixture
+def dbt_env(monkeypatch):
+    """The variables `point_dbt_at` sets, restored after the test; DBT_LOG_LEVEL_FILE unset."""
+    for name in ("METERHOUSE_WAREHOUSE", "METERHOUSE_DUCKDB_MEMORY_LIMIT", "DBT_LOG_LEVEL_FILE"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE")
+
+
+def _point_dbt_at(warehouse):
+    from dagster_project.defs.dbt import point_dbt_at
+    from dagster_project.defs.resources import MeterhouseSettings
+
+    point_dbt_at(MeterhouseSettings(catalog_dir="", events_dir="", out_dir="", warehouse_path=str(warehouse)))
+
+
+def test_dbt_logs_to_its_file_at_level_info(tmp_path, dbt_env):
+    # at dbt's default level (debug) the file gets every SQL statement: 1.5-2 s of a one-day run
+    import json
+
+    from dagster_project.defs.dbt import dbt_resource
+
+    _point_dbt_at(tmp_path / "w.duckdb")
+    dbt_resource().cli(["ls", "--resource-type", "seed"], target_path=tmp_path / "target").wait()
+    lines = (tmp_path / "target" / "dbt.log").read_text().splitlines()
+    assert lines and {json.loads(line)["info"]["level"] for line in lines} == {"info"}
+
+
+def test_a_dbt_file_log_level_asked_for_is_kept(tmp_path, dbt_env, monkeypatch):
+    import os
+
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    _point_dbt_at(tmp_path / "w.duckdb")
+    assert os.environ["DBT_LOG_LEVEL_FILE"] == "debug"

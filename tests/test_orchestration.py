@@ -128,3 +128,35 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     con.execute("update billing.invoice_taxes set amount_cents = 200")
     con.close()
     assert invoice_arithmetic(settings=settings).passed
+
+
+def test_the_raw_events_check_reads_only_the_rows_its_schema_could_reject(tmp_path):
+    # 1,000 readable events and one quarantined with its text pass; the check validates the one
+    import duckdb
+
+    from dagster_project.defs.checks import raw_events_schema
+
+    settings = settings_for(tmp_path, tmp_path)
+
+    def warehouse_with(broken: str | None = None) -> None:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        con.execute("create schema if not exists raw")
+        con.execute("""create or replace table raw.events as
+                       select 'd/a.jsonl' as source_file, i::bigint as line_number, 't' || i as transaction_id,
+                           'c' as code, 's' as external_subscription_id, timestamp '2026-10-10 10:00' as event_at,
+                           null::varchar as load_error, null::varchar as raw_line
+                       from range(1, 1001) t(i)""")
+        con.execute("insert into raw.events values ('d/a.jsonl', 1001, null, null, null, null, 'invalid_json', '{')")
+        if broken:
+            con.execute(broken)
+        con.close()
+
+    warehouse_with()
+    result = raw_events_schema(settings=settings)
+    assert result.passed and (result.metadata["rows"].value, result.metadata["rows_in_table"].value) == (1, 1001)
+    for broken in ("update raw.events set raw_line = null where load_error is not null",  # quarantined, no text
+                   "update raw.events set event_at = null where line_number = 7",  # readable, no time
+                   "update raw.events set code = null where line_number = 7",  # readable, no metric code
+                   "update raw.events set line_number = 0 where line_number = 8"):
+        warehouse_with(broken)
+        assert not raw_events_schema(settings=settings).passed, broken

@@ -43,7 +43,8 @@ def marts(warehouse):
         con.close()
 
 
-def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path):
+def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")  # dbt reports its partial parsing at level debug
     catalog(tmp_path / "catalog")
     # 3 subscriptions, one unknown to the catalog; duplicates often cross midnight into the next day
     generate_events(tmp_path / "events", subscriptions=3, days=4, start=START, events_per_day=300,

@@ -60,8 +60,8 @@ def invoices_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
         return _pandera_result(Invoices, con.execute("select * from billing.invoices").pl())
 
 
-# The rows of `raw.events` that `RawEvents` could reject: quarantined, or missing a field it
-# requires. Every other row passes each of its rules (`source_file` and a `line_number` >= 1,
+# The rows of `raw.events` (with the text of their line from `raw.rejected_lines`) that
+# `RawEvents` could reject: quarantined, or missing a field it requires. Every other row passes each of its rules (`source_file` and a `line_number` >= 1,
 # ids and a time when there is no `load_error`), so only these are read into memory: every event
 # would be 100M rows in polars at 100M events (about 10 GB), this is about one in a thousand.
 RAW_EVENTS_SUSPECT = (
@@ -76,7 +76,8 @@ def raw_events_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
         suspect = con.execute(
             "select source_file, line_number, transaction_id, code, external_subscription_id, event_at, load_error,"
-            f" raw_line from raw.events where {RAW_EVENTS_SUSPECT}"
+            f" raw_line from raw.events left join raw.rejected_lines using (arrival_date, source_file, line_number)"
+            f" where {RAW_EVENTS_SUSPECT}"
         ).pl()
         total = con.execute("select count(*) from raw.events").fetchone()[0]
     result = _pandera_result(RawEvents, suspect)

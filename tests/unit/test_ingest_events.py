@@ -72,8 +72,8 @@ def test_a_line_that_is_not_utf8_is_quarantined_and_the_rest_of_the_file_loads(c
         ("2026-11-01/a.jsonl", 2, 0, None, "invalid_utf8"),
         ("2026-11-01/a.jsonl", 3, 0, "t3", None),
     ]
-    raw_line = con.execute("select raw_line from raw.events where load_error is not null").fetchone()[0]
-    assert raw_line == '{"transaction_id": "\\xff\\xfe"}'
+    assert con.execute("select source_file, line_number, raw_line from raw.rejected_lines").fetchall() == [
+        ("2026-11-01/a.jsonl", 2, '{"transaction_id": "\\xff\\xfe"}')]
 
 
 def test_each_malformed_field_gets_its_own_reason(con, landing):
@@ -189,8 +189,8 @@ def test_files_read_by_each_reader_in_one_day_keep_their_rows_and_errors(con, la
         ("2026-11-01/c.jsonl", 3, 0, None, "invalid_utf8"),
         ("2026-11-01/d.parquet", 1, 0, "p1", None),
     ]
-    assert con.execute("select raw_line from raw.events where load_error is not null order by all").fetchall() == [
-        ("\\xff",), ("not json",)]
+    assert con.execute("select source_file, line_number, raw_line from raw.rejected_lines order by all").fetchall() == [
+        ("2026-11-01/a.jsonl", 2, "not json"), ("2026-11-01/c.jsonl", 3, "\\xff")]
     assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
 
 
@@ -210,7 +210,9 @@ class FailingOn:
 
 
 @pytest.mark.parametrize("failing", [
-    "insert into _day_events",  # while parsing the files, before the day's transaction
+    "create temp table _staged_",  # while reading the files, before the day's transaction
+    "insert into raw.events",  # inside the transaction, while typing the events
+    "delete from raw.rejected_lines",  # inside the transaction, the day's rejected lines replaced
     "insert into raw.day_loads",  # inside the transaction, after the day's events were replaced
 ])
 def test_a_failure_while_loading_a_day_leaves_its_previous_load_and_no_temporary_tables(con, landing, failing):
@@ -229,3 +231,20 @@ def test_a_failure_while_loading_a_day_leaves_its_previous_load_and_no_temporary
     # and the next attempt loads the day whole
     load = load_arrival_day(con, landing, DAY, KEYS, NOW + dt.timedelta(hours=2))
     assert (load.files_loaded, load.events_raw) == (2, 3)
+
+
+def test_a_warehouse_loaded_before_rejected_lines_had_their_table_moves_their_text_there(con, landing):
+    from dagster_project.ingest.events import ensure_raw_schema
+
+    con.execute("create schema raw")
+    con.execute("""create table raw.events as select date '2026-11-01' as arrival_date, * from (values
+                   ('2026-11-01/a.jsonl', 1, 0, 't1', null, null),
+                   ('2026-11-01/a.jsonl', 2, 1, null, 'not_an_event_object', '[1, {"x": 2}]'),
+                   ('2026-11-01/a.jsonl', 2, 2, null, 'not_an_event_object', '[1, {"x": 2}]'))
+                   t(source_file, line_number, item_index, transaction_id, load_error, raw_line)""")
+    ensure_raw_schema(con)
+    assert "raw_line" not in [r[0] for r in con.execute("describe raw.events").fetchall()]
+    assert con.execute("select * from raw.rejected_lines").fetchall() == [
+        (DAY, "2026-11-01/a.jsonl", 2, '[1, {"x": 2}]')]  # one row per line
+    ensure_raw_schema(con)  # and once only
+    assert con.execute("select count(*) from raw.rejected_lines").fetchone() == (1,)

@@ -95,10 +95,17 @@ def con():
 
 def loaded(con, landing, monkeypatch=None, careful=False):
     if careful:
-        monkeypatch.setattr(ingest, "_load_fast", lambda *args: False)
+        monkeypatch.setattr(ingest, "_read_fast", lambda *args: False)
     load_arrival_day(con, landing, DAY, KEYS, NOW)
-    rows = con.execute("select * exclude (arrival_date) from raw.events order by source_file, line_number, item_index").fetchall()
+    # each row with the text of its line when a record of that line was rejected at load
+    rows = con.execute("""select e.* exclude (arrival_date), r.raw_line from raw.events e
+                          left join raw.rejected_lines r using (arrival_date, source_file, line_number)
+                          order by source_file, line_number, item_index""").fetchall()
+    assert con.execute("""select count(*) from raw.rejected_lines r where not exists (select 1 from raw.events e
+                          where e.source_file = r.source_file and e.line_number = r.line_number
+                            and e.load_error is not null)""").fetchone() == (0,)  # no text without a rejection
     con.execute("delete from raw.events")
+    con.execute("delete from raw.rejected_lines")
     con.execute("delete from raw.landing_files")
     con.execute("delete from raw.day_loads")
     return rows
@@ -119,8 +126,8 @@ def both(con, landing, monkeypatch):
 def test_awkward_lines_load_the_same_on_both_paths(con, tmp_path, monkeypatch):
     write(tmp_path, "awkward.jsonl", ("\n".join(AWKWARD) + "\n").encode())
     calls = []
-    original = ingest._load_fast
-    monkeypatch.setattr(ingest, "_load_fast", lambda *a: calls.append(original(*a)) or calls[-1])
+    original = ingest._read_fast
+    monkeypatch.setattr(ingest, "_read_fast", lambda *a: calls.append(original(*a)) or calls[-1])
     fast = loaded(con, tmp_path)
     assert calls == [True]  # the fast path handled the file
     careful = loaded(con, tmp_path, monkeypatch, careful=True)

@@ -12,6 +12,5 @@ select
     is_timestamp_defaulted,
     properties,
     load_error,
-    load_error_detail,
-    raw_line
+    load_error_detail
 from {{ source('raw', 'events') }}

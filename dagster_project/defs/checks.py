@@ -61,9 +61,10 @@ def invoices_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
 
 
 # The rows of `raw.events` (with the text of their line from `raw.rejected_lines`) that
-# `RawEvents` could reject: quarantined, or missing a field it requires. Every other row passes each of its rules (`source_file` and a `line_number` >= 1,
-# ids and a time when there is no `load_error`), so only these are read into memory: every event
-# would be 100M rows in polars at 100M events (about 10 GB), this is about one in a thousand.
+# `RawEvents` could reject: quarantined, or missing a field it requires. Every other row passes
+# each of its rules (`source_file` and a `line_number` >= 1, ids and a time when there is no
+# `load_error`), so only these are read into memory: every event would be 100M rows in polars at
+# 100M events (about 10 GB); these are about one in a thousand.
 RAW_EVENTS_SUSPECT = (
     "load_error is not null or source_file is null or line_number is null or line_number < 1"
     " or transaction_id is null or code is null or external_subscription_id is null or event_at is null"
@@ -76,7 +77,7 @@ def raw_events_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
         suspect = con.execute(
             "select source_file, line_number, transaction_id, code, external_subscription_id, event_at, load_error,"
-            f" raw_line from raw.events left join raw.rejected_lines using (arrival_date, source_file, line_number)"
+            " raw_line from raw.events left join raw.rejected_lines using (arrival_date, source_file, line_number)"
             f" where {RAW_EVENTS_SUSPECT}"
         ).pl()
         total = con.execute("select count(*) from raw.events").fetchone()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
 
     summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date(), payments_dir)
     click.echo(json.dumps(summary, indent=2))
+    # The process ends here: Python's last collection of every object left (Dagster's, dbt's
+    # manifest) took about 1 s of each run. Frozen objects are skipped; the OS takes the memory back.
+    gc.freeze()
 
 
 @main.command("generate-events")

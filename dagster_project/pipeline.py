@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
         if not result.success:
             raise RuntimeError(f"run failed: {selection}")
 
+    # What exists by now (the imported modules, the definitions, the instance) lives as long as the
+    # runs: kept out of Python's cyclic garbage collection meanwhile, whose full collections would
+    # otherwise walk it again and again (0.3 s of a one-day run). Released to it afterwards.
+    gc.freeze()
+    try:
+        _materialize_all(materialize, events_dir, through)
+    finally:
+        gc.unfreeze()
+    return json.loads((Path(out_dir) / "run_summary.json").read_text())
+
+
+def _materialize_all(materialize, events_dir: Path, through: dt.date) -> None:
+    """Ingest, then the arrival days as one partition range, then everything downstream."""
     materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"], ["catalog", "billing_periods"]))
     days = [d for d in arrival_dates(Path(events_dir)) if d <= through]
     if days:
@@ -60,4 +74,3 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
     # The monthly invoice folders (`outputs/period_invoices`) are the period-end job's, per month.
     materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"])
                 | dg.AssetSelection.assets(["catalog", "billing_periods"]))
-    return json.loads((Path(out_dir) / "run_summary.json").read_text())

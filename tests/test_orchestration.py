@@ -1,6 +1,7 @@
 """Schedules, the landing-folder sensor and the daily job, with Dagster's own test contexts."""
 
 import datetime as dt
+import gc
 import shutil
 
 import dagster as dg
@@ -51,6 +52,8 @@ def test_the_period_end_job_publishes_one_billing_month(tmp_path):
 
     run_pipeline(SCENARIO / "catalog", SCENARIO / "events", tmp_path / "warehouse.duckdb", tmp_path / "out",
                  dt.date(2026, 11, 2))
+    # the run keeps what it built out of garbage collection while it runs, and gives it back
+    assert gc.get_freeze_count() == 0
     defs = build_definitions(settings_for(tmp_path, SCENARIO / "events"))
     result = defs.resolve_job_def("period_end_job").execute_in_process(
         partition_key="2026-10-01", run_config=billing_run_config("2026-11-02"), instance=dg.DagsterInstance.ephemeral())

@@ -68,6 +68,8 @@ def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path, monkey
             # that read an environment variable at parse time)
             last_invocation = (dbt_target / "dbt.log").read_text().rsplit("Running with dbt=", 1)[1]
             assert "Partial parsing enabled: 0 files deleted, 0 files added, 0 files changed." in last_invocation
+            # ... without dbt's JSON artifacts of the run (Dagster's event log has each node's result)
+            assert not {"manifest.json", "run_results.json"} & {p.name for p in dbt_target.iterdir()}
     run_meterhouse(tmp_path / "catalog", tmp_path / "events", fresh, (START + dt.timedelta(days=3)).isoformat())
     incremental, full = marts(daily / "warehouse.duckdb"), marts(fresh / "warehouse.duckdb")
     assert sum(len(rows) for rows in full.values()) > 100

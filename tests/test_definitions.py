@@ -134,3 +134,21 @@ def test_a_dbt_file_log_level_asked_for_is_kept(tmp_path, dbt_env, monkeypatch):
     monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
     _point_dbt_at(tmp_path / "w.duckdb")
     assert os.environ["DBT_LOG_LEVEL_FILE"] == "debug"
+
+
+def test_dbt_sends_no_usage_statistics(tmp_path, dbt_env, monkeypatch):
+    # the project turns off dbt's anonymous usage tracking: with it on, dbt keeps a tracking id in
+    # `.user.yml` beside profiles.yml and posts events to dbt Labs at every invocation
+    import shutil
+
+    from dagster_project.defs.dbt import DBT_DIR
+    from dagster_project.warm_dbt import installed_dbt
+
+    for name in ("DBT_SEND_ANONYMOUS_USAGE_STATS", "DO_NOT_TRACK"):
+        monkeypatch.delenv(name, raising=False)
+    shutil.copy(DBT_DIR / "profiles.yml", tmp_path / "profiles.yml")
+    _point_dbt_at(tmp_path / "w.duckdb")
+    subprocess.run([installed_dbt(), "ls", "--resource-type", "seed", "--project-dir", str(DBT_DIR),
+                    "--profiles-dir", str(tmp_path), "--target-path", str(tmp_path / "target")],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles.yml", "target"]

@@ -152,3 +152,20 @@ def test_dbt_sends_no_usage_statistics(tmp_path, dbt_env, monkeypatch):
                     "--profiles-dir", str(tmp_path), "--target-path", str(tmp_path / "target")],
                    check=True, capture_output=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles.yml", "target"]
+
+
+def test_dbt_connects_to_the_warehouse_with_the_python_steps_storage_settings(tmp_path, dbt_env):
+    # the setting lives in dbt's profile and in MeterhouseSettings.connect: both must say the same
+    import json
+
+    from dagster_project.defs.dbt import DBT_DIR
+    from dagster_project.defs.resources import VACUUM_TASKS
+    from dagster_project.warm_dbt import installed_dbt
+
+    _point_dbt_at(tmp_path / "w.duckdb")
+    shown = subprocess.run(
+        [installed_dbt(), "show", "--inline", "select current_setting('max_vacuum_tasks') as tasks", "--output", "json",
+         "--quiet", "--profiles-dir", str(DBT_DIR), "--target-path", str(tmp_path / "target")],
+        check=True, capture_output=True, text=True, cwd=DBT_DIR,
+    ).stdout
+    assert json.loads(shown)["show"] == [{"tasks": VACUUM_TASKS}]

@@ -13,13 +13,13 @@ import dagster as dg
 import duckdb
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# DuckDB's checkpoint merges a table's partly filled row groups ("vacuum"). Each day's append
-# leaves one (666,666 rows: five full groups and a sixth part-filled), so every daily load and
-# usage-model build rewrote about a day's rows again when its connection closed (0.5 s each at 20M
-# events a month). Off here and in dbt's profile: a table keeps one part-filled group per day it
-# was appended; row groups left empty by deletes are still dropped.
-VACUUM_TASKS = 0
 EXAMPLE = PROJECT_ROOT / "seeds" / "mistral"
+# DuckDB's checkpoint merges a table's part-filled row groups ("vacuum"). A large append leaves one
+# (a day of 666,666 events: five full groups and a sixth part-filled), so every daily load and
+# usage-model build rewrote about a day's rows when its connection closed (0.5 s each at 20M events
+# a month). Off here and in dbt's profile: a table keeps one part-filled group per large append;
+# row groups emptied by deletes are still dropped, and small appends still fill the last group.
+VACUUM_TASKS = 0
 
 
 class MeterhouseSettings(dg.ConfigurableResource):

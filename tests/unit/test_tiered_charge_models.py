@@ -433,9 +433,9 @@ def json_number(value: Decimal | None, as_string: bool) -> str:
 
 
 @st.composite
-def tiered_bucket(draw, rate_places: int = 4):
+def tiered_bucket(draw, rate_places: int = 4, models: tuple[str, ...] = tuple(sorted(TIER_KEYS))):
     """(model, units, properties_json, ranges): 2-4 ranges with increasing integer or decimal bounds."""
-    model = draw(st.sampled_from(sorted(TIER_KEYS)))
+    model = draw(st.sampled_from(models))
     bounds = sorted(draw(st.lists(decimals(10_000, 6).filter(lambda d: d > 0), min_size=1, max_size=3, unique=True)))
     ranges = [
         {
@@ -516,7 +516,9 @@ def test_polars_pricing_matches_a_decimal_reference_exactly(tiered, percent, exp
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(tiered_bucket(rate_places=6).filter(lambda b: b[0] == "graduated_percentage"), min_size=1, max_size=20),
+    # (generated as graduated_percentage, not filtered to it: filtering two buckets in three failed
+    # Hypothesis's health check now and then)
+    st.lists(tiered_bucket(rate_places=6, models=("graduated_percentage",)), min_size=1, max_size=20),
     st.lists(percentage_bucket(rate_places=6), max_size=10),
 )
 def test_six_decimal_rates_stay_within_the_money_scale(tiered, percent):

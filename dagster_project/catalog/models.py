@@ -1,8 +1,9 @@
 """Pydantic models of the Lago request bodies the catalog accepts.
 
-Each model follows the `*CreateInput` schema of Lago's OpenAPI file: fields Lago defines and we do
-not use yet are accepted and ignored (`extra="allow"`), so a body copied from Lago's documentation
-loads unchanged. Money and units are `Decimal`; a JSON float such as `1.5` is read through its text,
+Each model follows the `*CreateInput` schema of Lago's OpenAPI file, with the fields Meterhouse
+implements. `field_check.py` refuses every other field by name before a model reads a body (a
+field Lago defines is "not supported yet", any other is unknown, with the nearest known name), and
+the models forbid extra fields as a second guard. Money and units are `Decimal`; a JSON float such as `1.5` is read through its text,
 never kept as a binary float.
 """
 
@@ -30,7 +31,7 @@ Interval = Literal["weekly", "monthly", "quarterly", "semiannual", "yearly"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -184,6 +185,7 @@ class RecurringTransactionRule(_Body):
     target_ongoing_balance: Decimal | None = None
     paid_credits: Decimal | None = None
     granted_credits: Decimal | None = None
+    grants_target_top_up: bool = False
     started_at: dt.datetime | None = None
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pydantic
 
 from dagster_project.billing.money import currency_exponent
+from dagster_project.catalog.field_check import field_problems
 from dagster_project.catalog.models import (
     BODY_MODELS,
     BillableMetric,
@@ -127,6 +128,11 @@ def read_catalog(folder: str | Path) -> Catalog:
                 continue
             kind, body = next(iter(wrapped.items()))
             located = Located(path.name, index, kind, _body_name(kind, body if isinstance(body, dict) else {}))
+            # Every field honored or refused: an unknown or unsupported one is never dropped.
+            unread = field_problems(kind, BODY_MODELS[kind], body)
+            if unread:
+                problems += [f"{located}, field {problem}" for problem in unread]
+                continue
             try:
                 model = BODY_MODELS[kind].model_validate(body)
             except pydantic.ValidationError as exc:
@@ -348,12 +354,28 @@ def charge_property_problems(charge) -> list[str]:
 
 
 def unsupported_features(catalog: Catalog) -> list[str]:
-    """Lago features this warehouse does not bill: refused, so that no invoice is silently wrong."""
-    return [
-        f"{catalog.where[id(entity)]}: one billing entity per catalog is supported (the first is "
+    """Values of supported fields that ask for a Lago feature this warehouse does not bill: refused,
+    so that no invoice is silently wrong (unsupported fields are refused by `field_check`)."""
+    at = catalog.where
+    problems = [
+        f"{at[id(entity)]}: one billing entity per catalog is supported (the first is "
         f"{catalog.billing_entities[0].code!r})"
         for entity in catalog.billing_entities[1:]
     ]
+    for plan in catalog.plans:
+        problems += [
+            f"{at[id(plan)]}, field charges.{index}.invoiceable: Lago's invoiceable false (a charge "
+            f"kept off invoices) is not supported yet by Meterhouse"
+            for index, charge in enumerate(plan.charges) if not charge.invoiceable
+        ]
+    entity = catalog.billing_entity
+    for customer in catalog.customers:
+        if customer.billing_entity_code is not None and customer.billing_entity_code != (entity.code if entity else None):
+            problems.append(
+                f"{at[id(customer)]}, field billing_entity_code: no billing entity {customer.billing_entity_code!r} "
+                f"in the catalog" + (f" (the one billing entity is {entity.code!r})" if entity else "")
+            )
+    return problems
 
 
 def resolve_wallet(catalog: Catalog, wallet_id: str) -> Wallet | None:

@@ -3,12 +3,12 @@
 `lago_fields.json` (beside this module) holds, for every body the catalog accepts, the tree of
 field names of its `*CreateInput` schema (an object field or a list of objects has a subtree; any
 other field is a leaf), and the allowed values of each enumerated field of a dozen values or
-fewer (`MAX_ENUM_VALUES`), by dotted path. It is
-generated from the OpenAPI file and committed, so that a user's machine needs no copy of it:
+fewer (`MAX_ENUM_VALUES`), by dotted path. It is generated from the OpenAPI file and committed,
+so that a user's machine needs no copy of it:
 
     python -m dagster_project.catalog.lago_fields ../shared/reference/lago-openapi/openapi.yaml
 
-A test regenerates it from the file in place and compares (`tests/unit/test_lago_fields.py`).
+A test regenerates it from the file in place and compares (`tests/unit/test_field_check.py`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.defs.partitions import billing_months
 from dagster_project.defs.resources import MeterhouseSettings
-from dagster_project.publish import invoice_document, lago_json
+from dagster_project.publish import invoice_document, lago_json, unpriced
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -126,6 +126,12 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
     for tax in _rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code"):
         invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
     entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
+    # the filter values of the usage no charge prices, by period and charge (the invoice line's name)
+    unpriced_values: dict[tuple[str, str], list[dict]] = {}
+    for period_id, charge_id, values in con.execute(
+        "select distinct billing_period_id, charge_id, filter_values_json from marts.fct_unpriced_usage where not is_late"
+    ).fetchall():
+        unpriced_values.setdefault((period_id, charge_id), []).append(json.loads(values))
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in _rows(
         con,
@@ -142,6 +148,8 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         for key in ("plan_code", "plan_name", "interval", "amount_cents_plan"):
             fee[key] = period.get(key)
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
+        if fee["fee_type"] == "charge" and fee["charge_filter_key"] == "default" and fee["properties_json"] is None:
+            fee["filter_display_name"] = unpriced.unpriced_label(unpriced_values.get((fee["billing_period_id"], fee["charge_id"]), []))
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
 
     rendered, views = [], {}
@@ -232,6 +240,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
            from marts.fct_event_loads where arrival_date <= ?""",
         [through],
     ).fetchone()
+    unpriced_usage = unpriced.summary_entries(_rows(
+        con, "select * from marts.fct_unpriced_usage where arrival_date <= ? order by all", [through]))
     summary = {
         "through": through.isoformat(),
         "events_raw": int(loads[0]),
@@ -256,6 +266,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
         ),
         "current_usage_subscriptions": len(usage_docs),
         "wallets": len(wallet_docs),
+        "unpriced_usage": unpriced_usage,
+        "warnings": unpriced.warnings(unpriced_usage),
     }
     write_json_atomically(out_dir / "run_summary.json", summary)
     return summary
@@ -265,7 +277,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     group_name="outputs",
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]), dg.AssetKey(["billing", "wallet_balances"]),
           dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
-          dg.AssetKey(["billing", "current_usage"]), dg.AssetKey(["marts", "fct_event_loads"]), dg.AssetKey(["marts", "fct_events_rejected"])],
+          dg.AssetKey(["billing", "current_usage"]), dg.AssetKey(["marts", "fct_event_loads"]), dg.AssetKey(["marts", "fct_events_rejected"]),
+          dg.AssetKey(["marts", "fct_unpriced_usage"])],
     owners=["team:billing-data"],
     kinds={"json"},
 )
@@ -282,6 +295,8 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     with settings.connect() as con:
         summary = publish(con, out_dir, pdf_cache_dir(settings))
     context.log.info(f"published to {out_dir}: {summary}")
+    for warning in summary["warnings"]:
+        context.log.warning(warning)
     return dg.MaterializeResult(metadata={**{k: v for k, v in summary.items() if isinstance(v, int)},
                                           "out_dir": dg.MetadataValue.path(str(out_dir))})
 
@@ -291,7 +306,8 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     group_name="outputs",
     partitions_def=billing_months,
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]),
-          dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"])],
+          dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
+          dg.AssetKey(["marts", "fct_unpriced_usage"])],
     owners=["team:billing-data"],
     kinds={"json", "html", "pdf"},
 )

@@ -36,11 +36,30 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
         sys.exit(2)
     from dagster_project.pipeline import run_pipeline
 
-    summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date(), payments_dir)
+    try:
+        summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date(), payments_dir)
+    except Exception as exc:  # a refusal raised inside a step (a credit note that cannot be issued)
+        problems = refused(exc)
+        if problems is None:
+            raise
+        click.echo("the run stopped before billing anything:\n" + "\n".join(f"- {p}" for p in problems), err=True)
+        sys.exit(2)
     click.echo(json.dumps(summary, indent=2))
     # The process ends here: Python's last collection of every object left (Dagster's, dbt's
     # manifest) took about 1 s of each run. Frozen objects are skipped; the OS takes the memory back.
     gc.freeze()
+
+
+def refused(exc: BaseException) -> list[str] | None:
+    """The problems of a refusal (an error with `problems`, such as `CreditNoteRefused`) that a
+    failed run raised, through Dagster's wrapping; None for any other failure."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ValueError) and isinstance(getattr(exc, "problems", None), list):
+            return exc.problems
+        exc = getattr(exc, "user_exception", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 @main.command("generate-events")

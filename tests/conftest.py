@@ -21,6 +21,7 @@ SLOW_FIRST = (
     "tests/e2e/test_kill_and_rerun.py",
     "tests/test_orchestration.py",  # ~80 s
     "tests/test_hostile_input.py",  # ~45 s
+    "tests/e2e/test_corrections.py",  # ~150 s
     "tests/e2e/test_every_charge_model.py",  # ~45 s
     "tests/e2e/test_period_rules.py",  # ~40 s
 )

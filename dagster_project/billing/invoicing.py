@@ -19,9 +19,12 @@ import polars as pl
 
 from dagster_project.billing import charge_models as cm
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
+from dagster_project.billing.credit_notes import (
+    CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue,
+)
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
-from dagster_project.billing.taxes import TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
+from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.wallets import (
     DueInvoice, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
 )
@@ -41,6 +44,10 @@ class BillingResult:
     current_usage: pl.DataFrame
     payments: pl.DataFrame
     rule_top_ups: pl.DataFrame
+    credit_notes: pl.DataFrame
+    credit_note_items: pl.DataFrame
+    credit_note_taxes: pl.DataFrame
+    credit_note_applications: pl.DataFrame
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -105,12 +112,16 @@ def bill(
     payments: pl.DataFrame | None = None,
     recorded_top_ups: pl.DataFrame | None = None,
     decided_through: dt.date | None = None,
+    credit_notes: CreditNoteBook | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
     `issued_numbers` (customer -> invoice -> sequential number) and `frozen_totals` (invoice ->
     total with taxes) come from invoices finalized by earlier runs: their numbers and totals are
-    kept, and the wallet replay pays exactly those totals.
+    kept, and the wallet replay pays exactly those totals. `credit_notes`: the catalog's credit
+    notes and what earlier runs recorded of them (`CreditNoteBook.fees` of finalized invoices as
+    stored; the others' are this run's). Raises `CreditNoteRefused` listing every credit note that
+    cannot be issued.
     """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
@@ -190,15 +201,29 @@ def bill(
         open_usage.join(wallet_periods.select("billing_period_id"), on="billing_period_id", how="semi"),
         rounded, period_cols, charges, filters, tax_book,
     )
-    matched_payments, invoices, transactions, balances, rule_top_ups = _replay_wallets(
+    book = credit_notes or CreditNoteBook()
+    book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes), **(book.fees or {})},
+                          book.recorded_sequences or {}, book.recorded_applications or {})
+    matched_payments, invoices, transactions, balances, rule_top_ups, notes = _replay_wallets(
         invoice_totals, wallets, customers, daily_ongoing, open_usage["arrival_date"].min(), through,
         customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
-        _recorded(recorded_top_ups), decided_through,
+        _recorded(recorded_top_ups), decided_through, book,
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
-                         current_usage, matched_payments, rule_top_ups)
+                         current_usage, matched_payments, rule_top_ups, *notes)
+
+
+def fee_facts(fees: pl.DataFrame, fee_taxes: pl.DataFrame) -> dict[str, tuple[FeeFacts, ...]]:
+    """Per invoice, each fee's amount and taxes: what a credit note on it is checked against."""
+    taxes: dict[str, list[Tax]] = {}
+    for t in fee_taxes.iter_rows(named=True):
+        taxes.setdefault(t["fee_id"], []).append(Tax(t["tax_code"], t["tax_name"], Decimal(t["tax_rate"]), t["tax_description"]))
+    facts: dict[str, list[FeeFacts]] = {}
+    for f in fees.select("fee_id", "invoice_id", "amount_cents").iter_rows(named=True):
+        facts.setdefault(f["invoice_id"], []).append(FeeFacts(f["fee_id"], f["amount_cents"], tuple(taxes.get(f["fee_id"], ()))))
+    return {invoice_id: tuple(items) for invoice_id, items in facts.items()}
 
 
 def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -570,7 +595,8 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
 
 
 def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usage_day, through, customer_sequences,
-                    prefix, issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through):
+                    prefix, issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through,
+                    book: CreditNoteBook):
     # The first day replayed (and the start of a wallet without a creation date): the first period,
     # the first usage of any customer, the first wallet, or `through`.
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
@@ -585,6 +611,19 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
         manual_by_customer.setdefault(customer_of_wallet[m.wallet_id], []).append(m)
     payments = payments.filter(pl.col("paid_on") <= through)
     invoice_rows, transaction_rows, balance_rows, payment_rows, top_up_rows = [], [], [], [], []
+    note_rows, item_rows, note_tax_rows, application_rows = [], [], [], []
+    # Credit notes, by the customer of the invoice they name; one naming no invoice is refused.
+    invoice_customers = dict(zip(invoice_totals["invoice_id"], invoice_totals["customer_id"], strict=True))
+    customers_by_sequence = {sequence: cid for cid, sequence in customer_sequences.items()}
+    notes_by_customer: dict[str, list] = {}
+    problems = []
+    for request in book.requests:
+        owner = customer_of(request.invoice_ref, invoice_customers, customers_by_sequence, prefix)
+        if owner is None:
+            problems.append(f"{request.where}, field invoice_id: no invoice {request.invoice_ref!r} (give an invoice's "
+                            f"number or lago_id)")
+        elif request.created_on <= through:  # a credit note dated later waits for its day
+            notes_by_customer.setdefault(owner, []).append(request)
     totals_by_customer = {cid: frame for (cid,), frame in invoice_totals.partition_by("customer_id", as_dict=True).items()}
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
     for customer_id in sorted(customer_rows):
@@ -617,24 +656,47 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                 numbers[invoice_id] = last[0]
             return f"{prefix}-{sequence:03d}-{numbers[invoice_id]:03d}"
 
+        by_id = {r["invoice_id"]: r for r in subscription_invoices}
+
+        def issue_credit_note(request, earlier, numbers=numbers, by_id=by_id, sequence=sequence, collected=collected):
+            """The invoice a credit note names, as numbered so far: finalized on or before its day."""
+            invoice = None
+            for invoice_id, n in numbers.items():
+                number = f"{prefix}-{sequence:03d}-{n:03d}"
+                if request.invoice_ref not in (invoice_id, number):
+                    continue
+                row = by_id.get(invoice_id)
+                if row is None:  # a credit invoice (prepaid credits)
+                    invoice = InvoiceFacts(invoice_id, number, "credit", request.created_on, currency, ())
+                elif row["status"] == "finalized" and row["invoice_finalized_on"] <= request.created_on:
+                    invoice = InvoiceFacts(invoice_id, number, "subscription", row["invoice_finalized_on"], row["currency"],
+                                           book.fees.get(invoice_id, ()))
+            paid = sum(cents for day, cents in collected.get(invoice.number, []) if day <= request.created_on) if invoice else 0
+            return issue(request, invoice, earlier, paid, request.created_on, book.recorded_sequences.get(request.credit_note_id))
+
         # Drafts are not paid yet: they count in the ongoing balance like open usage.
         replay = replay_customer(
             specs.get(customer_id, []), finalized, filled, days,
             lambda wallet_id, day, source: stable_id("credit_invoice", wallet_id, day, source),
             manual=manual_by_customer.get(customer_id, []), payments=collected, number_for=number_for,
             recorded=recorded, decided_through=decided_through,
+            credit_notes=notes_by_customer.get(customer_id, []), issue_credit_note=issue_credit_note,
+            # every invoice finalized by an earlier run takes exactly the credit it took then (maybe none)
+            recorded_applications={r["invoice_id"]: book.recorded_applications.get(r["invoice_id"], [])
+                                   for r in subscription_invoices if r["invoice_id"] in frozen_totals},
         )
+        problems += replay.credit_note_problems
         top_up_rows += [{"wallet_id": r.wallet_id, "customer_id": customer_id, "top_up_date": r.day, "source": r.source,
                          "invoice_key": r.invoice_key, "paid_credits": str(r.paid_credits),
                          "granted_credits": str(r.granted_credits)} for r in replay.rule_top_ups]
-        by_id = {r["invoice_id"]: r for r in subscription_invoices}
         for issued in replay.issued:
             number = numbers[issued.invoice_id]
             if issued.kind == "subscription":
                 r = by_id[issued.invoice_id]
                 granted, paid = replay.credits_applied.get(issued.invoice_id, (0, 0))
-                due = frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]) - granted - paid
-                row = _invoice_row(r, customer, issued.number, number, "finalized", granted, paid)
+                noted = replay.credit_notes_applied.get(issued.invoice_id, 0)
+                due = frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]) - noted - granted - paid
+                row = _invoice_row(r, customer, issued.number, number, "finalized", granted, paid, noted)
             else:
                 due = issued.amount_cents
                 row = {
@@ -646,7 +708,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                     "currency": next(w.currency for w in specs[customer_id] if w.wallet_id == issued.wallet_id),
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
-                    "paid_credits": str(issued.paid_credits), "tax_rule": None,
+                    "credit_notes_amount_cents": 0, "paid_credits": str(issued.paid_credits), "tax_rule": None,
                 }
             status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
             invoice_rows.append({**row, "payment_status": status, "paid_on": paid_on, "paid_amount_cents": paid_cents})
@@ -657,7 +719,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
             payment_rows.append({**p, "customer_id": customer_id, "match_status": match})
         for r in subscription_invoices:
             if r["status"] == "draft":
-                row = _invoice_row(r, customer, f"{prefix}-{sequence:03d}-DRAFT", None, "draft", 0, 0)
+                row = _invoice_row(r, customer, f"{prefix}-{sequence:03d}-DRAFT", None, "draft", 0, 0, 0)
                 invoice_rows.append({**row, "payment_status": "pending", "paid_on": None, "paid_amount_cents": 0})
         for t in replay.transactions:
             transaction_rows.append({
@@ -677,6 +739,15 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                 "ongoing_usage_balance_cents": replay.ongoing_usage_cents.get(wallet_id, 0),
                 "as_of": through,
             })
+        for balance in replay.credit_notes.values():
+            rows = credit_note_rows(balance, customer, through)
+            note_rows.append(rows["note"])
+            item_rows += rows["items"]
+            note_tax_rows += rows["taxes"]
+        application_rows += [{"credit_note_id": a.credit_note_id, "invoice_id": a.invoice_id, "applied_on": a.day,
+                              "amount_cents": a.amount_cents} for a in replay.credit_note_applications]
+    if problems:
+        raise CreditNoteRefused(problems)
     matched = {(p["source_file"], p["line_number"]) for p in payment_rows}
     for p in payments.iter_rows(named=True):
         if (p["source_file"], p["line_number"]) not in matched:
@@ -687,10 +758,45 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
         pl.DataFrame(transaction_rows, schema=TRANSACTION_SCHEMA),
         pl.DataFrame(balance_rows, schema=BALANCE_SCHEMA),
         pl.DataFrame(top_up_rows, schema=RULE_TOP_UP_SCHEMA),
+        (pl.DataFrame(note_rows, schema=CREDIT_NOTE_SCHEMA), pl.DataFrame(item_rows, schema=CREDIT_NOTE_ITEM_SCHEMA),
+         pl.DataFrame(note_tax_rows, schema=CREDIT_NOTE_TAX_SCHEMA),
+         pl.DataFrame(application_rows, schema=CREDIT_NOTE_APPLICATION_SCHEMA)),
     )
 
 
-def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None, status: str, granted: int, paid: int) -> dict:
+def credit_note_rows(balance, customer: dict, through: dt.date) -> dict:
+    """The rows of one issued credit note as of `through`: the note (amounts, what is left of its
+    credit and its status), its items and its taxes."""
+    note = balance.note
+    request, invoice = note.request, note.invoice
+    consumed = note.credit_amount_cents - balance.balance_cents - balance.voided_cents
+    changed = [d for d in (request.created_on, balance.last_used_on, balance.voided_on) if d is not None]
+    return {
+        "note": {
+            "credit_note_id": note.credit_note_id, "number": note.number, "sequential_id": note.sequential_id,
+            "invoice_id": invoice.invoice_id, "invoice_number": invoice.number, "customer_id": customer["customer_id"],
+            "external_customer_id": customer["external_id"], "issuing_date": request.created_on,
+            "reason": request.reason, "description": request.description, "currency": invoice.currency,
+            "sub_total_excluding_taxes_amount_cents": note.sub_total_excluding_taxes_amount_cents,
+            "taxes_amount_cents": note.taxes_amount_cents, "precise_taxes_amount_cents": note.precise_taxes_amount_cents,
+            "taxes_rate": note.taxes_rate, "credit_amount_cents": note.credit_amount_cents,
+            "refund_amount_cents": note.refund_amount_cents, "total_amount_cents": note.total_amount_cents,
+            "balance_amount_cents": balance.balance_cents, "consumed_amount_cents": consumed,
+            "voided_amount_cents": balance.voided_cents,
+            "credit_status": balance.status if note.credit_amount_cents > 0 else None,
+            "refund_status": "pending" if note.refund_amount_cents > 0 else None,
+            "voided_on": balance.voided_on, "updated_on": max(changed), "as_of": through,
+        },
+        "items": [{"credit_note_item_id": note.item_id(fee_id), "credit_note_id": note.credit_note_id, "fee_id": fee_id,
+                   "amount_cents": amount, "currency": invoice.currency} for fee_id, amount in request.items],
+        "taxes": [{"credit_note_id": note.credit_note_id, "tax_code": t.tax.code, "tax_name": t.tax.name,
+                   "tax_rate": t.tax.rate, "tax_description": t.tax.description, "base_amount_cents": t.base_amount_cents,
+                   "amount_cents": t.amount_cents, "currency": invoice.currency} for t in note.applied_taxes],
+    }
+
+
+def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None, status: str, granted: int, paid: int,
+                 credit_notes: int) -> dict:
     return {
         "invoice_id": r["invoice_id"], "invoice_type": "subscription", "number": number,
         "sequential_id": sequential_id, "status": status, "customer_id": r["customer_id"],
@@ -700,7 +806,7 @@ def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None
         "period_end_date": r["period_end_date"], "currency": r["currency"],
         "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
         "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
-        "paid_credits": None, "tax_rule": r["tax_rule"],
+        "credit_notes_amount_cents": credit_notes, "paid_credits": None, "tax_rule": r["tax_rule"],
     }
 
 
@@ -711,8 +817,29 @@ INVOICE_SCHEMA = {
     "wallet_id": pl.String, "issuing_date": pl.Date, "period_start_date": pl.Date, "period_end_date": pl.Date,
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
-    "paid_credits": pl.String, "tax_rule": pl.String, "payment_status": pl.String, "paid_on": pl.Date,
-    "paid_amount_cents": pl.Int64,
+    "credit_notes_amount_cents": pl.Int64, "paid_credits": pl.String, "tax_rule": pl.String,
+    "payment_status": pl.String, "paid_on": pl.Date, "paid_amount_cents": pl.Int64,
+}
+CREDIT_NOTE_SCHEMA = {
+    "credit_note_id": pl.String, "number": pl.String, "sequential_id": pl.Int64, "invoice_id": pl.String,
+    "invoice_number": pl.String, "customer_id": pl.String, "external_customer_id": pl.String, "issuing_date": pl.Date,
+    "reason": pl.String, "description": pl.String, "currency": pl.String,
+    "sub_total_excluding_taxes_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
+    "precise_taxes_amount_cents": cm.MONEY, "taxes_rate": cm.MONEY, "credit_amount_cents": pl.Int64,
+    "refund_amount_cents": pl.Int64, "total_amount_cents": pl.Int64, "balance_amount_cents": pl.Int64,
+    "consumed_amount_cents": pl.Int64, "voided_amount_cents": pl.Int64, "credit_status": pl.String,
+    "refund_status": pl.String, "voided_on": pl.Date, "updated_on": pl.Date, "as_of": pl.Date,
+}
+CREDIT_NOTE_ITEM_SCHEMA = {
+    "credit_note_item_id": pl.String, "credit_note_id": pl.String, "fee_id": pl.String, "amount_cents": pl.Int64,
+    "currency": pl.String,
+}
+CREDIT_NOTE_TAX_SCHEMA = {
+    "credit_note_id": pl.String, "tax_code": pl.String, "tax_name": pl.String, "tax_rate": cm.MONEY,
+    "tax_description": pl.String, "base_amount_cents": pl.Int64, "amount_cents": pl.Int64, "currency": pl.String,
+}
+CREDIT_NOTE_APPLICATION_SCHEMA = {
+    "credit_note_id": pl.String, "invoice_id": pl.String, "applied_on": pl.Date, "amount_cents": pl.Int64,
 }
 PAYMENT_SCHEMA = {
     "invoice_number": pl.String, "currency": pl.String, "amount_cents": pl.Int64, "paid_on": pl.Date,

@@ -5,9 +5,14 @@ the days differently, produces the same ledger and the same invoices.
 Within a day the order is fixed: wallets created that day receive their credits (a `credit`
 invoice for paid credits), expired wallets stop, manual transactions of the day apply (top-ups and
 voids), paid credits whose credit invoice is now paid in full are settled, invoices finalized that
-day are paid from the wallets (by priority, then creation order; granted credits before paid ones,
-never below zero), then the ongoing balance is computed, interval rules due that day top up, and
-threshold rules top up once.
+day are paid, first from the customer's credit notes (oldest first), then from the wallets (by
+priority, then creation order; granted credits before paid ones, never below zero), then the credit
+notes of the day before are issued and voided, the ongoing balance is computed, interval rules due
+that day top up, and threshold rules top up once.
+
+Credit notes and invoices of one day: an invoice is issued at the start of its issuing day, a
+credit note during its day. So a credit note corrects invoices issued on or before its day and
+credits those issued after it; a note voided on a day still credits the invoices issued that day.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
+from dagster_project.billing.credit_notes import CreditNoteRefused, CreditNoteRequest, IssuedCreditNote
 from dagster_project.billing.money import currency_exponent, to_cents
 from dagster_project.billing.periods import _add_months
 
@@ -140,6 +146,34 @@ class RuleTopUp:
     granted_credits: Decimal
 
 
+@dataclass(frozen=True)
+class CreditNoteApplication:
+    """Credit of a credit note taken by an invoice at its finalization."""
+
+    credit_note_id: str
+    invoice_id: str
+    day: dt.date
+    amount_cents: int
+
+
+@dataclass
+class CreditNoteBalance:
+    """What is left of a credit note's credit, and what was voided (on `voided_on`)."""
+
+    note: IssuedCreditNote
+    balance_cents: int
+    voided_cents: int = 0
+    voided_on: dt.date | None = None
+    last_used_on: dt.date | None = None
+
+    @property
+    def status(self) -> str:
+        """Lago's `credit_status`: available, consumed (nothing left) or voided."""
+        if self.voided_on is not None:
+            return "voided"
+        return "available" if self.balance_cents > 0 else "consumed"
+
+
 @dataclass
 class WalletReplay:
     rule_top_ups: list[RuleTopUp] = field(default_factory=list)
@@ -147,8 +181,12 @@ class WalletReplay:
     issued: list[IssuedInvoice] = field(default_factory=list)
     # invoice_id -> (granted cents, paid cents) taken from wallets
     credits_applied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    credit_notes_applied: dict[str, int] = field(default_factory=dict)  # invoice_id -> cents of credit notes
     balances: dict[str, _Balance] = field(default_factory=dict)
     ongoing_usage_cents: dict[str, int] = field(default_factory=dict)
+    credit_notes: dict[str, CreditNoteBalance] = field(default_factory=dict)  # by credit_note_id, in issue order
+    credit_note_applications: list[CreditNoteApplication] = field(default_factory=list)
+    credit_note_problems: list[str] = field(default_factory=list)
 
 
 def credits_to_cents(credits: Decimal, rate_amount: Decimal, currency: str) -> int:
@@ -202,6 +240,9 @@ def replay_customer(
     number_for=None,
     recorded: list[RuleTopUp] = (),
     decided_through: dt.date | None = None,
+    credit_notes: list[CreditNoteRequest] = (),
+    issue_credit_note=None,
+    recorded_applications: dict[str, list[tuple[str, int]]] | None = None,
 ) -> WalletReplay:
     """Replay one customer's wallets over `days` (ascending).
 
@@ -213,6 +254,11 @@ def replay_customer(
     Rule top-ups of days up to `decided_through` (decided by earlier runs) are not re-evaluated:
     the `recorded` ones are applied as they are, so a top-up is never repeated nor withdrawn
     because later data changed the history.
+    `credit_notes` (this customer's bodies) are issued on the day after their `created_on`, once
+    that day's invoices are numbered, by `issue_credit_note(request, earlier_notes_of_its_invoice)`
+    (which raises `CreditNoteRefused`); their credit pays invoices finalized later, before the
+    wallets. An invoice listed in `recorded_applications` (finalized by an earlier run) takes
+    exactly the credit it took then: a finalized invoice never changes.
     """
     recorded_by_day: dict[tuple[str, dt.date], list[RuleTopUp]] = {}
     for r in recorded:
@@ -230,6 +276,56 @@ def replay_customer(
     invoices_by_day: dict[dt.date, list[DueInvoice]] = {}
     for invoice in due_invoices:
         invoices_by_day.setdefault(invoice.finalized_on, []).append(invoice)
+    notes_by_day: dict[dt.date, list[CreditNoteRequest]] = {}
+    for request in sorted(credit_notes, key=lambda r: (r.created_on, r.order)):
+        notes_by_day.setdefault(request.created_on, []).append(request)
+    voids_by_day: dict[dt.date, list[str]] = {}
+    for request in credit_notes:
+        if request.voided_on is not None:
+            voids_by_day.setdefault(request.voided_on, []).append(request.credit_note_id)
+    recorded_applications = recorded_applications or {}
+    notes = replay.credit_notes
+
+    def take_credit_notes(invoice: DueInvoice, day: dt.date) -> int:
+        """Credit notes pay the invoice first (oldest first), or exactly as recorded when finalized before."""
+        remaining, taken = invoice.total_cents, 0
+        if invoice.invoice_id in recorded_applications:
+            plan = recorded_applications[invoice.invoice_id]
+        else:
+            plan = [(note_id, None) for note_id, note in notes.items() if note.balance_cents > 0 and note.voided_on is None]
+        for note_id, recorded_cents in plan:
+            note = notes.get(note_id)
+            if note is None or (recorded_cents is not None and recorded_cents > note.balance_cents):
+                replay.credit_note_problems.append(
+                    f"invoice {invoice.invoice_id} was finalized with {recorded_cents} cents of credit note {note_id}, "
+                    f"which the catalog no longer gives (a credit note that credited a finalized invoice cannot be "
+                    f"removed, changed or voided before that day)")
+                continue
+            cents = recorded_cents if recorded_cents is not None else min(note.balance_cents, remaining)
+            if cents <= 0:
+                continue
+            note.balance_cents -= cents
+            note.last_used_on = day
+            remaining -= cents
+            taken += cents
+            replay.credit_note_applications.append(CreditNoteApplication(note_id, invoice.invoice_id, day, cents))
+        return taken
+
+    def credit_notes_of(day: dt.date) -> None:
+        """Issue the credit notes created on `day` and void those voided on it."""
+        for request in notes_by_day.get(day, []):
+            earlier = [n.note for n in notes.values() if n.note.invoice.invoice_id == request.invoice_ref
+                       or n.note.invoice.number == request.invoice_ref]
+            try:
+                issued = issue_credit_note(request, earlier)
+            except CreditNoteRefused as refused:
+                replay.credit_note_problems += refused.problems
+                continue
+            notes[request.credit_note_id] = CreditNoteBalance(issued, issued.credit_amount_cents)
+        for note_id in voids_by_day.get(day, []):
+            note = notes.get(note_id)
+            if note is not None and note.voided_on is None:
+                note.voided_cents, note.balance_cents, note.voided_on = note.balance_cents, 0, day
 
     def record(balance: _Balance, day: dt.date, ttype: str, source: str, status: str,
                granted: int, paid: int, invoice_id: str | None) -> None:
@@ -309,7 +405,9 @@ def replay_customer(
 
         for invoice in invoices_by_day.get(day, []):
             replay.issued.append(IssuedInvoice("subscription", invoice.invoice_id, day, number_for(invoice.invoice_id)))
-            remaining = invoice.total_cents
+            credited = take_credit_notes(invoice, day)
+            replay.credit_notes_applied[invoice.invoice_id] = credited
+            remaining = invoice.total_cents - credited
             taken_granted = taken_paid = 0
             for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
                 if remaining <= 0:
@@ -326,6 +424,7 @@ def replay_customer(
                 taken_paid += paid
                 record(balance, day, "outbound", "invoice_payment", "settled", granted, paid, invoice.invoice_id)
             replay.credits_applied[invoice.invoice_id] = (taken_granted, taken_paid)
+        credit_notes_of(day - dt.timedelta(days=1))
 
         usage = ongoing_usage_cents.get(day, 0)
         shares = allocate_ongoing_usage(list(balances.values()), usage)
@@ -355,4 +454,6 @@ def replay_customer(
                 rule_top_up("threshold_top_up", "threshold_top_up", paid, granted)
                 break  # one top-up per wallet and day
         replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), usage)
+    if days:
+        credit_notes_of(days[-1])  # the last day's notes: issued, their credit waits for later invoices
     return replay

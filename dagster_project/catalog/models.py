@@ -272,6 +272,37 @@ class WalletTransaction(_Body):
         return self
 
 
+class CreditNoteItem(_Body):
+    fee_id: str
+    amount_cents: int = Field(ge=0)
+
+
+class CreditNote(_Body):
+    """A credit note against a finalized invoice: `invoice_id` holds the invoice's number (or its
+    lago_id); `items` credit its fees (the fees' `lago_id`s in the invoice JSON, amounts excluding
+    taxes); `credit_amount_cents` + `refund_amount_cents` is their total with taxes. `created_at`
+    (required here; Lago takes it from the clock) is the day it is issued, and `voided_at` the day
+    its remaining credit is voided (Lago's void call)."""
+
+    invoice_id: str
+    reason: Literal["duplicated_charge", "product_unsatisfactory", "order_change", "order_cancellation",
+                    "fraudulent_charge", "other"] | None = None
+    description: str | None = None
+    credit_amount_cents: int | None = Field(default=None, ge=0)
+    refund_amount_cents: int | None = Field(default=None, ge=0)
+    items: list[CreditNoteItem] = Field(min_length=1)
+    created_at: dt.datetime
+    voided_at: dt.datetime | None = None
+
+    _utc_times = field_validator("created_at", "voided_at")(classmethod(lambda cls, v: _utc(v)))
+
+    @model_validator(mode="after")
+    def _voided_after_issued(self) -> CreditNote:
+        if self.voided_at is not None and self.voided_at.date() < self.created_at.date():
+            raise ValueError("voided_at is before created_at")
+        return self
+
+
 # The wrapper key of each body, as in Lago's API, and the model that reads it.
 BODY_MODELS: dict[str, type[_Body]] = {
     "billable_metric": BillableMetric,
@@ -282,4 +313,5 @@ BODY_MODELS: dict[str, type[_Body]] = {
     "tax": Tax,
     "billing_entity": BillingEntity,
     "wallet_transaction": WalletTransaction,
+    "credit_note": CreditNote,
 }

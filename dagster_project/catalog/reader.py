@@ -21,6 +21,7 @@ from dagster_project.catalog.models import (
     BODY_MODELS,
     BillableMetric,
     BillingEntity,
+    CreditNote,
     Customer,
     Plan,
     Subscription,
@@ -63,6 +64,7 @@ class Catalog:
     taxes: list[Tax] = field(default_factory=list)
     billing_entities: list[BillingEntity] = field(default_factory=list)
     wallet_transactions: list[WalletTransaction] = field(default_factory=list)
+    credit_notes: list[CreditNote] = field(default_factory=list)
     where: dict[int, Located] = field(default_factory=dict)
 
     def metric(self, code: str) -> BillableMetric:
@@ -88,11 +90,12 @@ _LISTS = {
     "tax": "taxes",
     "billing_entity": "billing_entities",
     "wallet_transaction": "wallet_transactions",
+    "credit_note": "credit_notes",
 }
 
 
 def _body_name(kind: str, body: dict) -> str:
-    for key in ("code", "external_id", "name", "wallet_id", "external_customer_id"):
+    for key in ("code", "external_id", "name", "wallet_id", "external_customer_id", "invoice_id"):
         if isinstance(body.get(key), str):
             return body[key]
     return "?"

@@ -324,6 +324,32 @@ def wallet_transactions(catalog: Catalog) -> list[dict]:
     return rows
 
 
+def credit_notes(catalog: Catalog) -> list[dict]:
+    """Credit note bodies, in the order written. The id is derived from what the note says (not
+    from `voided_at`, which a later edit adds): a note whose content changes is another note."""
+    rows = []
+    for order, n in enumerate(catalog.credit_notes):
+        items = [[i.fee_id, i.amount_cents] for i in n.items]
+        rows.append(
+            {
+                "credit_note_id": stable_id("credit_note", n.invoice_id, n.created_at.date(), _json(items),
+                                            n.credit_amount_cents or 0, n.refund_amount_cents or 0,
+                                            n.reason or "other", n.description or ""),
+                "credit_note_order": order,
+                "invoice_ref": n.invoice_id,
+                "reason": n.reason or "other",
+                "description": n.description,
+                "credit_amount_cents": n.credit_amount_cents or 0,
+                "refund_amount_cents": n.refund_amount_cents or 0,
+                "items_json": _json(items),
+                "created_at": n.created_at,
+                "voided_at": n.voided_at,
+                "catalog_location": str(catalog.where[id(n)]),
+            }
+        )
+    return rows
+
+
 def property_keys(catalog: Catalog) -> list[str]:
     """The event property keys the catalog prices or filters on: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
@@ -352,4 +378,5 @@ TABLES = {
     "taxes": taxes,
     "billing_entities": billing_entities,
     "wallet_transactions": wallet_transactions,
+    "credit_notes": credit_notes,
 }

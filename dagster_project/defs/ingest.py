@@ -44,6 +44,9 @@ EMPTY_SCHEMAS = {
     "billing_entities": {"billing_entity_id": _S, "code": _S, "name": _S, "country": _S, "address_line1": _S,
                          "address_line2": _S, "zipcode": _S, "city": _S, "email": _S, "tax_identification_number": _S,
                          "document_number_prefix": _S, "is_eu_tax_management": _B},
+    "credit_notes": {"credit_note_id": _S, "credit_note_order": _I, "invoice_ref": _S, "reason": _S, "description": _S,
+                     "credit_amount_cents": _I, "refund_amount_cents": _I, "items_json": _S,
+                     "created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "catalog_location": _S},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us")},
@@ -56,6 +59,7 @@ CATALOG_SCHEMAS = {
                       "trial_period_days": pl.String},
     "wallets": {"created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us")},
     "wallet_transactions": {"created_at": pl.Datetime("us"), "invoice_requires_successful_payment": pl.Boolean},
+    "credit_notes": {"created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "description": pl.String},
 }
 
 

@@ -117,15 +117,12 @@ class RenderedInvoice:
         return (self.invoice["period_start_date"] or self.invoice["issuing_date"]).strftime("%Y-%m")
 
 
-def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs: PdfCache) -> list[RenderedInvoice]:
-    """Every invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
+def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
+    """Each invoice's fee rows, with what their JSON and documents show (charge, filter, period,
+    taxes)."""
     fee_taxes: dict[str, list[dict]] = {}
     for tax in _rows(con, "select * from billing.fee_taxes order by fee_id, tax_code"):
         fee_taxes.setdefault(tax["fee_id"], []).append(tax)
-    invoice_taxes: dict[str, list[dict]] = {}
-    for tax in _rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code"):
-        invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
-    entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
     # the filter values of the usage no charge prices, by period and charge (the invoice line's name)
     unpriced_values: dict[tuple[str, str], list[dict]] = {}
     for period_id, charge_id, values in con.execute(
@@ -151,6 +148,21 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         if fee["fee_type"] == "charge" and fee["charge_filter_key"] == "default" and fee["properties_json"] is None:
             fee["filter_display_name"] = unpriced.unpriced_label(unpriced_values.get((fee["billing_period_id"], fee["charge_id"]), []))
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
+    return fees_by_invoice
+
+
+def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs: PdfCache) -> list[RenderedInvoice]:
+    """Every invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
+    fees_by_invoice = _fees_by_invoice(con, periods)
+    invoice_taxes: dict[str, list[dict]] = {}
+    for tax in _rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code"):
+        invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
+    entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
+    credits: dict[str, list[dict]] = {}
+    for credit in _rows(con, """select a.invoice_id, a.credit_note_id, a.amount_cents, n.number, n.invoice_number
+                                from billing.credit_note_applications a join billing.credit_notes n using (credit_note_id)
+                                order by a.invoice_id, n.issuing_date, n.number"""):
+        credits.setdefault(credit["invoice_id"], []).append(credit)
 
     rendered, views = [], {}
     for inv in _rows(con, "select * from billing.invoices order by number"):
@@ -161,7 +173,7 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         applied_taxes = invoice_taxes.get(inv["invoice_id"], [])
         document = lago_json.invoice_object(
             inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
-            periods.get(inv["billing_period_id"]), applied_taxes, entity,
+            periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
         )
         files = {}
         if inv["status"] == "finalized":
@@ -173,6 +185,25 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
     for i, pdf in zip(views, pdfs.pdfs(list(views.values())), strict=True):
         rendered[i].files[f"{rendered[i].invoice['number']}.pdf"] = pdf
     return rendered
+
+
+def _credit_note_documents(con, customers: dict, sequences: dict, periods: dict) -> dict[str, dict]:
+    """Each credit note as `{"credit_note": ...}`, by file name (`<number>.json`)."""
+    fees = {fee["fee_id"]: fee for rows in _fees_by_invoice(con, periods).values() for fee in rows}
+    invoices = {i["invoice_id"]: i for i in _rows(con, "select * from billing.invoices")}
+    entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
+    items: dict[str, list[dict]] = {}
+    for item in _rows(con, "select * from billing.credit_note_items order by credit_note_id, fee_id"):
+        items.setdefault(item["credit_note_id"], []).append({**fees[item["fee_id"]], "credit_amount_cents": item["amount_cents"]})
+    taxes: dict[str, list[dict]] = {}
+    for tax in _rows(con, "select * from billing.credit_note_taxes order by credit_note_id, tax_code"):
+        taxes.setdefault(tax["credit_note_id"], []).append(tax)
+    return {
+        f"{note['number']}.json": lago_json.credit_note_object(
+            note, items.get(note["credit_note_id"], []), taxes.get(note["credit_note_id"], []),
+            invoices[note["invoice_id"]], customers[note["customer_id"]], sequences[note["customer_id"]], entity)
+        for note in _rows(con, "select * from billing.credit_notes order by number")
+    }
 
 
 def _catalog_context(con) -> tuple[dict, dict, dict]:
@@ -204,6 +235,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     pdfs.prune()
     _replace_folder(out_dir / "invoices", invoices)
     _replace_folder(out_dir / "documents", documents)
+    credit_notes = _credit_note_documents(con, customers, sequences, periods)
+    _replace_folder(out_dir / "credit_notes", credit_notes)
 
     usage_docs = {}
     buckets: dict[str, list[dict]] = {}
@@ -264,6 +297,7 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
         "invoiced_total_amount_cents": sum(
             d["invoice"]["total_amount_cents"] for d in invoices.values() if d["invoice"]["status"] == "finalized"
         ),
+        "credit_notes": len(credit_notes),
         "current_usage_subscriptions": len(usage_docs),
         "wallets": len(wallet_docs),
         "unpriced_usage": unpriced_usage,
@@ -278,7 +312,9 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]), dg.AssetKey(["billing", "wallet_balances"]),
           dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
           dg.AssetKey(["billing", "current_usage"]), dg.AssetKey(["marts", "fct_event_loads"]), dg.AssetKey(["marts", "fct_events_rejected"]),
-          dg.AssetKey(["marts", "fct_unpriced_usage"])],
+          dg.AssetKey(["marts", "fct_unpriced_usage"]), dg.AssetKey(["billing", "credit_notes"]),
+          dg.AssetKey(["billing", "credit_note_items"]), dg.AssetKey(["billing", "credit_note_taxes"]),
+          dg.AssetKey(["billing", "credit_note_applications"])],
     owners=["team:billing-data"],
     kinds={"json"},
 )

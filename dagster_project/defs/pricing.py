@@ -1,12 +1,14 @@
 """The polars pricing asset: fees, invoices, wallet ledger and late usage, as of the billing date."""
 
 import datetime as dt
+import json
 
 
 import dagster as dg
 import polars as pl
 
-from dagster_project.billing.invoicing import bill
+from dagster_project.billing.credit_notes import CreditNoteBook, CreditNoteRefused, CreditNoteRequest
+from dagster_project.billing.invoicing import bill, fee_facts
 from dagster_project.billing.schemas import Fees, Invoices
 from dagster_project.billing.taxes import book_from_tables
 from dagster_project.defs.ingest import write_table
@@ -60,6 +62,13 @@ def _append_only_tables(con) -> None:
         paid_credits varchar, granted_credits varchar, first_billed_through date,
         primary key (wallet_id, top_up_date, invoice_key))""")
     con.execute("create table if not exists billing.billed_through (through date primary key)")
+    # A credit note keeps its number once issued; a finalized invoice the credit notes it took.
+    con.execute("""create table if not exists billing.issued_credit_notes (
+        credit_note_id varchar primary key, invoice_id varchar, number varchar unique, sequential_id integer,
+        first_billed_through date)""")
+    con.execute("""create table if not exists billing.finalized_credit_note_applications (
+        invoice_id varchar, credit_note_id varchar, amount_cents bigint, first_billed_through date,
+        primary key (invoice_id, credit_note_id))""")
 
 
 def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -74,9 +83,20 @@ def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     return numbers, totals
 
 
-def _record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, through) -> None:
-    """Append what this run decided for good (finalized invoices; rule top-ups of complete days);
-    rows already there are left as they are."""
+def _record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, through, credit_notes: pl.DataFrame,
+                  applications: pl.DataFrame) -> None:
+    """Append what this run decided for good (finalized invoices and the credit notes they took;
+    issued credit notes; rule top-ups of complete days); rows already there are left as they are."""
+    con.register("_applications", applications.to_arrow())
+    con.execute("""insert into billing.finalized_credit_note_applications
+                   select invoice_id, credit_note_id, sum(amount_cents), ?::date from _applications
+                   where invoice_id not in (select invoice_id from billing.finalized_invoices)
+                   group by invoice_id, credit_note_id""", [through])
+    con.unregister("_applications")
+    con.register("_notes", credit_notes.select("credit_note_id", "invoice_id", "number", "sequential_id").to_arrow())
+    con.execute("""insert into billing.issued_credit_notes select *, ?::date from _notes
+                   where credit_note_id not in (select credit_note_id from billing.issued_credit_notes)""", [through])
+    con.unregister("_notes")
     con.register("_finalized", invoices.filter(pl.col("status") == "finalized").select(FINALIZED_COLUMNS).to_arrow())
     con.execute("""insert into billing.finalized_invoices
                     select *, ?::date from _finalized
@@ -102,12 +122,62 @@ def _keep_finalized(con, fresh: pl.DataFrame, table: str, key: str, frozen_ids: 
         return fresh
     stored = con.execute(f"select * from billing.{table}").pl()
     stored = stored.filter(pl.col(key).is_in(list(frozen_ids)))
-    return pl.concat([stored, fresh.filter(~pl.col(key).is_in(list(frozen_ids)))], how="vertical_relaxed")
+    # a column added since (a warehouse billed by an older version): its neutral value, 0 or null
+    stored = stored.with_columns(pl.lit(0 if fresh.schema[c] == pl.Int64 else None, fresh.schema[c]).alias(c)
+                                 for c in fresh.columns if c not in stored.columns)
+    return pl.concat([stored.select(fresh.columns), fresh.filter(~pl.col(key).is_in(list(frozen_ids)))], how="vertical_relaxed")
 
 
 BILLING_TABLES = ["fees", "invoices", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
-                  "late_usage", "current_usage", "payments"]
+                  "late_usage", "current_usage", "payments", "credit_notes", "credit_note_items", "credit_note_taxes",
+                  "credit_note_applications"]
 VAT_RATES = ["reference", "eu_vat_standard_rates"]
+
+
+def _credit_note_book(con, frozen: set[str]) -> CreditNoteBook:
+    """The catalog's credit notes, the stored fees of finalized invoices (what a note is checked
+    against), and what earlier runs recorded of credit notes."""
+    requests = tuple(
+        CreditNoteRequest(
+            credit_note_id=r["credit_note_id"], order=r["credit_note_order"], invoice_ref=r["invoice_ref"],
+            created_on=r["created_at"].date(), items=tuple((fee_id, cents) for fee_id, cents in json.loads(r["items_json"])),
+            credit_amount_cents=r["credit_amount_cents"], refund_amount_cents=r["refund_amount_cents"],
+            reason=r["reason"], description=r["description"],
+            voided_on=r["voided_at"].date() if r["voided_at"] else None, where=r["catalog_location"],
+        )
+        for r in con.execute("select * from catalog.credit_notes order by credit_note_order").pl().iter_rows(named=True)
+    )
+    stored = {name: _stored(con, name, frozen) for name in ("fees", "fee_taxes")}
+    applications: dict[str, list[tuple[str, int]]] = {}
+    for invoice_id, note_id, cents in con.execute(
+        "select invoice_id, credit_note_id, amount_cents from billing.finalized_credit_note_applications order by all"
+    ).fetchall():
+        applications.setdefault(invoice_id, []).append((note_id, cents))
+    return CreditNoteBook(
+        requests=requests,
+        fees=fee_facts(stored["fees"], stored["fee_taxes"]) if stored["fees"] is not None else {},
+        recorded_sequences=dict(con.execute("select credit_note_id, sequential_id from billing.issued_credit_notes").fetchall()),
+        recorded_applications=applications,
+    )
+
+
+def _stored(con, table: str, invoice_ids: set[str]) -> pl.DataFrame | None:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'billing' and table_name = ?", [table]
+    ).fetchone()[0]
+    return con.execute(f"select * from billing.{table}").pl().filter(pl.col("invoice_id").is_in(list(invoice_ids))) if exists else None
+
+
+def _removed_credit_notes(con, issued: pl.DataFrame) -> list[str]:
+    """Credit notes issued by earlier runs that the catalog no longer holds as they were."""
+    present = set(issued["credit_note_id"])
+    return [
+        f"credit note {number} (on invoice {invoice_id}) was issued by an earlier run and is no longer in the catalog "
+        f"as it was: an issued credit note cannot be changed or removed (void its credit with voided_at, or issue another)"
+        for note_id, number, invoice_id in con.execute(
+            "select credit_note_id, number, invoice_id from billing.issued_credit_notes order by number").fetchall()
+        if note_id not in present
+    ]
 
 
 def _tax_book(con):
@@ -163,6 +233,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
         customers = con.execute("select * from catalog.customers").pl()
         _append_only_tables(con)
         issued_numbers, frozen_totals = _issued(con)
+        frozen = set(frozen_totals)
         # Days before the latest date billed through are complete (their folders closed): their
         # rule top-ups were decided for good. The last day billed may still have received files.
         last_through = con.execute("select max(through) from billing.billed_through").fetchone()[0]
@@ -185,8 +256,10 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             payments=con.execute("select * from raw.payments").pl(),
             recorded_top_ups=con.execute("select * from billing.wallet_rule_top_ups").pl(),
             decided_through=decided_through,
+            credit_notes=_credit_note_book(con, frozen),
         )
-        frozen = {r[0] for r in con.execute("select invoice_id from billing.finalized_invoices").fetchall()}
+        if removed := _removed_credit_notes(con, result.credit_notes):
+            raise CreditNoteRefused(removed)
         # A finalized invoice never changes, except what collections say of it: its payment status.
         collections = ["payment_status", "paid_on", "paid_amount_cents"]
         invoices = Invoices.validate(
@@ -209,15 +282,22 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             write_table(con, "billing", "payments", result.payments.sort("source_file", "line_number"))
             write_table(con, "billing", "current_usage", result.current_usage.drop(
                 [c for c in result.current_usage.columns if c.endswith("_json")]))
+            write_table(con, "billing", "credit_notes", result.credit_notes.sort("number"))
+            write_table(con, "billing", "credit_note_items", result.credit_note_items.sort("credit_note_id", "fee_id"))
+            write_table(con, "billing", "credit_note_taxes", result.credit_note_taxes.sort("credit_note_id", "tax_code"))
+            write_table(con, "billing", "credit_note_applications",
+                        result.credit_note_applications.sort("invoice_id", "credit_note_id"))
             con.execute("create or replace table billing.run_state as select ?::date as through", [through])
-            _record_facts(con, invoices, result.rule_top_ups, through)
+            _record_facts(con, invoices, result.rule_top_ups, through, result.credit_notes, result.credit_note_applications)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
     rows = {"fees": len(fees), "invoices": len(invoices), "fee_taxes": len(fee_taxes), "invoice_taxes": len(invoice_taxes), "wallet_transactions": len(result.wallet_transactions),
             "wallet_balances": len(result.wallet_balances), "late_usage": len(result.late_usage), "payments": len(result.payments),
-            "current_usage": len(result.current_usage)}
+            "current_usage": len(result.current_usage), "credit_notes": len(result.credit_notes),
+            "credit_note_items": len(result.credit_note_items), "credit_note_taxes": len(result.credit_note_taxes),
+            "credit_note_applications": len(result.credit_note_applications)}
     context.log.info(f"billed through {through}: {rows}")
     for name in BILLING_TABLES:
         yield dg.MaterializeResult(asset_key=["billing", name], metadata={"rows": rows[name], "through": str(through)})

@@ -1,4 +1,4 @@
-"""Lago-shaped JSON (`Invoice`, `CustomerUsage`, `Wallet` of Lago's OpenAPI file) from warehouse rows.
+"""Lago-shaped JSON (`Invoice`, `CreditNote`, `CustomerUsage`, `Wallet` of Lago's OpenAPI file) from warehouse rows.
 
 Pure functions of plain dicts. Timestamps are derived from the data (an invoice is created at the
 midnight UTC of its issuing date), never from the clock, so reruns write the same bytes.
@@ -130,11 +130,15 @@ def _fee_name(fee: dict) -> str:
 
 
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
-                   applied_taxes: list[dict] = (), billing_entity: dict | None = None) -> dict:
+                   applied_taxes: list[dict] = (), billing_entity: dict | None = None,
+                   credit_note_credits: list[dict] = ()) -> dict:
+    """`credit_note_credits`: the credit notes this invoice took (`credit_note_id`, `number`,
+    `invoice_number` of the note, `amount_cents`), in the order they were applied."""
     fees_cents = invoice["fees_amount_cents"]
     taxes = invoice["taxes_amount_cents"]
     granted = invoice["prepaid_granted_credit_amount_cents"] or 0
     purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
+    credit_notes = invoice.get("credit_notes_amount_cents") or 0
     incl = fees_cents + taxes
     body = {
         "lago_id": invoice["invoice_id"],
@@ -151,7 +155,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "currency": invoice["currency"],
         "fees_amount_cents": fees_cents,
         "coupons_amount_cents": 0,
-        "credit_notes_amount_cents": 0,
+        "credit_notes_amount_cents": credit_notes,
         "sub_total_excluding_taxes_amount_cents": fees_cents,
         "taxes_amount_cents": taxes,
         "sub_total_including_taxes_amount_cents": incl,
@@ -159,7 +163,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "prepaid_granted_credit_amount_cents": granted,
         "prepaid_purchased_credit_amount_cents": purchased,
         "progressive_billing_credit_amount_cents": 0,
-        "total_amount_cents": incl - granted - purchased,
+        "total_amount_cents": incl - credit_notes - granted - purchased,
         "version_number": 4,
         "self_billed": False,
         "created_at": _ts(invoice["issuing_date"]),
@@ -174,7 +178,18 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
             {"lago_id": stable_id("invoice_metadata", invoice["invoice_id"], "tax_rule"), "key": "tax_rule",
              "value": RULE_TEXT[invoice["tax_rule"]][:140], "created_at": _ts(invoice["issuing_date"])}
         ] if invoice.get("tax_rule") else [],
-        "credits": [],
+        "credits": [
+            {
+                "lago_id": stable_id("credit", invoice["invoice_id"], c["credit_note_id"]),
+                "amount_cents": c["amount_cents"],
+                "amount_currency": invoice["currency"],
+                "before_taxes": False,  # credit notes apply to the total with taxes
+                "item": {"lago_item_id": c["credit_note_id"], "type": "credit_note", "code": c["number"],
+                         "name": c["invoice_number"]},
+                "invoice": {"lago_id": invoice["invoice_id"], "payment_status": invoice.get("payment_status") or "pending"},
+            }
+            for c in credit_note_credits
+        ],
         "fees": [fee_object(f, invoice) for f in fees],
         "subscriptions": [],
         "billing_periods": [],
@@ -193,6 +208,60 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
             }
         ]
     return {"invoice": body}
+
+
+def credit_note_object(note: dict, items: list[dict], taxes: list[dict], invoice: dict, customer: dict,
+                       customer_sequence: int, billing_entity: dict | None = None) -> dict:
+    """`{"credit_note": ...}` in Lago's `CreditNote` schema. `items`: the credited fees (fee rows
+    as for `fee_object`, each with the credited `credit_amount_cents`); `invoice`: the invoice
+    it corrects. Balances are as of the billing date; `updated_at` is the last day the credit
+    changed (issued, used or voided), so a rerun writes the same bytes."""
+    currency = note["currency"]
+    return {
+        "credit_note": {
+            "lago_id": note["credit_note_id"],
+            # required by the schema: a catalog without a billing entity bills as Lago's default one
+            "billing_entity_code": (billing_entity or {}).get("code") or "default",
+            "sequential_id": note["sequential_id"],
+            "number": note["number"],
+            "lago_invoice_id": note["invoice_id"],
+            "invoice_number": note["invoice_number"],
+            "issuing_date": note["issuing_date"].isoformat(),
+            "credit_status": note["credit_status"],
+            "refund_status": note["refund_status"],
+            "reason": note["reason"],
+            "description": note["description"],
+            "currency": currency,
+            "total_amount_cents": note["total_amount_cents"],
+            "taxes_amount_cents": note["taxes_amount_cents"],
+            "taxes_rate": rate_number(note["taxes_rate"]),
+            "sub_total_excluding_taxes_amount_cents": note["sub_total_excluding_taxes_amount_cents"],
+            "balance_amount_cents": note["balance_amount_cents"],
+            "credit_amount_cents": note["credit_amount_cents"],
+            "refund_amount_cents": note["refund_amount_cents"],
+            "offset_amount_cents": 0,
+            "coupons_adjustment_amount_cents": 0,
+            "created_at": _ts(note["issuing_date"]),
+            "updated_at": _ts(note["updated_on"]),
+            "file_url": None,
+            "self_billed": False,
+            "items": [
+                {"lago_id": stable_id("credit_note_item", note["credit_note_id"], item["fee_id"]),
+                 "amount_cents": item["credit_amount_cents"], "amount_currency": currency,
+                 "fee": fee_object(item, invoice)}
+                for item in items
+            ],
+            "applied_taxes": [
+                {"lago_id": stable_id("credit_note_applied_tax", note["credit_note_id"], t["tax_code"]),
+                 "lago_credit_note_id": note["credit_note_id"], "lago_tax_id": stable_id("tax", t["tax_code"]),
+                 "tax_name": t["tax_name"], "tax_code": t["tax_code"], "tax_rate": rate_number(t["tax_rate"]),
+                 "tax_description": t["tax_description"], "base_amount_cents": t["base_amount_cents"],
+                 "amount_cents": t["amount_cents"], "amount_currency": currency, "created_at": _ts(note["issuing_date"])}
+                for t in taxes
+            ],
+            "customer": customer_object(customer, customer_sequence),
+        }
+    }
 
 
 def credit_fee(invoice: dict) -> dict:

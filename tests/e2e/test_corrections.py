@@ -1,41 +1,86 @@
-"""Mistakes made loud and correctable: usage that no charge prices (tests/scenarios/corrections).
+"""Mistakes made loud and correctable (tests/scenarios/corrections): usage that no charge prices, and
+credit notes.
 
 The scenario: plan `pay_go` (10.00 USD a month) prices AI tokens by model in packages of 1,000,000
 (small 1.00, large 4.00) and has no price of its own for other models. Acme pays 20% VAT and holds a
-wallet of 30 granted credits (1 credit = 1 USD). Billed through 2026-12-02.
+wallet of 10 granted credits (1 credit = 1 USD); it pays 9.20 for its October invoice on 2026-11-03.
 
-October (invoice MTH-001-001, finalized 2026-11-01):
+October (invoice MTH-001-001, issued and finalized 2026-11-01):
   subscription 10.00; small 2,000,000 tokens = 2 packages = 2.00; large 1,000,000 = 4.00;
   codestral 3,000,000 and 500,000 without a model: no filter, no price: 0.00 on a line named by its values
-  fees 16.00, VAT 20% = 3.20, total 19.20, paid by the wallet: 19.20, due 0.00 (30.00 - 19.20 = 10.80 left)
-November (MTH-001-002): subscription 10.00 + small 1,000,000 = 1.00: fees 11.00, VAT 2.20, total 13.20;
-  wallet 10.80; due 2.40.
+  fees 16.00, VAT 20% = 3.20, total 19.20; the wallet pays 10.00; due 9.20, paid on 2026-11-03.
+November (MTH-001-002, issued 2026-12-01): subscription 10.00 + small 1,000,000 = 1.00: fees 11.00,
+  VAT 2.20, total 13.20; the wallet is empty; due 13.20.
+
+With a credit note (issued 2026-11-05) for the large tokens of October, billed twice by mistake:
+  item 4.00 + VAT 0.80 = 4.80, split into 1.80 of credit and 3.00 refunded (of the 9.20 paid).
+  The November invoice takes the 1.80 of credit before the wallet: 13.20 - 1.80 = 11.40 due.
+  The October invoice does not change. Gross revenue of November (the month October's invoice was
+  issued): 9.20 - 3.00 refunded = 6.20; of December: 11.40.
 """
 
 import json
+import shutil
+import subprocess
+import sys
 
 import duckdb
 import pytest
 
-from tests.conftest import bill_scenario
+from tests.conftest import REPO, assert_lago_schemas, run_meterhouse, snapshot
+
+SCENARIO = REPO / "tests" / "scenarios" / "corrections"
 
 
-@pytest.fixture(scope="module")
-def billed(tmp_path_factory):
-    out = bill_scenario(tmp_path_factory, "corrections", "2026-12-02")
-    return out.parent
+def _work(tmp_path_factory, name):
+    work = tmp_path_factory.mktemp(name)
+    shutil.copytree(SCENARIO / "events", work / "events")
+    shutil.copytree(SCENARIO / "catalog", work / "catalog")
+    return work
+
+
+def _bill(work, through):
+    return run_meterhouse(work / "catalog", work / "events", work, through, payments=SCENARIO / "payments")
 
 
 def _invoice(work, number):
     return json.loads((work / "out" / "invoices" / f"{number}.json").read_text())["invoice"]
 
 
+@pytest.fixture(scope="module")
+def billed(tmp_path_factory):
+    """The scenario billed through 2026-12-02, no credit note."""
+    work = _work(tmp_path_factory, "billed")
+    _bill(work, "2026-12-02")
+    return work
+
+
+@pytest.fixture(scope="module")
+def credited(tmp_path_factory):
+    """Billed through 2026-11-04 (October finalized); then the credit note added to the catalog, as
+    a user writes it from the invoice JSON, and billed through 2026-12-02 on the same warehouse."""
+    work = _work(tmp_path_factory, "credited")
+    _bill(work, "2026-11-04")
+    october = _invoice(work, "MTH-001-001")
+    large = next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "Large")
+    (work / "catalog" / "credit_notes.json").write_text(json.dumps({"credit_note": {
+        "invoice_id": "MTH-001-001", "reason": "duplicated_charge", "description": "Large tokens billed twice",
+        "credit_amount_cents": 180, "refund_amount_cents": 300,
+        "items": [{"fee_id": large["lago_id"], "amount_cents": 400}], "created_at": "2026-11-05T10:00:00Z"}}))
+    before = snapshot(work / "out")
+    _bill(work, "2026-12-02")
+    return work, before
+
+
+# --- usage that no charge prices ---------------------------------------------------------------------
+
+
 def test_the_invoices_bill_what_is_priced_and_nothing_else(billed):
     october, november = _invoice(billed, "MTH-001-001"), _invoice(billed, "MTH-001-002")
     assert (october["fees_amount_cents"], october["taxes_amount_cents"], october["prepaid_credit_amount_cents"],
-            october["total_amount_cents"]) == (1600, 320, 1920, 0)
+            october["total_amount_cents"], october["payment_status"]) == (1600, 320, 1000, 920, "succeeded")
     assert (november["fees_amount_cents"], november["taxes_amount_cents"], november["prepaid_credit_amount_cents"],
-            november["total_amount_cents"]) == (1100, 220, 1080, 240)
+            november["total_amount_cents"]) == (1100, 220, 0, 1320)
 
 
 def test_the_unpriced_line_is_named_by_its_values(billed):
@@ -68,3 +113,76 @@ def test_the_unpriced_usage_mart_has_one_row_per_values_and_day(billed):
         ("acme", "tokens", '{"model":"codestral"}', "2026-10-10", "3000000.000000000000", 1, False),
         ("acme", "tokens", "{}", "2026-10-10", "500000.000000000000", 1, False),
     ]
+
+
+# --- credit notes ------------------------------------------------------------------------------------
+
+
+def test_the_credit_note_is_published_in_lagos_schema_with_its_figures(credited):
+    work, _ = credited
+    note = json.loads((work / "out" / "credit_notes" / "MTH-001-001-CN001.json").read_text())["credit_note"]
+    assert (note["invoice_number"], note["issuing_date"], note["reason"], note["sub_total_excluding_taxes_amount_cents"],
+            note["taxes_amount_cents"], note["total_amount_cents"], note["credit_amount_cents"],
+            note["refund_amount_cents"], note["balance_amount_cents"], note["credit_status"], note["refund_status"]) == (
+        "MTH-001-001", "2026-11-05", "duplicated_charge", 400, 80, 480, 180, 300, 0, "consumed", "pending")
+    assert [(i["amount_cents"], i["fee"]["item"]["filter_invoice_display_name"]) for i in note["items"]] == [(400, "Large")]
+    assert [(t["tax_code"], t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [("vat20", 400, 80)]
+    assert_lago_schemas(work / "out", folders=(("credit_notes", "CreditNote"), ("invoices", "Invoice")))
+
+
+def test_the_next_invoice_takes_the_credit_before_the_wallet(credited):
+    work, _ = credited
+    november = _invoice(work, "MTH-001-002")
+    assert (november["sub_total_including_taxes_amount_cents"], november["credit_notes_amount_cents"],
+            november["prepaid_credit_amount_cents"], november["total_amount_cents"]) == (1320, 180, 0, 1140)
+    assert [(c["item"]["type"], c["item"]["code"], c["amount_cents"], c["before_taxes"]) for c in november["credits"]] == [
+        ("credit_note", "MTH-001-001-CN001", 180, False)]
+
+
+def test_the_corrected_invoice_never_changes(credited):
+    work, before = credited
+    after = snapshot(work / "out")
+    for name in ("invoices/MTH-001-001.json", "documents/MTH-001-001.html", "documents/MTH-001-001.pdf"):
+        assert after[name] == before[name], name
+
+
+def test_the_marts_hold_the_credit_note_and_net_the_refund_from_gross_revenue(credited):
+    work, _ = credited
+    con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
+    assert con.execute(
+        "select number, credit_amount_cents, refund_amount_cents, balance_amount_cents, credit_status from marts.fct_credit_notes"
+    ).fetchall() == [("MTH-001-001-CN001", 180, 300, 0, "consumed")]
+    assert con.execute(
+        "select number, credit_notes_amount_cents, total_amount_cents from marts.fct_invoices order by number"
+    ).fetchall() == [("MTH-001-001", 0, 920), ("MTH-001-002", 180, 1140)]
+    assert con.execute("select month::varchar, amount_cents from marts.fct_gross_revenue order by month").fetchall() == [
+        ("2026-11-01", 620), ("2026-12-01", 1140)]
+
+
+def test_a_rerun_with_the_credit_note_changes_no_byte(credited):
+    work, _ = credited
+    first = snapshot(work / "out")
+    _bill(work, "2026-12-02")
+    assert snapshot(work / "out") == first
+
+
+def test_a_credit_note_larger_than_its_fee_is_refused_and_nothing_is_billed(credited, tmp_path):
+    work, _ = credited
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, ignore=shutil.ignore_patterns("*.dbt", "*.pdf-cache"))
+    october = _invoice(copy, "MTH-001-001")
+    small = next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "small")
+    (copy / "catalog" / "more.json").write_text(json.dumps({"credit_note": {
+        "invoice_id": "MTH-001-001", "credit_amount_cents": 6000,
+        "items": [{"fee_id": small["lago_id"], "amount_cents": 5000}], "created_at": "2026-11-06T00:00:00Z"}}))
+    before = snapshot(copy / "out")
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(copy / "catalog"), "--events",
+         str(copy / "events"), "--warehouse", str(copy / "warehouse.duckdb"), "--out", str(copy / "out"),
+         "--through", "2026-12-02", "--payments", str(SCENARIO / "payments")],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("more.json, body 1 (credit_note 'MTH-001-001'), field items.0.amount_cents: 5000 is more than the 200 "
+            "cents left to credit on this fee") in result.stderr
+    assert snapshot(copy / "out") == before

@@ -32,6 +32,8 @@ BASE = {
     "tax": {"code": "vat", "name": "VAT", "rate": "20"},
     "billing_entity": {"code": "seller", "billing_configuration": {"invoice_grace_period": 1}},
     "wallet_transaction": {"wallet_id": "w", "paid_credits": "1", "created_at": "2026-10-01T00:00:00Z"},
+    "credit_note": {"invoice_id": "MTH-001-001", "items": [{"fee_id": "f", "amount_cents": 1}],
+                    "credit_amount_cents": 1, "created_at": "2026-11-05T00:00:00Z"},
 }
 
 

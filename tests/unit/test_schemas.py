@@ -12,7 +12,7 @@ from dagster_project.billing.schemas import Fees, Invoices
 def invoices(**overrides):
     row = {"invoice_id": "i1", "invoice_type": "subscription", "status": "finalized", "number": "MTH-001-001",
            "fees_amount_cents": 1000, "taxes_amount_cents": 0, "prepaid_granted_credit_amount_cents": 100,
-           "prepaid_purchased_credit_amount_cents": 900}
+           "prepaid_purchased_credit_amount_cents": 800, "credit_notes_amount_cents": 100}
     row.update(overrides)
     return pl.DataFrame([row])
 
@@ -22,8 +22,9 @@ def test_an_invoice_paid_exactly_by_credits_passes():
 
 
 def test_credits_larger_than_the_invoice_are_refused():
+    # 100 granted + 801 purchased + 100 of credit notes = 1,001 > 1,000
     with pytest.raises(pandera.errors.SchemaError):
-        Invoices.validate(invoices(prepaid_purchased_credit_amount_cents=901))
+        Invoices.validate(invoices(prepaid_purchased_credit_amount_cents=801))
 
 
 def test_two_finalized_invoices_with_one_number_are_refused():

@@ -9,8 +9,9 @@ final as (
         fees_amount_cents as sub_total_excluding_taxes_amount_cents,
         taxes_amount_cents,
         fees_amount_cents + taxes_amount_cents as sub_total_including_taxes_amount_cents,
+        credit_notes_amount_cents,
         prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents as prepaid_credit_amount_cents,
-        fees_amount_cents + taxes_amount_cents
+        fees_amount_cents + taxes_amount_cents - credit_notes_amount_cents
             - prepaid_granted_credit_amount_cents - prepaid_purchased_credit_amount_cents as total_amount_cents
     from invoices
 )

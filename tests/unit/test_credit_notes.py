@@ -1,0 +1,143 @@
+"""Credit notes, checked and computed as Lago does, with every figure worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from dagster_project.billing.credit_notes import (
+    CreditNoteRefused, CreditNoteRequest, FeeFacts, InvoiceFacts, customer_of, issue,
+)
+from dagster_project.billing.taxes import Tax
+
+VAT = Tax("vat20", "VAT", Decimal(20))
+REDUCED = Tax("vat5_5", "Reduced VAT", Decimal("5.5"))
+DAY = dt.date(2026, 11, 5)
+
+# An October invoice: subscription 10.00, large tokens 4.00, small tokens 3.33, all at 20% VAT.
+INVOICE = InvoiceFacts(
+    "inv_oct", "MTH-001-001", "subscription", dt.date(2026, 11, 1), "USD",
+    (FeeFacts("fee_sub", 1000, (VAT,)), FeeFacts("fee_large", 400, (VAT,)), FeeFacts("fee_small", 333, (VAT,))),
+)
+
+
+def request(items, credit=0, refund=0, **kw) -> CreditNoteRequest:
+    return CreditNoteRequest(credit_note_id=kw.pop("id", "cn"), order=0, invoice_ref="MTH-001-001", created_on=DAY,
+                             items=tuple(items), credit_amount_cents=credit, refund_amount_cents=refund,
+                             where="credit_notes.json, body 1 (credit_note 'MTH-001-001')", **kw)
+
+
+def refused(*args, **kwargs) -> list[str]:
+    with pytest.raises(CreditNoteRefused) as excinfo:
+        issue(*args, **kwargs)
+    return excinfo.value.problems
+
+
+def test_a_whole_fee_is_credited_with_its_tax():
+    # 400 + 20% of 400 = 80 -> 480
+    note = issue(request([("fee_large", 400)], credit=480), INVOICE, [], 0, DAY)
+    assert (note.sub_total_excluding_taxes_amount_cents, note.taxes_amount_cents, note.total_amount_cents,
+            note.credit_amount_cents, note.refund_amount_cents) == (400, 80, 480, 480, 0)
+    assert note.number == "MTH-001-001-CN001"
+    assert [(t.tax.code, t.base_amount_cents, t.amount_cents) for t in note.applied_taxes] == [("vat20", 400, 80)]
+    assert note.taxes_rate == Decimal("20.00000")
+
+
+def test_a_total_one_cent_off_is_brought_back_to_items_plus_taxes_half_up():
+    # 333 * 20% = 66.6 -> 67 (half-up); items + taxes = 400. Lago accepts 399 or 401 and adjusts to 400.
+    for given in (399, 400, 401):
+        note = issue(request([("fee_small", 333)], credit=given), INVOICE, [], 0, DAY)
+        assert (note.taxes_amount_cents, note.total_amount_cents, note.credit_amount_cents) == (67, 400, 400)
+
+
+def test_a_total_two_cents_off_is_refused_with_the_expected_figure():
+    assert refused(request([("fee_small", 333)], credit=398), INVOICE, [], 0, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field credit_amount_cents: credit_amount_cents + "
+        "refund_amount_cents = 398 does not match the items: 333 + taxes 67 = 400 cents"
+    ]
+
+
+def test_each_tax_of_a_fee_is_credited_on_its_own_base():
+    # one fee of 10.00 under VAT 20% and a 5.5% tax: 200 + 55 = 255 of taxes, 1,255 in all; rate 25.5
+    invoice = InvoiceFacts("inv", "MTH-001-001", "subscription", DAY, "USD", (FeeFacts("fee", 1000, (VAT, REDUCED)),))
+    note = issue(request([("fee", 1000)], credit=1255), invoice, [], 0, DAY)
+    assert [(t.tax.code, t.amount_cents) for t in note.applied_taxes] == [("vat20", 200), ("vat5_5", 55)]
+    assert (note.taxes_amount_cents, note.total_amount_cents, note.taxes_rate) == (255, 1255, Decimal("25.50000"))
+
+
+def test_the_tax_rate_is_weighted_by_the_items_each_tax_applies_to():
+    # 300 taxed at 20% and 100 untaxed: 60 of tax on 400 of items, a rate of 20 * 300/400 = 15
+    invoice = InvoiceFacts("inv", "MTH-001-001", "subscription", DAY, "USD",
+                           (FeeFacts("taxed", 300, (VAT,)), FeeFacts("free", 100, ())))
+    note = issue(request([("taxed", 300), ("free", 100)], credit=460), invoice, [], 0, DAY)
+    assert (note.taxes_amount_cents, note.total_amount_cents, note.taxes_rate) == (60, 460, Decimal("15.00000"))
+
+
+def test_an_item_larger_than_what_is_left_of_its_fee_is_refused():
+    first = issue(request([("fee_large", 300)], credit=360), INVOICE, [], 0, DAY)
+    # 400 - 300 credited = 100 left
+    assert refused(request([("fee_large", 150)], credit=180, id="cn2"), INVOICE, [first], 0, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field items.0.amount_cents: 150 is more than the 100 "
+        "cents left to credit on this fee (fee 400 cents, already credited 300)"
+    ]
+    second = issue(request([("fee_large", 100)], credit=120, id="cn2"), INVOICE, [first], 0, DAY)
+    assert second.number == "MTH-001-001-CN002"
+
+
+def test_a_credit_larger_than_the_invoice_is_refused():
+    # items of 400 + 80 tax = 480 cannot carry a credit of 5,000
+    problems = refused(request([("fee_large", 400)], credit=5000), INVOICE, [], 0, DAY)
+    assert any("= 5000 does not match the items: 400 + taxes 80 = 480 cents" in p for p in problems)
+
+
+def test_the_creditable_amount_is_the_fees_with_taxes_less_what_was_credited():
+    # fees 1,733 + taxes 20% of 1,733 = 346.6 -> 347: 2,080 creditable. After 1,680 credited, 400 are left.
+    assert INVOICE.fee_total_amount_cents == 2080
+    first = issue(request([("fee_sub", 1000), ("fee_large", 400)], credit=1680), INVOICE, [], 0, DAY)
+    second = issue(request([("fee_small", 333)], credit=400, id="cn2"), INVOICE, [first], 0, DAY)
+    assert second.credit_amount_cents == 400  # exactly what was left
+
+
+def test_a_refund_needs_a_payment_and_is_never_more_than_was_paid():
+    assert refused(request([("fee_large", 400)], refund=480), INVOICE, [], 0, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field refund_amount_cents: invoice MTH-001-001 has no "
+        "payment to refund (nothing collected by 2026-11-05)"
+    ]
+    assert refused(request([("fee_large", 400)], refund=480), INVOICE, [], 300, DAY)[0].endswith(
+        "480 is more than the 300 cents paid and not yet refunded on invoice MTH-001-001")
+    note = issue(request([("fee_large", 400)], credit=180, refund=300), INVOICE, [], 300, DAY)
+    assert (note.credit_amount_cents, note.refund_amount_cents, note.total_amount_cents) == (180, 300, 480)
+
+
+def test_a_credit_note_on_nothing_or_on_a_prepaid_credit_invoice_is_refused():
+    assert "no finalized invoice 'MTH-001-001' on 2026-11-05" in refused(request([("x", 1)], credit=1), None, [], 0, DAY)[0]
+    credit_invoice = InvoiceFacts("inv", "MTH-001-002", "credit", DAY, "USD", ())
+    assert "credit notes on prepaid-credit invoices are not supported yet" in refused(
+        request([("x", 1)], credit=1), credit_invoice, [], 0, DAY)[0]
+
+
+def test_an_unknown_fee_and_a_fee_credited_twice_are_named():
+    problems = refused(request([("nope", 1), ("fee_large", 100), ("fee_large", 100)], credit=240), INVOICE, [], 0, DAY)
+    assert problems == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field items.0.fee_id: 'nope' is not a fee of invoice MTH-001-001",
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field items.2.fee_id: fee 'fee_large' is credited twice "
+        "in this credit note",
+    ]
+
+
+def test_a_zero_credit_note_is_refused():
+    assert any("must be above 0" in p for p in refused(request([("fee_large", 0)]), INVOICE, [], 0, DAY))
+
+
+def test_a_recorded_number_is_kept():
+    note = issue(request([("fee_large", 400)], credit=480), INVOICE, [], 0, DAY, sequential_id=3)
+    assert note.number == "MTH-001-001-CN003"
+
+
+def test_the_customer_of_a_credit_note_is_found_by_invoice_id_or_by_number():
+    assert customer_of("inv_oct", {"inv_oct": "cust_a"}, {}, "MTH") == "cust_a"
+    assert customer_of("MTH-002-014", {}, {2: "cust_b"}, "MTH") == "cust_b"
+    assert customer_of("XYZ-002-014", {}, {2: "cust_b"}, "MTH") is None
+    assert customer_of("MTH-002", {}, {2: "cust_b"}, "MTH") is None

@@ -4,6 +4,10 @@
 into a `ReportData`; `render(data)` turns it into HTML. Both are pure apart from the queries, so
 the page is byte-stable for the same warehouse. Amounts stay integer minor units until they are
 formatted for display.
+
+The month that holds the billing date is still open: wherever a month is shown it is marked
+incomplete (`month_label`), and no growth figure is given for it (`growth_text`). A section with
+nothing to show says why instead of showing an empty table or chart.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from dagster_project.billing.money import currency_exponent
 
@@ -79,6 +84,57 @@ def collect(con) -> ReportData:
     )
 
 
+def _as_date(day: str | date) -> date:
+    return day if isinstance(day, date) else date.fromisoformat(day)
+
+
+def is_month_complete(month: str | date, through: str | date | None) -> bool:
+    """A month is complete when the billing date `through` is on or after its last day; the month
+    holding `through` is still open (unless `through` is its last day). With no billing date,
+    nothing is billed and no month is complete. `month` is any day of the month (ISO text or date)."""
+    if through is None:
+        return False
+    first = _as_date(month).replace(day=1)
+    last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    return _as_date(through) >= last
+
+
+def _billed(through: str | None) -> str:
+    return f"billing through {through}" if through else "nothing billed yet"
+
+
+def month_label_lines(month: str, through: str | None) -> list[str]:
+    """`month_label` in lines, for a chart's axis."""
+    label = _as_date(month).strftime("%Y-%m")
+    if is_month_complete(month, through):
+        return [label]
+    return [label, "(incomplete,", f"through {through})" if through else "nothing billed yet)"]
+
+
+def month_label(month: str, through: str | None) -> str:
+    """'2026-10' for a complete month, '2026-11 (incomplete, through 2026-11-14)' for the open one."""
+    return " ".join(month_label_lines(month, through))
+
+
+def model_and_type(model: str, token_type: str) -> str:
+    """'large input'; a placeholder both columns hold ('(unfiltered)', '(none)') is said once."""
+    return model if model == token_type else f"{model} {token_type}"
+
+
+def growth_text(row: dict, through: str | None) -> str:
+    """The growth cell of a usage-growth row: the mart's growth_rate as a percentage, or why there is
+    none. An open month gets no figure; the month before a complete month is complete too, so no
+    figure is computed against an open month either. Percentages are rounded half-up (away from
+    zero) to one decimal."""
+    if not is_month_complete(row["month"], through):
+        return "not computed: month incomplete"
+    if row["previous_month_units"] is None:
+        return "first month"
+    if Decimal(row["previous_month_units"]) == 0:
+        return "none the month before"
+    return f"{(Decimal(row['growth_rate']) * 100).quantize(Decimal('0.1'), ROUND_HALF_UP):+}%"
+
+
 def money(cents: int | None, currency: str) -> str:
     """Minor units as currency text, exactly: 123456 USD -> '1,234.56 USD'."""
     cents = int(cents or 0)
@@ -95,22 +151,25 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def bar_chart(title: str, categories: list[str], series: dict[str, list[int]], currency: str,
+def bar_chart(title: str, categories: list[list[str]], series: dict[str, list[int]], currency: str,
               width: int = 720, height: int = 260) -> str:
-    """Stacked vertical bars: one bar per category (month), one colour per series, as inline SVG."""
+    """Stacked vertical bars: one bar per category (month, its label in lines under the bar), one
+    colour per series, as inline SVG."""
     left, bottom, top = 90, 40, 30
+    extra = 11 * (max(len(lines) for lines in categories) - 1)  # label lines below the first
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
     peak = max(totals + [1])
     plot_h = height - bottom - top
     slot = (width - left - 20) / max(len(categories), 1)
     bar_w = min(60, slot * 0.6)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20 * ((len(series) + 2) // 3)}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + extra + 20 * ((len(series) + 2) // 3)}" '
              f'role="img" aria-label="{_e(title)}">',
              f'<text x="{left}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#333"/>',
              f'<text x="{left - 6}" y="{top + 4}" font-size="10" text-anchor="end">{_e(money(peak, currency))}</text>',
              f'<text x="{left - 6}" y="{top + plot_h}" font-size="10" text-anchor="end">0</text>']
-    for i, category in enumerate(categories):
+    for i, lines in enumerate(categories):
+        category = " ".join(lines)
         x = left + slot * i + (slot - bar_w) / 2
         y = top + plot_h
         for j, (name, values) in enumerate(series.items()):
@@ -118,11 +177,13 @@ def bar_chart(title: str, categories: list[str], series: dict[str, list[int]], c
             y -= h
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
                          f'<title>{_e(category)} {_e(name)}: {_e(money(values[i], currency))}</title></rect>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" font-size="10" text-anchor="middle">{_e(category)}</text>')
+        for k, line in enumerate(lines):
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14 + 11 * k}" font-size="10" '
+                         f'text-anchor="middle">{_e(line)}</text>')
         parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{max(y - 4, top - 2):.1f}" font-size="9" text-anchor="middle">'
                      f'{_e(money(totals[i], currency))}</text>')
     for j, name in enumerate(series):
-        lx, ly = left + (j % 3) * 210, height + 20 * (j // 3)
+        lx, ly = left + (j % 3) * 210, height + extra + 20 * (j // 3)
         parts.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
                      f'<text x="{lx + 14}" y="{ly}" font-size="11">{_e(name)}</text>')
     parts.append("</svg>")
@@ -152,63 +213,109 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _why_empty(text: str) -> str:
+    return f'<p class="empty">{_e(text)}</p>'
+
+
 def _currencies(*groups: list[dict]) -> list[str]:
     return sorted({r["currency"] for g in groups for r in g})
 
 
-def render(data: ReportData) -> str:
-    """The report as one HTML document (UTF-8, no external resource)."""
-    sections = []
-    for currency in _currencies(data.revenue_by_model, data.gross_revenue, data.credits, data.top_customers):
-        rev = [r for r in data.revenue_by_model if r["currency"] == currency]
+def _currency_section(data: ReportData, currency: str) -> str:
+    through, billed = data.through, _billed(data.through)
+
+    def label(month: str) -> str:
+        return month_label(month, through)
+
+    def of(rows: list[dict]) -> list[dict]:
+        return [r for r in rows if r["currency"] == currency]
+
+    parts = [f"<h2>{_e(currency)}</h2>"]
+    rev = of(data.revenue_by_model)
+    if rev:
         months = sorted({r["month"] for r in rev})
         series: dict[str, list[int]] = defaultdict(lambda: [0] * len(months))
         for r in rev:
-            series[f"{r['model']} {r['token_type']}"][months.index(r["month"])] += int(r["amount_cents"])
-        parts = [f"<h2>{_e(currency)}</h2>"]
-        if rev:
-            parts.append(bar_chart(f"Usage revenue by model and type ({currency})", months, dict(sorted(series.items())), currency))
-            parts.append(_table(["month", "model", "type", "revenue"],
-                                [[r["month"], r["model"], r["token_type"], money(r["amount_cents"], currency)] for r in rev]))
-        gross = [r for r in data.gross_revenue if r["currency"] == currency]
-        usage = [r for r in data.invoiced_usage if r["currency"] == currency]
-        mrr = [r for r in data.mrr if r["currency"] == currency]
-        parts.append("<h3>Gross revenue, invoiced usage and MRR</h3>")
-        parts.append(_table(["month", "gross revenue", "invoices"],
-                            [[r["month"], money(r["amount_cents"], currency), r["invoices_count"]] for r in gross]))
-        parts.append(_table(["month", "metric", "invoiced usage"],
-                            [[r["month"], r["code"], money(r["amount_cents"], currency)] for r in usage]))
-        parts.append(_table(["month", "MRR (taxes included)", "MRR before taxes"],
-                            [[r["month"], money(r["amount_cents"], currency), money(r["amount_excluding_taxes_cents"], currency)]
-                             for r in mrr]))
-        top = [r for r in data.top_customers if r["currency"] == currency]
-        if top:
-            parts.append(hbar_chart(f"Top customers by invoiced revenue ({currency})", [r["external_customer_id"] for r in top],
-                                    [int(r["revenue_cents"]) for r in top], currency))
-            parts.append(_table(["customer", "revenue (excl. taxes)", "of which usage", "gross revenue"],
-                                [[r["external_customer_id"], money(r["revenue_cents"], currency),
-                                  money(r["usage_revenue_cents"], currency), money(r["gross_revenue_cents"], currency)]
-                                 for r in top]))
-        credits = [r for r in data.credits if r["currency"] == currency]
-        if credits:
-            cm = [r["month"] for r in credits]
-            parts.append(bar_chart(f"Prepaid credits outstanding at month end ({currency})", cm,
-                                   {"paid (liability)": [int(r["paid_outstanding_cents"]) for r in credits],
-                                    "granted": [int(r["granted_outstanding_cents"]) for r in credits]}, currency))
-            parts.append(_table(["month", "paid sold", "paid consumed", "granted", "granted consumed", "voided or expired",
-                                 "paid outstanding", "granted outstanding"],
-                                [[r["month"]] + [money(r[k], currency) for k in (
-                                    "sold_cents", "paid_consumed_cents", "granted_cents", "granted_consumed_cents",
-                                    "voided_or_expired_cents", "paid_outstanding_cents", "granted_outstanding_cents")]
-                                 for r in credits]))
-        sections.append("\n".join(parts))
-    if data.usage_growth:
-        sections.append("<h2>Usage growth</h2>" + _table(
-            ["month", "model", "type", "tokens", "month before", "growth"],
-            [[r["month"], r["model"], r["token_type"], tokens(r["units"]),
-              "" if r["previous_month_units"] is None else tokens(r["previous_month_units"]),
-              "" if r["growth_rate"] is None else f"{Decimal(r['growth_rate']) * 100:+.1f}%"] for r in data.usage_growth]))
-    body = "\n".join(sections) or "<p>Nothing invoiced yet.</p>"
+            series[model_and_type(r["model"], r["token_type"])][months.index(r["month"])] += int(r["amount_cents"])
+        parts.append(bar_chart(f"Usage revenue by model and type ({currency})", [month_label_lines(m, through) for m in months],
+                               dict(sorted(series.items())), currency))
+        parts.append(_table(["month", "model and type", "revenue"],
+                            [[label(r["month"]), model_and_type(r["model"], r["token_type"]), money(r["amount_cents"], currency)]
+                             for r in rev]))
+    else:
+        parts.append(_why_empty(f"No usage revenue in {currency} yet: it appears once an invoice with usage charges is "
+                                f"finalized ({billed})."))
+    parts.append("<h3>Gross revenue, invoiced usage and MRR</h3>")
+    gross, usage, mrr = of(data.gross_revenue), of(data.invoiced_usage), of(data.mrr)
+    parts.append(_table(["month", "gross revenue", "invoices"],
+                        [[label(r["month"]), money(r["amount_cents"], currency), r["invoices_count"]] for r in gross])
+                 if gross else _why_empty(f"No finalized invoices in {currency} yet: gross revenue appears once an invoice is "
+                                          f"finalized ({billed})."))
+    parts.append(_table(["month", "metric", "invoiced usage"],
+                        [[label(r["month"]), r["code"], money(r["amount_cents"], currency)] for r in usage])
+                 if usage else _why_empty(f"No invoiced usage in {currency} yet: it appears once an invoice with usage charges is "
+                                          f"finalized ({billed})."))
+    parts.append(_table(["month", "MRR (taxes included)", "MRR before taxes"],
+                        [[label(r["month"]), money(r["amount_cents"], currency), money(r["amount_excluding_taxes_cents"], currency)]
+                         for r in mrr])
+                 if mrr else _why_empty(f"No MRR in {currency}: no finalized invoice has a subscription fee ({billed})."))
+    top = of(data.top_customers)
+    if top:
+        parts.append(hbar_chart(f"Top customers by invoiced revenue ({currency})", [r["external_customer_id"] for r in top],
+                                [int(r["revenue_cents"]) for r in top], currency))
+        parts.append(_table(["customer", "revenue (excl. taxes)", "of which usage", "gross revenue"],
+                            [[r["external_customer_id"], money(r["revenue_cents"], currency),
+                              money(r["usage_revenue_cents"], currency), money(r["gross_revenue_cents"], currency)]
+                             for r in top]))
+    else:
+        parts.append(_why_empty(f"No customer revenue in {currency} yet: customers are ranked once an invoice with fees is "
+                                f"finalized ({billed})."))
+    credits = of(data.credits)
+    if credits:
+        cm = [month_label_lines(r["month"], through) for r in credits]
+        parts.append(bar_chart(f"Prepaid credits outstanding at month end ({currency})", cm,
+                               {"paid (liability)": [int(r["paid_outstanding_cents"]) for r in credits],
+                                "granted": [int(r["granted_outstanding_cents"]) for r in credits]}, currency))
+        parts.append(_table(["month", "paid sold", "paid consumed", "granted", "granted consumed", "voided or expired",
+                             "paid outstanding", "granted outstanding"],
+                            [[label(r["month"])] + [money(r[k], currency) for k in (
+                                "sold_cents", "paid_consumed_cents", "granted_cents", "granted_consumed_cents",
+                                "voided_or_expired_cents", "paid_outstanding_cents", "granted_outstanding_cents")]
+                             for r in credits]))
+    else:
+        parts.append(_why_empty(f"No prepaid credits sold or granted in {currency}."))
+    return "\n".join(parts)
+
+
+def _growth_section(data: ReportData) -> str:
+    parts = ["<h2>Usage growth</h2>"]
+    if not data.usage_growth:
+        parts.append(_why_empty(f"No usage yet ({_billed(data.through)})."))
+        return "".join(parts)
+    complete = [r for r in data.usage_growth if is_month_complete(r["month"], data.through)]
+    if all(r["previous_month_units"] is None for r in complete):  # no complete month has a month before it
+        so_far = ", ".join(sorted({month_label(r["month"], data.through) for r in complete})) or "none"
+        parts.append(_why_empty(f"Growth needs two complete months; complete so far: {so_far} ({_billed(data.through)})."))
+    parts.append(_table(
+        ["month", "model and type", "tokens", "month before", "growth"],
+        [[month_label(r["month"], data.through), model_and_type(r["model"], r["token_type"]), tokens(r["units"]),
+          "-" if r["previous_month_units"] is None else tokens(r["previous_month_units"]), growth_text(r, data.through)]
+         for r in data.usage_growth]))
+    return "".join(parts)
+
+
+def render(data: ReportData) -> str:
+    """The report as one HTML document (UTF-8, no external resource)."""
+    currencies = _currencies(data.revenue_by_model, data.gross_revenue, data.credits, data.top_customers)
+    sections = [_currency_section(data, currency) for currency in currencies] or [
+        "<h2>Revenue</h2>" + _why_empty(f"No finalized invoices yet: revenue appears once an invoice is finalized "
+                                        f"({_billed(data.through)}).") + _why_empty("No prepaid credits sold or granted.")]
+    sections.append(_growth_section(data))
+    body = "\n".join(sections)
+    open_month = ""
+    if data.through and not is_month_complete(data.through, data.through):
+        open_month = (f"\n<p>{_as_date(data.through):%Y-%m} is still open (billed through {_e(data.through)}): it is "
+                      f"marked incomplete wherever it appears and has no month-over-month growth.</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Meterhouse revenue report</title>
 <style>
@@ -217,10 +324,11 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; font-size: 13px; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
 svg {{ display: block; margin: 1em 0; }}
+p.empty {{ color: #555; font-style: italic; }}
 </style></head><body>
 <h1>Revenue report</h1>
 <p>Billed through {_e(data.through or "-")}. Finalized invoices only; revenue excludes taxes unless stated; amounts in each
-currency's units. Gross revenue, invoiced usage and MRR follow Lago's analytics definitions (see the marts' documentation).</p>
+currency's units. Gross revenue, invoiced usage and MRR follow Lago's analytics definitions (see the marts' documentation).</p>{open_month}
 {body}
 </body></html>
 """

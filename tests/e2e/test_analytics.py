@@ -27,6 +27,12 @@ large input 4, large output 12), a 10% organization tax; alpha's wallet holds 5 
   plan, no fee, per model: small 1.50, large 5.00 per started million): alpha small 2M + 1M = 3
   packages, 4.50, large 1M, 5.00: 9.50 (was 19.00); beta large 3M + 1M = 4 packages, 20.00 (was 34.00).
 
+The same scenario billed through 2026-11-14 (the Nov 10 arrivals loaded, November still open):
+October is complete (the billing date is after Oct 31), November is not, so November has no growth
+figure (the run through 2026-12-02 gives it +100%, -100%, -25%, +200%). The Nov 1 invoices are
+finalized: gross revenue Oct 5.00, Nov 53.30 so far. In the report, 2026-12 is the open month of
+the run through 2026-12-02 (gross revenue 79.20 so far), 2026-11 that of the run through 2026-11-14.
+
 tests/scenarios/wallets (figures in tests/e2e/test_wallets_and_payments.py), billed through
 2026-11-03, gives the credits: sold, consumed, voided, expired and outstanding per wallet.
 """
@@ -41,7 +47,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run_meterhouse
+from tests.conftest import REPO, bill_scenario, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "analytics"
 
@@ -52,6 +58,12 @@ def work(tmp_path_factory):
     shutil.copytree(SCENARIO / "events", work / "events")
     run_meterhouse(SCENARIO / "catalog", work / "events", work, "2026-12-02")
     return work
+
+
+@pytest.fixture(scope="module")
+def mid_november(tmp_path_factory):
+    """The analytics scenario billed through 2026-11-14 (November still open): its work folder."""
+    return bill_scenario(tmp_path_factory, "analytics", "2026-11-14").parent
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +122,31 @@ def test_top_customers_and_usage_growth(work):
         ("2026-12-01", "beta", 4600, 3600, 5060, 1, "0.638889"),
         ("2026-12-01", "alpha", 2600, 1600, 2860, 2, "0.361111"),
     ]
+    # billed through 2026-12-02: November is complete (Dec 2 >= Nov 30)
     assert _query(work, """select month::varchar, model, token_type, units::bigint, previous_month_units::bigint,
-                                  growth_rate::varchar
+                                  growth_rate::varchar, is_month_complete
                            from marts.fct_usage_growth where month = date '2026-11-01' order by all""") == [
-        ("2026-11-01", "large", "input", 3_000_000, 4_000_000, "-0.250000"),
-        ("2026-11-01", "large", "output", 3_000_000, 1_000_000, "2.000000"),
-        ("2026-11-01", "small", "input", 4_000_000, 2_000_000, "1.000000"),
-        ("2026-11-01", "small", "output", 0, 1_000_000, "-1.000000"),
+        ("2026-11-01", "large", "input", 3_000_000, 4_000_000, "-0.250000", True),
+        ("2026-11-01", "large", "output", 3_000_000, 1_000_000, "2.000000", True),
+        ("2026-11-01", "small", "input", 4_000_000, 2_000_000, "1.000000", True),
+        ("2026-11-01", "small", "output", 0, 1_000_000, "-1.000000", True),
+    ]
+
+
+def test_a_month_still_open_has_no_growth(mid_november):
+    """Billed through 2026-11-14: October is complete, November is not; November's tokens so far are
+    shown against October's, without a change or a growth rate."""
+    assert _query(mid_november, """select month::varchar, model, token_type, units::bigint, previous_month_units::bigint,
+                                          units_change, growth_rate, is_month_complete
+                                   from marts.fct_usage_growth order by all""") == [
+        ("2026-10-01", "large", "input", 4_000_000, None, None, None, True),
+        ("2026-10-01", "large", "output", 1_000_000, None, None, None, True),
+        ("2026-10-01", "small", "input", 2_000_000, None, None, None, True),
+        ("2026-10-01", "small", "output", 1_000_000, None, None, None, True),
+        ("2026-11-01", "large", "input", 3_000_000, 4_000_000, None, None, False),
+        ("2026-11-01", "large", "output", 3_000_000, 1_000_000, None, None, False),
+        ("2026-11-01", "small", "input", 4_000_000, 2_000_000, None, None, False),
+        ("2026-11-01", "small", "output", 0, 1_000_000, None, None, False),
     ]
 
 
@@ -170,6 +200,22 @@ def test_the_revenue_report_is_written_with_the_scenario_figures(work):
         assert figure in page, figure
     top = page[page.index("Top customers"):]
     assert top.index("beta") < top.index("alpha")  # 80.00 before 45.00
+    # December, issued Dec 1 and billed through Dec 2, is still open; November is complete
+    assert "<tr><td>2026-12 (incomplete, through 2026-12-02)</td><td>79.20 USD</td><td>2</td></tr>" in page
+    assert "<tr><td>2026-11</td><td>53.30 USD</td><td>2</td></tr>" in page
+    assert "Growth needs" not in page
+
+
+def test_the_revenue_report_marks_the_open_month_and_gives_it_no_growth(mid_november):
+    page = (mid_november / "out" / "reports" / "revenue.html").read_text(encoding="utf-8")
+    assert "<p>2026-11 is still open (billed through 2026-11-14)" in page
+    assert "<tr><td>2026-10</td><td>5.00 USD</td><td>1</td></tr>" in page
+    assert "<tr><td>2026-11 (incomplete, through 2026-11-14)</td><td>53.30 USD</td><td>2</td></tr>" in page
+    growth = page[page.index("<h2>Usage growth</h2>"):]
+    assert "Growth needs two complete months; complete so far: 2026-10 (billing through 2026-11-14)." in growth
+    assert ("<tr><td>2026-11 (incomplete, through 2026-11-14)</td><td>small input</td><td>4,000,000</td><td>2,000,000</td>"
+            "<td>not computed: month incomplete</td></tr>") in growth
+    assert "%" not in growth
 
 
 def _simulate(work, plan, period):

@@ -1,7 +1,10 @@
 -- Tokens per billing month (the month its billing period starts in), metric, model and token type,
 -- against the month before. Every month between the first and the last one with usage has a row
--- for every (metric, model, type) ever used, 0 when unused.
+-- for every (metric, model, type) ever used, 0 when unused. A month is complete when the billing
+-- date (the latest `through` in billing.run_state) is on or after its last day; the month still
+-- open has no growth figure, so that half a month is never compared with a whole one.
 with usage as (select * from {{ ref('fct_usage_by_model_and_type') }}),
+run_state as (select * from {{ source('billing_state', 'run_state') }}),
 
 monthly as (
     select date_trunc('month', period_start_date)::date as month, billable_metric_code,
@@ -27,16 +30,23 @@ filled as (
     left join monthly u using (month, billable_metric_code, model, token_type)
 ),
 
-final as (
+compared as (
     select *,
         lag(units) over (partition by billable_metric_code, model, token_type order by month) as previous_month_units,
-        units - lag(units) over (partition by billable_metric_code, model, token_type order by month) as units_change,
-        case when coalesce(lag(units) over (partition by billable_metric_code, model, token_type order by month), 0) = 0
-             then null
-             else round((units - lag(units) over (partition by billable_metric_code, model, token_type order by month))
-                        / lag(units) over (partition by billable_metric_code, model, token_type order by month), 6)::decimal(18, 6)
-        end as growth_rate
+        coalesce(last_day(month) <= (select max(through) from run_state), false) as is_month_complete
     from filled
+),
+
+-- The month before a complete month is complete too: a complete month's figures never involve an open one.
+final as (
+    select
+        month, billable_metric_code, model, token_type, units, events_count, customers_count, previous_month_units,
+        case when is_month_complete then units - previous_month_units end as units_change,
+        case when is_month_complete and previous_month_units <> 0
+             then round((units - previous_month_units) / previous_month_units, 6)::decimal(18, 6)
+        end as growth_rate,
+        is_month_complete
+    from compared
 )
 
 select * from final

@@ -28,6 +28,7 @@ class ReportData:
     """Rows of the marts the report shows, as plain dicts."""
 
     through: str | None = None
+    data_from: str | None = None  # the first arrival day loaded
     revenue_by_model: list[dict] = field(default_factory=list)  # revenue_month, currency, model, token_type, amount_cents
     gross_revenue: list[dict] = field(default_factory=list)  # month, currency, amount_cents, invoices_count
     invoiced_usage: list[dict] = field(default_factory=list)  # month, currency, code, amount_cents
@@ -46,8 +47,10 @@ def _rows(con, sql: str) -> list[dict]:
 def collect(con) -> ReportData:
     """Read the analytics marts of an open DuckDB connection."""
     through = con.execute("select max(through) from billing.run_state").fetchone()[0]
+    data_from = con.execute("select min(arrival_date) from marts.fct_event_loads where events_raw > 0").fetchone()[0]
     return ReportData(
         through=through.isoformat() if through else None,
+        data_from=data_from.isoformat() if data_from else None,
         revenue_by_model=_rows(con, """
             select revenue_month::varchar as month, currency, model, token_type, sum(amount_cents)::bigint as amount_cents
             from marts.fct_revenue_monthly where fee_type = 'charge' group by all order by all"""),
@@ -79,7 +82,8 @@ def collect(con) -> ReportData:
                    sum(granted_credits_outstanding_cents)::bigint as granted_outstanding_cents
             from marts.fct_prepaid_credits_monthly group by all order by all"""),
         usage_growth=_rows(con, """
-            select month::varchar as month, model, token_type, units, previous_month_units, growth_rate
+            select month::varchar as month, model, token_type, units, previous_month_units, growth_rate,
+                   is_month_complete, is_previous_month_complete
             from marts.fct_usage_growth order by month, model, token_type"""),
     )
 
@@ -121,15 +125,31 @@ def model_and_type(model: str, token_type: str) -> str:
     return model if model == token_type else f"{model} {token_type}"
 
 
+def _growth_month_complete(row: dict, through: str | None) -> bool:
+    """The mart's `is_month_complete` (which also knows when the events loaded begin), else the
+    billing date alone."""
+    return row["is_month_complete"] if row.get("is_month_complete") is not None else is_month_complete(row["month"], through)
+
+
+def growth_month_label(row: dict, through: str | None, data_from: str | None) -> str:
+    """A usage-growth month: as `month_label`, and '(incomplete, data from ...)' for a month before
+    the month of the first arrival day (its billing periods began before any event was loaded)."""
+    if is_month_complete(row["month"], through) and not _growth_month_complete(row, through):
+        return f"{_as_date(row['month']):%Y-%m} (incomplete, data from {data_from})"
+    return month_label(row["month"], through)
+
+
 def growth_text(row: dict, through: str | None) -> str:
     """The growth cell of a usage-growth row: the mart's growth_rate as a percentage, or why there is
-    none. An open month gets no figure; the month before a complete month is complete too, so no
-    figure is computed against an open month either. Percentages are rounded half-up (away from
+    none. Growth is computed only between two complete months: neither an open month nor a partial
+    first month gets a figure, nor is one compared with. Percentages are rounded half-up (away from
     zero) to one decimal."""
-    if not is_month_complete(row["month"], through):
+    if not _growth_month_complete(row, through):
         return "not computed: month incomplete"
     if row["previous_month_units"] is None:
         return "first month"
+    if row.get("is_previous_month_complete") is False:
+        return "not computed: the month before is incomplete"
     if Decimal(row["previous_month_units"]) == 0:
         return "none the month before"
     return f"{(Decimal(row['growth_rate']) * 100).quantize(Decimal('0.1'), ROUND_HALF_UP):+}%"
@@ -292,13 +312,16 @@ def _growth_section(data: ReportData) -> str:
     if not data.usage_growth:
         parts.append(_why_empty(f"No usage yet ({_billed(data.through)})."))
         return "".join(parts)
-    complete = [r for r in data.usage_growth if is_month_complete(r["month"], data.through)]
-    if all(r["previous_month_units"] is None for r in complete):  # no complete month has a month before it
+    complete = [r for r in data.usage_growth if _growth_month_complete(r, data.through)]
+    # growth needs a complete month whose month before is complete too
+    if all(r["previous_month_units"] is None or r.get("is_previous_month_complete") is False for r in complete):
         so_far = ", ".join(sorted({month_label(r["month"], data.through) for r in complete})) or "none"
-        parts.append(_why_empty(f"Growth needs two complete months; complete so far: {so_far} ({_billed(data.through)})."))
+        since = f"; events loaded from {data.data_from}" if data.data_from else ""
+        parts.append(_why_empty(f"Growth needs two complete months; complete so far: {so_far} "
+                                f"({_billed(data.through)}{since})."))
     parts.append(_table(
         ["month", "model and type", "tokens", "month before", "growth"],
-        [[month_label(r["month"], data.through), model_and_type(r["model"], r["token_type"]), tokens(r["units"]),
+        [[growth_month_label(r, data.through, data.data_from), model_and_type(r["model"], r["token_type"]), tokens(r["units"]),
           "-" if r["previous_month_units"] is None else tokens(r["previous_month_units"]), growth_text(r, data.through)]
          for r in data.usage_growth]))
     return "".join(parts)

@@ -212,7 +212,7 @@ def test_the_revenue_report_marks_the_open_month_and_gives_it_no_growth(mid_nove
     assert "<tr><td>2026-10</td><td>5.00 USD</td><td>1</td></tr>" in page
     assert "<tr><td>2026-11 (incomplete, through 2026-11-14)</td><td>53.30 USD</td><td>2</td></tr>" in page
     growth = page[page.index("<h2>Usage growth</h2>"):]
-    assert "Growth needs two complete months; complete so far: 2026-10 (billing through 2026-11-14)." in growth
+    assert "Growth needs two complete months; complete so far: 2026-10 (billing through 2026-11-14; events loaded from 2026-10-10)." in growth
     assert ("<tr><td>2026-11 (incomplete, through 2026-11-14)</td><td>small input</td><td>4,000,000</td><td>2,000,000</td>"
             "<td>not computed: month incomplete</td></tr>") in growth
     assert "%" not in growth

@@ -169,3 +169,17 @@ def test_growth_needs_two_complete_months():
     page = render(ReportData(through="2026-10-20", usage_growth=[_growth("2026-10-01", 4_000_000, None, None)]))
     assert "Growth needs two complete months; complete so far: none (billing through 2026-10-20)." in page
     assert "Growth needs" not in render(DATA)
+
+
+def test_a_first_month_that_began_before_the_events_loaded_is_partial_and_not_compared():
+    # September's billing period started on the 15th but the events loaded begin on 2026-10-01: the mart
+    # marks September incomplete, so October (complete) has no growth against it (+938 % before)
+    september = {**_growth("2026-09-01", 500_000, None, None), "is_month_complete": False, "is_previous_month_complete": None}
+    october = {**_growth("2026-10-01", 5_190_000, 500_000, "9.38"), "is_month_complete": True,
+               "is_previous_month_complete": False}
+    assert growth_text(october, "2026-11-14") == "not computed: the month before is incomplete"
+    page = render(ReportData(through="2026-11-14", data_from="2026-10-01", usage_growth=[september, october]))
+    growth = page.split("<h2>Usage growth</h2>")[1]
+    assert "2026-09 (incomplete, data from 2026-10-01)" in growth
+    assert "Growth needs two complete months; complete so far: 2026-10 (billing through 2026-11-14; events loaded from 2026-10-01)." in growth
+    assert "%" not in growth

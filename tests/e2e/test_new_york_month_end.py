@@ -174,7 +174,7 @@ def test_outputs_validate_against_lagos_openapi_schemas(billed):
     assert_lago_schemas(work / "out")
 
 
-def test_dbt_unit_tests_for_dedupe_and_filter_matching_pass(billed, tmp_path):
+def test_dbt_unit_tests_for_dedupe_filter_matching_and_growth_pass(billed, tmp_path):
     """dbt's own unit tests (excluded from orchestrated runs) run here, on a copy of this warehouse."""
     import os
 
@@ -189,4 +189,4 @@ def test_dbt_unit_tests_for_dedupe_and_filter_matching_pass(billed, tmp_path):
         capture_output=True, text=True, env={**os.environ, "METERHOUSE_WAREHOUSE": str(warehouse)},
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "PASS=3" in result.stdout
+    assert "PASS=4" in result.stdout

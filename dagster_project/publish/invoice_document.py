@@ -336,6 +336,7 @@ class _Layout:
         from fpdf import FPDF
 
         self.view = view
+        self.wrapped: dict[tuple, list[str]] = {}
         self.pdf = pdf = FPDF(format="A4")
         pdf.set_creation_date(dt.datetime.fromisoformat(view["date"]).replace(tzinfo=dt.timezone.utc))
         pdf.set_title(f"{view['title']} {view['number']}")
@@ -358,17 +359,28 @@ class _Layout:
         self.pdf.set_text_color(*color)
 
     def _wrapped(self, width: float, text: str, size: float) -> list[str]:
-        """The lines `text` takes in a box `width` wide (explicit newlines kept)."""
-        self._font(size)
-        return self.pdf.multi_cell(width, 1, self.text(text), dry_run=True, output="LINES") if text else []
+        """The lines `text` takes in a box `width` wide (explicit newlines kept), as printed. Each
+        text is measured once (a row is measured, then drawn), and one that fits is not broken
+        (fpdf2's line breaking costs most of a render)."""
+        key = (width, text, size)
+        if key not in self.wrapped:
+            self._font(size)
+            printed = self.text(text)
+            if not text:
+                self.wrapped[key] = []
+            elif "\n" not in printed and self.pdf.get_string_width(printed) <= width - 2 * self.pdf.c_margin:
+                self.wrapped[key] = [printed]
+            else:
+                self.wrapped[key] = self.pdf.multi_cell(width, 1, printed, dry_run=True, output="LINES")
+        return self.wrapped[key]
 
     def _write(self, x: float, y: float, width: float, text: str, size: float, height: float, align="L", color=INK) -> float:
         """Draw wrapped text with its top at `y`; returns the y below it."""
         lines = self._wrapped(width, text, size)
-        if lines:
-            self._font(size, color)
-            self.pdf.set_xy(x, y)
-            self.pdf.multi_cell(width, height, self.text(text), align=align)
+        self._font(size, color)
+        for number, line in enumerate(lines):
+            self.pdf.set_xy(x, y + number * height)
+            self.pdf.cell(width, height, line, align=align)
         return y + len(lines) * height
 
     def _room(self, y: float, height: float, header: bool = False) -> float:

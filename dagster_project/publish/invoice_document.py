@@ -69,6 +69,11 @@ def _count(number: Decimal, singular: str, plural: str | None = None) -> str:
     return f"{units_text(number)} {singular if number == 1 else plural or singular + 's'}"
 
 
+def _first(number: Decimal, singular: str) -> str:
+    """`first 1,000 units`, `first transaction`: what a charge leaves free."""
+    return f"first {singular}" if number == 1 else f"first {_count(number, singular)}"
+
+
 def _rate(rate: Decimal) -> str:
     return f"{Decimal(rate).normalize():f} %"
 
@@ -125,7 +130,7 @@ def _standard_words(fee, props, units, currency) -> str:
 
 def _package_words(fee, props, units, currency) -> str:
     amount, size, free = (_decimal(props.get(k)) for k in ("amount", "package_size", "free_units"))
-    free_words = f" (first {_count(free, 'unit')} free)" if free else ""
+    free_words = f" ({_first(free, 'unit')} free)" if free else ""
     whole, part = divmod(max(units - free, Decimal(0)), size) if size else (Decimal(0), 0)
     packages = whole + (1 if part else 0)  # every package started is paid
     if size and _adds_up(packages * amount, fee["precise_amount"]):
@@ -137,9 +142,9 @@ def _percentage_words(fee, props, units, currency) -> str:
     rate, fixed = _decimal(props.get("rate")), _decimal(props.get("fixed_amount"))
     free_units, free_events = _decimal(props.get("free_units_per_total_aggregation")), _decimal(props.get("free_units_per_events"))
     low, high = props.get("per_transaction_min_amount"), props.get("per_transaction_max_amount")
-    free = [_count(free_units, "unit")] if free_units else []
-    free += [_count(free_events, "transaction")] if free_events else []
-    free_words = f" (first {' and '.join(free)} free)" if free else ""
+    free = [_first(free_units, "unit")] if free_units else []
+    free += [_first(free_events, "transaction")] if free_events else []
+    free_words = f" ({' and '.join(free)} free)" if free else ""
     paid_units = max(units - free_units, Decimal(0))
     paid_events = max(Decimal(fee.get("events_count") or 0) - free_events, Decimal(0))
     if _adds_up(paid_units * rate / 100 + paid_events * fixed, fee["precise_amount"]):

@@ -49,6 +49,8 @@ PACKAGE = {"amount": "12", "package_size": 1000000, "free_units": 0}
         # 1.5M units: 2 started packages of 1M at 12 = 24.00
         (PACKAGE, "1500000", "24", "2 packages of 1,000,000 units at 12.00 USD"),
         (PACKAGE, "1000000", "12", "1 package of 1,000,000 units at 12.00 USD"),
+        # 2 units, 1 free, in packages of 1 at 12: 1 package
+        ({"amount": "12", "package_size": 1, "free_units": 1}, "2", "12", "1 package of 1 unit at 12.00 USD (first unit free)"),
         # 2.5M units, the first 1M free: 1.5M paid, 2 packages = 24.00
         ({**PACKAGE, "free_units": 1000000}, "2500000", "24", "2 packages of 1,000,000 units at 12.00 USD (first 1,000,000 units free)"),
         # a day of a charge paid in advance: 0.2M units that started no new package cost 0, not 12
@@ -106,12 +108,16 @@ def test_a_percentage_line_gives_the_rate_the_fixed_fees_and_what_was_free():
     # 11,000 units and 30 transactions: 2.5 % of (11,000 - 1,000) + (30 - 5) x 0.50 = 250 + 12.5 = 262.5
     fee = _charge("percentage", PERCENTAGE, "11000", "262.5", events=30)
     assert pricing_words(fee, "USD") == \
-        "2.5 % of 10,000 units + 25 transactions at 0.50 USD (first 1,000 units and 5 transactions free)"
+        "2.5 % of 10,000 units + 25 transactions at 0.50 USD (first 1,000 units and first 5 transactions free)"
     # held between a minimum and a maximum per transaction, the amount is the transactions': the rule
     bounded = {**PERCENTAGE, "per_transaction_min_amount": "0.1", "per_transaction_max_amount": "5"}
     assert pricing_words(_charge("percentage", bounded, "11000", "100", events=30), "USD") == (
         "2.5 % of each transaction + 0.50 USD per transaction, at least 0.10 USD and at most 5.00 USD per transaction"
-        " (first 1,000 units and 5 transactions free)")
+        " (first 1,000 units and first 5 transactions free)")
+    # one transaction free: 11,000 units and 30 transactions, 2.5 % of 10,000 + 29 x 0.50 = 250 + 14.5
+    one_free = {**PERCENTAGE, "free_units_per_events": 1}
+    assert pricing_words(_charge("percentage", one_free, "11000", "264.5", events=30), "USD") == \
+        "2.5 % of 10,000 units + 29 transactions at 0.50 USD (first 1,000 units and first transaction free)"
 
 
 def test_subscription_and_minimum_lines_say_what_they_are():

@@ -131,11 +131,19 @@ class BillingConfiguration(_Body):
 class Customer(_Body):
     external_id: str
     name: str | None = None
+    legal_name: str | None = None
+    legal_number: str | None = None
     email: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    zipcode: str | None = None
+    city: str | None = None
+    state: str | None = None
     currency: str | None = None
     timezone: str | None = None
     country: str | None = None
     tax_identification_number: str | None = None
+    net_payment_term: int | None = Field(default=None, ge=0)
     tax_codes: list[str] = []
     invoice_grace_period: int | None = Field(default=None, ge=0)
     billing_configuration: BillingConfiguration | None = None
@@ -225,7 +233,8 @@ class Tax(_Body):
 
 
 class BillingEntity(_Body):
-    """The seller: printed on invoice documents; `country` and `eu_tax_management` decide EU VAT."""
+    """The seller: printed on invoice documents; `country` and `eu_tax_management` decide EU VAT;
+    `net_payment_term` (days) is the due date of invoices whose customer sets none."""
 
     code: str
     name: str | None = None
@@ -234,9 +243,13 @@ class BillingEntity(_Body):
     address_line2: str | None = None
     zipcode: str | None = None
     city: str | None = None
+    state: str | None = None
     email: str | None = None
+    legal_name: str | None = None
+    legal_number: str | None = None
     tax_identification_number: str | None = None
     document_number_prefix: str | None = None
+    net_payment_term: int = Field(default=0, ge=0)
     eu_tax_management: bool = False
     invoice_grace_period: int | None = Field(default=None, ge=0)
     billing_configuration: BillingConfiguration | None = None

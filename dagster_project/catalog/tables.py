@@ -158,6 +158,7 @@ def plans(catalog: Catalog) -> list[dict]:
 def customers(catalog: Catalog) -> list[dict]:
     entity = catalog.billing_entity
     entity_grace = None
+    entity_term = entity.net_payment_term if entity is not None else 0
     if entity is not None:
         entity_grace = entity.invoice_grace_period
         if entity_grace is None and entity.billing_configuration is not None:
@@ -170,13 +171,23 @@ def customers(catalog: Catalog) -> list[dict]:
                 "customer_id": customer_id(c.external_id),
                 "external_id": c.external_id,
                 "name": c.name,
+                "legal_name": c.legal_name,
+                "legal_number": c.legal_number,
                 "email": c.email,
+                "address_line1": c.address_line1,
+                "address_line2": c.address_line2,
+                "zipcode": c.zipcode,
+                "city": c.city,
+                "state": c.state,
                 "currency": c.currency,
                 "timezone": c.timezone or "UTC",
                 "country": c.country,
                 "tax_identification_number": c.tax_identification_number,
                 "tax_codes_json": _json(c.tax_codes),
                 "invoice_grace_period_days": grace or 0,
+                # the customer's own term (Lago's customer object), and the one its invoices use
+                "net_payment_term": c.net_payment_term,
+                "net_payment_term_days": c.net_payment_term if c.net_payment_term is not None else entity_term,
                 "created_at": c.created_at.isoformat() if c.created_at else None,
             }
         )
@@ -294,9 +305,13 @@ def billing_entities(catalog: Catalog) -> list[dict]:
             "address_line2": e.address_line2,
             "zipcode": e.zipcode,
             "city": e.city,
+            "state": e.state,
             "email": e.email,
+            "legal_name": e.legal_name,
+            "legal_number": e.legal_number,
             "tax_identification_number": e.tax_identification_number,
             "document_number_prefix": e.document_number_prefix,
+            "net_payment_term": e.net_payment_term,
             "is_eu_tax_management": e.eu_tax_management,
         }
         for e in catalog.billing_entities

@@ -1,9 +1,10 @@
 """The invoice a customer reads: one HTML page and one PDF per finalized invoice.
 
-`invoice_view` turns warehouse rows into what the document shows (pure, tested on its own);
-`render_html` and `render_pdf` lay it out. Amounts are the invoice's integer cents, formatted with
-the currency's exponent; nothing is recomputed here. Dates come from the data, so a rerun writes
-the same bytes.
+`invoice_view` turns warehouse rows into a document view: what the document shows, as plain
+strings (pure, tested on its own). `render_html` and `render_pdf` lay out any document view (title,
+meta lines, parties, a table of lines, totals, notes), so another document (a credit note) needs
+only a view of its own. Amounts are the invoice's integer cents, formatted with the currency's
+exponent; nothing is billed here. Dates come from the data, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import tempfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 
 from dagster_project.billing.money import currency_exponent, from_cents
 from dagster_project.billing.taxes import RULE_TEXT
+from dagster_project.publish.lago_json import payment_due_date
 
 TEMPLATES = Path(__file__).parent / "templates"
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -49,87 +51,267 @@ def money(cents: int, currency: str) -> str:
     return f"{amount:,.{currency_exponent(currency)}f} {currency}"
 
 
+def price(amount: Decimal, currency: str) -> str:
+    """A price from a charge's properties, exactly: every digit it has, and at least the currency's
+    exponent (`12` -> `12.00 USD`, `0.000002` -> `0.000002 USD`). Prices are not rounded to cents:
+    a per-token price is a fraction of one."""
+    amount = Decimal(amount)
+    places = max(currency_exponent(currency), -min(amount.normalize().as_tuple().exponent, 0))
+    return f"{amount:,.{places}f} {currency}"
+
+
 def units_text(units: Decimal) -> str:
-    text = f"{Decimal(units).normalize():,f}"
-    return text
+    """`1,500,000`, `2.5`: exact, with thousands separators, no trailing zeros."""
+    return f"{Decimal(units).normalize():,f}"
 
 
-def unit_price(fee: dict, currency: str) -> str:
-    """How the line is priced, in the words of its charge model."""
+def _count(number: Decimal, singular: str, plural: str | None = None) -> str:
+    return f"{units_text(number)} {singular if number == 1 else plural or singular + 's'}"
+
+
+def _first(number: Decimal, singular: str) -> str:
+    """`first 1,000 units`, `first transaction`: what a charge leaves free."""
+    return f"first {singular}" if number == 1 else f"first {_count(number, singular)}"
+
+
+def _rate(rate: Decimal) -> str:
+    return f"{Decimal(rate).normalize():f} %"
+
+
+def _decimal(value) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
+def _adds_up(parts: Decimal, precise_amount) -> bool:
+    """Whether a breakdown in words gives the fee's stored amount (to the 12 decimals it is kept
+    to). When it does not (a charge paid in advance is priced event by event, a percentage charge
+    per transaction), the line states the rule instead of a breakdown that would not add up."""
+    return abs(parts - _decimal(precise_amount)) <= Decimal("1E-12")
+
+
+INTERVAL_NOUNS = {"weekly": "week", "monthly": "month", "quarterly": "quarter", "semiannual": "half-year", "yearly": "year"}
+
+
+def pricing_words(fee: dict, currency: str) -> str:
+    """How a line's amount comes about, in the words of its charge model: `2 packages of 1,000,000
+    units at 12.00 USD`, `1,234,567 units at 0.000002 USD`. The figures are the fee's units and
+    events and the prices of its charge's properties (`properties_json`); where they do not give
+    the stored amount exactly (see `_adds_up`), the price rule alone (`12.00 USD per package of
+    1,000,000 units`). Nothing here is billed: the amount shown is the stored one."""
+    if fee["fee_type"] == "credit":
+        return credit_words(Decimal(fee["units"]), fee["amount_cents"], currency)
     if fee["fee_type"] == "subscription":
-        return f"{money(fee['amount_cents_plan'], currency)} per {fee.get('interval') or 'period'}" if fee.get("amount_cents_plan") is not None else ""
-    if fee["fee_type"] in ("true_up", "commitment"):
-        return "minimum"
-    props = json.loads(fee["properties_json"]) if fee.get("properties_json") else {}
+        if fee.get("amount_cents_plan") is None:
+            return ""
+        words = f"{money(fee['amount_cents_plan'], currency)} per {INTERVAL_NOUNS.get(fee.get('interval'), 'period')}"
+        return words + (", prorated" if fee["amount_cents"] != fee["amount_cents_plan"] else "")
+    if fee["fee_type"] == "true_up":
+        return "the charge's minimum spend for the period, less its fees"
+    if fee["fee_type"] == "commitment":
+        return "the plan's minimum commitment for the period, less its fees"
+    props = json.loads(fee["properties_json"], parse_float=Decimal) if fee.get("properties_json") else {}
     model = fee.get("charge_model")
-    if model == "package" and props:
-        free = Decimal(str(props.get("free_units") or 0))
-        text = f"{Decimal(str(props['amount'])).normalize():f} {currency} per {units_text(Decimal(str(props['package_size'])))}"
-        return text + (f" ({units_text(free)} free)" if free else "")
-    if model == "standard" and props:
-        return f"{Decimal(str(props['amount'])).normalize():f} {currency} per unit"
-    if model == "percentage" and props:
-        return f"{Decimal(str(props['rate'])).normalize():f} %"
-    units = Decimal(fee["units"] or 0)
-    if units:
-        average = (Decimal(fee["precise_amount"]) / units).quantize(Decimal("1E-12"), rounding=ROUND_HALF_UP)
-        return f"{average.normalize():f} {currency} per unit (average)"
-    return ""
+    units = max(_decimal(fee.get("units")), Decimal(0))
+    if not props:
+        return "no price set" if model else ""
+    words = {"standard": _standard_words, "package": _package_words, "percentage": _percentage_words,
+             "graduated": _tiered_words, "graduated_percentage": _tiered_words, "volume": _volume_words}.get(model)
+    if words is None:
+        return ""
+    return words(fee, props, units, currency)
+
+
+def _standard_words(fee, props, units, currency) -> str:
+    amount = _decimal(props.get("amount"))
+    if _adds_up(units * amount, fee["precise_amount"]):
+        return f"{_count(units, 'unit')} at {price(amount, currency)}"
+    return f"{price(amount, currency)} per unit"
+
+
+def _package_words(fee, props, units, currency) -> str:
+    amount, size, free = (_decimal(props.get(k)) for k in ("amount", "package_size", "free_units"))
+    free_words = f" ({_first(free, 'unit')} free)" if free else ""
+    whole, part = divmod(max(units - free, Decimal(0)), size) if size else (Decimal(0), 0)
+    packages = whole + (1 if part else 0)  # every package started is paid
+    if size and _adds_up(packages * amount, fee["precise_amount"]):
+        return f"{_count(packages, 'package')} of {_count(size, 'unit')} at {price(amount, currency)}" + free_words
+    return f"{price(amount, currency)} per package of {_count(size, 'unit')}" + free_words
+
+
+def _percentage_words(fee, props, units, currency) -> str:
+    rate, fixed = _decimal(props.get("rate")), _decimal(props.get("fixed_amount"))
+    free_units, free_events = _decimal(props.get("free_units_per_total_aggregation")), _decimal(props.get("free_units_per_events"))
+    low, high = props.get("per_transaction_min_amount"), props.get("per_transaction_max_amount")
+    free = [_first(free_units, "unit")] if free_units else []
+    free += [_first(free_events, "transaction")] if free_events else []
+    free_words = f" ({' and '.join(free)} free)" if free else ""
+    paid_units = max(units - free_units, Decimal(0))
+    paid_events = max(Decimal(fee.get("events_count") or 0) - free_events, Decimal(0))
+    if _adds_up(paid_units * rate / 100 + paid_events * fixed, fee["precise_amount"]):
+        words = f"{_rate(rate)} of {_count(paid_units, 'unit')}"
+        return words + (f" + {_count(paid_events, 'transaction')} at {price(fixed, currency)}" if fixed else "") + free_words
+    words = f"{_rate(rate)} of each transaction" + (f" + {price(fixed, currency)} per transaction" if fixed else "")
+    bounds = ([f"at least {price(_decimal(low), currency)}"] if low not in (None, "") else []) + (
+        [f"at most {price(_decimal(high), currency)}"] if high not in (None, "") else [])
+    return words + (f", {' and '.join(bounds)} per transaction" if bounds else "") + free_words
+
+
+def _tier_price(tier: dict, model: str, currency: str) -> str:
+    return _rate(tier["rate"]) if model == "graduated_percentage" else price(tier["per_unit_amount"], currency)
+
+
+def _flat(tier: dict, currency: str) -> str:
+    return f" + {price(tier['flat_amount'], currency)} flat" if tier["flat_amount"] else ""
+
+
+def _tiered_words(fee, props, units, currency) -> str:
+    """Graduated (and graduated percentage): each tier reached prices the units that fall in it."""
+    from dagster_project.billing.charge_models import tiers  # (polars: not for every PDF worker)
+
+    model = fee["charge_model"]
+    tier_list = tiers(fee["properties_json"], model)
+    parts, total = [], Decimal(0)
+    for tier in tier_list:
+        if tier["tier_index"] > 0 and units <= tier["lower"]:
+            break
+        in_tier = max(min(units, tier["upper"] if tier["upper"] is not None else units) - tier["lower"], Decimal(0))
+        per_unit = tier["rate"] / 100 if model == "graduated_percentage" else tier["per_unit_amount"]
+        total += in_tier * per_unit + tier["flat_amount"]
+        if model == "graduated_percentage":
+            parts.append(f"{_rate(tier['rate'])} of {_count(in_tier, 'unit')}" + _flat(tier, currency))
+        else:
+            parts.append(f"{_count(in_tier, 'unit')} at {price(tier['per_unit_amount'], currency)}" + _flat(tier, currency))
+    if tier_list and _adds_up(total, fee["precise_amount"]):
+        return "; ".join(parts)
+    return _tier_rules(tier_list, model, currency, "per unit" if model == "graduated" else "")
+
+
+def _volume_words(fee, props, units, currency) -> str:
+    """Volume: every unit at the price of the one tier the total falls in."""
+    from dagster_project.billing.charge_models import tiers
+
+    tier_list = tiers(fee["properties_json"], "volume")
+    for tier in tier_list:
+        if (tier["tier_index"] == 0 and units <= tier["lower"]) or (
+                units > tier["lower"] and (tier["upper"] is None or units <= tier["upper"])):
+            if _adds_up(units * tier["per_unit_amount"] + tier["flat_amount"], fee["precise_amount"]):
+                return f"{_count(units, 'unit')} at {price(tier['per_unit_amount'], currency)}" + _flat(tier, currency) + (
+                    f" (tier {_tier_range(tier)})")
+            break
+    return "every unit at the price of its total's tier: " + _tier_rules(tier_list, "volume", currency, "per unit")
+
+
+def _tier_range(tier: dict) -> str:
+    if tier["upper"] is None:
+        return f"above {units_text(tier['lower'])}"
+    return f"{units_text(tier['lower'])} to {units_text(tier['upper'])}"
+
+
+def _tier_rules(tier_list: list[dict], model: str, currency: str, per: str) -> str:
+    """The price list of a tiered charge: `0.01 USD per unit 0 to 1,000 + 10.00 USD flat; ...`."""
+    per = f" {per}" if per else ""
+    return "; ".join(f"{_tier_price(t, model, currency)}{per} {_tier_range(t)}{_flat(t, currency)}" for t in tier_list)
+
+
+def credit_words(credits: Decimal, amount_cents: int, currency: str) -> str:
+    """`100 prepaid credits at 1.00 USD`. A credit invoice stores the credits and the amount, not the
+    wallet's rate: the rate shown is amount / credits when that quotient is exact (it is the rate
+    the amount was billed at, rounded to cents); otherwise `... for 1.00 USD`."""
+    amount = from_cents(amount_cents, currency)
+    bought = _count(credits, "prepaid credit")
+    if credits > 0:
+        rate = (amount / credits).normalize()
+        if rate * credits == amount:
+            return f"{bought} at {price(rate, currency)}"
+    return f"{bought} for {money(amount_cents, currency)}"
+
+
+PAYMENT_STATUS = {"succeeded": "Paid", "pending": "Awaiting payment", "failed": "Payment failed"}
+
+
+def payment_status_text(invoice: dict) -> str:
+    status = invoice.get("payment_status") or "pending"
+    words = PAYMENT_STATUS.get(status, status)
+    return f"{words} on {invoice['paid_on'].isoformat()}" if status == "succeeded" and invoice.get("paid_on") else words
+
+
+def party_lines(party: dict, fallback_name: str | None) -> list[str]:
+    """A billing party as printed: legal name (else name), address, tax and registration numbers,
+    e-mail. Empty fields leave no line."""
+    place = " ".join(x for x in (party.get("zipcode"), party.get("city")) if x)
+    return [x for x in (
+        party.get("legal_name") or party.get("name") or fallback_name,
+        party.get("address_line1"), party.get("address_line2"), place, party.get("state"), party.get("country"),
+        f"Tax ID {party['tax_identification_number']}" if party.get("tax_identification_number") else None,
+        f"Registration number {party['legal_number']}" if party.get("legal_number") else None,
+        party.get("email"),
+    ) if x]
+
+
+def _fee_description(fee: dict) -> str:
+    if fee["fee_type"] == "credit":
+        return "Prepaid credits"
+    if fee["fee_type"] == "subscription":
+        return f"Subscription: {fee.get('plan_name') or fee.get('plan_code')}"
+    if fee["fee_type"] == "commitment":
+        return "Minimum commitment true-up"
+    description = fee.get("charge_display_name") or "Usage"
+    if fee.get("filter_display_name"):
+        description += f" — {fee['filter_display_name']}"
+    return description + (" (minimum spend true-up)" if fee["fee_type"] == "true_up" else "")
+
+
+# The table of an invoice: relative widths (the renderer spreads them over the page) and alignment.
+INVOICE_COLUMNS = [
+    {"label": "Description", "align": "left", "width": 100},
+    {"label": "Units", "align": "right", "width": 26},
+    {"label": "Tax", "align": "right", "width": 14},
+    {"label": "Amount", "align": "right", "width": 30},
+]
 
 
 def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict | None, applied_taxes: list[dict]) -> dict:
-    """What the document shows, as plain strings."""
+    """What the invoice document shows, as a document view (see `render_pdf`): plain strings."""
     currency = invoice["currency"]
     granted = invoice["prepaid_granted_credit_amount_cents"] or 0
     purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
     fees_cents, taxes_cents = invoice["fees_amount_cents"], invoice["taxes_amount_cents"]
-    lines = []
-    for fee in fees:
-        if fee["fee_type"] == "credit":
-            description = "Prepaid credits"
-        elif fee["fee_type"] == "subscription":
-            description = f"Subscription: {fee.get('plan_name') or fee.get('plan_code')}"
-        elif fee["fee_type"] == "commitment":
-            description = "Minimum commitment true-up"
-        else:
-            description = fee.get("charge_display_name") or "Usage"
-            if fee.get("filter_display_name"):
-                description += f" — {fee['filter_display_name']}"
-            if fee["fee_type"] == "true_up":
-                description += " (minimum spend true-up)"
-        lines.append({
-            "description": description,
-            "units": units_text(Decimal(fee["units"] or 0)),
-            "unit_price": unit_price(fee, currency) if fee["fee_type"] != "credit" else f"{invoice.get('paid_credits')} credits",
-            "amount": money(fee["amount_cents"], currency),
-            "tax_rate": f"{Decimal(fee.get('taxes_rate') or 0).normalize():f} %",
-        })
-    seller = seller or {}
-    period = ""
+    lines = [
+        {"cells": [_fee_description(fee), units_text(Decimal(fee["units"] or 0)),
+                   _rate(fee.get("taxes_rate") or 0), money(fee["amount_cents"], currency)],
+         "detail": pricing_words(fee, currency)}
+        for fee in fees
+    ]
+    meta = [("Number", invoice["number"]), ("Issue date", invoice["issuing_date"].isoformat()),
+            ("Due date", payment_due_date(invoice, customer).isoformat()), ("Payment status", payment_status_text(invoice))]
     if invoice.get("period_start_date") and invoice.get("period_end_date"):
         last_day = invoice["period_end_date"] - dt.timedelta(days=1)
-        period = f"{invoice['period_start_date'].isoformat()} to {last_day.isoformat()}"
+        meta.append(("Billing period", f"{invoice['period_start_date'].isoformat()} to {last_day.isoformat()}"))
+    plans = list(dict.fromkeys(name for fee in fees if (name := fee.get("plan_name") or fee.get("plan_code"))))
+    if plans:
+        meta.append(("Plan", ", ".join(plans)))
+    if invoice.get("external_subscription_id"):
+        meta.append(("Subscription", invoice["external_subscription_id"]))
+    seller = seller or {}
+    totals = [{"label": "Subtotal excluding taxes", "value": money(fees_cents, currency)}]
+    totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['fees_amount_cents'], currency)}",
+                "value": money(t["amount_cents"], currency)} for t in applied_taxes]
+    totals.append({"label": "Total including taxes", "value": money(fees_cents + taxes_cents, currency)})
+    if granted + purchased:
+        totals.append({"label": "Prepaid credits applied", "value": f"-{money(granted + purchased, currency)}"})
+    totals.append({"label": "Amount due", "value": money(fees_cents + taxes_cents - granted - purchased, currency), "strong": True})
     return {
-        "title": "Invoice" if invoice["invoice_type"] == "subscription" else "Invoice (prepaid credits)",
+        "title": "Invoice" if invoice["invoice_type"] != "credit" else "Invoice for prepaid credits",
         "number": invoice["number"],
-        "issuing_date": invoice["issuing_date"].isoformat(),
-        "period": period,
-        "subscription": invoice.get("external_subscription_id") or "",
-        "seller": [x for x in (seller.get("name") or seller.get("code"), seller.get("address_line1"), seller.get("address_line2"),
-                               " ".join(x for x in (seller.get("zipcode"), seller.get("city")) if x), seller.get("country"),
-                               f"VAT {seller['tax_identification_number']}" if seller.get("tax_identification_number") else None,
-                               seller.get("email")) if x],
-        "customer": [x for x in (customer.get("name") or customer["external_id"], customer.get("email"), customer.get("country"),
-                                 f"VAT {customer['tax_identification_number']}" if customer.get("tax_identification_number") else None) if x],
+        "date": invoice["issuing_date"].isoformat(),
+        "meta": [list(pair) for pair in meta],
+        "parties": [party for party in ({"label": "From", "lines": party_lines(seller, seller.get("code"))},
+                                        {"label": "Bill to", "lines": party_lines(customer, customer["external_id"])})
+                    if party["lines"]],  # no seller in the catalog: no "From"
+        "columns": [dict(column) for column in INVOICE_COLUMNS],
         "lines": lines,
-        "subtotal": money(fees_cents, currency),
-        "taxes": [{"name": f"{t['tax_name']} ({Decimal(t['tax_rate']).normalize():f} %)", "base": money(t["fees_amount_cents"], currency),
-                   "amount": money(t["amount_cents"], currency)} for t in applied_taxes],
-        "total_with_taxes": money(fees_cents + taxes_cents, currency),
-        "credits": money(granted + purchased, currency) if granted + purchased else "",
-        "amount_due": money(fees_cents + taxes_cents - granted - purchased, currency),
-        "tax_rule": RULE_TEXT[invoice["tax_rule"]] if invoice.get("tax_rule") else "",
-        "payment_status": invoice.get("payment_status") or "pending",
+        "totals": totals,
+        "notes": [RULE_TEXT[invoice["tax_rule"]]] if invoice.get("tax_rule") else [],
     }
 
 
@@ -137,59 +319,184 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=
 
 
 def render_html(view: dict) -> str:
-    return _ENV.get_template("invoice.html.j2").render(v=view)
+    """The HTML page of any document view (an invoice today): the same content as `render_pdf`."""
+    return _ENV.get_template("document.html.j2").render(v=view)
+
+
+# The PDF page, in millimetres: A4 with 15 mm margins, the last 10 for the page footer.
+PAGE_WIDTH, PAGE_HEIGHT, MARGIN, FOOTER = 210, 297, 15, 10
+CONTENT_BOTTOM = PAGE_HEIGHT - MARGIN - FOOTER
+BODY, SMALL, TITLE = 9, 7.5, 18  # font sizes, points
+LINE, SMALL_LINE = 4.5, 3.8  # line heights, mm
+PAD = 1.5  # space above and below the text of a table row
+MUTED, INK, RULE = (101, 109, 118), (31, 35, 40), (208, 215, 222)
+
+
+class _Layout:
+    """Draws a document view top to bottom: every block is measured before it is drawn, the next one
+    starts below it, and a table row that would cross the bottom of the page starts a new page
+    under the table header. Text wraps inside its column (`multi_cell`), never beyond."""
+
+    def __init__(self, view: dict):
+        from fpdf import FPDF
+
+        self.view = view
+        self.wrapped: dict[tuple, list[str]] = {}
+        self.pdf = pdf = FPDF(format="A4")
+        pdf.set_creation_date(dt.datetime.fromisoformat(view["date"]).replace(tzinfo=dt.timezone.utc))
+        pdf.set_title(f"{view['title']} {view['number']}")
+        pdf.set_margins(MARGIN, MARGIN, MARGIN)
+        pdf.set_auto_page_break(False)  # pages are broken here, between rows
+        if UNICODE_FONT.exists():
+            cut = _cut_font() if _characters(view) <= COMMON_CHARACTERS else None
+            pdf.add_font("body", "", str(cut or UNICODE_FONT))
+            self.family, self.text = "body", str
+        else:
+            self.family = "helvetica"
+            self.text = lambda value: value.replace("—", "-").replace("•", "-").encode("latin-1", "replace").decode("latin-1")
+        self.width = PAGE_WIDTH - 2 * MARGIN
+        weights = [c["width"] for c in view["columns"]]
+        self.columns = [self.width * w / sum(weights) for w in weights]
+        self.aligns = ["R" if c["align"] == "right" else "L" for c in view["columns"]]
+
+    def _font(self, size: float, color=INK) -> None:
+        self.pdf.set_font(self.family, size=size)
+        self.pdf.set_text_color(*color)
+
+    def _wrapped(self, width: float, text: str, size: float) -> list[str]:
+        """The lines `text` takes in a box `width` wide (explicit newlines kept), as printed. Each
+        text is measured once (a row is measured, then drawn), and one that fits is not broken
+        (fpdf2's line breaking costs most of a render)."""
+        key = (width, text, size)
+        if key not in self.wrapped:
+            self._font(size)
+            printed = self.text(text)
+            if not text:
+                self.wrapped[key] = []
+            elif "\n" not in printed and self.pdf.get_string_width(printed) <= width - 2 * self.pdf.c_margin:
+                self.wrapped[key] = [printed]
+            else:
+                self.wrapped[key] = self.pdf.multi_cell(width, 1, printed, dry_run=True, output="LINES")
+        return self.wrapped[key]
+
+    def _write(self, x: float, y: float, width: float, text: str, size: float, height: float, align="L", color=INK) -> float:
+        """Draw wrapped text with its top at `y`; returns the y below it."""
+        lines = self._wrapped(width, text, size)
+        self._font(size, color)
+        for number, line in enumerate(lines):
+            self.pdf.set_xy(x, y + number * height)
+            self.pdf.cell(width, height, line, align=align)
+        return y + len(lines) * height
+
+    def _room(self, y: float, height: float, header: bool = False) -> float:
+        """`y`, or the top of a new page (under the table header when drawing the table) when a
+        block `height` high would cross the bottom of this one."""
+        if y + height <= CONTENT_BOTTOM:
+            return y
+        self.pdf.add_page()
+        return self._table_header(MARGIN) if header else MARGIN
+
+    def draw(self) -> bytes:
+        view, pdf = self.view, self.pdf
+        pdf.add_page()
+        y = self._write(MARGIN, MARGIN, self.width, view["title"], TITLE, 9)
+        y += 3
+        label_width = 30
+        for label, value in view["meta"]:
+            self._write(MARGIN, y, label_width, label, BODY, LINE, color=MUTED)
+            y = self._write(MARGIN + label_width, y, self.width - label_width, value, BODY, LINE)
+        y += 6
+        y = self._parties(y) + 6
+        y = self._table_header(self._room(y, 2 * LINE + 2 * PAD + SMALL_LINE))
+        for line in view["lines"]:
+            y = self._row(y, line)
+        y = self._totals(y + 2)
+        for note in view["notes"]:
+            y += 3
+            y = self._room(y, len(self._wrapped(self.width, note, SMALL)) * SMALL_LINE)
+            y = self._write(MARGIN, y, self.width, note, SMALL, SMALL_LINE, color=MUTED)
+        self._footers()
+        return bytes(pdf.output())
+
+    def _parties(self, y: float) -> float:
+        """The parties side by side; the block ends below the tallest."""
+        parties = self.view["parties"]
+        gap = 10
+        width = (self.width - gap * (len(parties) - 1)) / max(len(parties), 1)
+        heights = [SMALL_LINE + 1 + sum(len(self._wrapped(width, line, BODY)) for line in p["lines"]) * LINE for p in parties]
+        y = self._room(y, max(heights, default=0))
+        bottom = y
+        for index, party in enumerate(parties):
+            x = MARGIN + index * (width + gap)
+            below = self._write(x, y, width, party["label"].upper(), SMALL, SMALL_LINE, color=MUTED) + 1
+            for text in party["lines"]:
+                below = self._write(x, below, width, text, BODY, LINE)
+            bottom = max(bottom, below)
+        return bottom
+
+    def _cells(self, y: float, cells: list[str], size: float = BODY, color=INK) -> float:
+        bottom = y
+        x = MARGIN
+        for width, text, align in zip(self.columns, cells, self.aligns, strict=True):
+            bottom = max(bottom, self._write(x, y, width, text, size, LINE, align, color))
+            x += width
+        return bottom
+
+    def _rule(self, y: float, width: float = 0.2, color=RULE) -> None:
+        self.pdf.set_draw_color(*color)
+        self.pdf.set_line_width(width)
+        self.pdf.line(MARGIN, y, MARGIN + self.width, y)
+
+    def _table_header(self, y: float) -> float:
+        bottom = self._cells(y + PAD, [c["label"] for c in self.view["columns"]], SMALL, MUTED) + PAD
+        self._rule(bottom, 0.3, MUTED)
+        return bottom
+
+    def _row(self, y: float, line: dict) -> float:
+        first = self.columns[0]
+        cells_height = max(len(self._wrapped(w, t, BODY)) for w, t in zip(self.columns, line["cells"], strict=True)) * LINE
+        detail_height = len(self._wrapped(first, line.get("detail") or "", SMALL)) * SMALL_LINE
+        below_first = len(self._wrapped(first, line["cells"][0], BODY)) * LINE + detail_height
+        y = self._room(y, max(cells_height, below_first) + 2 * PAD, header=True)
+        bottom = self._cells(y + PAD, line["cells"])
+        if line.get("detail"):
+            detail_top = y + PAD + len(self._wrapped(first, line["cells"][0], BODY)) * LINE
+            bottom = max(bottom, self._write(MARGIN, detail_top, first, line["detail"], SMALL, SMALL_LINE, color=MUTED))
+        bottom += PAD
+        self._rule(bottom)
+        return bottom
+
+    def _totals(self, y: float) -> float:
+        label_width, value_width = sum(self.columns[:-1]), self.columns[-1]
+        for total in self.view["totals"]:
+            size = BODY + 1 if total.get("strong") else BODY
+            height = max(len(self._wrapped(label_width, total["label"], size)), len(self._wrapped(value_width, total["value"], size))) * LINE
+            y = self._room(y, height + 2 * PAD)
+            if total.get("strong"):
+                self._rule(y, 0.4, INK)
+            bottom = max(self._write(MARGIN, y + PAD, label_width, total["label"], size, LINE, "R"),
+                         self._write(MARGIN + label_width, y + PAD, value_width, total["value"], size, LINE, "R"))
+            y = bottom + PAD
+        return y
+
+    def _footers(self) -> None:
+        """`MIS-003-001 · page 1 of 2` under each page, drawn once the number of pages is known."""
+        pages = self.pdf.pages_count
+        for number in range(1, pages + 1):
+            self.pdf.page = number
+            self._font(SMALL, MUTED)
+            self.pdf.set_xy(MARGIN, PAGE_HEIGHT - MARGIN - SMALL_LINE)
+            self.pdf.cell(self.width, SMALL_LINE, self.text(f"{self.view['title']} {self.view['number']} · page {number} of {pages}"), align="C")
 
 
 def render_pdf(view: dict) -> bytes:
-    """An A4 PDF of the same content. With DejaVu Sans installed any script prints; otherwise the
-    core Helvetica font is used and characters outside Latin-1 print as `?`."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(dt.datetime.fromisoformat(view["issuing_date"]).replace(tzinfo=dt.timezone.utc))
-    pdf.set_title(f"{view['title']} {view['number']}")
-    if UNICODE_FONT.exists():
-        cut = _cut_font() if _characters(view) <= COMMON_CHARACTERS else None
-        pdf.add_font("body", "", str(cut or UNICODE_FONT))
-        family, text = "body", str
-    else:
-        family = "helvetica"
-
-        def text(value: str) -> str:
-            return value.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
-    pdf.add_page()
-    pdf.set_font(family, size=16)
-    pdf.cell(0, 10, text(f"{view['title']} {view['number']}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(family, size=9)
-    pdf.cell(0, 5, text(f"Issued {view['issuing_date']}" + (f" · period {view['period']}" if view["period"] else "")
-                        + (f" · subscription {view['subscription']}" if view["subscription"] else "")), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(3)
-    y = pdf.get_y()
-    pdf.multi_cell(90, 5, text("From\n" + "\n".join(view["seller"])))
-    pdf.set_xy(110, y)
-    pdf.multi_cell(90, 5, text("Bill to\n" + "\n".join(view["customer"])))
-    pdf.ln(4)
-    widths = (78, 28, 46, 10, 28)
-    for row in [("Description", "Units", "Unit price", "Tax", "Amount")] + [
-        (line["description"], line["units"], line["unit_price"], line["tax_rate"], line["amount"]) for line in view["lines"]
-    ]:
-        for width, value, align in zip(widths, row, ("L", "R", "R", "R", "R"), strict=True):
-            pdf.cell(width, 6, text(value), border="B", align=align)
-        pdf.ln(6)
-    pdf.ln(2)
-    totals = [("Subtotal excluding taxes", view["subtotal"])]
-    totals += [(f"{t['name']} on {t['base']}", t["amount"]) for t in view["taxes"]]
-    totals += [("Total including taxes", view["total_with_taxes"])]
-    if view["credits"]:
-        totals.append(("Prepaid credits applied", f"-{view['credits']}"))
-    totals.append(("Amount due", view["amount_due"]))
-    for label, value in totals:
-        pdf.cell(sum(widths[:-1]), 6, text(label), align="R")
-        pdf.cell(widths[-1], 6, text(value), align="R", new_x="LMARGIN", new_y="NEXT")
-    if view["tax_rule"]:
-        pdf.ln(3)
-        pdf.multi_cell(0, 5, text(view["tax_rule"]))
-    return bytes(pdf.output())
+    """An A4 PDF of any document view: `title`, `number`, `date` (ISO, the PDF's creation date),
+    `meta` (label and value pairs), `parties` (a label and lines each, side by side), `columns`
+    (label, `align` left or right, relative `width`), `lines` (`cells`, one per column, and an
+    optional `detail` printed small under the first), `totals` (label, value, optional `strong`)
+    and `notes`. With DejaVu Sans installed any script prints; otherwise the core Helvetica font is
+    used and characters outside Latin-1 print as `?`."""
+    return _Layout(view).draw()
 
 
 def _characters(value) -> set[int]:

@@ -39,17 +39,27 @@ def rate_number(rate: Decimal | None) -> int | float:
 
 
 def customer_object(customer: dict, sequence: int) -> dict:
+    """Lago's `CustomerObject` of a `catalog.customers` row: the fields its body may set and we keep."""
     return {
         "lago_id": customer["customer_id"],
         "sequential_id": sequence,
         "slug": f"{sequence:03d}",
         "external_id": customer["external_id"],
         "name": customer["name"],
+        "legal_name": customer["legal_name"],
+        "legal_number": customer["legal_number"],
+        "tax_identification_number": customer["tax_identification_number"],
         "email": customer["email"],
+        "address_line1": customer["address_line1"],
+        "address_line2": customer["address_line2"],
+        "zipcode": customer["zipcode"],
+        "city": customer["city"],
+        "state": customer["state"],
         "currency": customer["currency"],
         "timezone": customer["timezone"],
         "applicable_timezone": customer["timezone"],
         "country": customer["country"],
+        "net_payment_term": customer["net_payment_term"],
         "created_at": _ts(dt.datetime.fromisoformat(customer["created_at"]) if customer["created_at"] else dt.datetime(1970, 1, 1)),
     }
 
@@ -129,6 +139,12 @@ def _fee_name(fee: dict) -> str:
     return name or fee["fee_type"]
 
 
+def payment_due_date(invoice: dict, customer: dict) -> dt.date:
+    """The issuing date plus the customer's net payment term in days (its own, else the billing
+    entity's, else 0, resolved in `catalog.customers.net_payment_term_days`), as in Lago."""
+    return invoice["issuing_date"] + dt.timedelta(days=customer["net_payment_term_days"])
+
+
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
                    applied_taxes: list[dict] = (), billing_entity: dict | None = None,
                    credit_note_credits: list[dict] = ()) -> dict:
@@ -146,8 +162,8 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "sequential_id": invoice["sequential_id"],
         "number": invoice["number"],
         "issuing_date": invoice["issuing_date"].isoformat(),
-        "payment_due_date": invoice["issuing_date"].isoformat(),
-        "net_payment_term": 0,
+        "payment_due_date": payment_due_date(invoice, customer).isoformat(),
+        "net_payment_term": customer["net_payment_term_days"],
         "invoice_type": invoice["invoice_type"],
         "status": invoice["status"],
         "payment_status": invoice.get("payment_status") or "pending",

@@ -125,20 +125,24 @@ def test_each_finalized_invoice_has_an_html_and_a_pdf_document_with_its_figures(
     ]
     html = (documents / "MIS-003-001.html").read_text()  # fr_consumer
     for expected in (
-        "Invoice MIS-003-001", "Billing period 2026-10-01 to 2026-10-31", "Mistral AI SAS", "15 rue des Halles",
-        "75001 Paris", "VAT FR12345678901", "Camille Martin",
-        # one line per model and type, with units and unit price
-        "AI Tokens — mistral-large input</td><td class=\"num\">1,500,000</td><td class=\"num\">2 EUR per 1,000,000",
-        "AI Tokens — mistral-large output</td><td class=\"num\">500,000</td><td class=\"num\">1.5 EUR per 1,000,000",
-        "Subscription: EU plan", "10.50 EUR per monthly",
-        "16.00 EUR", "VAT FR standard (20 %) on 16.00 EUR</td><td class=\"num\">3.20 EUR",
-        "Total including taxes</td><td class=\"num\">19.20 EUR", "Prepaid credits applied</td><td class=\"num\">-5.00 EUR",
-        "Amount due</td><td class=\"num\">14.20 EUR", "VAT at the seller&#39;s rate: customer in the seller&#39;s country",
+        "Invoice MIS-003-001", "<dt>Billing period</dt><dd>2026-10-01 to 2026-10-31</dd>", "<dt>Plan</dt><dd>EU plan</dd>",
+        "<dt>Due date</dt><dd>2026-11-01</dd>",  # no net payment term: due on issue
+        "<p>Mistral AI SAS</p><p>15 rue des Halles</p><p>75001 Paris</p><p>FR</p><p>Tax ID FR12345678901</p>",
+        "<p>Camille Martin</p>",
+        # one line per model and type, with units and the price in the charge model's words
+        "AI Tokens — mistral-large input<div class=\"detail\">2 packages of 1,000,000 units at 2.00 EUR</div></td>"
+        "<td class=\"right\">1,500,000</td><td class=\"right\">20 %</td><td class=\"right\">4.00 EUR</td>",
+        "AI Tokens — mistral-large output<div class=\"detail\">1 package of 1,000,000 units at 1.50 EUR</div></td>"
+        "<td class=\"right\">500,000</td>",
+        "Subscription: EU plan<div class=\"detail\">10.50 EUR per month</div>",
+        "16.00 EUR", "VAT FR standard (20 %) on 16.00 EUR</td><td class=\"right\">3.20 EUR",
+        "Total including taxes</td><td class=\"right\">19.20 EUR", "Prepaid credits applied</td><td class=\"right\">-5.00 EUR",
+        "Amount due</td><td class=\"right\">14.20 EUR", "VAT at the seller&#39;s rate: customer in the seller&#39;s country",
     ):
         assert expected in html, expected
     reverse = (documents / "MIS-001-001.html").read_text()
-    assert "Reverse charge (0 %) on 16.00 EUR</td><td class=\"num\">0.00 EUR" in reverse
-    assert "Article 196, Directive 2006/112/EC" in reverse and "VAT DE123456789" in reverse
+    assert "Reverse charge (0 %) on 16.00 EUR</td><td class=\"right\">0.00 EUR" in reverse
+    assert "Article 196, Directive 2006/112/EC" in reverse and "Tax ID DE123456789" in reverse
     pdf = (documents / "MIS-002-001.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and b"Invoice MIS-002-001" in pdf
     # Documents are bytes-stable across reruns, like the JSON.

@@ -22,15 +22,15 @@ def view():
                "tax_rule": None, "payment_status": "pending"}
     fee = {"fee_type": "charge", "units": 2500000, "precise_amount": "6", "amount_cents": 600, "charge_model": "package",
            "properties_json": json.dumps({"amount": "2", "package_size": 1000000}), "charge_display_name": "AI Tokens"}
-    return invoice_view(invoice, [fee], {"external_id": "de", "name": "Jonas Weber", "country": "DE"}, None, [])
+    return invoice_view(invoice, [fee], {"external_id": "de", "name": "Jonas Weber", "country": "DE", "net_payment_term_days": 0}, None, [])
 
 
 def test_the_key_covers_every_field_of_the_view_and_not_the_order_of_its_keys(view):
     assert pdf_key(view) == pdf_key(dict(reversed(list(view.items()))))
     renamed = copy.deepcopy(view)
-    renamed["customer"][0] = "Jonas Weber GmbH"  # a catalog edit: the document shows it, so it renders again
+    renamed["parties"][-1]["lines"][0] = "Jonas Weber GmbH"  # a catalog edit: the document shows it, so it renders again
     repriced = copy.deepcopy(view)
-    repriced["lines"][0]["unit_price"] = "3 EUR per 1,000,000"
+    repriced["lines"][0]["detail"] = "3 packages of 1,000,000 units at 3.00 EUR"
     assert len({pdf_key(view), pdf_key(renamed), pdf_key(repriced)}) == 3
 
 

@@ -709,6 +709,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
                     "credit_notes_amount_cents": 0, "paid_credits": str(issued.paid_credits), "tax_rule": None,
+                    "net_payment_term_days": customer.get("net_payment_term_days") or 0,
                 }
             status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
             invoice_rows.append({**row, "payment_status": status, "paid_on": paid_on, "paid_amount_cents": paid_cents})
@@ -807,6 +808,9 @@ def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None
         "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
         "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
         "credit_notes_amount_cents": credit_notes, "paid_credits": None, "tax_rule": r["tax_rule"],
+        # the term in force when the invoice is issued: kept with it, so editing the catalog later
+        # does not move the due date of an invoice already finalized
+        "net_payment_term_days": customer.get("net_payment_term_days") or 0,
     }
 
 
@@ -818,7 +822,7 @@ INVOICE_SCHEMA = {
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
     "credit_notes_amount_cents": pl.Int64, "paid_credits": pl.String, "tax_rule": pl.String,
-    "payment_status": pl.String, "paid_on": pl.Date, "paid_amount_cents": pl.Int64,
+    "net_payment_term_days": pl.Int64, "payment_status": pl.String, "paid_on": pl.Date, "paid_amount_cents": pl.Int64,
 }
 CREDIT_NOTE_SCHEMA = {
     "credit_note_id": pl.String, "number": pl.String, "sequential_id": pl.Int64, "invoice_id": pl.String,

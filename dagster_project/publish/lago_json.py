@@ -139,10 +139,16 @@ def _fee_name(fee: dict) -> str:
     return name or fee["fee_type"]
 
 
+def net_payment_term(invoice: dict, customer: dict) -> int:
+    """The invoice's net payment term in days: the one stored with it when it was issued (the
+    customer's own, else the billing entity's, else 0, as in Lago), else the customer's now."""
+    days = invoice.get("net_payment_term_days")
+    return customer["net_payment_term_days"] if days is None else days
+
+
 def payment_due_date(invoice: dict, customer: dict) -> dt.date:
-    """The issuing date plus the customer's net payment term in days (its own, else the billing
-    entity's, else 0, resolved in `catalog.customers.net_payment_term_days`), as in Lago."""
-    return invoice["issuing_date"] + dt.timedelta(days=customer["net_payment_term_days"])
+    """The issuing date plus the invoice's net payment term in days."""
+    return invoice["issuing_date"] + dt.timedelta(days=net_payment_term(invoice, customer))
 
 
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
@@ -163,7 +169,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "number": invoice["number"],
         "issuing_date": invoice["issuing_date"].isoformat(),
         "payment_due_date": payment_due_date(invoice, customer).isoformat(),
-        "net_payment_term": customer["net_payment_term_days"],
+        "net_payment_term": net_payment_term(invoice, customer),
         "invoice_type": invoice["invoice_type"],
         "status": invoice["status"],
         "payment_status": invoice.get("payment_status") or "pending",

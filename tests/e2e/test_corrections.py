@@ -67,6 +67,10 @@ def credited(tmp_path_factory):
         "invoice_id": "MTH-001-001", "reason": "duplicated_charge", "description": "Large tokens billed twice",
         "credit_amount_cents": 180, "refund_amount_cents": 300,
         "items": [{"fee_id": large["lago_id"], "amount_cents": 400}], "created_at": "2026-11-05T10:00:00Z"}}))
+    # and acme's payment term changes from none (0 days) to 30: invoices issued from now on are due later
+    bodies = json.loads((work / "catalog" / "catalog.json").read_text())
+    next(b for b in bodies if "customer" in b)["customer"]["net_payment_term"] = 30
+    (work / "catalog" / "catalog.json").write_text(json.dumps(bodies))
     before = snapshot(work / "out")
     _bill(work, "2026-12-02")
     return work, before
@@ -140,10 +144,22 @@ def test_the_next_invoice_takes_the_credit_before_the_wallet(credited):
 
 
 def test_the_corrected_invoice_never_changes(credited):
+    # neither its figures nor its due date (issued 2026-11-01 with no payment term: due that day); its
+    # JSON's `customer` shows the customer as it is now (its new payment term), as Lago's API does
     work, before = credited
     after = snapshot(work / "out")
-    for name in ("invoices/MTH-001-001.json", "documents/MTH-001-001.html", "documents/MTH-001-001.pdf"):
+    for name in ("documents/MTH-001-001.html", "documents/MTH-001-001.pdf"):
         assert after[name] == before[name], name
+    old, new = (json.loads(files["invoices/MTH-001-001.json"])["invoice"] for files in (before, after))
+    assert {k: v for k, v in new.items() if k != "customer"} == {k: v for k, v in old.items() if k != "customer"}
+    assert new["payment_due_date"] == "2026-11-01" and new["customer"]["net_payment_term"] == 30
+
+
+def test_an_invoice_issued_after_the_term_changed_is_due_30_days_later(credited):
+    work, _ = credited
+    november = _invoice(work, "MTH-001-002")
+    assert (november["issuing_date"], november["net_payment_term"], november["payment_due_date"]) == (
+        "2026-12-01", 30, "2026-12-31")
 
 
 def test_the_marts_hold_the_credit_note_and_net_the_refund_from_gross_revenue(credited):

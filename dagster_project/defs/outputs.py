@@ -177,7 +177,8 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         )
         files = {}
         if inv["status"] == "finalized":
-            view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes)
+            view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes,
+                                                 credits.get(inv["invoice_id"], []))
             files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8")}
             views[len(rendered)] = view
         rendered.append(RenderedInvoice(inv, name, document, files))
@@ -187,8 +188,10 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
     return rendered
 
 
-def _credit_note_documents(con, customers: dict, sequences: dict, periods: dict) -> dict[str, dict]:
-    """Each credit note as `{"credit_note": ...}`, by file name (`<number>.json`)."""
+def _credit_note_documents(con, customers: dict, sequences: dict, periods: dict,
+                           pdfs: PdfCache) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """Each credit note as `{"credit_note": ...}` (`<number>.json`), and as the document its
+    customer reads (`<number>.html` and `.pdf`)."""
     fees = {fee["fee_id"]: fee for rows in _fees_by_invoice(con, periods).values() for fee in rows}
     invoices = {i["invoice_id"]: i for i in _rows(con, "select * from billing.invoices")}
     entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
@@ -198,12 +201,17 @@ def _credit_note_documents(con, customers: dict, sequences: dict, periods: dict)
     taxes: dict[str, list[dict]] = {}
     for tax in _rows(con, "select * from billing.credit_note_taxes order by credit_note_id, tax_code"):
         taxes.setdefault(tax["credit_note_id"], []).append(tax)
-    return {
-        f"{note['number']}.json": lago_json.credit_note_object(
-            note, items.get(note["credit_note_id"], []), taxes.get(note["credit_note_id"], []),
-            invoices[note["invoice_id"]], customers[note["customer_id"]], sequences[note["customer_id"]], entity)
-        for note in _rows(con, "select * from billing.credit_notes order by number")
-    }
+    notes = _rows(con, "select * from billing.credit_notes order by number")
+    documents, files, views = {}, {}, []
+    for note in notes:
+        args = (note, items.get(note["credit_note_id"], []), taxes.get(note["credit_note_id"], []), invoices[note["invoice_id"]],
+                customers[note["customer_id"]])
+        documents[f"{note['number']}.json"] = lago_json.credit_note_object(*args, sequences[note["customer_id"]], entity)
+        views.append(invoice_document.credit_note_view(*args, entity))
+        files[f"{note['number']}.html"] = invoice_document.render_html(views[-1]).encode("utf-8")
+    for note, pdf in zip(notes, pdfs.pdfs(views), strict=True):
+        files[f"{note['number']}.pdf"] = pdf
+    return documents, files
 
 
 def _catalog_context(con) -> tuple[dict, dict, dict]:
@@ -232,10 +240,11 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     for rendered in _render_invoices(con, customers, sequences, periods, pdfs):
         invoices[rendered.json_name] = rendered.document
         documents.update(rendered.files)
+    credit_notes, note_documents = _credit_note_documents(con, customers, sequences, periods, pdfs)
+    documents.update(note_documents)
     pdfs.prune()
     _replace_folder(out_dir / "invoices", invoices)
     _replace_folder(out_dir / "documents", documents)
-    credit_notes = _credit_note_documents(con, customers, sequences, periods)
     _replace_folder(out_dir / "credit_notes", credit_notes)
 
     usage_docs = {}

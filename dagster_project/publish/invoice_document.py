@@ -270,11 +270,14 @@ INVOICE_COLUMNS = [
 ]
 
 
-def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict | None, applied_taxes: list[dict]) -> dict:
-    """What the invoice document shows, as a document view (see `render_pdf`): plain strings."""
+def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict | None, applied_taxes: list[dict],
+                 credit_note_credits: list[dict] = ()) -> dict:
+    """What the invoice document shows, as a document view (see `render_pdf`): plain strings.
+    `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`)."""
     currency = invoice["currency"]
     granted = invoice["prepaid_granted_credit_amount_cents"] or 0
     purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
+    credited = invoice.get("credit_notes_amount_cents") or 0
     fees_cents, taxes_cents = invoice["fees_amount_cents"], invoice["taxes_amount_cents"]
     lines = [
         {"cells": [_fee_description(fee), units_text(Decimal(fee["units"] or 0)),
@@ -297,9 +300,12 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['fees_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in applied_taxes]
     totals.append({"label": "Total including taxes", "value": money(fees_cents + taxes_cents, currency)})
+    totals += [{"label": f"Credit note {c['number']}", "value": f"-{money(c['amount_cents'], currency)}"}
+               for c in credit_note_credits]
     if granted + purchased:
         totals.append({"label": "Prepaid credits applied", "value": f"-{money(granted + purchased, currency)}"})
-    totals.append({"label": "Amount due", "value": money(fees_cents + taxes_cents - granted - purchased, currency), "strong": True})
+    due = fees_cents + taxes_cents - credited - granted - purchased
+    totals.append({"label": "Amount due", "value": money(due, currency), "strong": True})
     return {
         "title": "Invoice" if invoice["invoice_type"] != "credit" else "Invoice for prepaid credits",
         "number": invoice["number"],
@@ -312,6 +318,57 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
         "lines": lines,
         "totals": totals,
         "notes": [RULE_TEXT[invoice["tax_rule"]]] if invoice.get("tax_rule") else [],
+    }
+
+
+CREDIT_NOTE_COLUMNS = [
+    {"label": "Description", "align": "left", "width": 110},
+    {"label": "Tax", "align": "right", "width": 20},
+    {"label": "Credited", "align": "right", "width": 40},
+]
+REASONS = {"duplicated_charge": "Duplicated charge", "product_unsatisfactory": "Product unsatisfactory",
+           "order_change": "Order change", "order_cancellation": "Order cancellation",
+           "fraudulent_charge": "Fraudulent charge", "other": "Other"}
+
+
+def credit_note_view(note: dict, items: list[dict], taxes: list[dict], invoice: dict, customer: dict,
+                     seller: dict | None) -> dict:
+    """What a credit note document shows, as a document view: the invoice it corrects, each fee
+    credited (`items`: fee rows with `credit_amount_cents`), its taxes, and how its total is paid
+    back (credit on later invoices, refund). Only what the note says when it is issued, so the
+    document never changes afterwards (its remaining credit is in its JSON)."""
+    currency = note["currency"]
+    meta = [("Number", note["number"]), ("Issue date", note["issuing_date"].isoformat()),
+            ("Corrects invoice", f"{invoice['number']} of {invoice['issuing_date'].isoformat()}"),
+            ("Reason", REASONS.get(note["reason"], note["reason"]))]
+    if invoice.get("external_subscription_id"):
+        meta.append(("Subscription", invoice["external_subscription_id"]))
+    lines = [{"cells": [_fee_description(item), _rate(item.get("taxes_rate") or 0), money(item["credit_amount_cents"], currency)],
+              "detail": f"of {money(item['amount_cents'], currency)} invoiced"} for item in items]
+    totals = [{"label": "Subtotal excluding taxes", "value": money(note["sub_total_excluding_taxes_amount_cents"], currency)}]
+    totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['base_amount_cents'], currency)}",
+                "value": money(t["amount_cents"], currency)} for t in taxes]
+    totals.append({"label": "Total credited including taxes", "value": money(note["total_amount_cents"], currency), "strong": True})
+    notes = [note["description"]] if note.get("description") else []
+    if note["credit_amount_cents"]:
+        totals.append({"label": "Credit on your next invoices", "value": money(note["credit_amount_cents"], currency)})
+        notes.append(f"{money(note['credit_amount_cents'], currency)} is deducted from your next invoices, after taxes.")
+    if note["refund_amount_cents"]:
+        totals.append({"label": "Refunded", "value": money(note["refund_amount_cents"], currency)})
+        notes.append(f"{money(note['refund_amount_cents'], currency)} is paid back to you.")
+    seller = seller or {}
+    return {
+        "title": "Credit note",
+        "number": note["number"],
+        "date": note["issuing_date"].isoformat(),
+        "meta": [list(pair) for pair in meta],
+        "parties": [party for party in ({"label": "From", "lines": party_lines(seller, seller.get("code"))},
+                                        {"label": "Credit to", "lines": party_lines(customer, customer["external_id"])})
+                    if party["lines"]],
+        "columns": [dict(column) for column in CREDIT_NOTE_COLUMNS],
+        "lines": lines,
+        "totals": totals,
+        "notes": notes,
     }
 
 

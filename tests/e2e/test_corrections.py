@@ -143,6 +143,17 @@ def test_the_next_invoice_takes_the_credit_before_the_wallet(credited):
         ("credit_note", "MTH-001-001-CN001", 180, False)]
 
 
+def test_the_credit_note_and_the_invoice_it_pays_are_documents_too(credited):
+    work, _ = credited
+    note = (work / "out" / "documents" / "MTH-001-001-CN001.html").read_text()
+    for text in ("Credit note", "MTH-001-001-CN001", "MTH-001-001 of 2026-11-01", "Duplicated charge", "Large tokens billed twice",
+                 "AI Tokens — Large", "4.00 USD", "VAT (20 %) on 4.00 USD", "0.80 USD", "4.80 USD", "1.80 USD", "3.00 USD"):
+        assert text in note, text
+    assert (work / "out" / "documents" / "MTH-001-001-CN001.pdf").read_bytes().startswith(b"%PDF")
+    november = (work / "out" / "documents" / "MTH-001-002.html").read_text()
+    assert "Credit note MTH-001-001-CN001" in november and "-1.80 USD" in november and "11.40 USD" in november
+
+
 def test_the_corrected_invoice_never_changes(credited):
     # neither its figures nor its due date (issued 2026-11-01 with no payment term: due that day); its
     # JSON's `customer` shows the customer as it is now (its new payment term), as Lago's API does

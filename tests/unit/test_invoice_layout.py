@@ -146,3 +146,50 @@ def test_the_pdf_and_the_html_show_every_text_of_the_view():
     for text in texts:
         assert "".join(text.split()).casefold() in pdf, text
         assert str(escape(text)) in html, text
+
+
+def _credit_note(items: int):
+    """A credit note of `items` fees of the long invoice's customer: 12.00 each at 19%."""
+    from dagster_project.publish.invoice_document import credit_note_view
+
+    note = {"number": "MIS-042-017-CN001", "issuing_date": dt.date(2026, 11, 5), "currency": "EUR",
+            "reason": "duplicated_charge", "description": "Output tokens counted twice by the gateway " * 3,
+            "sub_total_excluding_taxes_amount_cents": 1200 * items, "total_amount_cents": 1428 * items,
+            "credit_amount_cents": 1428 * items - 500, "refund_amount_cents": 500}
+    invoice = {"number": "MIS-042-017", "issuing_date": dt.date(2026, 11, 1),
+               "external_subscription_id": "subscription-with-a-rather-long-external-identifier-0001"}
+    fees = [{"fee_type": "charge", "charge_display_name": "AI Tokens for the very long named model family",
+             "filter_display_name": f"mistral-large-2411-instruct-long-context-edition-{n:02d} • output",
+             "taxes_rate": Decimal(19), "amount_cents": 1200, "credit_amount_cents": 1200} for n in range(items)]
+    taxes = [{"tax_name": "VAT DE standard", "tax_rate": Decimal(19), "base_amount_cents": 1200 * items, "amount_cents": 228 * items}]
+    customer = {"external_id": "verein", "name": LONG, "net_payment_term_days": 30}
+    return credit_note_view(note, fees, taxes, invoice, customer, {"code": "mistral", "name": "Mistral AI SAS"})
+
+
+@pytest.mark.parametrize("items", [2, 45])
+def test_a_credit_note_document_is_laid_out_without_overlaps(items):
+    view = _credit_note(items)
+    pdf = render_pdf(view)
+    assert overlapping_text(pdf) == {}
+    flat = "".join("".join(page_texts(pdf)).split())
+    assert flat.count("invoiced") == items  # each item once
+    if items == 2:  # 2 x 12.00 = 24.00 + 19% (4.56) = 28.56: 5.00 refunded, 23.56 credited to the next invoices
+        for text in ("CreditnoteNumberMIS-042-017-CN001", "CorrectsinvoiceMIS-042-017of2026-11-01",
+                     "VATDEstandard(19%)on24.00EUR4.56EUR", "Totalcreditedincludingtaxes28.56EUR",
+                     "Creditonyournextinvoices23.56EUR", "Refunded5.00EUR", "5.00EURispaidbacktoyou."):
+            assert text in flat, text
+
+
+def test_an_invoice_shows_each_credit_note_it_took_before_the_prepaid_credits():
+    from dagster_project.publish import invoice_document
+
+    # 12.00 + 19% = 14.28, a credit note's 3.00 and 5.00 of granted credits
+    invoice = {"invoice_type": "subscription", "number": "MIS-042-018", "issuing_date": dt.date(2026, 12, 1),
+               "currency": "EUR", "fees_amount_cents": 1200, "taxes_amount_cents": 228, "credit_notes_amount_cents": 300,
+               "prepaid_granted_credit_amount_cents": 500, "prepaid_purchased_credit_amount_cents": 0, "payment_status": "pending"}
+    view = invoice_document.invoice_view(invoice, [], {"external_id": "verein", "net_payment_term_days": 0}, None, [],
+                                         [{"number": "MIS-042-017-CN001", "amount_cents": 300}])
+    # 14.28 - 3.00 of the credit note - 5.00 of credits = 6.28 due
+    assert [(t["label"], t["value"]) for t in view["totals"]][-4:] == [
+        ("Total including taxes", "14.28 EUR"), ("Credit note MIS-042-017-CN001", "-3.00 EUR"),
+        ("Prepaid credits applied", "-5.00 EUR"), ("Amount due", "6.28 EUR")]

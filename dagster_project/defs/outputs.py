@@ -352,32 +352,45 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     partitions_def=billing_months,
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]),
           dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
-          dg.AssetKey(["marts", "fct_unpriced_usage"])],
+          dg.AssetKey(["marts", "fct_unpriced_usage"]), dg.AssetKey(["billing", "credit_notes"]),
+          dg.AssetKey(["billing", "credit_note_items"]), dg.AssetKey(["billing", "credit_note_taxes"]),
+          dg.AssetKey(["billing", "credit_note_applications"])],
     owners=["team:billing-data"],
     kinds={"json", "html", "pdf"},
 )
 def period_invoices(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
     """The invoices of one billing month, as sent: `periods/YYYY-MM/` holds each finalized invoice
-    of the periods starting that month (credit invoices: issued that month) as JSON, HTML and PDF,
-    and `manifest.json` with their numbers and totals, and the drafts still inside their grace
-    period. Rerun a month from the UI after its drafts are finalized; finalized invoices never
+    of the periods starting that month (credit invoices: issued that month) and each credit note
+    issued that month as JSON, HTML and PDF, and `manifest.json` with their numbers and totals,
+    and the drafts still inside their grace period. Rerun a month from the UI after its drafts are finalized; finalized invoices never
     change, so a rerun rewrites the same bytes."""
     month = context.partition_key[:7]
     folder = Path(settings.out_dir) / "periods" / month
     with settings.connect() as con:
         pdfs = PdfCache(pdf_cache_dir(settings))
-        rendered = [r for r in _render_invoices(con, *_catalog_context(con), pdfs) if r.billing_month == month]
+        catalog_context = _catalog_context(con)
+        rendered = [r for r in _render_invoices(con, *catalog_context, pdfs) if r.billing_month == month]
+        notes, note_files = _credit_note_documents(con, *catalog_context, pdfs)
     files: dict[str, dict | bytes] = {}
     finalized = [r for r in rendered if r.invoice["status"] == "finalized"]
     for r in finalized:
         files[r.json_name] = r.document
         files.update(r.files)
+    # the credit notes issued that month, with their documents
+    issued = {name.removesuffix(".json"): doc["credit_note"] for name, doc in notes.items()
+              if doc["credit_note"]["issuing_date"][:7] == month}
+    files.update({name: doc for name, doc in notes.items() if name.removesuffix(".json") in issued})
+    files.update({name: data for name, data in note_files.items() if Path(name).stem in issued})
     manifest = {
         "billing_month": month,
         "invoices": [{"number": r.invoice["number"], "external_customer_id": r.invoice["external_customer_id"],
                       "invoice_type": r.invoice["invoice_type"], "currency": r.invoice["currency"],
                       "total_amount_cents": r.document["invoice"]["total_amount_cents"]} for r in finalized],
         "drafts": sum(1 for r in rendered if r.invoice["status"] == "draft"),
+        "credit_notes": [{"number": n["number"], "invoice_number": n["invoice_number"],
+                          "external_customer_id": n["customer"]["external_id"], "currency": n["currency"],
+                          "total_amount_cents": n["total_amount_cents"], "credit_amount_cents": n["credit_amount_cents"],
+                          "refund_amount_cents": n["refund_amount_cents"]} for n in issued.values()],
     }
     files["manifest.json"] = manifest
     _replace_folder(folder, files)

@@ -213,3 +213,24 @@ def test_a_credit_note_larger_than_its_fee_is_refused_and_nothing_is_billed(cred
     assert ("more.json, body 1 (credit_note 'MTH-001-001'), field items.0.amount_cents: 5000 is more than the 200 "
             "cents left to credit on this fee") in result.stderr
     assert snapshot(copy / "out") == before
+
+
+def test_the_month_a_credit_note_is_issued_in_holds_it_in_its_period_folder(credited):
+    """outputs/period_invoices for November (invoked on the billed warehouse): October's invoice was
+    issued in a period that starts in October, the credit note in November."""
+    import dagster as dg
+
+    from dagster_project.defs.outputs import period_invoices
+    from dagster_project.defs.resources import MeterhouseSettings
+
+    work, _ = credited
+    settings = MeterhouseSettings(catalog_dir=str(work / "catalog"), events_dir=str(work / "events"),
+                                  warehouse_path=str(work / "warehouse.duckdb"), out_dir=str(work / "out"))
+    period_invoices(dg.build_asset_context(partition_key="2026-11-01"), settings)
+    folder = work / "out" / "periods" / "2026-11"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["credit_notes"] == [{"number": "MTH-001-001-CN001", "invoice_number": "MTH-001-001",
+                                         "external_customer_id": "acme", "currency": "USD", "total_amount_cents": 480,
+                                         "credit_amount_cents": 180, "refund_amount_cents": 300}]
+    assert {p.name for p in folder.iterdir() if "CN" in p.name} == {
+        "MTH-001-001-CN001.json", "MTH-001-001-CN001.html", "MTH-001-001-CN001.pdf"}

@@ -81,12 +81,12 @@ def _warn(console: out.Console, summary: dict, warehouse: Path) -> None:
     """What a user must act on, at the end: rejected events and payment rows, the summary's warnings."""
     from dagster_project import pipeline
 
-    if rejected := pipeline.rejected_events(warehouse):
+    if rejected := pipeline.rejected_events(warehouse, examples=1):
         console.warning(f"{out.plural(sum(r.count for r in rejected), 'event')} rejected, not billed "
                         f"(each with its file, line and reason in marts.fct_events_rejected):")
         for line in out.rejection_lines(rejected):
             console.error(line)
-    if rejected := pipeline.rejected_payments(warehouse):
+    if rejected := pipeline.rejected_payments(warehouse, examples=1):
         console.warning(f"{out.plural(sum(r.count for r in rejected), 'payment row')} rejected "
                         f"(raw.payments_rejected):")
         for line in out.rejection_lines(rejected):

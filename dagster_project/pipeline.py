@@ -185,12 +185,14 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
     instance = dg.DagsterInstance.ephemeral()
 
     def materialize(selection, tags=None) -> None:
-        # `dg.materialize`, with a run id known beforehand, so that the run's events reach `steps`
+        # `dg.materialize`, with a run id known beforehand, so that the run's events reach `steps`, and
+        # with the asset checks of the definitions, which `dg.materialize` leaves out (the money
+        # checks of defs/checks.py did not run under `meterhouse run` before)
         run_id = str(uuid.uuid4())
         steps = _StepEvents(observer)
         instance.add_event_listener(run_id, steps)
         job = dg.Definitions(jobs=[dg.define_asset_job(JOB_NAME, selection=selection)], assets=assets,
-                             resources=resources).resolve_job_def(JOB_NAME)
+                             asset_checks=list(defs.asset_checks), resources=resources).resolve_job_def(JOB_NAME)
         result = job.execute_in_process(instance=instance, tags=tags, run_id=run_id, raise_on_error=False)
         if observer is not None:
             observer.flush()

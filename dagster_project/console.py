@@ -188,7 +188,7 @@ class Phase:
                 text += f"; events {describe_outcomes(context.event_outcomes())}"
             return text
         if self.name == "pricing":
-            return describe_pricing({k: v for k, v in by_table.items()})
+            return describe_pricing(by_table)
         if self.name == "publish":
             return describe_publish(self.assets.get("published_outputs", {}), context.out_dir)
         return plural(self.steps, "step")

@@ -1,19 +1,100 @@
-"""`meterhouse`: bill a landing folder through a date, or generate example traffic."""
+"""`meterhouse`: bill a landing folder through a date, check inputs, or generate example traffic."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gc
 import json
+import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from dagster_project import console as out
+
+# Exit statuses: a run that failed, or a check that found rejections; inputs refused before anything
+# is written (click's own usage errors are 2 as well).
+RUN_FAILED = REJECTED = 1
+BAD_INPUT = 2
+
 
 @click.group()
+@click.version_option(package_name="meterhouse", prog_name="meterhouse", message="%(prog)s %(version)s")
 def main() -> None:
     """Meterhouse: a billing warehouse for AI tokens, on Dagster, dbt-duckdb and polars."""
+
+
+def log_file_of(warehouse: Path) -> Path:
+    """Where `meterhouse run` appends the Dagster and dbt logs of each run: beside the warehouse,
+    like its `.dbt/` and `.pdf-cache/` folders."""
+    return warehouse.with_name(warehouse.name + ".log")
+
+
+def _refuse(console: out.Console, problems: list[str]) -> None:
+    for problem in problems:
+        console.error(f"error: {problem}")
+    sys.exit(BAD_INPUT)
+
+
+@dataclass
+class Billed:
+    summary: dict
+    finalized: list  # pipeline.Invoice finalized by this run
+    drafts: list
+
+
+def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path,
+          through: dt.date, payments_dir: Path | None, log_file: Path, verbose: bool, log_kept: bool) -> Billed:
+    """Run the pipeline with one line per step on the console and the logs in `log_file`; what it
+    finalized (the invoices of `billing.finalized_invoices` that were not there before)."""
+    from dagster_project import pipeline
+    from dagster_project.ingest.events import arrival_dates
+
+    before = pipeline.finalized_invoice_ids(warehouse)
+    lines = out.StepLines(console, out.StepContext(
+        out_dir=str(out_dir) if log_kept else "the temporary folder", payments=payments_dir is not None,
+        arrival_days=sum(1 for day in arrival_dates(Path(events_dir)) if day <= through),
+        event_outcomes=lambda: pipeline.event_outcomes(warehouse, through)))
+    header = (f"==== meterhouse {' '.join(sys.argv[1:])} (pid {os.getpid()}, "
+              f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}) ====")
+    try:
+        with console.capture_logs(log_file, header, echo=verbose), console.showing_progress():
+            summary = pipeline.run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir,
+                                            observer=lines)
+    except pipeline.RunFailed as exc:
+        if exc.refusals:  # the input is refused (a credit note): nothing billed, say what to fix
+            _refuse(console, [line.removeprefix("- ") for text in exc.refusals for line in text.splitlines()])
+        console.error(f"error: {exc}")
+        if log_kept:
+            console.error(f"the full log: {log_file}")
+        else:  # the log goes with the temporary folder: its end, here
+            tail = log_file.read_text(errors="replace").splitlines()[-40:]
+            console.error("the end of the log:\n" + "\n".join(tail))
+        sys.exit(RUN_FAILED)
+    invoices = pipeline.invoices(warehouse)
+    return Billed(summary, [i for i in invoices if i.status == "finalized" and i.invoice_id not in before],
+                  [i for i in invoices if i.status == "draft"])
+
+
+def _warn(console: out.Console, summary: dict, warehouse: Path) -> None:
+    """What a user must act on, at the end: rejected events and payment rows, the summary's warnings."""
+    from dagster_project import pipeline
+
+    if rejected := pipeline.rejected_events(warehouse, examples=1):
+        console.warning(f"{out.plural(sum(r.count for r in rejected), 'event')} rejected, not billed "
+                        f"(each with its file, line and reason in marts.fct_events_rejected):")
+        for line in out.rejection_lines(rejected):
+            console.error(line)
+    if rejected := pipeline.rejected_payments(warehouse, examples=1):
+        console.warning(f"{out.plural(sum(r.count for r in rejected), 'payment row')} rejected "
+                        f"(raw.payments_rejected):")
+        for line in out.rejection_lines(rejected):
+            console.error(line)
+    for text in summary.get("warnings", []):
+        console.warning(str(text))
 
 
 @main.command()
@@ -24,42 +105,101 @@ def main() -> None:
 @click.option("--through", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Bill through this arrival date.")
 @click.option("--payments", "payments_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of payments CSV files (invoice_number, amount, currency, paid_at, provider, provider_payment_id).")
+@click.option("--dry-run", is_flag=True,
+              help="Bill a copy of the warehouse in a temporary folder and show what the run would load, bill and "
+                   "finalize; write nothing.")
+@click.option("--allow-no-events", is_flag=True,
+              help="Bill even when no arrival day would be loaded (no YYYY-MM-DD/ folder up to --through).")
+@click.option("--verbose", "-v", is_flag=True, help="Print Dagster's and dbt's logs on the console too.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run summary as JSON on stdout (the step lines go to stderr).")
 def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.datetime,
-        payments_dir: Path | None) -> None:
-    """Load every arrival day up to THROUGH, then bill every invoice due by then."""
-    from dagster_project.catalog import CatalogError, read_catalog
+        payments_dir: Path | None, dry_run: bool, allow_no_events: bool, verbose: bool, as_json: bool) -> None:
+    """Load every arrival day up to THROUGH, then bill every invoice due by then.
 
-    try:
-        read_catalog(catalog_dir)  # a bad catalog fails here, before anything is written
-    except CatalogError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    from dagster_project.pipeline import run_pipeline
+    One line per step on the console; Dagster's and dbt's logs are appended to WAREHOUSE.log."""
+    started = time.monotonic()
+    console = out.Console.on_terminal(lines_on_stderr=as_json)
+    through_date = through.date()
+    from dagster_project.pipeline import InputProblems, check_inputs, scratch_copy
 
-    try:
-        summary = run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through.date(), payments_dir)
-    except Exception as exc:  # a refusal raised inside a step (a credit note that cannot be issued)
-        problems = refused(exc)
-        if problems is None:
-            raise
-        click.echo("the run stopped before billing anything:\n" + "\n".join(f"- {p}" for p in problems), err=True)
-        sys.exit(2)
-    click.echo(json.dumps(summary, indent=2))
+    try:  # before anything is written
+        check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events)
+    except InputProblems as exc:
+        _refuse(console, exc.problems)
+    if dry_run:
+        with scratch_copy(warehouse) as copy:
+            console.line(f"dry run: billing a copy of {warehouse} in {copy.parent} (deleted afterwards)")
+            billed = _bill(console, catalog_dir, events_dir, copy, copy.parent / "out", through_date, payments_dir,
+                           copy.parent / "run.log", verbose, log_kept=False)
+            for line in [*out.finalized_report(billed.finalized, dry_run=True), *out.drafts_report(billed.drafts)]:
+                console.line(line)
+            _warn(console, billed.summary, copy)
+        console.line(f"dry run done in {time.monotonic() - started:.1f} s: nothing written")
+    else:
+        log_file = log_file_of(warehouse)
+        billed = _bill(console, catalog_dir, events_dir, warehouse, out_dir, through_date, payments_dir, log_file,
+                       verbose, log_kept=True)
+        for line in out.finalized_report(billed.finalized, dry_run=False):
+            console.line(line)
+        _warn(console, billed.summary, warehouse)
+        console.line(f"billed through {through_date} in {time.monotonic() - started:.1f} s; the full log: {log_file}")
+    if as_json:
+        click.echo(json.dumps(billed.summary, indent=2))
     # The process ends here: Python's last collection of every object left (Dagster's, dbt's
     # manifest) took about 1 s of each run. Frozen objects are skipped; the OS takes the memory back.
     gc.freeze()
 
 
-def refused(exc: BaseException) -> list[str] | None:
-    """The problems of a refusal (an error with `problems`, such as `CreditNoteRefused`) that a
-    failed run raised, through Dagster's wrapping; None for any other failure."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ValueError) and isinstance(getattr(exc, "problems", None), list):
-            return exc.problems
-        exc = getattr(exc, "user_exception", None) or exc.__cause__ or exc.__context__
-    return None
+CATALOG_LISTS = ("billable_metrics", "plans", "customers", "subscriptions", "wallets", "taxes")
+
+
+@main.command()
+@click.option("--catalog", "catalog_dir", required=True, type=click.Path(path_type=Path), help="Folder of Lago JSON bodies.")
+@click.option("--events", "events_dir", type=click.Path(path_type=Path), default=None,
+              help="Landing folder of YYYY-MM-DD/ subfolders: every event is put through the pipeline's checks.")
+@click.option("--payments", "payments_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of payments CSV files: every row is checked.")
+@click.option("--allow-no-events", is_flag=True, help="Accept a landing folder without any YYYY-MM-DD/ folder.")
+@click.option("--verbose", "-v", is_flag=True, help="Print Dagster's and dbt's logs on the console too.")
+def check(catalog_dir: Path, events_dir: Path | None, payments_dir: Path | None, allow_no_events: bool,
+          verbose: bool) -> None:
+    """Check a catalog, and every event and payment row, without writing anything.
+
+    Events and payments go through the pipeline itself, on a fresh warehouse in a temporary
+    folder, deleted afterwards. Exit status 0: all clean; 1: events or payment rows would be
+    rejected (listed by reason, with examples); 2: a bad catalog or a missing folder."""
+    console = out.Console.on_terminal()
+    from dagster_project.pipeline import (InputProblems, check_inputs, rejected_events, rejected_payments,
+                                          scratch_copy)
+
+    try:
+        inputs = check_inputs(catalog_dir, events_dir, payments_dir, None, allow_no_events)
+    except InputProblems as exc:
+        _refuse(console, exc.problems)
+    if events_dir is None and payments_dir is None:
+        counts = {name: len(getattr(inputs.catalog, name)) for name in CATALOG_LISTS}
+        console.line(out.step_line("catalog", out.describe_catalog(counts)))
+        console.line("check: the catalog is valid")
+        return
+    # Every arrival day; without one (payments only), any date does: rejections do not depend on it.
+    through = max(inputs.arrival_days, default=dt.date.today())
+    with scratch_copy(None) as copy:
+        events = events_dir or copy.parent / "no-events"
+        events.mkdir(exist_ok=True)
+        _bill(console, catalog_dir, events, copy, copy.parent / "out", through, payments_dir, copy.parent / "run.log",
+              verbose, log_kept=False)
+        events_rejected, payments_rejected = rejected_events(copy), rejected_payments(copy)
+    for rejected, what, where in ((events_rejected, "event", "marts.fct_events_rejected"),
+                                  (payments_rejected, "payment row", "raw.payments_rejected")):
+        if rejected:
+            console.line(f"{out.plural(sum(r.count for r in rejected), what)} would be rejected ({where} after a run): "
+                         f"{out.by_reason(rejected)}")
+            for line in out.rejection_lines(rejected):
+                console.line(line)
+    if events_rejected or payments_rejected:
+        sys.exit(REJECTED)
+    console.line("check: nothing would be rejected")
 
 
 @main.command("generate-events")

@@ -12,6 +12,7 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
 # while the other has finished.
 SLOW_FIRST = (
+    "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s
     "tests/e2e/test_daily_runs_equal_one_backfill.py",  # ~205 s
     "tests/e2e/test_eu_vat_and_grace.py",  # ~185 s
@@ -94,7 +95,9 @@ def run_meterhouse(catalog, events, work, through, payments=None):
          *(["--payments", str(payments)] if payments else [])],
         capture_output=True, text=True, cwd=REPO,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    log = work / "warehouse.duckdb.log"  # Dagster's and dbt's logs; the console has the error and the steps
+    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-3000:]
+                                    + (log.read_text(errors="replace")[-5000:] if log.exists() else ""))
     return work / "out"
 
 

@@ -115,7 +115,7 @@ class CreditNoteRefused(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__("\n".join(problems))
 
 
 def credit_note_taxes(invoice: InvoiceFacts, items: tuple[tuple[str, int], ...]) -> tuple[tuple[CreditNoteTax, ...], Decimal, Decimal]:

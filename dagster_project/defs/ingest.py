@@ -9,6 +9,7 @@ import polars as pl
 
 from dagster_project.billing.period_table import billing_period_rows
 from dagster_project.catalog import read_catalog, tables
+from dagster_project.console import report_progress
 from dagster_project.defs.partitions import arrival_days
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema, load_arrival_day
@@ -128,6 +129,7 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         for index, day in enumerate(days, start=1):
             load = load_arrival_day(con, events_dir, day, keys, now)
+            report_progress("events", index, len(days), str(day))  # the console's progress line, if any
             if load.skipped:  # same files and catalog keys as its last load: not read again
                 totals["days_unchanged"] += 1
                 continue

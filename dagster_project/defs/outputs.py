@@ -3,7 +3,7 @@
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,11 +17,21 @@ from dagster_project.publish import invoice_document, lago_json, unpriced
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file."""
+    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file.
+
+    The file gets the mode a plain `open()` gives (0666 less the umask), not the 0600 of
+    `tempfile`'s files: the kernel applies the umask to the mode asked for at creation."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".partial") as tmp:
+    while True:
+        partial = path.with_name(f"{path.name}.{secrets.token_hex(6)}.partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # another writer's name: draw again
+            continue
+    with open(fd, "wb") as tmp:
         tmp.write(data)
-    os.replace(tmp.name, path)
+    os.replace(partial, path)
 
 
 def json_bytes(document: dict) -> bytes:

@@ -50,6 +50,26 @@ def installed_dbt() -> str:
     return str(Path(sys.executable).parent / "dbt")
 
 
+# A Unix socket's path holds at most 107 bytes on Linux (103 on macOS). Under a long TMPDIR (a
+# test's temporary folder, some CI runners) binding failed with "AF_UNIX path too long" and every
+# `meterhouse run` with it; the socket's folder then goes in /tmp, and failing that dbt runs cold.
+MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103
+
+
+def socket_folder(bases: tuple[str | None, ...] = (None, "/tmp")) -> str | None:
+    """A new folder for the server's socket, in the temp directory (None) or the first of `bases`
+    where the socket's path is short enough; None if there is none."""
+    for base in bases:
+        try:
+            folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=base)
+        except OSError:
+            continue
+        if len(os.path.join(folder, "dbt.sock").encode()) <= MAX_SOCKET_PATH:
+            return folder
+        os.rmdir(folder)
+    return None
+
+
 @contextlib.contextmanager
 def warm_dbt() -> Iterator[str | None]:
     """Serve the dbt commands of this process (and its children) from one warm process while the
@@ -58,7 +78,10 @@ def warm_dbt() -> Iterator[str | None]:
     if os.environ.get(SERVER_ENV) or not hasattr(os, "fork") or os.environ.get(SWITCH_ENV) == "0":
         yield None
         return
-    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
+    folder = socket_folder()
+    if folder is None:
+        yield None
+        return
     path = os.path.join(folder, "dbt.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.warm_dbt import SERVER_ENV, SWITCH_ENV, warm_dbt
+from dagster_project.warm_dbt import MAX_SOCKET_PATH, SERVER_ENV, SWITCH_ENV, socket_folder, warm_dbt
 
 BIN = Path(sys.executable).parent
 CLIENT = str(BIN / "meterhouse-dbt")
@@ -127,6 +127,32 @@ def test_a_run_killed_by_a_signal_leaves_no_socket_folder_behind(tmp_path):
     while Path(path).parent.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temp_directory_too_long_for_a_socket_gives_way_to_the_next_one(tmp_path):
+    long_base = tmp_path / ("t" * (MAX_SOCKET_PATH - len(str(tmp_path))))  # no room left for a socket
+    long_base.mkdir()
+    short = tmp_path.parent / "s"  # (pytest's folders may be long themselves: the shortest at hand)
+    short.mkdir(exist_ok=True)
+    folder = socket_folder((str(long_base), str(short)))
+    assert folder is not None and os.path.dirname(folder) == str(short)
+    assert list(long_base.iterdir()) == []  # the folder tried in vain was removed
+    os.rmdir(folder)
+    assert socket_folder((str(long_base),)) is None
+
+
+def test_under_a_long_temp_directory_the_server_still_starts(tmp_path, monkeypatch):
+    # every `meterhouse run` failed with "AF_UNIX path too long" under such a TMPDIR
+    import tempfile
+
+    long_tmp = tmp_path / ("t" * (MAX_SOCKET_PATH - len(str(tmp_path))))
+    long_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    with warm_dbt() as path:
+        assert path.startswith("/tmp/meterhouse-dbt-") and len(path.encode()) <= MAX_SOCKET_PATH
+        assert ask(path, ["--version"], tmp_path).endswith(b"\0exit:0\n")
+    assert not os.path.exists(os.path.dirname(path))
 
 
 def test_the_switch_turns_the_warm_process_off(monkeypatch):

@@ -131,7 +131,8 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
             load = load_arrival_day(con, events_dir, day, keys, now)
             report_progress("events", index, len(days), str(day))  # the console's progress line, if any
             if load.skipped:  # same files and catalog keys as its last load: not read again
-                totals["days_unchanged"] += 1
+                # (counted for the day folders only: the range also holds the dates without one)
+                totals["days_unchanged"] += (events_dir / day.isoformat()).is_dir()
                 continue
             for k in totals.keys() - {"days_unchanged"}:
                 totals[k] += getattr(load, k)

@@ -25,7 +25,8 @@ def summarize(warehouse: Path, out_dir: Path) -> str:
     lines.append("\nInvoices (marts.fct_invoices):")
     for number, kind, status, customer, start, end, fees, taxes, credits, total, cur in con.execute(
         """select number, invoice_type, status, external_customer_id, period_start_date, period_end_date,
-                  fees_amount_cents, taxes_amount_cents, prepaid_credit_amount_cents, total_amount_cents, currency
+                  fees_amount_cents, taxes_amount_cents, prepaid_credit_amount_cents + credit_notes_amount_cents,
+                  total_amount_cents, currency
            from marts.fct_invoices order by number"""
     ).fetchall():
         period = f"{start} to {end}" if start else "prepaid credits"

@@ -27,7 +27,7 @@ import sys
 import duckdb
 import pytest
 
-from tests.conftest import REPO, assert_lago_schemas, run_meterhouse, snapshot
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas, run_meterhouse, snapshot
 
 SCENARIO = REPO / "tests" / "scenarios" / "corrections"
 
@@ -131,6 +131,11 @@ def test_the_credit_note_is_published_in_lagos_schema_with_its_figures(credited)
         "MTH-001-001", "2026-11-05", "duplicated_charge", 400, 80, 480, 180, 300, 0, "consumed", "pending")
     assert [(i["amount_cents"], i["fee"]["item"]["filter_invoice_display_name"]) for i in note["items"]] == [(400, "Large")]
     assert [(t["tax_code"], t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [("vat20", 400, 80)]
+
+
+@pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
+def test_the_credit_note_and_the_invoices_validate_against_lagos_schemas(credited):
+    work, _ = credited
     assert_lago_schemas(work / "out", folders=(("credit_notes", "CreditNote"), ("invoices", "Invoice")))
 
 

@@ -108,14 +108,16 @@ def test_the_daily_job_loads_a_day_and_bills_as_of_it(tmp_path):
 def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_path):
     import duckdb
 
-    from dagster_project.defs.checks import every_event_is_accounted_for, invoice_arithmetic
+    from dagster_project.defs.checks import credit_note_arithmetic, every_event_is_accounted_for, invoice_arithmetic
 
     settings = settings_for(tmp_path, tmp_path)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("create schema billing; create schema marts")
     con.execute("""create table billing.invoices as select 'i1' as invoice_id, 'MTH-001-001' as number,
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
+                   0 as credit_notes_amount_cents,
                    600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents""")
+    con.execute("create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar, amount_cents bigint)")
     con.execute("create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents")
     con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")
     con.execute("""create table marts.fct_event_loads as select date '2026-10-10' as arrival_date, 10 as events_raw,
@@ -131,6 +133,26 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     con.execute("update billing.invoice_taxes set amount_cents = 200")
     con.close()
     assert invoice_arithmetic(settings=settings).passed
+    # a credit note's 3.00 on the invoice, but no credit recorded as given to it
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.invoices set credit_notes_amount_cents = 300")
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("insert into billing.credit_note_applications values ('cn1', 'i1', 300)")
+    # the note: 4.00 of items + 0.80 of tax = 4.80 = 1.80 credit + 3.00 refund; its 1.80: 3.00 used?
+    con.execute("""create table billing.credit_notes as select 'cn1' as credit_note_id, 'MTH-001-001-CN001' as number,
+                   400 as sub_total_excluding_taxes_amount_cents, 80 as taxes_amount_cents, 480 as total_amount_cents,
+                   180 as credit_amount_cents, 300 as refund_amount_cents, 300 as consumed_amount_cents,
+                   0 as balance_amount_cents, 0 as voided_amount_cents""")
+    con.execute("create table billing.credit_note_items as select 'cn1' as credit_note_id, 400 as amount_cents")
+    con.close()
+    assert invoice_arithmetic(settings=settings).passed
+    assert not credit_note_arithmetic(settings=settings).passed  # 3.00 used of a 1.80 credit
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.credit_notes set credit_amount_cents = 300, refund_amount_cents = 180")
+    con.close()
+    assert credit_note_arithmetic(settings=settings).passed
 
 
 def test_the_raw_events_check_reads_only_the_rows_its_schema_could_reject(tmp_path):

@@ -30,13 +30,16 @@ def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckR
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
                 description="Invoice arithmetic: fees = sum of fee lines, taxes = sum of applied taxes, "
-                            "total = fees + taxes - prepaid credits, never below zero.")
+                            "credit notes = sum of the credit they gave it, "
+                            "total = fees + taxes - credit notes - prepaid credits, never below zero.")
 def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
         bad = con.execute(
             """select number from billing.invoices
-               where prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
+               where credit_notes_amount_cents + prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
                      > fees_amount_cents + taxes_amount_cents
+                  or credit_notes_amount_cents <> coalesce((select sum(amount_cents) from billing.credit_note_applications a
+                                                           where a.invoice_id = invoices.invoice_id), 0)
                   or fees_amount_cents <> coalesce((select sum(amount_cents) from billing.fees f
                                                    where f.invoice_id = invoices.invoice_id), 0)
                      and invoice_type = 'subscription'
@@ -44,6 +47,26 @@ def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
                                                     where t.invoice_id = invoices.invoice_id), 0)"""
         ).fetchall()
     return dg.AssetCheckResult(passed=not bad, metadata={"invoices_off": len(bad), "first": str(bad[:5])})
+
+
+@dg.asset_check(asset=dg.AssetKey(["billing", "credit_notes"]), blocking=True,
+                description="Credit note arithmetic: total = credit + refund = items + taxes; credit = used by "
+                            "invoices + balance left + voided, none below zero.")
+def credit_note_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    with settings.connect() as con:
+        bad = con.execute(
+            """select number from billing.credit_notes n
+               where total_amount_cents <> credit_amount_cents + refund_amount_cents
+                  or total_amount_cents <> sub_total_excluding_taxes_amount_cents + taxes_amount_cents
+                  or sub_total_excluding_taxes_amount_cents <> coalesce((select sum(amount_cents)
+                         from billing.credit_note_items i where i.credit_note_id = n.credit_note_id), 0)
+                  or consumed_amount_cents <> coalesce((select sum(amount_cents) from billing.credit_note_applications a
+                                                       where a.credit_note_id = n.credit_note_id), 0)
+                  or credit_amount_cents <> consumed_amount_cents + balance_amount_cents + voided_amount_cents
+                  or least(balance_amount_cents, consumed_amount_cents, voided_amount_cents) < 0
+               order by number"""
+        ).fetchall()
+    return dg.AssetCheckResult(passed=not bad, metadata={"credit_notes_off": len(bad), "first": str(bad[:5])})
 
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "fees"]), blocking=True,
@@ -92,4 +115,5 @@ def usage_schema(settings: MeterhouseSettings) -> dg.AssetCheckResult:
         return _pandera_result(UsageDaily, con.execute("select * from marts.fct_usage_daily").pl())
 
 
-CHECKS = [raw_events_schema, usage_schema, every_event_is_accounted_for, invoice_arithmetic, fees_schema, invoices_schema]
+CHECKS = [raw_events_schema, usage_schema, every_event_is_accounted_for, invoice_arithmetic, credit_note_arithmetic,
+          fees_schema, invoices_schema]

@@ -117,7 +117,8 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
                    0 as credit_notes_amount_cents,
                    600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents""")
-    con.execute("create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar, amount_cents bigint)")
+    con.execute("""create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar,
+                   applied_on date, amount_cents bigint)""")
     con.execute("create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents")
     con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")
     con.execute("""create table marts.fct_event_loads as select date '2026-10-10' as arrival_date, 10 as events_raw,
@@ -139,12 +140,12 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     con.close()
     assert not invoice_arithmetic(settings=settings).passed
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute("insert into billing.credit_note_applications values ('cn1', 'i1', 300)")
+    con.execute("insert into billing.credit_note_applications values ('cn1', 'i1', date '2026-12-02', 300)")
     # the note: 4.00 of items + 0.80 of tax = 4.80 = 1.80 credit + 3.00 refund; its 1.80: 3.00 used?
     con.execute("""create table billing.credit_notes as select 'cn1' as credit_note_id, 'MTH-001-001-CN001' as number,
                    400 as sub_total_excluding_taxes_amount_cents, 80 as taxes_amount_cents, 480 as total_amount_cents,
                    180 as credit_amount_cents, 300 as refund_amount_cents, 300 as consumed_amount_cents,
-                   0 as balance_amount_cents, 0 as voided_amount_cents""")
+                   0 as balance_amount_cents, 0 as voided_amount_cents, date '2026-12-02' as as_of""")
     con.execute("create table billing.credit_note_items as select 'cn1' as credit_note_id, 400 as amount_cents")
     con.close()
     assert invoice_arithmetic(settings=settings).passed

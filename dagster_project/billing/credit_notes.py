@@ -179,6 +179,14 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
 
     applied, precise_taxes, taxes_rate = credit_note_taxes(invoice, request.items)
     sub_total = sum(amount for _, amount in request.items)
+    # Lago's adjust_credit_note_tax_rounding: the note that credits all that is left of the invoice
+    # takes back what rounding added to the earlier notes' taxes, so that the notes' taxes add up
+    # to the invoice's (three notes of 3.33, 0.33 and 1.34 at 20%: 0.67 + 0.07 + 0.26, not 0.27).
+    credited_after = {fee_id: credited_per_fee.get(fee_id, 0) for fee_id in fees}
+    for fee_id, amount in request.items:
+        credited_after[fee_id] += amount
+    if all(credited_after[f.fee_id] >= f.amount_cents for f in invoice.fees):
+        precise_taxes -= sum((Decimal(n.taxes_amount_cents) - n.precise_taxes_amount_cents for n in earlier), Decimal(0))
     taxes = half_up_cents(precise_taxes)
     expected = half_up_cents(Decimal(sub_total) + precise_taxes)
     credit, refund = request.credit_amount_cents, request.refund_amount_cents
@@ -217,6 +225,11 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
             credit = total - refund
         else:
             refund = total
+        if refund > 0 and refund > paid_cents - sum(n.refund_amount_cents for n in earlier):
+            raise CreditNoteRefused([
+                f"{at}, field refund_amount_cents: brought to the items plus their taxes ({total} cents), the refund "
+                f"would be {refund}, more than was paid and not yet refunded on invoice {invoice.number}: lower the "
+                f"refund and raise the credit"])
     return IssuedCreditNote(
         request=request, invoice=invoice,
         sequential_id=sequential_id or max((n.sequential_id for n in earlier), default=0) + 1,
@@ -234,8 +247,15 @@ class CreditNoteBook:
 
     requests: tuple[CreditNoteRequest, ...] = ()
     fees: dict[str, tuple[FeeFacts, ...]] | None = None  # invoice_id -> its fees
-    recorded_sequences: dict[str, int] | None = None  # credit_note_id -> sequential_id
+    recorded_sequences: dict[str, tuple[str, int]] | None = None  # credit_note_id -> (invoice_id, sequential_id)
     recorded_applications: dict[str, list[tuple[str, int]]] | None = None  # finalized invoice_id -> [(note, cents)]
+
+
+def next_sequence(invoice_id: str, earlier: list[IssuedCreditNote], recorded: dict[str, tuple[str, int]]) -> int:
+    """A new note's number on its invoice: after every number issued on it, by this replay or
+    recorded by an earlier run (a note filed before an issued one never takes its number)."""
+    taken = [seq for note_invoice, seq in recorded.values() if note_invoice == invoice_id]
+    return max([*taken, *(n.sequential_id for n in earlier)], default=0) + 1
 
 
 def customer_of(invoice_ref: str, invoice_customers: dict[str, str], customers_by_sequence: dict[int, str],

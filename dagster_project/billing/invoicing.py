@@ -20,7 +20,7 @@ import polars as pl
 from dagster_project.billing import charge_models as cm
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
 from dagster_project.billing.credit_notes import (
-    CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue,
+    CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue, next_sequence,
 )
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
@@ -632,7 +632,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
         subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
         finalized = [
             DueInvoice(r["invoice_id"], r["invoice_finalized_on"] + dt.timedelta(days=1),
-                       frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]))
+                       frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]), r["currency"])
             for r in subscription_invoices if r["status"] == "finalized"
         ]
         ongoing = daily_ongoing.get(customer_id, {})
@@ -672,7 +672,10 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                     invoice = InvoiceFacts(invoice_id, number, "subscription", row["invoice_finalized_on"], row["currency"],
                                            book.fees.get(invoice_id, ()))
             paid = sum(cents for day, cents in collected.get(invoice.number, []) if day <= request.created_on) if invoice else 0
-            return issue(request, invoice, earlier, paid, request.created_on, book.recorded_sequences.get(request.credit_note_id))
+            recorded = book.recorded_sequences.get(request.credit_note_id)
+            sequence_on_invoice = recorded[1] if recorded else (
+                next_sequence(invoice.invoice_id, earlier, book.recorded_sequences) if invoice else None)
+            return issue(request, invoice, earlier, paid, request.created_on, sequence_on_invoice)
 
         # Drafts are not paid yet: they count in the ongoing balance like open usage.
         replay = replay_customer(

@@ -88,6 +88,7 @@ class DueInvoice:
     invoice_id: str
     finalized_on: dt.date
     total_cents: int
+    currency: str | None = None  # credit notes pay invoices of their own currency only
 
 
 @dataclass
@@ -292,7 +293,8 @@ def replay_customer(
         if invoice.invoice_id in recorded_applications:
             plan = recorded_applications[invoice.invoice_id]
         else:
-            plan = [(note_id, None) for note_id, note in notes.items() if note.balance_cents > 0 and note.voided_on is None]
+            plan = [(note_id, None) for note_id, note in notes.items() if note.balance_cents > 0 and note.voided_on is None
+                    and (invoice.currency is None or note.note.invoice.currency == invoice.currency)]
         for note_id, recorded_cents in plan:
             note = notes.get(note_id)
             if note is None or (recorded_cents is not None and recorded_cents > note.balance_cents):
@@ -325,6 +327,11 @@ def replay_customer(
         for note_id in voids_by_day.get(day, []):
             note = notes.get(note_id)
             if note is not None and note.voided_on is None:
+                if note.balance_cents <= 0:  # as Lago's void: no voidable amount
+                    replay.credit_note_problems.append(
+                        f"{note.note.request.where}, field voided_at: credit note {note.note.number} has no credit "
+                        f"left to void on {day.isoformat()}")
+                    continue
                 note.voided_cents, note.balance_cents, note.voided_on = note.balance_cents, 0, day
 
     def record(balance: _Balance, day: dt.date, ttype: str, source: str, status: str,

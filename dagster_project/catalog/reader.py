@@ -266,6 +266,14 @@ def check_references(catalog: Catalog) -> list[str]:
         wallet_keys.append(wallet_key(wallet))
     for dup in _duplicates(wallet_keys):
         problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
+    seen_notes: dict[tuple, CreditNote] = {}
+    for note in catalog.credit_notes:
+        key = (note.invoice_id, note.created_at.date(), tuple((i.fee_id, i.amount_cents) for i in note.items),
+               note.credit_amount_cents or 0, note.refund_amount_cents or 0, note.reason or "other", note.description or "")
+        if key in seen_notes:
+            problems.append(f"{at[id(note)]}: the same credit note as {at[id(seen_notes[key])]} (same invoice, day, items, "
+                            f"amounts, reason and description): a second note needs a description of its own")
+        seen_notes.setdefault(key, note)
     return problems
 
 

@@ -61,7 +61,7 @@ def credit_note_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
                   or sub_total_excluding_taxes_amount_cents <> coalesce((select sum(amount_cents)
                          from billing.credit_note_items i where i.credit_note_id = n.credit_note_id), 0)
                   or consumed_amount_cents <> coalesce((select sum(amount_cents) from billing.credit_note_applications a
-                                                       where a.credit_note_id = n.credit_note_id), 0)
+                                                       where a.credit_note_id = n.credit_note_id and a.applied_on <= n.as_of), 0)
                   or credit_amount_cents <> consumed_amount_cents + balance_amount_cents + voided_amount_cents
                   or least(balance_amount_cents, consumed_amount_cents, voided_amount_cents) < 0
                order by number"""

@@ -169,8 +169,11 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
         invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
     entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
     credits: dict[str, list[dict]] = {}
-    for credit in _rows(con, """select a.invoice_id, a.credit_note_id, a.amount_cents, n.number, n.invoice_number
-                                from billing.credit_note_applications a join billing.credit_notes n using (credit_note_id)
+    # (the notes as recorded when issued: a finalized invoice keeps its credits when billed as of an earlier day)
+    for credit in _rows(con, """select a.invoice_id, a.credit_note_id, a.amount_cents, n.number, i.number as invoice_number
+                                from billing.credit_note_applications a
+                                join billing.issued_credit_notes n using (credit_note_id)
+                                join billing.finalized_invoices i on i.invoice_id = n.invoice_id
                                 order by a.invoice_id, n.issuing_date, n.number"""):
         credits.setdefault(credit["invoice_id"], []).append(credit)
 

@@ -65,7 +65,9 @@ def _append_only_tables(con) -> None:
     # A credit note keeps its number once issued; a finalized invoice the credit notes it took.
     con.execute("""create table if not exists billing.issued_credit_notes (
         credit_note_id varchar primary key, invoice_id varchar, number varchar unique, sequential_id integer,
-        first_billed_through date)""")
+        issuing_date date, first_billed_through date)""")
+    con.execute("""create table if not exists billing.credit_note_voids (
+        credit_note_id varchar primary key, voided_on date, first_billed_through date)""")
     con.execute("""create table if not exists billing.finalized_credit_note_applications (
         invoice_id varchar, credit_note_id varchar, amount_cents bigint, first_billed_through date,
         primary key (invoice_id, credit_note_id))""")
@@ -93,9 +95,14 @@ def _record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, throu
                    where invoice_id not in (select invoice_id from billing.finalized_invoices)
                    group by invoice_id, credit_note_id""", [through])
     con.unregister("_applications")
-    con.register("_notes", credit_notes.select("credit_note_id", "invoice_id", "number", "sequential_id").to_arrow())
-    con.execute("""insert into billing.issued_credit_notes select *, ?::date from _notes
+    con.register("_notes", credit_notes.select("credit_note_id", "invoice_id", "number", "sequential_id", "issuing_date",
+                                               "voided_on").to_arrow())
+    con.execute("""insert into billing.issued_credit_notes
+                   select credit_note_id, invoice_id, number, sequential_id, issuing_date, ?::date from _notes
                    where credit_note_id not in (select credit_note_id from billing.issued_credit_notes)""", [through])
+    con.execute("""insert into billing.credit_note_voids select credit_note_id, voided_on, ?::date from _notes
+                   where voided_on is not null
+                     and credit_note_id not in (select credit_note_id from billing.credit_note_voids)""", [through])
     con.unregister("_notes")
     con.register("_finalized", invoices.filter(pl.col("status") == "finalized").select(FINALIZED_COLUMNS).to_arrow())
     con.execute("""insert into billing.finalized_invoices
@@ -156,7 +163,8 @@ def _credit_note_book(con, frozen: set[str]) -> CreditNoteBook:
     return CreditNoteBook(
         requests=requests,
         fees=fee_facts(stored["fees"], stored["fee_taxes"]) if stored["fees"] is not None else {},
-        recorded_sequences=dict(con.execute("select credit_note_id, sequential_id from billing.issued_credit_notes").fetchall()),
+        recorded_sequences={note_id: (invoice_id, sequence) for note_id, invoice_id, sequence in con.execute(
+            "select credit_note_id, invoice_id, sequential_id from billing.issued_credit_notes").fetchall()},
         recorded_applications=applications,
     )
 
@@ -168,16 +176,29 @@ def _stored(con, table: str, invoice_ids: set[str]) -> pl.DataFrame | None:
     return con.execute(f"select * from billing.{table}").pl().filter(pl.col("invoice_id").is_in(list(invoice_ids))) if exists else None
 
 
-def _removed_credit_notes(con, issued: pl.DataFrame) -> list[str]:
-    """Credit notes issued by earlier runs that the catalog no longer holds as they were."""
+def _changed_credit_notes(con, issued: pl.DataFrame, through: dt.date) -> list[str]:
+    """What earlier runs decided of credit notes dated by `through` that the catalog now says
+    otherwise: a note issued and no longer there as it was, a void undone or moved."""
     present = set(issued["credit_note_id"])
-    return [
+    problems = [
         f"credit note {number} (on invoice {invoice_id}) was issued by an earlier run and is no longer in the catalog "
         f"as it was: an issued credit note cannot be changed or removed (void its credit with voided_at, or issue another)"
         for note_id, number, invoice_id in con.execute(
-            "select credit_note_id, number, invoice_id from billing.issued_credit_notes order by number").fetchall()
+            "select credit_note_id, number, invoice_id from billing.issued_credit_notes where issuing_date <= ? order by number",
+            [through]).fetchall()
         if note_id not in present
     ]
+    voided_now = dict(zip(issued["credit_note_id"], issued["voided_on"], strict=True))
+    problems += [
+        f"credit note {number} was voided on {voided_on} by an earlier run: a void cannot be undone or moved "
+        f"(its voided_at must stay {voided_on})"
+        for note_id, number, voided_on in con.execute(
+            """select v.credit_note_id, n.number, v.voided_on from billing.credit_note_voids v
+               join billing.issued_credit_notes n using (credit_note_id) where v.voided_on <= ? order by n.number""",
+            [through]).fetchall()
+        if note_id in present and voided_now[note_id] != voided_on
+    ]
+    return problems
 
 
 def _tax_book(con):
@@ -258,8 +279,8 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             decided_through=decided_through,
             credit_notes=_credit_note_book(con, frozen),
         )
-        if removed := _removed_credit_notes(con, result.credit_notes):
-            raise CreditNoteRefused(removed)
+        if changed := _changed_credit_notes(con, result.credit_notes, through):
+            raise CreditNoteRefused(changed)
         # A finalized invoice never changes, except what collections say of it: its payment status.
         collections = ["payment_status", "paid_on", "paid_amount_cents"]
         invoices = Invoices.validate(
@@ -270,6 +291,9 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
         fees = Fees.validate(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen))
         fee_taxes = _keep_finalized(con, result.fee_taxes, "fee_taxes", "invoice_id", frozen)
         invoice_taxes = _keep_finalized(con, result.invoice_taxes, "invoice_taxes", "invoice_id", frozen)
+        # (a finalized invoice billed after `through` is not replayed when billing as of an earlier day:
+        # the credit it took stays with it)
+        applications = _keep_finalized(con, result.credit_note_applications, "credit_note_applications", "invoice_id", frozen)
         con.execute("begin transaction")
         try:
             write_table(con, "billing", "invoices", invoices.sort("number"))
@@ -285,10 +309,9 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             write_table(con, "billing", "credit_notes", result.credit_notes.sort("number"))
             write_table(con, "billing", "credit_note_items", result.credit_note_items.sort("credit_note_id", "fee_id"))
             write_table(con, "billing", "credit_note_taxes", result.credit_note_taxes.sort("credit_note_id", "tax_code"))
-            write_table(con, "billing", "credit_note_applications",
-                        result.credit_note_applications.sort("invoice_id", "credit_note_id"))
+            write_table(con, "billing", "credit_note_applications", applications.sort("invoice_id", "credit_note_id"))
             con.execute("create or replace table billing.run_state as select ?::date as through", [through])
-            _record_facts(con, invoices, result.rule_top_ups, through, result.credit_notes, result.credit_note_applications)
+            _record_facts(con, invoices, result.rule_top_ups, through, result.credit_notes, applications)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
@@ -297,7 +320,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             "wallet_balances": len(result.wallet_balances), "late_usage": len(result.late_usage), "payments": len(result.payments),
             "current_usage": len(result.current_usage), "credit_notes": len(result.credit_notes),
             "credit_note_items": len(result.credit_note_items), "credit_note_taxes": len(result.credit_note_taxes),
-            "credit_note_applications": len(result.credit_note_applications)}
+            "credit_note_applications": len(applications)}
     context.log.info(f"billed through {through}: {rows}")
     for name in BILLING_TABLES:
         yield dg.MaterializeResult(asset_key=["billing", name], metadata={"rows": rows[name], "through": str(through)})

@@ -198,22 +198,59 @@ def test_a_rerun_with_the_credit_note_changes_no_byte(credited):
     assert snapshot(work / "out") == first
 
 
-def test_a_credit_note_larger_than_its_fee_is_refused_and_nothing_is_billed(credited, tmp_path):
-    work, _ = credited
-    copy = tmp_path / "work"
-    shutil.copytree(work, copy, ignore=shutil.ignore_patterns("*.dbt", "*.pdf-cache"))
-    october = _invoice(copy, "MTH-001-001")
-    small = next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "small")
-    (copy / "catalog" / "more.json").write_text(json.dumps({"credit_note": {
-        "invoice_id": "MTH-001-001", "credit_amount_cents": 6000,
-        "items": [{"fee_id": small["lago_id"], "amount_cents": 5000}], "created_at": "2026-11-06T00:00:00Z"}}))
-    before = snapshot(copy / "out")
-    result = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(copy / "catalog"), "--events",
-         str(copy / "events"), "--warehouse", str(copy / "warehouse.duckdb"), "--out", str(copy / "out"),
-         "--through", "2026-12-02", "--payments", str(SCENARIO / "payments")],
+def _copy(work, to):
+    shutil.copytree(work, to, ignore=shutil.ignore_patterns("*.dbt", "*.pdf-cache"))
+    return to
+
+
+def _run(work, through):
+    """`meterhouse run` on a work folder, whatever its exit status."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(work / "catalog"), "--events",
+         str(work / "events"), "--warehouse", str(work / "warehouse.duckdb"), "--out", str(work / "out"),
+         "--through", through, "--payments", str(SCENARIO / "payments")],
         capture_output=True, text=True, cwd=REPO,
     )
+
+
+def _small_fee_id(work):
+    october = _invoice(work, "MTH-001-001")
+    return next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "small")["lago_id"]
+
+
+def test_a_note_filed_before_an_issued_one_takes_the_next_number_and_a_void_cannot_be_undone(credited, tmp_path):
+    """A second note on October's invoice (small tokens, 2.00 + 0.40 of VAT, all as credit), dated like the first
+    and in a file that sorts first, voided on 2026-12-01: it is MTH-001-001-CN002 (CN001 stays the first note's).
+    The November invoice was finalized with CN001's 1.80 only: CN002's 2.40 stays unused until its void."""
+    work = _copy(credited[0], tmp_path / "work")
+    second = {"credit_note": {"invoice_id": "MTH-001-001", "reason": "order_change", "credit_amount_cents": 240,
+                              "items": [{"fee_id": _small_fee_id(work), "amount_cents": 200}],
+                              "created_at": "2026-11-05T09:00:00Z", "voided_at": "2026-12-01T00:00:00Z"}}
+    (work / "catalog" / "a_second.json").write_text(json.dumps(second))
+    assert _run(work, "2026-12-02").returncode == 0
+    notes = {p.name: json.loads(p.read_text())["credit_note"] for p in (work / "out" / "credit_notes").iterdir()}
+    cn2 = notes["MTH-001-001-CN002.json"]
+    assert (cn2["reason"], cn2["credit_amount_cents"], cn2["balance_amount_cents"], cn2["credit_status"]) == (
+        "order_change", 240, 0, "voided")
+    assert notes["MTH-001-001-CN001.json"]["description"] == "Large tokens billed twice"
+    # the void, once recorded, cannot be taken back
+    del second["credit_note"]["voided_at"]
+    (work / "catalog" / "a_second.json").write_text(json.dumps(second))
+    undone = _run(work, "2026-12-02")
+    assert undone.returncode == 2
+    assert ("credit note MTH-001-001-CN002 was voided on 2026-12-01 by an earlier run: a void cannot be undone or "
+            "moved (its voided_at must stay 2026-12-01)") in undone.stderr
+    # billing again as of an earlier day, before either note: nothing refused
+    assert _run(work, "2026-11-04").returncode == 0
+
+
+def test_a_credit_note_larger_than_its_fee_is_refused_and_nothing_is_billed(credited, tmp_path):
+    copy = _copy(credited[0], tmp_path / "work")
+    (copy / "catalog" / "more.json").write_text(json.dumps({"credit_note": {
+        "invoice_id": "MTH-001-001", "credit_amount_cents": 6000,
+        "items": [{"fee_id": _small_fee_id(copy), "amount_cents": 5000}], "created_at": "2026-11-06T00:00:00Z"}}))
+    before = snapshot(copy / "out")
+    result = _run(copy, "2026-12-02")
     assert result.returncode == 2, result.stderr[-2000:]
     assert ("more.json, body 1 (credit_note 'MTH-001-001'), field items.0.amount_cents: 5000 is more than the 200 "
             "cents left to credit on this fee") in result.stderr

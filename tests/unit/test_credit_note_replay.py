@@ -109,3 +109,17 @@ def test_a_refused_note_is_reported_and_credits_nothing():
     result = run([note(5, credit=9999)], [DueInvoice("next", nov(21), 1000)])
     assert result.credit_notes == {} and result.credit_notes_applied == {"next": 0}
     assert "does not match the items" in result.credit_note_problems[0]
+
+
+def test_a_note_pays_only_invoices_in_its_own_currency():
+    # the note is in USD (the corrected invoice's currency): a EUR invoice takes nothing, a USD one takes 4.80
+    result = run([note(5)], [DueInvoice("eur", nov(10), 1000, "EUR"), DueInvoice("usd", nov(11), 1000, "USD")])
+    assert result.credit_notes_applied == {"eur": 0, "usd": 480}
+
+
+def test_voiding_a_note_with_nothing_left_is_refused():
+    # 4.80 all taken by the invoice of the 10th; a void on the 12th has nothing to void (Lago refuses it too)
+    result = run([note(5, voided=12)], [DueInvoice("a", nov(11), 1000)])
+    assert result.credit_notes["cn1"].status == "consumed"
+    assert result.credit_note_problems == [
+        "credit note, field voided_at: credit note MTH-001-001-CN001 has no credit left to void on 2026-11-12"]

@@ -141,3 +141,54 @@ def test_the_customer_of_a_credit_note_is_found_by_invoice_id_or_by_number():
     assert customer_of("MTH-002-014", {}, {2: "cust_b"}, "MTH") == "cust_b"
     assert customer_of("XYZ-002-014", {}, {2: "cust_b"}, "MTH") is None
     assert customer_of("MTH-002", {}, {2: "cust_b"}, "MTH") is None
+
+
+# Lago's last-note rounding: one fee of 5.00 at 20% VAT (invoice 6.00), credited in three notes.
+FIVE = InvoiceFacts("inv", "MTH-001-001", "subscription", dt.date(2026, 11, 1), "USD", (FeeFacts("fee", 500, (VAT,)),))
+
+
+def test_the_note_that_credits_the_rest_takes_back_the_rounding_of_the_earlier_ones():
+    # 333 -> 66.6 -> 67 (4.00); 33 -> 6.6 -> 7 (0.40); the last 134 -> 26.8, less the 0.4 + 0.4 rounding added
+    # before = 26.0 -> 26: 1.60, so that the three notes credit 6.00, the invoice's total, not 6.01
+    first = issue(request([("fee", 333)], credit=400, id="a"), FIVE, [], 0, DAY)
+    second = issue(request([("fee", 33)], credit=40, id="b"), FIVE, [first], 0, DAY)
+    last = issue(request([("fee", 134)], credit=160, id="c"), FIVE, [first, second], 0, DAY)
+    assert [(n.taxes_amount_cents, n.total_amount_cents) for n in (first, second, last)] == [(67, 400), (7, 40), (26, 160)]
+    assert sum(n.total_amount_cents for n in (first, second, last)) == 600
+
+
+def test_a_refund_the_rounding_would_raise_above_what_was_paid_is_refused():
+    # items 134 + 26.8 -> 27 of tax = 161; a refund of 160 (within the cent) would be brought to 161 > 160 paid
+    assert refused(request([("fee", 134)], refund=160), FIVE, [], 160, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field refund_amount_cents: brought to the items plus "
+        "their taxes (161 cents), the refund would be 161, more than was paid and not yet refunded on invoice "
+        "MTH-001-001: lower the refund and raise the credit"]
+
+
+def _recorded_note(credit: int, refund: int = 0) -> object:
+    """A note recorded by an earlier run on the subscription fee, with the amounts it was issued with."""
+    note = issue(request([("fee_sub", 1000)], credit=1200, id="old"), INVOICE, [], 0, DAY)
+    from dataclasses import replace
+    return replace(note, credit_amount_cents=credit, refund_amount_cents=refund)
+
+
+def test_the_credit_is_held_to_what_earlier_notes_left_creditable():
+    # 2,080 creditable (fees 1,733 + 347 of taxes); an earlier note credited 2,000 of it: 80 left, so 4.80 is refused
+    problems = refused(request([("fee_large", 400)], credit=480), INVOICE, [_recorded_note(2000)], 0, DAY)
+    assert problems[0] == ("credit_notes.json, body 1 (credit_note 'MTH-001-001'), field credit_amount_cents: 480 is more "
+                           "than the invoice's creditable amount (80 cents: fees with taxes 2080, credited before 2000)")
+
+
+def test_the_total_is_held_to_what_earlier_notes_left_of_the_invoice():
+    # an earlier note of 1,900 refunded: 2,080 - 1,900 = 180 left of the invoice, so a total of 480 is refused
+    problems = refused(request([("fee_large", 400)], refund=480), INVOICE, [_recorded_note(0, 1900)], 5000, DAY)
+    assert problems == ["credit_notes.json, body 1 (credit_note 'MTH-001-001'), field credit_amount_cents: the credit "
+                        "note's total 480 is more than the 180 cents of invoice MTH-001-001 not yet covered by credit notes"]
+
+
+def test_a_new_note_is_numbered_after_every_number_issued_on_its_invoice():
+    from dagster_project.billing.credit_notes import next_sequence
+
+    recorded = {"cn_a": ("inv", 1), "cn_b": ("inv", 2), "cn_c": ("other", 7)}
+    assert next_sequence("inv", [], recorded) == 3  # filed before the recorded ones in the replay: still after them
+    assert next_sequence("fresh", [], recorded) == 1

@@ -200,3 +200,12 @@ def test_the_readme_lists_exactly_the_lago_fields_not_supported_yet():
 def test_the_readme_lists_exactly_the_meterhouse_extensions():
     listed = _readme_list("Fields Meterhouse adds")
     assert listed == {f"{k}.{p}" for k, m in BODY_MODELS.items() for p in extensions(k, m)}
+
+
+def test_two_identical_credit_notes_are_refused_rather_than_merged(tmp_path):
+    note = {"credit_note": BASE["credit_note"]}
+    folder = _write(tmp_path / "c", [note, note])
+    assert _problems(folder) == [
+        "catalog.json, body 2 (credit_note 'MTH-001-001'): the same credit note as catalog.json, body 1 (credit_note "
+        "'MTH-001-001') (same invoice, day, items, amounts, reason and description): a second note needs a description "
+        "of its own"]

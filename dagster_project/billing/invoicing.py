@@ -25,6 +25,7 @@ from dagster_project.billing.credit_notes import (
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
+from dagster_project.billing.unpriced import unpriced_label
 from dagster_project.billing.wallets import (
     DueInvoice, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
 )
@@ -113,6 +114,7 @@ def bill(
     recorded_top_ups: pl.DataFrame | None = None,
     decided_through: dt.date | None = None,
     credit_notes: CreditNoteBook | None = None,
+    unpriced_values: dict[tuple[str, str], list[dict]] | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -121,7 +123,8 @@ def bill(
     kept, and the wallet replay pays exactly those totals. `credit_notes`: the catalog's credit
     notes and what earlier runs recorded of them (`CreditNoteBook.fees` of finalized invoices as
     stored; the others' are this run's). Raises `CreditNoteRefused` listing every credit note that
-    cannot be issued.
+    cannot be issued. `unpriced_values`: per (billing period, charge), the filter values of the usage
+    arrived on time that no price applies to (`marts.fct_unpriced_usage`), which name its fee line.
     """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
@@ -172,7 +175,9 @@ def bill(
             lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String
         ),
         fee_type=pl.lit("charge"),
+        unpriced_label=_unpriced_labels(fees, unpriced_values or {}),
     )
+    advance_fees = advance_fees.with_columns(unpriced_label=_unpriced_labels(advance_fees, unpriced_values or {}))
     fees = pl.concat([fees.select(FEE_COLUMNS), advance_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
     subscription_fees = _subscription_fees(period_cols, due.filter(closing | pl.col("is_starting")))
     subscription_fees = pl.concat(
@@ -213,6 +218,18 @@ def bill(
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
                          current_usage, matched_payments, rule_top_ups, *notes)
+
+
+def _unpriced_labels(fees: pl.DataFrame, values: dict[tuple[str, str], list[dict]]) -> pl.Series:
+    """The name of each fee line of a default bucket that no price applies to (its charge has no
+    `properties` of its own): its filter values; null for every other fee."""
+    if "properties_json" not in fees.columns:  # (no fee at all: an empty frame without the column)
+        return pl.Series("unpriced_label", [None] * len(fees), dtype=pl.String)
+    return pl.Series("unpriced_label", [
+        unpriced_label(values.get((period, charge), [])) if key == "default" and props is None else None
+        for period, charge, key, props in zip(fees["billing_period_id"], fees["charge_id"], fees["charge_filter_key"],
+                                              fees["properties_json"], strict=True)
+    ], dtype=pl.String)
 
 
 def fee_facts(fees: pl.DataFrame, fee_taxes: pl.DataFrame) -> dict[str, tuple[FeeFacts, ...]]:
@@ -284,7 +301,7 @@ def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) 
 
 FEE_COLUMNS = [
     "fee_id", "invoice_id", "fee_type", "billing_period_id", "charge_id", "charge_filter_key", "units",
-    "events_count", "precise_amount", "amount_cents", "currency",
+    "events_count", "precise_amount", "amount_cents", "currency", "unpriced_label",
 ]
 
 
@@ -407,7 +424,7 @@ def _subscription_fees(periods: pl.DataFrame, due: pl.DataFrame) -> pl.DataFrame
 
 _FEE_SCHEMA = {"fee_id": pl.String, "invoice_id": pl.String, "fee_type": pl.String, "billing_period_id": pl.String,
                "charge_id": pl.String, "charge_filter_key": pl.String, "units": cm.MONEY, "events_count": pl.Int64,
-               "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String}
+               "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String, "unpriced_label": pl.String}
 
 
 def _prorated(cents: int, billed_days: int, days_in_period: int) -> int:

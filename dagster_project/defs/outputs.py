@@ -13,7 +13,8 @@ import dagster as dg
 from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.defs.partitions import billing_months
 from dagster_project.defs.resources import MeterhouseSettings
-from dagster_project.publish import invoice_document, lago_json, unpriced
+from dagster_project.billing import unpriced
+from dagster_project.publish import invoice_document, lago_json
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -133,12 +134,6 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     fee_taxes: dict[str, list[dict]] = {}
     for tax in _rows(con, "select * from billing.fee_taxes order by fee_id, tax_code"):
         fee_taxes.setdefault(tax["fee_id"], []).append(tax)
-    # the filter values of the usage no charge prices, by period and charge (the invoice line's name)
-    unpriced_values: dict[tuple[str, str], list[dict]] = {}
-    for period_id, charge_id, values in con.execute(
-        "select distinct billing_period_id, charge_id, filter_values_json from marts.fct_unpriced_usage where not is_late"
-    ).fetchall():
-        unpriced_values.setdefault((period_id, charge_id), []).append(json.loads(values))
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in _rows(
         con,
@@ -155,8 +150,8 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
         for key in ("plan_code", "plan_name", "interval", "amount_cents_plan"):
             fee[key] = period.get(key)
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
-        if fee["fee_type"] == "charge" and fee["charge_filter_key"] == "default" and fee["properties_json"] is None:
-            fee["filter_display_name"] = unpriced.unpriced_label(unpriced_values.get((fee["billing_period_id"], fee["charge_id"]), []))
+        if fee.get("unpriced_label"):  # named by pricing, kept with the fee once its invoice is finalized
+            fee["filter_display_name"] = fee["unpriced_label"]
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
     return fees_by_invoice
 
@@ -365,7 +360,7 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     partitions_def=billing_months,
     deps=[dg.AssetKey(["billing", "invoices"]), dg.AssetKey(["billing", "fees"]),
           dg.AssetKey(["billing", "fee_taxes"]), dg.AssetKey(["billing", "invoice_taxes"]),
-          dg.AssetKey(["marts", "fct_unpriced_usage"]), dg.AssetKey(["billing", "credit_notes"]),
+          dg.AssetKey(["billing", "credit_notes"]),
           dg.AssetKey(["billing", "credit_note_items"]), dg.AssetKey(["billing", "credit_note_taxes"]),
           dg.AssetKey(["billing", "credit_note_applications"])],
     owners=["team:billing-data"],

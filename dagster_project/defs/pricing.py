@@ -201,6 +201,14 @@ def _changed_credit_notes(con, issued: pl.DataFrame, through: dt.date) -> list[s
     return problems
 
 
+def _unpriced_values(con) -> dict[tuple[str, str], list[dict]]:
+    """Per billing period and charge, the filter values of the usage arrived on time that no price
+    applies to: the name of its invoice line."""
+    return {(period_id, charge_id): [json.loads(v) for v in values] for period_id, charge_id, values in con.execute(
+        """select billing_period_id, charge_id, list(distinct filter_values_json order by filter_values_json)
+           from marts.fct_unpriced_usage where not is_late group by all""").fetchall()}
+
+
 def _tax_book(con):
     def rows(sql: str) -> list[dict]:
         cursor = con.execute(sql)
@@ -221,6 +229,7 @@ def _tax_book(con):
             ["billing", name], group_name="billing", owners=["team:billing-data"], kinds={"polars", "duckdb"},
             description=f"billing.{name}, written by the polars pricing step.",
             deps=[dg.AssetKey(["marts", "fct_usage_daily"]), dg.AssetKey(["marts", "fct_charge_events"]),
+                  dg.AssetKey(["marts", "fct_unpriced_usage"]),
                   dg.AssetKey(["catalog", "billing_periods"]),
                   dg.AssetKey(["catalog", "charges"]), dg.AssetKey(["catalog", "charge_filters"]),
                   dg.AssetKey(["catalog", "wallets"]), dg.AssetKey(["catalog", "taxes"]),
@@ -278,6 +287,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             recorded_top_ups=con.execute("select * from billing.wallet_rule_top_ups").pl(),
             decided_through=decided_through,
             credit_notes=_credit_note_book(con, frozen),
+            unpriced_values=_unpriced_values(con),
         )
         if changed := _changed_credit_notes(con, result.credit_notes, through):
             raise CreditNoteRefused(changed)

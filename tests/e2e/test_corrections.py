@@ -276,3 +276,20 @@ def test_the_month_a_credit_note_is_issued_in_holds_it_in_its_period_folder(cred
                                          "credit_amount_cents": 180, "refund_amount_cents": 300}]
     assert {p.name for p in folder.iterdir() if "CN" in p.name} == {
         "MTH-001-001-CN001.json", "MTH-001-001-CN001.html", "MTH-001-001-CN001.pdf"}
+
+
+def test_pricing_codestral_later_leaves_the_finalized_line_and_its_name_as_they_were(credited, tmp_path):
+    """The warning is followed: the plan gains a filter for codestral at 2.00 per million. Invoices finalized
+    before keep their line, named as it was; only usage still to be invoiced is priced."""
+    work = _copy(credited[0], tmp_path / "work")
+    bodies = json.loads((work / "catalog" / "catalog.json").read_text())
+    plan = next(b for b in bodies if "plan" in b)["plan"]
+    plan["charges"][0]["filters"].append({"values": {"model": ["codestral"]},
+                                          "properties": {"amount": "2", "package_size": 1000000}})
+    next(b for b in bodies if "billable_metric" in b)["billable_metric"]["filters"][0]["values"].append("codestral")
+    (work / "catalog" / "catalog.json").write_text(json.dumps(bodies))
+    before = (work / "out" / "invoices" / "MTH-001-001.json").read_bytes()
+    assert _run(work, "2026-12-02").returncode == 0
+    assert (work / "out" / "invoices" / "MTH-001-001.json").read_bytes() == before
+    names = [f["item"]["filter_invoice_display_name"] for f in _invoice(work, "MTH-001-001")["fees"]]
+    assert "codestral; no filter values (not priced)" in names

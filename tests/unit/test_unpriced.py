@@ -1,6 +1,6 @@
 """Usage no charge prices is named by its filter values, on the invoice line and in the warnings."""
 
-from dagster_project.publish.unpriced import MAX_WARNINGS, summary_entries, unpriced_label, warnings
+from dagster_project.billing.unpriced import MAX_WARNINGS, summary_entries, unpriced_label, warnings
 
 
 def test_an_unpriced_line_is_named_by_its_values_never_blank():

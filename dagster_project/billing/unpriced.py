@@ -2,7 +2,9 @@
 
 Events in a charge's default bucket (they match none of its filters) are priced with the charge's
 own `properties`; a charge without them bills that usage nothing. `marts.fct_unpriced_usage` lists
-it; these pure functions name it for people.
+it; these pure functions name it for people. Pricing names the invoice line (`unpriced_label`) and
+keeps the name with the fee, so a finalized invoice's line keeps its name whatever the catalog
+becomes.
 """
 
 from __future__ import annotations

@@ -63,7 +63,6 @@ class BillableMetric(_Body):
     rounding_function: Literal["ceil", "floor", "round"] | None = None
     rounding_precision: int | None = None
     filters: list[MetricFilter] = []
-    created_at: dt.datetime | None = None
 
     @field_validator("code", "field_name")
     @classmethod
@@ -121,7 +120,6 @@ class Plan(_Body):
     tax_codes: list[str] = []
     minimum_commitment: dict[str, Any] | None = None
     charges: list[Charge] = []
-    created_at: dt.datetime | None = None
 
 
 class BillingConfiguration(_Body):
@@ -178,9 +176,8 @@ class Subscription(_Body):
     subscription_at: dt.datetime | None = None
     ending_at: dt.datetime | None = None
     terminated_at: dt.datetime | None = None
-    created_at: dt.datetime | None = None
 
-    _utc_times = field_validator("subscription_at", "ending_at", "terminated_at", "created_at")(
+    _utc_times = field_validator("subscription_at", "ending_at", "terminated_at")(
         classmethod(lambda cls, v: _utc(v))
     )
 

@@ -105,6 +105,19 @@ def _field_path(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(body)"
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key written twice (JSON would keep only the last value)."""
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _RepeatedKey(key)
+    return dict(pairs)
+
+
 def read_catalog(folder: str | Path) -> Catalog:
     """Read and check every `*.json` body under `folder`; raise `CatalogError` listing all problems."""
     folder = Path(folder)
@@ -117,9 +130,13 @@ def read_catalog(folder: str | Path) -> Catalog:
         raise CatalogError([f"{folder}: no *.json files in the catalog folder"])
     for path in files:
         try:
-            document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+            document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, object_pairs_hook=_object)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problems.append(f"{path.name}: not valid JSON ({exc})")
+            continue
+        except _RepeatedKey as exc:
+            problems.append(f"{path.name}: the key {exc.args[0]!r} appears twice in one object (JSON would keep the "
+                            f"last value only)")
             continue
         bodies = document if isinstance(document, list) else [document]
         for index, wrapped in enumerate(bodies, start=1):
@@ -326,9 +343,28 @@ def _ranges_problems(key: str, ranges, rate: bool) -> list[str]:
     return problems
 
 
+# The properties each charge model reads; another (Lago's name for another model's) is refused, as it
+# would be ignored.
+MODEL_PROPERTIES = {
+    "standard": {"amount"},
+    "package": {"amount", "package_size", "free_units"},
+    "percentage": {"rate", "fixed_amount", "free_units_per_events", "free_units_per_total_aggregation",
+                   "per_transaction_min_amount", "per_transaction_max_amount"},
+    "graduated": {"graduated_ranges"},
+    "volume": {"volume_ranges"},
+    "graduated_percentage": {"graduated_percentage_ranges"},
+}
+
+
 def property_problems(model: str, properties: dict | None) -> list[str]:
     """What is wrong with one set of charge properties for `model` (field paths under `properties`)."""
     p = properties or {}
+    unused = [f"properties.{key}: not used by the {model} charge model (it would be ignored: remove it)"
+              for key in sorted(set(p) - MODEL_PROPERTIES[model])]
+    return unused + _value_problems(model, p)
+
+
+def _value_problems(model: str, p: dict) -> list[str]:
     if model == "standard":
         checks = [_decimal_problem("amount", p.get("amount"))]
     elif model == "package":

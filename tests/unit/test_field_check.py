@@ -135,8 +135,8 @@ def test_a_free_form_object_is_not_checked_key_by_key():
 
 
 def test_meterhouse_extensions_are_the_batch_fields_lago_has_no_use_for():
-    assert extensions("subscription", BODY_MODELS["subscription"]) == ["terminated_at", "created_at"]
-    assert extensions("plan", BODY_MODELS["plan"]) == ["charges.billable_metric_code", "created_at"]
+    assert extensions("subscription", BODY_MODELS["subscription"]) == ["terminated_at"]
+    assert extensions("plan", BODY_MODELS["plan"]) == ["charges.billable_metric_code"]
 
 
 def _write(folder: Path, bodies: list[dict]) -> Path:
@@ -209,3 +209,25 @@ def test_two_identical_credit_notes_are_refused_rather_than_merged(tmp_path):
         "catalog.json, body 2 (credit_note 'MTH-001-001'): the same credit note as catalog.json, body 1 (credit_note "
         "'MTH-001-001') (same invoice, day, items, amounts, reason and description): a second note needs a description "
         "of its own"]
+
+
+def test_a_key_written_twice_in_one_object_is_refused(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "wallets.json").write_text(
+        '{"wallet": {"external_customer_id": "acme", "currency": "USD", "rate_amount": "1",'
+        ' "granted_credits": "25", "granted_credits": "0"}}')
+    assert _problems(tmp_path / "c") == [
+        "wallets.json: the key 'granted_credits' appears twice in one object (JSON would keep the last value only)"]
+
+
+def test_a_property_the_charge_model_does_not_read_is_refused(tmp_path):
+    # free units on a standard charge: Lago ignores them, so would the bill
+    plan = copy.deepcopy(BASE["plan"])
+    plan["charges"][0]["properties"]["free_units"] = 1000000
+    plan["charges"][0]["filters"][0]["properties"]["per_transaction_max_amount"] = "5"
+    folder = _write(tmp_path / "c", [{"billable_metric": BASE["billable_metric"]}, {"plan": plan}])
+    assert _problems(folder) == [
+        "catalog.json, body 2 (plan 'pro'), field charges.0.properties.free_units: not used by the standard charge model "
+        "(it would be ignored: remove it)",
+        "catalog.json, body 2 (plan 'pro'), field charges.0.filters.0.properties.per_transaction_max_amount: not used by "
+        "the standard charge model (it would be ignored: remove it)"]

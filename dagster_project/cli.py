@@ -121,12 +121,14 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
     started = time.monotonic()
     console = out.Console.on_terminal(lines_on_stderr=as_json)
     through_date = through.date()
-    from dagster_project.pipeline import InputProblems, check_inputs, scratch_copy
+    from dagster_project.pipeline import InputProblems, check_inputs, quiet_since_problem, scratch_copy
 
     try:  # before anything is written
-        check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events)
+        inputs = check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events)
     except InputProblems as exc:
         _refuse(console, exc.problems)
+    if quiet := quiet_since_problem([d for d in inputs.arrival_days if d <= through_date], through_date):
+        console.warning(quiet)
     if dry_run:
         with scratch_copy(warehouse) as copy:
             console.line(f"dry run: billing a copy of {warehouse} in {copy.parent} (deleted afterwards)")

@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 
 from dagster_project.defs.resources import MeterhouseSettings
-from dagster_project.ingest.events import arrival_dates
+from dagster_project.ingest.events import arrival_dates, day_files
 from dagster_project.warm_dbt import warm_dbt
 
 # ---- the inputs, checked before anything is written -----------------------------------------------
@@ -39,7 +39,7 @@ class InputProblems(Exception):
 @dataclass
 class Inputs:
     catalog: object  # the checked `Catalog`
-    arrival_days: list[dt.date]  # every arrival-day folder of the landing folder ([] without one)
+    arrival_days: list[dt.date]  # every arrival-day folder with an event file ([] without one)
 
 
 def folder_problem(folder: Path) -> str | None:
@@ -64,12 +64,23 @@ def no_events_problem(events_dir: Path, days: list[dt.date], through: dt.date | 
     first one. Its invoices would be finalized without their usage (and their numbers used up for
     good), so it is refused unless asked for with ALLOW_NO_EVENTS."""
     if not days:
-        return (f"--events {events_dir}: no arrival-day folder (YYYY-MM-DD/) in it, so no event would be "
-                f"loaded and invoices would be finalized without usage; pass {ALLOW_NO_EVENTS} if that is intended")
+        return (f"--events {events_dir}: no arrival-day folder (YYYY-MM-DD/) with an event file in it, so no event "
+                f"would be loaded and invoices would be finalized without usage; pass {ALLOW_NO_EVENTS} if that is "
+                f"intended")
     if through is not None and through < days[0]:
         return (f"--through {through} is before the first arrival day in {events_dir} ({days[0]}), so no event "
                 f"would be loaded and invoices would be finalized without usage; pass {ALLOW_NO_EVENTS} if that "
                 f"is intended")
+    return None
+
+
+def quiet_since_problem(days: list[dt.date], through: dt.date) -> str | None:
+    """A warning when the billing date is after the last arrival day with events: the invoices
+    finalized by the run hold no usage that arrived since (a landing that stopped, or a mistyped
+    date); a rerun with the missing folders would find it late."""
+    if days and through > days[-1]:
+        return (f"no event arrived after {days[-1]} (the last arrival-day folder with events), but the run bills "
+                f"through {through}: the invoices it finalizes hold no usage that arrived in between")
     return None
 
 
@@ -92,7 +103,8 @@ def check_inputs(catalog_dir: Path, events_dir: Path | None, payments_dir: Path 
             problems.append(str(exc))
     days = []
     if events_dir is not None and "--events" not in unreadable:
-        days = arrival_dates(Path(events_dir))
+        # (an empty day folder brings no event: it does not count)
+        days = [day for day in arrival_dates(Path(events_dir)) if day_files(Path(events_dir), day)]
         problem = no_events_problem(Path(events_dir), days, through)
         if problem and not allow_no_events:
             problems.append(problem)

@@ -132,7 +132,10 @@ def test_the_console_shows_one_line_per_step_with_its_counts_and_no_log(billed):
     assert lines[-1].startswith("billed through 2026-11-02 in ")
     assert lines[-1].endswith(f" s; the full log: {billed.work / 'warehouse.duckdb.log'}")
     assert len(lines) == 6 + 1 + 3 + 1  # steps, the finalized invoices (a header and one line each), the end
-    assert billed.first.stderr == ""  # no warning: nothing rejected
+    # nothing rejected; the one warning: the scenario's next folder (Nov 3) is after the billing date
+    assert billed.first.stderr.splitlines() == [
+        "warning: no event arrived after 2026-10-10 (the last arrival-day folder with events), but the run bills "
+        "through 2026-11-02: the invoices it finalizes hold no usage that arrived in between"]
     assert "DEBUG" not in billed.first.stdout + billed.first.stderr + billed.second.stdout + billed.second.stderr
 
 
@@ -182,7 +185,7 @@ def test_a_landing_folder_without_any_arrival_day_stops_the_run(tmp_path):
     (tmp_path / "events" / "notes.txt").write_text("not a day folder")
     result = meterhouse(*run_args(tmp_path, "2026-11-02"))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: --events {tmp_path / 'events'}: no arrival-day folder (YYYY-MM-DD/) in it")
+    assert result.stderr.startswith(f"error: --events {tmp_path / 'events'}: no arrival-day folder (YYYY-MM-DD/) with an event file in it")
     assert "--allow-no-events" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
 

@@ -50,3 +50,20 @@ def test_good_inputs_give_the_catalog_and_the_arrival_days():
     inputs = check_inputs(CATALOG, EVENTS, None, dt.date(2026, 11, 2))
     assert inputs.arrival_days == [dt.date(2026, 10, 10), dt.date(2026, 11, 3), dt.date(2026, 11, 5)]
     assert sorted(c.external_id for c in inputs.catalog.customers) == ["de_business", "de_consumer", "fr_consumer", "us_customer"]
+
+
+def test_an_empty_day_folder_is_no_arrival_day(tmp_path):
+    (tmp_path / "2026-11-01").mkdir()
+    with pytest.raises(InputProblems) as excinfo:
+        check_inputs(CATALOG, tmp_path)
+    assert "no arrival-day folder (YYYY-MM-DD/) with an event file in it" in excinfo.value.problems[0]
+
+
+def test_billing_past_the_last_events_is_said():
+    from dagster_project.pipeline import quiet_since_problem
+
+    days = [dt.date(2026, 10, 10), dt.date(2026, 11, 14)]
+    assert quiet_since_problem(days, dt.date(2026, 11, 14)) is None
+    assert quiet_since_problem(days, dt.date(2026, 11, 30)) == (
+        "no event arrived after 2026-11-14 (the last arrival-day folder with events), but the run bills through "
+        "2026-11-30: the invoices it finalizes hold no usage that arrived in between")

@@ -156,9 +156,9 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     return fees_by_invoice
 
 
-def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs: PdfCache) -> list[RenderedInvoice]:
+def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_by_invoice: dict[str, list[dict]],
+                     pdfs: PdfCache) -> list[RenderedInvoice]:
     """Every invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
-    fees_by_invoice = _fees_by_invoice(con, periods)
     invoice_taxes: dict[str, list[dict]] = {}
     for tax in _rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code"):
         invoice_taxes.setdefault(tax["invoice_id"], []).append(tax)
@@ -196,11 +196,11 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, pdfs:
     return rendered
 
 
-def _credit_note_documents(con, customers: dict, sequences: dict, periods: dict,
+def _credit_note_documents(con, customers: dict, sequences: dict, fees_by_invoice: dict[str, list[dict]],
                            pdfs: PdfCache) -> tuple[dict[str, dict], dict[str, bytes]]:
     """Each credit note as `{"credit_note": ...}` (`<number>.json`), and as the document its
     customer reads (`<number>.html` and `.pdf`)."""
-    fees = {fee["fee_id"]: fee for rows in _fees_by_invoice(con, periods).values() for fee in rows}
+    fees = {fee["fee_id"]: fee for rows in fees_by_invoice.values() for fee in rows}
     invoices = {i["invoice_id"]: i for i in _rows(con, "select * from billing.invoices")}
     entity = next(iter(_rows(con, "select * from catalog.billing_entities")), None)
     items: dict[str, list[dict]] = {}
@@ -245,10 +245,11 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     customers, sequences, periods = _catalog_context(con)
     invoices, documents = {}, {}
     pdfs = PdfCache(pdf_cache)
-    for rendered in _render_invoices(con, customers, sequences, periods, pdfs):
+    fees_by_invoice = _fees_by_invoice(con, periods)
+    for rendered in _render_invoices(con, customers, sequences, periods, fees_by_invoice, pdfs):
         invoices[rendered.json_name] = rendered.document
         documents.update(rendered.files)
-    credit_notes, note_documents = _credit_note_documents(con, customers, sequences, periods, pdfs)
+    credit_notes, note_documents = _credit_note_documents(con, customers, sequences, fees_by_invoice, pdfs)
     documents.update(note_documents)
     pdfs.prune()
     _replace_folder(out_dir / "invoices", invoices)
@@ -376,9 +377,11 @@ def period_invoices(context: dg.AssetExecutionContext, settings: MeterhouseSetti
     folder = Path(settings.out_dir) / "periods" / month
     with settings.connect() as con:
         pdfs = PdfCache(pdf_cache_dir(settings))
-        catalog_context = _catalog_context(con)
-        rendered = [r for r in _render_invoices(con, *catalog_context, pdfs) if r.billing_month == month]
-        notes, note_files = _credit_note_documents(con, *catalog_context, pdfs)
+        customers, sequences, periods = _catalog_context(con)
+        fees_by_invoice = _fees_by_invoice(con, periods)
+        rendered = [r for r in _render_invoices(con, customers, sequences, periods, fees_by_invoice, pdfs)
+                    if r.billing_month == month]
+        notes, note_files = _credit_note_documents(con, customers, sequences, fees_by_invoice, pdfs)
     files: dict[str, dict | bytes] = {}
     finalized = [r for r in rendered if r.invoice["status"] == "finalized"]
     for r in finalized:

@@ -18,6 +18,7 @@ MARTS = {
     "marts.fct_event_loads": "arrival_date",
     "marts.fct_late_events": "event_record_id",
     "marts.fct_charge_events": "event_record_id, charge_id",
+    "intermediate.int_events_checked_daily": "all",
     "intermediate.int_events_deduplicated": "source_file, line_number, item_index",
 }
 

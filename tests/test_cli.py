@@ -145,7 +145,7 @@ def test_the_log_file_beside_the_warehouse_holds_dagsters_and_dbts_logs_of_each_
     assert len(headers) == 3  # the three real runs; the dry runs' logs went with their copies
     assert "--through 2026-11-02" in headers[0] and "--json" in headers[2]
     assert " - dagster - DEBUG - " in log and 'STEP_SUCCESS - Finished execution of step "priced_billing"' in log
-    assert "Running with dbt=" in log and "OK created sql incremental model intermediate.int_events_matched_to_charge_filters" in log
+    assert "Running with dbt=" in log and "OK created sql incremental model intermediate.int_events_checked_daily" in log
     # the money checks of defs/checks.py ran, in each real run
     for check in ("'invoice_arithmetic' on 'billing/invoices'", "'every_event_is_accounted_for' on 'marts/fct_event_loads'"):
         assert log.count(f"Asset check {check} passed") == 3, check

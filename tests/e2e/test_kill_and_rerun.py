@@ -11,7 +11,7 @@ import time
 from tests.conftest import REPO, run_meterhouse, snapshot
 
 SCENARIO = REPO / "tests" / "scenarios" / "new_york_month_end"
-MID_DBT = "START sql incremental model intermediate.int_events_matched_to_charge_filters"
+MID_DBT = "START sql incremental model intermediate.int_events_checked_daily"
 
 
 def test_a_run_killed_mid_way_then_rerun_equals_an_uninterrupted_run(tmp_path, new_york_billed):

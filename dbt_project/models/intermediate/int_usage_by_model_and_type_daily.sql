@@ -1,10 +1,10 @@
 -- Tokens per subscription, billing period, charge, model, type and arrival day: the partial sums
 -- `fct_usage_by_model_and_type` adds up, kept per arrival day so that a run recomputes only the
--- days it loaded. Incremental on arrival days.
+-- days it loaded. Added up from the one pass's rows. Incremental on arrival days.
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
-with matched as (
-    select * from {{ ref('int_events_matched_to_charge_filters') }}
+with accepted as (
+    select * from {{ ref('int_events_checked_daily') }}
     where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 
@@ -24,10 +24,10 @@ final as (
         any_value(subscription_id) as subscription_id,
         any_value(external_subscription_id) as external_subscription_id,
         any_value(billable_metric_code) as billable_metric_code,
-        sum(units) as units,
-        count(*) as events_count,
-        sum(units) filter (where arrival_date > invoice_finalized_on) as late_units
-    from matched
+        sum(value_sum) as units,
+        sum(events_count)::bigint as events_count,
+        sum(value_sum) filter (where arrival_date > invoice_finalized_on) as late_units
+    from accepted
     cross join key_positions k
     group by billing_period_id, charge_id, model, token_type, arrival_date
 )

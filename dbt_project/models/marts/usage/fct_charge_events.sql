@@ -1,13 +1,13 @@
 -- Events priced one by one: those of charges paid in advance (each event is invoiced as it
--- arrives) and of percentage charges (per-transaction minimum and maximum). Ordered as they were
--- charged: by arrival day, then timestamp, then where they were read.
+-- arrives) and of percentage charges (per-transaction minimum and maximum), which the one pass keeps
+-- a row each. Ordered as they were charged: by arrival day, then timestamp, then where they were read.
 -- Incremental on arrival days: the order comes first by arrival day, so the days rebuilt continue
 -- the order reached by the days kept.
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
 with matched as (
-    select * from {{ ref('int_events_matched_to_charge_filters') }}
-    where rejection_reason is null and {{ in_rebuilt_days() }}
+    select * from {{ ref('int_events_checked_daily') }}
+    where rejection_reason is null and source_file is not null and {{ in_rebuilt_days() }}
 ),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 subscriptions as (select subscription_id, customer_id from {{ ref('stg_catalog__subscriptions') }}),
@@ -32,7 +32,7 @@ ordered as (
         m.charge_filter_id,
         m.arrival_date,
         m.event_at,
-        m.units,
+        m.value_sum as units,
         m.invoice_finalized_on,
         row_number() over (
             partition by m.billing_period_id, m.charge_id, coalesce(m.charge_filter_id, 'default')

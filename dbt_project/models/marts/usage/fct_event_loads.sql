@@ -18,11 +18,12 @@ duplicates as (
 
 validated as (
     select arrival_date,
-        count(*) filter (where rejection_reason is null) as events_accepted,
-        count(*) filter (where rejection_reason is not null) as events_unbillable,
-        count(*) filter (where rejection_reason is null and arrival_date > invoice_finalized_on) as events_late
-    from {{ ref('int_events_matched_to_charge_filters') }}
-    where is_first_charge and {{ in_rebuilt_days() }}  -- one row per event
+        coalesce(sum(events_count) filter (where rejection_reason is null), 0)::bigint as events_accepted,
+        coalesce(sum(events_count) filter (where rejection_reason is not null), 0)::bigint as events_unbillable,
+        coalesce(sum(events_count) filter (where rejection_reason is null and arrival_date > invoice_finalized_on), 0)::bigint
+            as events_late
+    from {{ ref('int_events_checked_daily') }}
+    where is_first_charge and {{ in_rebuilt_days() }}  -- (each event is counted on its first charge's rows)
     group by arrival_date
 ),
 

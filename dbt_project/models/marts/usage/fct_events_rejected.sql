@@ -16,7 +16,7 @@ unbillable as (
     select {{ event_record_id() }} as event_record_id, arrival_date, source_file, line_number, item_index, transaction_id,
         external_subscription_id, billable_metric_code, event_timestamp_text,
         rejection_reason, rejection_detail, null as raw_line
-    from {{ ref('int_events_matched_to_charge_filters') }}
+    from {{ ref('int_events_checked_daily') }}
     where rejection_reason is not null and {{ in_rebuilt_days() }}
 ),
 

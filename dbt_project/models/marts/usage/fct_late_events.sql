@@ -3,7 +3,11 @@
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
 -- (one row per event: the row of its first charge)
-with events as (select * from {{ ref('int_events_matched_to_charge_filters') }} where is_first_charge),
+with events as (
+    select *, value_sum as units  -- (a late event keeps its own row: value_sum is its value)
+    from {{ ref('int_events_checked_daily') }}
+    where is_first_charge
+),
 
 final as (
     select {{ event_record_id() }} as event_record_id, arrival_date, invoice_finalized_on, source_file, line_number, transaction_id,

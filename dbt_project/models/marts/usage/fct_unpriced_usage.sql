@@ -11,7 +11,7 @@ with unpriced_charges as (
 
 default_buckets as (
     select e.*
-    from {{ ref('int_events_matched_to_charge_filters') }} e
+    from {{ ref('int_events_checked_daily') }} e
     where e.rejection_reason is null and e.charge_filter_id is null and {{ in_rebuilt_days('e.arrival_date') }}
         and e.charge_id in (select charge_id from unpriced_charges)
 ),
@@ -32,8 +32,8 @@ final as (
             as filter_values_json,
         d.arrival_date,
         arrival_date > any_value(d.invoice_finalized_on) as is_late,
-        sum(d.units)::decimal(38, 12) as units,
-        count(*) as events_count
+        sum(d.value_sum)::decimal(38, 12) as units,
+        sum(d.events_count)::bigint as events_count
     from default_buckets d
     join unpriced_charges c using (charge_id)
     cross join filter_keys k

@@ -7,82 +7,49 @@
 --   latest_*      the last event by timestamp (latest_agg)
 -- Keeping the arrival day lets pricing cut an invoice at its finalization date (later arrivals are
 -- late) and replay wallet balances day by day, whatever runs loaded the days.
+-- Added up from the one pass's rows (`int_events_checked_daily`), which hold these aggregates per
+-- combination of dimensions; only unique counts look at earlier days (the values already seen).
 {{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
 
--- The aggregation of each charge's metric (the event table leaves out what depends on the metric
--- alone; the customer is joined in after aggregating).
-with charge_aggregations as (
-    select c.charge_id, bm.aggregation_type
-    from {{ ref('stg_catalog__charges') }} c
-    join {{ ref('stg_catalog__billable_metrics') }} bm using (billable_metric_id)
-),
-
--- `matched` and `with_period` are read by both branches of `first_values`: computed where they are
--- read (two scans of the table) instead of held as one materialized copy of every event (at 100M
--- events that copy and its two reads cost 170 s, the scans 20 s).
-matched as {{ inline_cte() }} (
-    select e.*, a.aggregation_type
-    from {{ ref('int_events_matched_to_charge_filters') }} e
-    join charge_aggregations a using (charge_id)
-    where e.rejection_reason is null and {{ in_rebuilt_days('e.arrival_date') }}
-),
-periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
-
-with_period as {{ inline_cte() }} (
-    select m.*, p.charges_from_at, p.charges_to_at,
-        -- unique_count_agg: a value counts once per period, or once per subscription when recurring
-        case when m.is_recurring then m.subscription_id else m.billing_period_id end as value_scope
-    from matched m
-    join periods p using (billing_period_id)
+with accepted as (
+    select * from {{ ref('int_events_checked_daily') }}
+    where rejection_reason is null and {{ in_rebuilt_days() }}
 ),
 
 {% if is_incremental() %}
 -- Values of unique_count_agg charges already counted on the days kept.
 seen_values as (
-    select distinct case when e.is_recurring then e.subscription_id else e.billing_period_id end as value_scope,
-        e.charge_id, coalesce(e.charge_filter_id, 'default') as bucket, e.field_value
-    from {{ ref('int_events_matched_to_charge_filters') }} e
-    join charge_aggregations a using (charge_id)
-    where {{ in_kept_days('e.arrival_date') }} and e.rejection_reason is null and a.aggregation_type = 'unique_count_agg'
+    select distinct case when is_recurring then subscription_id else billing_period_id end as value_scope,
+        charge_id, coalesce(charge_filter_id, 'default') as bucket, field_value
+    from {{ ref('int_events_checked_daily') }}
+    where {{ in_kept_days() }} and rejection_reason is null and aggregation_type = 'unique_count_agg'
 ),
 {% endif %}
 
--- Only unique_count_agg needs to know whether a value was seen before (a window over its events).
+-- Only unique_count_agg needs to know whether a value was seen before: a value counts once per
+-- period, or once per subscription when recurring, on the row of its first event.
 first_values as (
-    select *, null::boolean as is_first_of_value
-    from with_period
+    select *, units_contribution as units
+    from accepted
     where aggregation_type is distinct from 'unique_count_agg'
     union all
     select
-        w.*,
-        row_number() over (
-            partition by w.value_scope, w.charge_id, coalesce(w.charge_filter_id, 'default'), w.field_value
-            order by w.arrival_date, w.event_at, w.source_file, w.line_number, w.item_index
+        a.*,
+        case when row_number() over (
+            partition by case when a.is_recurring then a.subscription_id else a.billing_period_id end,
+                a.charge_id, coalesce(a.charge_filter_id, 'default'), a.field_value
+            order by a.arrival_date, a.first_event
         ) = 1
         {%- if is_incremental() %}
         and not exists (
             select 1 from seen_values s
-            where s.value_scope = w.value_scope and s.charge_id = w.charge_id
-                and s.bucket = coalesce(w.charge_filter_id, 'default') and s.field_value = w.field_value
+            where s.value_scope = case when a.is_recurring then a.subscription_id else a.billing_period_id end
+                and s.charge_id = a.charge_id
+                and s.bucket = coalesce(a.charge_filter_id, 'default') and s.field_value = a.field_value
         )
-        {%- endif %} as is_first_of_value
-    from with_period w
-    where w.aggregation_type = 'unique_count_agg'
-),
-
-contributions as (
-    select
-        *,
-        case aggregation_type
-            when 'unique_count_agg' then case when is_first_of_value then 1 else 0 end
-            when 'weighted_sum_agg' then units
-                * ({{ epoch_microseconds('charges_to_at') }} - {{ epoch_microseconds('event_at') }})::decimal(38, 12)
-                / ({{ epoch_microseconds('charges_to_at') }} - {{ epoch_microseconds('charges_from_at') }})::decimal(38, 12)
-            when 'max_agg' then 0
-            when 'latest_agg' then 0
-            else units
-        end::decimal(38, 12) as units_contribution
-    from first_values
+        {%- endif %} then 1 else 0 end::decimal(38, 12) as units
+    from accepted a
+    where a.aggregation_type = 'unique_count_agg'
 ),
 
 final as (
@@ -98,14 +65,13 @@ final as (
         bool_or(is_recurring) as is_recurring,
         any_value(invoice_finalized_on) as invoice_finalized_on,
         arrival_date > any_value(invoice_finalized_on) as is_late,
-        sum(units_contribution)::decimal(38, 12) as units,
-        sum(units)::decimal(38, 12) as value_sum,
-        max(units)::decimal(38, 12) as max_value,
-        max(event_at) as latest_at,
-        -- the last event by timestamp, then where it was read (a struct compares field by field)
-        arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as latest_value,
-        count(*) as events_count
-    from contributions
+        sum(units)::decimal(38, 12) as units,
+        sum(value_sum)::decimal(38, 12) as value_sum,
+        max(max_value)::decimal(38, 12) as max_value,
+        max(last_event.event_at) as latest_at,
+        arg_max(last_value, last_event)::decimal(38, 12) as latest_value,
+        sum(events_count)::bigint as events_count
+    from first_values
     group by subscription_id, billing_period_id, charge_id, charge_filter_id, arrival_date
 )
 

@@ -106,8 +106,14 @@ def test_a_unique_value_seen_on_a_kept_day_is_not_counted_again_on_a_new_day(tmp
     daily, fresh = tmp_path / "daily", tmp_path / "fresh"
     daily.mkdir()
     fresh.mkdir()
+    # (a warehouse from before the one pass: its event-level table goes at the first run)
+    with duckdb.connect(str(daily / "warehouse.duckdb")) as con:
+        con.execute("create schema intermediate; create table intermediate.int_events_matched_to_charge_filters as select 1 as x")
     run_meterhouse(scenario / "catalog", events, daily, "2026-10-20")
     assert unique_counts(daily) == [("2026-10-20", 2)]
+    with duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True) as con:
+        assert not con.execute("select * from information_schema.tables where table_name = "
+                               "'int_events_matched_to_charge_filters'").fetchall()
     run_meterhouse(scenario / "catalog", events, daily, "2026-11-02")
     compiled = (daily / "warehouse.duckdb.dbt" / "usage_models" / "compiled" / "meterhouse" / "models" / "marts"
                 / "usage" / "fct_usage_daily.sql").read_text()

@@ -33,6 +33,7 @@ Wallet, day by day (ongoing = balance - unfinalized usage):
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -189,4 +190,8 @@ def test_dbt_unit_tests_for_dedupe_filter_matching_and_growth_pass(billed, tmp_p
         capture_output=True, text=True, env={**os.environ, "METERHOUSE_WAREHOUSE": str(warehouse)},
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "PASS=4" in result.stdout
+    for name in ("the_first_arrival_wins_across_days_and_files",
+                 "events_are_aggregated_per_charge_and_dimensions_with_the_most_specific_filter",
+                 "a_late_event_keeps_its_own_row_and_on_time_ones_add_up",
+                 "growth_is_computed_only_between_two_complete_months"):
+        assert re.search(rf"PASS \S+::{name} ", result.stdout), name

@@ -12,8 +12,11 @@
    query: read the D days of JSONL with `read_json`, deduplicate on (external_subscription_id,
    transaction_id), sum tokens per subscription, model, type and month.
 4. Prints events/s, the ratio pipeline / bare query, the peak memory of each (maximum resident set
-   of the process tree's largest process, from getrusage), and the incremental run's share of the
-   full run.
+   of the process tree's largest process, from getrusage), the incremental run's share of the
+   full run, and each run's steps as the console timed them.
+5. With --rerun, times the same run again with no new data; with --lago, times Lago's own Postgres
+   billing path (`../shared/peers/lago-postgres/lago_path.py`) on the same D days of files, in the
+   same bench run, and prints Meterhouse's full run against it.
 
 Not part of the test suite. Run it with `nice -n 10` on a shared machine.
 """
@@ -37,6 +40,9 @@ METERHOUSE = [sys.executable, "-m", "dagster_project.cli"]
 START = dt.date(2026, 10, 1)
 THREADS = 2
 MEMORY_LIMIT = "4GB"
+LAGO_PATH = REPO.parent / "shared" / "peers" / "lago-postgres" / "lago_path.py"
+# The console's step lines ("usage models  20 dbt models; ...   7.1 s"), timed by the run itself.
+STEPS = ("catalog", "events", "usage models", "pricing", "billing marts", "publish")
 
 BARE_QUERY = """
 with events as (
@@ -146,6 +152,33 @@ def meterhouse_run(catalog: Path, events_dir: Path, warehouse: Path, out: Path, 
     )
 
 
+def step_times(log: Path) -> dict[str, float]:
+    """Each step's seconds, from the step lines `meterhouse run` printed into `log`."""
+    times = {}
+    for line in log.read_text(errors="replace").splitlines():
+        for step in STEPS:
+            if line.startswith(step + " ") and line.rstrip().endswith(" s"):
+                times[step] = float(line.rstrip()[:-2].rsplit(" ", 1)[1])
+    return times
+
+
+def steps_text(times: dict[str, float]) -> str:
+    return ", ".join(f"{step} {seconds:.1f} s" for step, seconds in times.items())
+
+
+def lago_path(events_dir: Path, days: int, work: Path, log: Path) -> tuple[float, str]:
+    """(seconds, its last lines) of Lago's Postgres path over the first `days` arrival days: a
+    landing folder of links to those day folders, so that both read the same files."""
+    landing = work / "lago-landing"
+    shutil.rmtree(landing, ignore_errors=True)
+    landing.mkdir()
+    for d in range(days):
+        name = (START + dt.timedelta(days=d)).isoformat()
+        (landing / name).symlink_to(events_dir / name, target_is_directory=True)
+    seconds, _ = measured([sys.executable, str(LAGO_PATH), str(landing)], log)
+    return seconds, " | ".join(log.read_text(errors="replace").strip().splitlines()[-4:])
+
+
 def pipeline_totals(warehouse: Path, through: dt.date) -> tuple[int, int]:
     import duckdb
 
@@ -173,6 +206,9 @@ def main() -> None:
     parser.add_argument("--skip-bare", action="store_true", help="do not time the bare query")
     parser.add_argument("--skip-incremental", action="store_true", help="do not time the one-day run")
     parser.add_argument("--keep-warehouse", action="store_true", help="keep the warehouse and outputs afterwards")
+    parser.add_argument("--rerun", action="store_true", help="time one more run with no new data")
+    parser.add_argument("--lago", action="store_true",
+                        help=f"time Lago's Postgres path on the same files ({LAGO_PATH}; needs Postgres binaries)")
     args = parser.parse_args()
 
     per_day = max(args.events // args.days, 1)
@@ -204,6 +240,7 @@ def main() -> None:
     print(f"pipeline, full run ({args.days} days): {full_s:.1f} s, {events / full_s:,.0f} events/s, "
           f"peak RSS {gib(full_peak)}, warehouse {gib(warehouse.stat().st_size)}", flush=True)
     print(f"  accepted {accepted:,} events, {tokens:,} tokens", flush=True)
+    print(f"  steps: {steps_text(step_times(run_dir / 'full.log'))}", flush=True)
 
     report = {"events": events, "subscriptions": args.subscriptions, "days": args.days, "bytes": size,
               "pipeline_seconds": full_s, "pipeline_peak_bytes": full_peak,
@@ -220,7 +257,19 @@ def main() -> None:
         day_s, day_peak = meterhouse_run(catalog, events_dir, warehouse, out, next_day, run_dir / "day.log")
         print(f"one new day ({next_day}, {per_day:,} events) after {args.days} days: {day_s:.1f} s, "
               f"peak RSS {gib(day_peak)}, {day_s / full_s:.3f} of the full run (target <= 0.1)", flush=True)
+        print(f"  steps: {steps_text(step_times(run_dir / 'day.log'))}", flush=True)
         report.update(day_seconds=day_s, day_peak_bytes=day_peak, day_share=day_s / full_s)
+    if args.rerun:
+        through = last_day if args.skip_incremental else next_day
+        again_s, _ = meterhouse_run(catalog, events_dir, warehouse, out, through, run_dir / "again.log")
+        print(f"the same run again, no new data: {again_s:.1f} s", flush=True)
+        print(f"  steps: {steps_text(step_times(run_dir / 'again.log'))}", flush=True)
+        report.update(no_new_data_seconds=again_s)
+    if args.lago:
+        lago_s, lago_tail = lago_path(events_dir, args.days, run_dir, run_dir / "lago.log")
+        print(f"Lago's Postgres path on the same {args.days} days: {lago_s:.1f} s ({lago_tail})", flush=True)
+        print(f"ratio Lago / pipeline (full run): {lago_s / full_s:.2f} (target >= 10)", flush=True)
+        report.update(lago_seconds=lago_s, lago_ratio=lago_s / full_s)
     (work / "last_report.json").write_text(json.dumps(report, indent=2))
     print(f"report: {work / 'last_report.json'}; logs in {run_dir}")
     if not args.keep_warehouse:

@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ START = dt.date(2026, 10, 1)
 THREADS = 2
 MEMORY_LIMIT = "4GB"
 LAGO_PATH = REPO.parent / "shared" / "peers" / "lago-postgres" / "lago_path.py"
+LAGO_METRIC_CODE = "ai_tokens"  # the code lago_path.py bills
 # The console's step lines ("usage models  20 dbt models; ...   7.1 s"), timed by the run itself.
 STEPS = ("catalog", "events", "usage models", "pricing", "billing marts", "publish")
 
@@ -91,15 +93,16 @@ def measured(argv: list[str], log: Path) -> tuple[float, int]:
     return seconds, maxrss_kib * 1024
 
 
-def write_catalog(folder: Path, subscriptions: int) -> None:
-    """The Mistral metric and plans of the bundled example, and one UTC customer and subscription
-    (plan `mistral_pricing`, from the day before the first arrival) per generated subscription."""
+def write_catalog(folder: Path, subscriptions: int, metric_code: str = "mistral_tokens") -> None:
+    """The Mistral metric and plans of the bundled example (the metric's code `metric_code`), and one
+    UTC customer and subscription (plan `mistral_pricing`, from the day before the first arrival)
+    per generated subscription."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     seeds = REPO / "seeds" / "mistral" / "catalog"
-    shutil.copy(seeds / "01_billable_metrics.json", folder / "01_billable_metrics.json")
-    shutil.copy(seeds / "02_plans.json", folder / "02_plans.json")
+    for name in ("01_billable_metrics.json", "02_plans.json"):
+        (folder / name).write_text((seeds / name).read_text().replace('"mistral_tokens"', json.dumps(metric_code)))
     ids = [f"{i:05d}" for i in range(1, subscriptions + 1)]
     customers = [{"customer": {"external_id": f"cus_{i}", "name": f"Customer {i}", "currency": "USD",
                                "timezone": "UTC"}} for i in ids]
@@ -110,19 +113,28 @@ def write_catalog(folder: Path, subscriptions: int) -> None:
     (folder / "05_subscriptions.json").write_text(json.dumps(subs, indent=1))
 
 
-def generate(events_dir: Path, subscriptions: int, days: int, per_day: int) -> float:
-    """D + 1 days of traffic, reused when the same arguments already wrote them."""
+def generate(events_dir: Path, subscriptions: int, days: int, per_day: int, for_lago: bool = False) -> float:
+    """D + 1 days of traffic, reused when the same arguments already wrote them. For Lago's path
+    (`for_lago`): its metric code `ai_tokens`, no malformed line (its loader stops at the first) and
+    every event wrapped (`{"event": ...}`, the only form it reads)."""
     marker = events_dir / ".complete"
     if marker.exists():
         return 0.0
     if events_dir.exists():
         shutil.rmtree(events_dir)
     started = time.perf_counter()
-    subprocess.run(
-        [*METERHOUSE, "generate-events", "--out", str(events_dir), "--subscriptions", str(subscriptions),
-         "--days", str(days + 1), "--start", START.isoformat(), "--events-per-day", str(per_day)],
-        check=True, stdout=subprocess.DEVNULL, cwd=REPO,
-    )
+    if for_lago:
+        sys.path.insert(0, str(REPO))
+        from dagster_project.generator import generate_events
+
+        generate_events(events_dir, subscriptions=subscriptions, days=days + 1, start=START, events_per_day=per_day,
+                        metric_code=LAGO_METRIC_CODE, malformed_share=0, bare_share=0)
+    else:
+        subprocess.run(
+            [*METERHOUSE, "generate-events", "--out", str(events_dir), "--subscriptions", str(subscriptions),
+             "--days", str(days + 1), "--start", START.isoformat(), "--events-per-day", str(per_day)],
+            check=True, stdout=subprocess.DEVNULL, cwd=REPO,
+        )
     marker.write_text("")
     return time.perf_counter() - started
 
@@ -175,8 +187,11 @@ def lago_path(events_dir: Path, days: int, work: Path, log: Path) -> tuple[float
     for d in range(days):
         name = (START + dt.timedelta(days=d)).isoformat()
         (landing / name).symlink_to(events_dir / name, target_is_directory=True)
-    seconds, _ = measured([sys.executable, str(LAGO_PATH), str(landing)], log)
-    return seconds, " | ".join(log.read_text(errors="replace").strip().splitlines()[-4:])
+    measured([sys.executable, str(LAGO_PATH), str(landing)], log)
+    # Lago's own time, as the script reports it: load and index, then the billing queries (without
+    # starting and removing its Postgres cluster, nor writing the CSV it loads)
+    text = log.read_text(errors="replace").strip()
+    return float(re.search(r"lago_total=([0-9.]+)s", text)[1]), text.splitlines()[-1]
 
 
 def pipeline_totals(warehouse: Path, through: dt.date) -> tuple[int, int]:
@@ -208,23 +223,24 @@ def main() -> None:
     parser.add_argument("--keep-warehouse", action="store_true", help="keep the warehouse and outputs afterwards")
     parser.add_argument("--rerun", action="store_true", help="time one more run with no new data")
     parser.add_argument("--lago", action="store_true",
-                        help=f"time Lago's Postgres path on the same files ({LAGO_PATH}; needs Postgres binaries)")
+                        help=f"time Lago's Postgres path on the same files ({LAGO_PATH}; needs Postgres binaries); "
+                             "the events are then generated with its metric code and no malformed line")
     args = parser.parse_args()
 
     per_day = max(args.events // args.days, 1)
     events = per_day * args.days
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    events_dir = work / f"events-{events}-{args.subscriptions}-{args.days}"
+    events_dir = work / (f"events-{events}-{args.subscriptions}-{args.days}" + ("-lago" if args.lago else ""))
     catalog = work / f"catalog-{args.subscriptions}"
     run_dir = work / "run"
     last_day = START + dt.timedelta(days=args.days - 1)
     next_day = last_day + dt.timedelta(days=1)
 
-    generated = generate(events_dir, args.subscriptions, args.days, per_day)
+    generated = generate(events_dir, args.subscriptions, args.days, per_day, for_lago=args.lago)
     print(f"events: {events:,} over {args.days} days ({per_day:,} a day), {args.subscriptions} subscriptions"
           f" in {events_dir}" + (f" (generated in {generated:.0f} s)" if generated else " (reused)"), flush=True)
-    write_catalog(catalog, args.subscriptions)
+    write_catalog(catalog, args.subscriptions, LAGO_METRIC_CODE if args.lago else "mistral_tokens")
     files = sorted(p for d in range(args.days) for p in (events_dir / (START + dt.timedelta(days=d)).isoformat()).glob("*.jsonl"))
     size = sum(p.stat().st_size for p in files)
     print(f"files: {len(files)}, {gib(size)}", flush=True)
@@ -267,7 +283,8 @@ def main() -> None:
         report.update(no_new_data_seconds=again_s)
     if args.lago:
         lago_s, lago_tail = lago_path(events_dir, args.days, run_dir, run_dir / "lago.log")
-        print(f"Lago's Postgres path on the same {args.days} days: {lago_s:.1f} s ({lago_tail})", flush=True)
+        print(f"Lago's Postgres path on the same {args.days} days (load and index, then queries): {lago_s:.1f} s"
+              f" ({lago_tail})", flush=True)
         print(f"ratio Lago / pipeline (full run): {lago_s / full_s:.2f} (target >= 10)", flush=True)
         report.update(lago_seconds=lago_s, lago_ratio=lago_s / full_s)
     (work / "last_report.json").write_text(json.dumps(report, indent=2))

@@ -92,6 +92,7 @@ def generate_events(
     malformed_share: float = 0.001,
     events_per_file: int = 1_000_000,
     seed: int = 7,
+    bare_share: float = BARE_SHARE,
 ) -> GeneratedStats:
     """Write `days` arrival-date folders from `start`, each with `events_per_day` lines.
 
@@ -105,7 +106,7 @@ def generate_events(
     )
     out_dir = Path(out_dir)
     rng = random.Random(seed)
-    ctx = _Context(rng, subscriptions, metric_code, subscription_prefix)
+    ctx = _Context(rng, subscriptions, metric_code, subscription_prefix, bare_share)
     minute_counts = _minute_counts(events_per_day)
     files = duplicates = malformed = 0
     previous_day_lines: list[str] = []
@@ -169,8 +170,9 @@ def _check_arguments(
 class _Context:
     """The random source and the precomputed JSON fragments shared by all days."""
 
-    def __init__(self, rng: random.Random, subscriptions: int, metric_code: str, prefix: str) -> None:
+    def __init__(self, rng: random.Random, subscriptions: int, metric_code: str, prefix: str, bare_share: float) -> None:
         self.rng = rng
+        self.bare_share = bare_share
         self.code = json.dumps(metric_code)
         self.subscriptions = [json.dumps(f"{prefix}{i:05d}") for i in range(1, subscriptions + 1)]
         self.unknown_subscriptions = [
@@ -285,7 +287,7 @@ def _write_day(
                     timestamp = minute_start + k * 60 // count
                     if random_() < LATE_SHARE:
                         timestamp = day_start - rng.randint(60, LATE_MAX_SECONDS)
-                    sub, mod, bare = subscription(), model(), random_() < BARE_SHARE
+                    sub, mod, bare = subscription(), model(), random_() < ctx.bare_share
                     line = _event_line(
                         f"tx-{day_tag}-{sequence + 1:09d}", sub, code, timestamp,
                         str(tokens(INPUT_TOKENS)), mod, "input", bare,
@@ -310,7 +312,7 @@ def _write_day(
 def _malformed_line(ctx: _Context, transaction_id: str, timestamp: int) -> str:
     rng = ctx.rng
     kind = rng.choice(MALFORMED_KINDS)
-    sub, mod, bare = ctx.subscription(), ctx.model(), rng.random() < BARE_SHARE
+    sub, mod, bare = ctx.subscription(), ctx.model(), rng.random() < ctx.bare_share
     tokens = str(ctx.tokens(INPUT_TOKENS))
     if kind == "missing_transaction_id":
         return _event_line(None, sub, ctx.code, timestamp, tokens, mod, "input", bare)

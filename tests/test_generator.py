@@ -266,3 +266,12 @@ def test_bad_arguments_are_refused(tmp_path, override):
     with pytest.raises(ValueError):
         generate_events(tmp_path, **{**ARGS, **override})
     assert not list(tmp_path.iterdir()), "nothing is written before the arguments are checked"
+
+
+def test_with_no_bare_share_every_event_is_wrapped_as_lagos_postgres_path_reads_them(tmp_path):
+    """bench/run.py --lago generates its files so: every line `{"event": {...}}`, none malformed."""
+    generate_events(tmp_path, subscriptions=3, days=2, start=START, events_per_day=500, metric_code="ai_tokens",
+                    malformed_share=0, bare_share=0)
+    lines = [line for p in sorted(tmp_path.rglob("*.jsonl")) for line in p.read_text().splitlines()]
+    assert len(lines) == 1000
+    assert all(set(json.loads(line)) == {"event"} and json.loads(line)["event"]["code"] == "ai_tokens" for line in lines)

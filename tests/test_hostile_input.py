@@ -22,8 +22,7 @@ def test_every_hostile_event_gets_its_expected_reason_and_the_rest_is_billed(tmp
     reasons = dict(con.execute(
         """select source_file || ':' || line_number, rejection_reason from marts.fct_events_rejected
            union all
-           select source_file || ':' || line_number, 'duplicate' from intermediate.int_events_deduplicated
-           where is_duplicate"""
+           select source_file || ':' || line_number, 'duplicate' from marts.fct_duplicate_events"""
     ).fetchall())
     # every line neither rejected nor a duplicate is billed: the accepted events, counted per day
     accepted = con.execute("select sum(events_accepted) from marts.fct_event_loads").fetchone()[0]

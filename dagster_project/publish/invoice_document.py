@@ -27,7 +27,7 @@ from pathlib import Path
 
 import jinja2
 
-from dagster_project.billing.money import currency_exponent, from_cents
+from dagster_project.billing.money import currency_exponent, format_money, from_cents
 from dagster_project.billing.taxes import RULE_TEXT
 from dagster_project.publish.lago_json import payment_due_date
 
@@ -45,10 +45,7 @@ COMMON_CHARACTERS = frozenset(
 _SOURCE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def money(cents: int, currency: str) -> str:
-    """`1,904.00 EUR`: the exact amount with the currency's exponent and thousands separators."""
-    amount = from_cents(cents, currency)
-    return f"{amount:,.{currency_exponent(currency)}f} {currency}"
+money = format_money  # `1,904.00 EUR`: integer minor units as people read them (billing/money.py)
 
 
 def price(amount: Decimal, currency: str) -> str:

@@ -1,5 +1,5 @@
 -- Invoices with their totals (subscription invoices and credit invoices for paid credits).
-with invoices as (select * from {{ source('billing', 'invoices') }}),
+with invoices as (select * from {{ ref('stg_billing__invoices') }}),
 
 final as (
     select

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from dagster_project.billing.charge_models import MONEY
-from dagster_project.billing.invoicing import bill
+from dagster_project.billing.invoicing import INVOICE_TOTAL_COLUMNS, bill, with_invoice_totals
 from dagster_project.billing.taxes import Tax, TaxBook
 
 D = dt.date
@@ -184,6 +184,9 @@ def test_each_fee_shows_its_tax_rounded_half_up_and_the_invoice_rounds_the_sum_o
     # 10% of each fee, unrounded: 1000 -> 100.0, 255 -> 25.5, 245 -> 24.5 cents.
     # Each fee shows its own tax half-up: 100, 26, 25 (which add up to 151).
     assert {k: v[1] for k, v in fee_cents(result).items()} == {"subscription": 100, PACKAGE_CHARGE: 26, STANDARD_CHARGE: 25}
+    # and its total with its own rounded tax: 1000 + 100, 255 + 26, 245 + 25
+    totals = {f["charge_id"] or f["fee_type"]: f["total_amount_cents"] for f in result.fees.iter_rows(named=True)}
+    assert totals == {"subscription": 1100, PACKAGE_CHARGE: 281, STANDARD_CHARGE: 270}
     # The invoice's tax is the sum of the unrounded taxes, rounded once: 100.0 + 25.5 + 24.5 = 150.0 -> 150.
     (applied,) = result.invoice_taxes.to_dicts()
     assert (applied["tax_code"], applied["fees_amount_cents"], applied["amount_cents"]) == ("vat_10", 1500, 150)
@@ -193,6 +196,7 @@ def test_each_fee_shows_its_tax_rounded_half_up_and_the_invoice_rounds_the_sum_o
 
 def test_the_invoice_is_numbered_finalized_and_due_in_full_without_credits():
     invoice = the_invoice(bill_usd(D(2026, 11, 2)))
+    assert invoice["total_amount_cents"] == 1650  # 1500 + 150, nothing deducted
     # finalized: the run bills through a day after its finalization day (2026-11-01)
     assert (invoice["number"], invoice["status"], invoice["issuing_date"]) == ("MTH-001-001", "finalized", D(2026, 11, 1))
     assert invoice["prepaid_granted_credit_amount_cents"] == invoice["prepaid_purchased_credit_amount_cents"] == 0
@@ -215,6 +219,11 @@ def test_granted_credits_pay_the_invoice_the_day_after_its_finalization_after_ta
     # 1650 - 500 = 1150 cents left to pay.
     assert invoice["prepaid_granted_credit_amount_cents"] == 500
     assert invoice["prepaid_purchased_credit_amount_cents"] == 0
+    # the totals, stored with the invoice: 1500 excluding taxes, 1500 + 150 = 1650 including them,
+    # 500 of prepaid credits, 1650 - 0 (credit notes) - 500 = 1150 due
+    assert {c: invoice[c] for c in INVOICE_TOTAL_COLUMNS} == {
+        "sub_total_excluding_taxes_amount_cents": 1500, "sub_total_including_taxes_amount_cents": 1650,
+        "prepaid_credit_amount_cents": 500, "total_amount_cents": 1150}
     (balance,) = result.wallet_balances.to_dicts()
     assert balance["balance_cents"] == 0
     # granted credits bought nothing: no credit invoice
@@ -264,3 +273,18 @@ def test_a_fee_is_rounded_half_up_to_its_currency_exponent(currency, price, toke
     )
     assert fee_cents(result) == {STANDARD_CHARGE: (expected_minor_units, 0)}
     assert the_invoice(result)["currency"] == currency
+
+
+def test_an_invoice_stored_without_its_totals_gets_them_from_its_stored_parts():
+    # a row kept from a warehouse billed before the totals were stored: its new columns read 0
+    stored = pl.DataFrame([{
+        "invoice_id": "old", "fees_amount_cents": 2000, "taxes_amount_cents": 400, "credit_notes_amount_cents": 300,
+        "prepaid_granted_credit_amount_cents": 250, "prepaid_purchased_credit_amount_cents": 50,
+        "sub_total_excluding_taxes_amount_cents": 0, "sub_total_including_taxes_amount_cents": 0,
+        "prepaid_credit_amount_cents": 0, "total_amount_cents": 0,
+    }])
+    (row,) = with_invoice_totals(stored).to_dicts()
+    # 2000 + 400 = 2400 with taxes; credits 250 + 50 = 300; 2400 - 300 (credit note) - 300 = 1800 due
+    assert {c: row[c] for c in INVOICE_TOTAL_COLUMNS} == {
+        "sub_total_excluding_taxes_amount_cents": 2000, "sub_total_including_taxes_amount_cents": 2400,
+        "prepaid_credit_amount_cents": 300, "total_amount_cents": 1800}

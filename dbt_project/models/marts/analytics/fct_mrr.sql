@@ -13,7 +13,7 @@ subscription_fees as (
     select
         i.invoice_id, i.issuing_date, i.external_customer_id, f.currency, p.interval as plan_interval,
         p.is_pay_in_advance as is_plan_pay_in_advance,
-        f.amount_cents + f.taxes_amount_cents as amount_cents,
+        f.total_amount_cents as amount_cents,
         f.amount_cents as amount_excluding_taxes_cents,
         case p.interval when 'quarterly' then 3 when 'semiannual' then 6 when 'yearly' then 12 else 1 end as months_spread
     from fees f

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from dagster_project.billing.money import currency_exponent, from_cents
+from dagster_project.billing.money import format_money
 
 NAME_WIDTH = 14
 DETAIL_WIDTH = 64
@@ -31,10 +31,7 @@ def plural(n: int, singular: str, plural_form: str | None = None) -> str:
     return f"{n:,} {singular if n == 1 else plural_form or singular + 's'}"
 
 
-def money(cents: int, currency: str) -> str:
-    """Integer minor units as the currency shows them, exactly: 142000 EUR -> `1,420.00 EUR`,
-    1500 JPY -> `1,500 JPY`."""
-    return f"{from_cents(cents, currency):,.{currency_exponent(currency)}f} {currency}"
+money = format_money  # integer minor units as people read them (billing/money.py)
 
 
 def step_line(name: str, detail: str, seconds: float | None = None) -> str:

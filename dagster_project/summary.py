@@ -8,9 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-
-def _money(cents: int, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency}" if currency != "JPY" else f"{cents:,} {currency}"
+from dagster_project.billing.money import format_money
 
 
 def summarize(warehouse: Path, out_dir: Path) -> str:
@@ -31,9 +29,9 @@ def summarize(warehouse: Path, out_dir: Path) -> str:
     ).fetchall():
         period = f"{start} to {end}" if start else "prepaid credits"
         lines.append(
-            f"  {number:<14} {kind:<12} {status:<9} {customer:<8} {period:<26} fees {_money(fees, cur):>12}"
-            f"  taxes {_money(taxes, cur):>10}"
-            f"  credits -{_money(credits, cur):>11}  due {_money(total, cur):>12}"
+            f"  {number:<14} {kind:<12} {status:<9} {customer:<8} {period:<26} fees {format_money(fees, cur):>12}"
+            f"  taxes {format_money(taxes, cur):>10}"
+            f"  credits -{format_money(credits, cur):>11}  due {format_money(total, cur):>12}"
         )
     lines.append("\nCurrent usage (open periods, marts.fct_usage_by_model_and_type):")
     for sub, model, ttype, units in con.execute(

@@ -113,13 +113,18 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     settings = settings_for(tmp_path, tmp_path)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("create schema billing; create schema marts")
+    # stored totals that agree with their parts: 10.00 + 0 taxes = 10.00; credits 6.00 + 5.00 = 11.00;
+    # 10.00 - 11.00 = -1.00 due
     con.execute("""create table billing.invoices as select 'i1' as invoice_id, 'MTH-001-001' as number,
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
                    0 as credit_notes_amount_cents,
-                   600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents""")
+                   600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents,
+                   1000 as sub_total_excluding_taxes_amount_cents, 1000 as sub_total_including_taxes_amount_cents,
+                   1100 as prepaid_credit_amount_cents, -100 as total_amount_cents""")
     con.execute("""create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar,
                    applied_on date, amount_cents bigint)""")
-    con.execute("create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents")
+    con.execute("""create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents, 0 as taxes_amount_cents,
+                   1000 as total_amount_cents""")
     con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")
     con.execute("""create table marts.fct_event_loads as select date '2026-10-10' as arrival_date, 10 as events_raw,
                    7 as events_accepted, 1 as events_duplicate, 1 as events_rejected""")
@@ -127,16 +132,33 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     assert not invoice_arithmetic(settings=settings).passed  # 11.00 of credits on a 10.00 invoice
     assert not every_event_is_accounted_for(settings=settings).passed  # 10 raw, 9 accounted for
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute("update billing.invoices set prepaid_granted_credit_amount_cents = 0, taxes_amount_cents = 200")
+    # 10.00 + 2.00 taxes = 12.00 including taxes; 5.00 of credits; 7.00 due
+    con.execute("""update billing.invoices set prepaid_granted_credit_amount_cents = 0, taxes_amount_cents = 200,
+                   sub_total_including_taxes_amount_cents = 1200, prepaid_credit_amount_cents = 500,
+                   total_amount_cents = 700""")
     con.close()
     assert not invoice_arithmetic(settings=settings).passed  # 2.00 of taxes, none applied
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("update billing.invoice_taxes set amount_cents = 200")
     con.close()
     assert invoice_arithmetic(settings=settings).passed
+    # a stored total that its parts do not give (12.00 - 5.00 is 7.00, not 7.01), then a fee's
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.invoices set total_amount_cents = 701")
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.invoices set total_amount_cents = 700")
+    con.execute("update billing.fees set total_amount_cents = 1001")  # 10.00 + 0 taxes is 10.00
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("update billing.fees set total_amount_cents = 1000")
+    con.close()
+    assert invoice_arithmetic(settings=settings).passed
     # a credit note's 3.00 on the invoice, but no credit recorded as given to it
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute("update billing.invoices set credit_notes_amount_cents = 300")
+    con.execute("update billing.invoices set credit_notes_amount_cents = 300, total_amount_cents = 400")  # 12 - 3 - 5
     con.close()
     assert not invoice_arithmetic(settings=settings).passed
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))

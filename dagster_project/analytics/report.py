@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from dagster_project.billing.money import currency_exponent
+from dagster_project.billing.money import format_money
 
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
@@ -157,11 +157,9 @@ def growth_text(row: dict, through: str | None) -> str:
 
 
 def money(cents: int | None, currency: str) -> str:
-    """Minor units as currency text, exactly: 123456 USD -> '1,234.56 USD'."""
-    cents = int(cents or 0)
-    exponent = currency_exponent(currency)
-    amount = Decimal(cents).scaleb(-exponent)
-    return f"{amount:,.{exponent}f} {currency}"
+    """Minor units as currency text (`format_money`): 123456 USD -> '1,234.56 USD'. A month or
+    customer without any amount (null in the marts' outer joins) reads as zero."""
+    return format_money(int(cents or 0), currency)
 
 
 def tokens(units) -> str:

@@ -94,6 +94,44 @@ def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.Data
     return priced.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents)))
 
 
+# The totals of an invoice and of a fee: computed here only, stored with them (billing.invoices,
+# billing.fees) and read by the JSON, the documents, the marts and the checks. Written so that they
+# take integers (the wallet replay) and polars expressions (the stored columns) alike.
+
+def including_taxes(amount_cents, taxes_amount_cents):
+    """A sub-total with its taxes: an invoice's fees + its taxes, or a fee's amount + its taxes."""
+    return amount_cents + taxes_amount_cents
+
+
+def amount_due(including_taxes_cents, credit_notes_cents, granted_credits_cents, purchased_credits_cents):
+    """An invoice's `total_amount_cents`, what is left to pay: its sub-total including taxes, less
+    the credit notes' credit it took, less the prepaid credits (granted and purchased) that paid it."""
+    return including_taxes_cents - credit_notes_cents - granted_credits_cents - purchased_credits_cents
+
+
+INVOICE_TOTAL_COLUMNS = ["sub_total_excluding_taxes_amount_cents", "sub_total_including_taxes_amount_cents",
+                         "prepaid_credit_amount_cents", "total_amount_cents"]
+
+
+def with_invoice_totals(invoices: pl.DataFrame) -> pl.DataFrame:
+    """The totals of each invoice as columns (Lago's names), from its parts: fees, taxes, credit
+    notes and prepaid credits. Derived from the parts every time, so an invoice kept as stored by an
+    earlier run (even by a version without these columns) gets the totals of its own parts."""
+    granted, purchased = pl.col("prepaid_granted_credit_amount_cents"), pl.col("prepaid_purchased_credit_amount_cents")
+    included = including_taxes(pl.col("fees_amount_cents"), pl.col("taxes_amount_cents"))
+    return invoices.with_columns(
+        sub_total_excluding_taxes_amount_cents=pl.col("fees_amount_cents"),
+        sub_total_including_taxes_amount_cents=included,
+        prepaid_credit_amount_cents=granted + purchased,
+        total_amount_cents=amount_due(included, pl.col("credit_notes_amount_cents"), granted, purchased),
+    )
+
+
+def with_fee_totals(fees: pl.DataFrame) -> pl.DataFrame:
+    """Each fee's `total_amount_cents`: its amount with its taxes (each rounded on its own)."""
+    return fees.with_columns(total_amount_cents=including_taxes(pl.col("amount_cents"), pl.col("taxes_amount_cents")))
+
+
 def bill(
     *,
     through: dt.date,
@@ -264,10 +302,10 @@ def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.Dat
                 "tax_rate": t.rate, "tax_description": t.description, "fee_amount_cents": f["amount_cents"],
                 "precise_amount_cents": one, "amount_cents": half_up_cents(one), "currency": f["currency"],
             })
-    fees = fees.with_columns(
+    fees = with_fee_totals(fees.with_columns(
         taxes_rate=pl.Series(rates, dtype=cm.MONEY), taxes_precise_amount_cents=pl.Series(precise_taxes, dtype=cm.MONEY),
         taxes_amount_cents=pl.Series(fee_tax_cents, dtype=pl.Int64),
-    )
+    ))
     currency = {r["invoice_id"]: r["currency"] for r in fees.select("invoice_id", "currency").unique().iter_rows(named=True)}
     invoice_rows = [
         {"invoice_id": invoice_id, "tax_code": a.tax.code, "tax_name": a.tax.name, "tax_rate": a.tax.rate,
@@ -515,7 +553,7 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters, book: T
     )
     priced = price_buckets(cumulative_units, charges, filters)
     priced = _taxed_buckets(priced, periods, book).with_columns(
-        amount_cents=pl.col("amount_cents") + pl.col("taxes_amount_cents")
+        amount_cents=including_taxes(pl.col("amount_cents"), pl.col("taxes_amount_cents"))
     )
     priced = priced.with_columns(
         delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET)
@@ -649,7 +687,8 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
         subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
         finalized = [
             DueInvoice(r["invoice_id"], r["invoice_finalized_on"] + dt.timedelta(days=1),
-                       frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]), r["currency"])
+                       frozen_totals.get(r["invoice_id"], including_taxes(r["fees_amount_cents"], r["taxes_amount_cents"])),
+                       r["currency"])
             for r in subscription_invoices if r["status"] == "finalized"
         ]
         ongoing = daily_ongoing.get(customer_id, {})
@@ -715,7 +754,8 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
                 r = by_id[issued.invoice_id]
                 granted, paid = replay.credits_applied.get(issued.invoice_id, (0, 0))
                 noted = replay.credit_notes_applied.get(issued.invoice_id, 0)
-                due = frozen_totals.get(r["invoice_id"], r["fees_amount_cents"] + r["taxes_amount_cents"]) - noted - granted - paid
+                due = amount_due(frozen_totals.get(r["invoice_id"], including_taxes(r["fees_amount_cents"], r["taxes_amount_cents"])),
+                                 noted, granted, paid)
                 row = _invoice_row(r, customer, issued.number, number, "finalized", granted, paid, noted)
             else:
                 due = issued.amount_cents
@@ -775,7 +815,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
             payment_rows.append({**p, "customer_id": None, "match_status": "unknown_invoice_number"})
     return (
         pl.DataFrame(payment_rows, schema=MATCHED_PAYMENT_SCHEMA),
-        pl.DataFrame(invoice_rows, schema=INVOICE_SCHEMA),
+        with_invoice_totals(pl.DataFrame(invoice_rows, schema=INVOICE_SCHEMA)),
         pl.DataFrame(transaction_rows, schema=TRANSACTION_SCHEMA),
         pl.DataFrame(balance_rows, schema=BALANCE_SCHEMA),
         pl.DataFrame(top_up_rows, schema=RULE_TOP_UP_SCHEMA),

@@ -21,13 +21,25 @@ _TWO_DECIMALS = set(
 )
 
 
+class UnknownCurrency(KeyError):
+    """A currency code with no ISO 4217 exponent in our table. A `KeyError`, so a caller that checks
+    codes (the catalog, payments) catches it as such; its message names the code."""
+
+    def __init__(self, currency: str):
+        super().__init__(currency)
+        self.currency = currency
+
+    def __str__(self) -> str:
+        return f"unknown currency {self.currency!r}: no ISO 4217 exponent is known for it"
+
+
 def currency_exponent(currency: str) -> int:
     """Number of decimals of the currency's minor unit: USD 2, JPY 0, KWD 3."""
     if currency in _EXPONENT_NOT_TWO:
         return _EXPONENT_NOT_TWO[currency]
     if currency in _TWO_DECIMALS:
         return 2
-    raise KeyError(currency)
+    raise UnknownCurrency(currency)
 
 
 def round_half_up(amount: Decimal, exponent: int) -> Decimal:
@@ -44,6 +56,14 @@ def to_cents(amount: Decimal, currency: str) -> int:
 def from_cents(cents: int, currency: str) -> Decimal:
     """Integer minor units back to an exact amount in currency units: 201 USD -> 2.01."""
     return Decimal(cents).scaleb(-currency_exponent(currency))
+
+
+def format_money(cents: int, currency: str) -> str:
+    """Integer minor units as text for people, exactly, with the currency's exponent and thousands
+    separators: 142000 EUR -> `1,420.00 EUR`, 150000 JPY -> `150,000 JPY`, 123456 KWD ->
+    `123.456 KWD`, -235 USD -> `-2.35 USD`. The one way money is shown on the console, in
+    documents, reports and summaries (JSON carries cents, not this text)."""
+    return f"{from_cents(cents, currency):,.{currency_exponent(currency)}f} {currency}"
 
 
 _NAMESPACE = uuid.UUID("6f1c2a57-5b0e-4c7e-9a53-3d1c0de0b111")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from dagster_project.billing.credit_notes import CreditNoteRefused, CreditNoteRequest, IssuedCreditNote
-from dagster_project.billing.money import currency_exponent, to_cents
+from dagster_project.billing.money import from_cents, to_cents
 from dagster_project.billing.periods import _add_months
 
 CREDIT_DECIMALS = Decimal("0.00001")
@@ -197,7 +197,7 @@ def credits_to_cents(credits: Decimal, rate_amount: Decimal, currency: str) -> i
 
 def cents_to_credits(cents: int, rate_amount: Decimal, currency: str) -> Decimal:
     """Minor units back to credits, to 5 decimals, half-up."""
-    amount = Decimal(cents).scaleb(-currency_exponent(currency))
+    amount = from_cents(cents, currency)
     return (amount / rate_amount).quantize(CREDIT_DECIMALS, rounding=ROUND_HALF_UP)
 
 

@@ -30,19 +30,28 @@ def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckR
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
                 description="Invoice arithmetic: fees = sum of fee lines, taxes = sum of applied taxes, "
-                            "credit notes = sum of the credit they gave it, "
-                            "total = fees + taxes - credit notes - prepaid credits, never below zero.")
+                            "credit notes = sum of the credit they gave it, the stored totals agree with their "
+                            "parts (total = fees + taxes - credit notes - prepaid credits), never below zero, and each "
+                            "fee's total is its amount + its taxes.")
 def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
+    # The one place the totals' arithmetic is written a second time, on purpose: pricing computes and
+    # stores them (billing/invoicing.py, `with_invoice_totals`); this check restates it to verify them.
     with settings.connect() as con:
         bad = con.execute(
             """select number from billing.invoices
-               where credit_notes_amount_cents + prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
-                     > fees_amount_cents + taxes_amount_cents
+               where total_amount_cents < 0
+                  or sub_total_excluding_taxes_amount_cents <> fees_amount_cents
+                  or sub_total_including_taxes_amount_cents <> fees_amount_cents + taxes_amount_cents
+                  or prepaid_credit_amount_cents <> prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
+                  or total_amount_cents <> sub_total_including_taxes_amount_cents - credit_notes_amount_cents
+                                           - prepaid_credit_amount_cents
                   or credit_notes_amount_cents <> coalesce((select sum(amount_cents) from billing.credit_note_applications a
                                                            where a.invoice_id = invoices.invoice_id), 0)
                   or fees_amount_cents <> coalesce((select sum(amount_cents) from billing.fees f
                                                    where f.invoice_id = invoices.invoice_id), 0)
                      and invoice_type = 'subscription'
+                  or exists (select 1 from billing.fees f where f.invoice_id = invoices.invoice_id
+                             and f.total_amount_cents <> f.amount_cents + f.taxes_amount_cents)
                   or taxes_amount_cents <> coalesce((select sum(amount_cents) from billing.invoice_taxes t
                                                     where t.invoice_id = invoices.invoice_id), 0)"""
         ).fetchall()

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from dagster_project.billing.credit_notes import CreditNoteBook, CreditNoteRefused, CreditNoteRequest
-from dagster_project.billing.invoicing import bill, fee_facts
+from dagster_project.billing.invoicing import bill, fee_facts, including_taxes, with_fee_totals, with_invoice_totals
 from dagster_project.billing.schemas import Fees, Invoices
 from dagster_project.billing.taxes import book_from_tables
 from dagster_project.defs.ingest import write_table
@@ -77,11 +77,11 @@ def _issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """Numbers and totals (with taxes) of the invoices finalized by earlier runs."""
     numbers: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
-    for customer_id, invoice_id, sequential_id, total in con.execute(
-        "select customer_id, invoice_id, sequential_id, fees_amount_cents + taxes_amount_cents from billing.finalized_invoices"
+    for customer_id, invoice_id, sequential_id, fees_cents, taxes_cents in con.execute(
+        "select customer_id, invoice_id, sequential_id, fees_amount_cents, taxes_amount_cents from billing.finalized_invoices"
     ).fetchall():
         numbers.setdefault(customer_id, {})[invoice_id] = sequential_id
-        totals[invoice_id] = total
+        totals[invoice_id] = including_taxes(fees_cents, taxes_cents)
     return numbers, totals
 
 
@@ -293,12 +293,13 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             raise CreditNoteRefused(changed)
         # A finalized invoice never changes, except what collections say of it: its payment status.
         collections = ["payment_status", "paid_on", "paid_amount_cents"]
-        invoices = Invoices.validate(
+        # (totals derived again from the parts: rows kept from a warehouse billed before they were stored)
+        invoices = Invoices.validate(with_invoice_totals(
             _keep_finalized(con, result.invoices, "invoices", "invoice_id", frozen)
             .drop(collections, strict=False)
             .join(result.invoices.select("invoice_id", *collections), on="invoice_id", how="left")
-        )
-        fees = Fees.validate(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen))
+        ))
+        fees = Fees.validate(with_fee_totals(_keep_finalized(con, result.fees, "fees", "invoice_id", frozen)))
         fee_taxes = _keep_finalized(con, result.fee_taxes, "fee_taxes", "invoice_id", frozen)
         invoice_taxes = _keep_finalized(con, result.invoice_taxes, "invoice_taxes", "invoice_id", frozen)
         # (a finalized invoice billed after `through` is not replayed when billing as of an earlier day:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import jinja2
 
-from dagster_project.billing.money import currency_exponent, from_cents
+from dagster_project.billing.money import currency_exponent, format_money, from_cents
 from dagster_project.billing.taxes import RULE_TEXT
 from dagster_project.publish.lago_json import payment_due_date
 
@@ -45,10 +45,7 @@ COMMON_CHARACTERS = frozenset(
 _SOURCE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def money(cents: int, currency: str) -> str:
-    """`1,904.00 EUR`: the exact amount with the currency's exponent and thousands separators."""
-    amount = from_cents(cents, currency)
-    return f"{amount:,.{currency_exponent(currency)}f} {currency}"
+money = format_money  # `1,904.00 EUR`: integer minor units as people read them (billing/money.py)
 
 
 def price(amount: Decimal, currency: str) -> str:
@@ -273,12 +270,9 @@ INVOICE_COLUMNS = [
 def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict | None, applied_taxes: list[dict],
                  credit_note_credits: list[dict] = ()) -> dict:
     """What the invoice document shows, as a document view (see `render_pdf`): plain strings.
-    `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`)."""
+    `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`). The totals
+    are the invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
     currency = invoice["currency"]
-    granted = invoice["prepaid_granted_credit_amount_cents"] or 0
-    purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
-    credited = invoice.get("credit_notes_amount_cents") or 0
-    fees_cents, taxes_cents = invoice["fees_amount_cents"], invoice["taxes_amount_cents"]
     lines = [
         {"cells": [_fee_description(fee), units_text(Decimal(fee["units"] or 0)),
                    _rate(fee.get("taxes_rate") or 0), money(fee["amount_cents"], currency)],
@@ -296,16 +290,15 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
     if invoice.get("external_subscription_id"):
         meta.append(("Subscription", invoice["external_subscription_id"]))
     seller = seller or {}
-    totals = [{"label": "Subtotal excluding taxes", "value": money(fees_cents, currency)}]
+    totals = [{"label": "Subtotal excluding taxes", "value": money(invoice["sub_total_excluding_taxes_amount_cents"], currency)}]
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['fees_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in applied_taxes]
-    totals.append({"label": "Total including taxes", "value": money(fees_cents + taxes_cents, currency)})
+    totals.append({"label": "Total including taxes", "value": money(invoice["sub_total_including_taxes_amount_cents"], currency)})
     totals += [{"label": f"Credit note {c['number']}", "value": f"-{money(c['amount_cents'], currency)}"}
                for c in credit_note_credits]
-    if granted + purchased:
-        totals.append({"label": "Prepaid credits applied", "value": f"-{money(granted + purchased, currency)}"})
-    due = fees_cents + taxes_cents - credited - granted - purchased
-    totals.append({"label": "Amount due", "value": money(due, currency), "strong": True})
+    if invoice["prepaid_credit_amount_cents"]:
+        totals.append({"label": "Prepaid credits applied", "value": f"-{money(invoice['prepaid_credit_amount_cents'], currency)}"})
+    totals.append({"label": "Amount due", "value": money(invoice["total_amount_cents"], currency), "strong": True})
     return {
         "title": "Invoice" if invoice["invoice_type"] != "credit" else "Invoice for prepaid credits",
         "number": invoice["number"],

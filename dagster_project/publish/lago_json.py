@@ -95,7 +95,7 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "taxes_amount_cents": fee.get("taxes_amount_cents") or 0,
         "taxes_precise_amount": units_text(Decimal(fee.get("taxes_precise_amount_cents") or 0).scaleb(-currency_exponent(fee["currency"]))),
         "taxes_rate": rate_number(fee.get("taxes_rate")),
-        "total_amount_cents": fee["amount_cents"] + (fee.get("taxes_amount_cents") or 0),
+        "total_amount_cents": fee["total_amount_cents"],
         "total_amount_currency": fee["currency"],
         "units": units_text(units),
         "total_aggregated_units": units_text(units),
@@ -155,13 +155,8 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
                    applied_taxes: list[dict] = (), billing_entity: dict | None = None,
                    credit_note_credits: list[dict] = ()) -> dict:
     """`credit_note_credits`: the credit notes this invoice took (`credit_note_id`, `number`,
-    `invoice_number` of the note, `amount_cents`), in the order they were applied."""
-    fees_cents = invoice["fees_amount_cents"]
-    taxes = invoice["taxes_amount_cents"]
-    granted = invoice["prepaid_granted_credit_amount_cents"] or 0
-    purchased = invoice["prepaid_purchased_credit_amount_cents"] or 0
-    credit_notes = invoice.get("credit_notes_amount_cents") or 0
-    incl = fees_cents + taxes
+    `invoice_number` of the note, `amount_cents`), in the order they were applied. The totals are
+    the invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
     body = {
         "lago_id": invoice["invoice_id"],
         "billing_entity_code": (billing_entity or {}).get("code"),
@@ -175,17 +170,17 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "payment_status": invoice.get("payment_status") or "pending",
         "payment_overdue": False,
         "currency": invoice["currency"],
-        "fees_amount_cents": fees_cents,
+        "fees_amount_cents": invoice["fees_amount_cents"],
         "coupons_amount_cents": 0,
-        "credit_notes_amount_cents": credit_notes,
-        "sub_total_excluding_taxes_amount_cents": fees_cents,
-        "taxes_amount_cents": taxes,
-        "sub_total_including_taxes_amount_cents": incl,
-        "prepaid_credit_amount_cents": granted + purchased,
-        "prepaid_granted_credit_amount_cents": granted,
-        "prepaid_purchased_credit_amount_cents": purchased,
+        "credit_notes_amount_cents": invoice["credit_notes_amount_cents"],
+        "sub_total_excluding_taxes_amount_cents": invoice["sub_total_excluding_taxes_amount_cents"],
+        "taxes_amount_cents": invoice["taxes_amount_cents"],
+        "sub_total_including_taxes_amount_cents": invoice["sub_total_including_taxes_amount_cents"],
+        "prepaid_credit_amount_cents": invoice["prepaid_credit_amount_cents"],
+        "prepaid_granted_credit_amount_cents": invoice["prepaid_granted_credit_amount_cents"],
+        "prepaid_purchased_credit_amount_cents": invoice["prepaid_purchased_credit_amount_cents"],
         "progressive_billing_credit_amount_cents": 0,
-        "total_amount_cents": incl - credit_notes - granted - purchased,
+        "total_amount_cents": invoice["total_amount_cents"],
         "version_number": 4,
         "self_billed": False,
         "created_at": _ts(invoice["issuing_date"]),
@@ -293,6 +288,7 @@ def credit_fee(invoice: dict) -> dict:
         "charge_filter_key": None, "units": Decimal(invoice["paid_credits"]), "events_count": 0,
         "precise_amount": from_cents(invoice["fees_amount_cents"], invoice["currency"]),
         "amount_cents": invoice["fees_amount_cents"], "currency": invoice["currency"],
+        "total_amount_cents": invoice["sub_total_including_taxes_amount_cents"],  # (no taxes on credits)
         "charge_display_name": "Prepaid credits",
     }
 

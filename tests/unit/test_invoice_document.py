@@ -150,6 +150,10 @@ def _invoice(**kw):
             "period_start_date": dt.date(2026, 10, 1), "period_end_date": dt.date(2026, 11, 1), "currency": "EUR",
             "external_subscription_id": "s_de", "fees_amount_cents": 600, "taxes_amount_cents": 114,
             "prepaid_granted_credit_amount_cents": 100, "prepaid_purchased_credit_amount_cents": 14,
+            "credit_notes_amount_cents": 0,
+            # the totals pricing stores: 600 + 114 = 714; credits 100 + 14 = 114; 714 - 114 = 600 due
+            "sub_total_excluding_taxes_amount_cents": 600, "sub_total_including_taxes_amount_cents": 714,
+            "prepaid_credit_amount_cents": 114, "total_amount_cents": 600,
             "tax_rule": "eu_consumer", "payment_status": "pending", "paid_on": None}
     return {**base, **kw}
 
@@ -157,6 +161,7 @@ def _invoice(**kw):
 def _fee(**kw):
     base = {"fee_id": "f-1", "charge_id": "c-1", "charge_filter_key": "k", "fee_type": "charge", "units": Decimal(2500000),
             "events_count": 4, "precise_amount": Decimal("6"), "amount_cents": 600, "currency": "EUR",
+            "taxes_amount_cents": 114, "total_amount_cents": 714,  # 19% of 600 = 114; 600 + 114 (as stored)
             "charge_model": "package", "properties_json": json.dumps({"amount": "2", "package_size": 1000000}),
             "charge_display_name": "AI Tokens", "filter_display_name": "large • input", "taxes_rate": Decimal(19),
             "plan_name": "EU plan", "plan_code": "eu_plan", "billable_metric_code": "tokens"}
@@ -225,7 +230,9 @@ def test_a_credit_invoice_reads_as_prepaid_credits_bought():
     invoice = _invoice(invoice_type="credit", number="MTH-001-001", period_start_date=None, period_end_date=None,
                        external_subscription_id=None, subscription_id=None, fees_amount_cents=10000, taxes_amount_cents=0,
                        prepaid_granted_credit_amount_cents=0, prepaid_purchased_credit_amount_cents=0, tax_rule=None,
-                       paid_credits="100.00000")
+                       paid_credits="100.00000", sub_total_excluding_taxes_amount_cents=10000,
+                       sub_total_including_taxes_amount_cents=10000, prepaid_credit_amount_cents=0,
+                       total_amount_cents=10000)
     view = invoice_view(invoice, [credit_fee(invoice)], CUSTOMER, SELLER, [])
     assert view["title"] == "Invoice for prepaid credits"
     assert view["meta"] == [["Number", "MTH-001-001"], ["Issue date", "2026-11-01"], ["Due date", "2026-12-01"],

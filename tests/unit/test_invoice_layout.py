@@ -74,6 +74,9 @@ def _long_invoice(lines: int):
                "external_subscription_id": "subscription-with-a-rather-long-external-identifier-0001",
                "fees_amount_cents": 1200 * lines, "taxes_amount_cents": 228 * lines,
                "prepaid_granted_credit_amount_cents": 500, "prepaid_purchased_credit_amount_cents": 0,
+               # as stored: (12.00 + 2.28) a line, less 5.00 of credits
+               "sub_total_excluding_taxes_amount_cents": 1200 * lines, "sub_total_including_taxes_amount_cents": 1428 * lines,
+               "prepaid_credit_amount_cents": 500, "total_amount_cents": 1428 * lines - 500,
                "tax_rule": "eu_consumer", "payment_status": "pending"}
     fees = [
         {"fee_type": "charge", "units": Decimal(1_500_000 + n), "events_count": 3, "precise_amount": Decimal(12),
@@ -186,7 +189,9 @@ def test_an_invoice_shows_each_credit_note_it_took_before_the_prepaid_credits():
     # 12.00 + 19% = 14.28, a credit note's 3.00 and 5.00 of granted credits
     invoice = {"invoice_type": "subscription", "number": "MIS-042-018", "issuing_date": dt.date(2026, 12, 1),
                "currency": "EUR", "fees_amount_cents": 1200, "taxes_amount_cents": 228, "credit_notes_amount_cents": 300,
-               "prepaid_granted_credit_amount_cents": 500, "prepaid_purchased_credit_amount_cents": 0, "payment_status": "pending"}
+               "prepaid_granted_credit_amount_cents": 500, "prepaid_purchased_credit_amount_cents": 0, "payment_status": "pending",
+               "sub_total_excluding_taxes_amount_cents": 1200, "sub_total_including_taxes_amount_cents": 1428,
+               "prepaid_credit_amount_cents": 500, "total_amount_cents": 628}
     view = invoice_document.invoice_view(invoice, [], {"external_id": "verein", "net_payment_term_days": 0}, None, [],
                                          [{"number": "MIS-042-017-CN001", "amount_cents": 300}])
     # 14.28 - 3.00 of the credit note - 5.00 of credits = 6.28 due

@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from dagster_project.billing.money import (
+    UnknownCurrency,
     currency_exponent,
+    format_money,
     from_cents,
     round_half_up,
     stable_id,
@@ -105,3 +107,38 @@ def test_stable_id_keeps_key_parts_apart():
     # ("ab", "c") and ("a", "bc") are different natural keys
     assert stable_id("k", "ab", "c") != stable_id("k", "a", "bc")
     assert stable_id("k", "a", "b") != stable_id("k", "ab")
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "text"),
+    [
+        (123456, "USD", "1,234.56 USD"),  # 2 decimals: 123456 / 10^2 = 1234.56
+        (190400, "EUR", "1,904.00 EUR"),  # 190400 / 10^2 = 1904, shown with both decimals
+        (5, "EUR", "0.05 EUR"),  # below one unit: the leading zero is kept
+        (150000, "JPY", "150,000 JPY"),  # 0 decimals: the minor unit is the yen itself
+        (123456, "KRW", "123,456 KRW"),  # 0 decimals, like JPY (a "/ 100" would print 1,234.56)
+        (123456, "KWD", "123.456 KWD"),  # 3 decimals: 123456 / 10^3 = 123.456 (fils)
+        (1234567, "BHD", "1,234.567 BHD"),  # 3 decimals with a thousands separator
+        (0, "USD", "0.00 USD"),
+        (0, "KWD", "0.000 KWD"),
+        (-235, "USD", "-2.35 USD"),  # a negative amount keeps its sign before the digits
+        (-1500, "JPY", "-1,500 JPY"),
+        (-1, "KWD", "-0.001 KWD"),
+        (123456789012, "USD", "1,234,567,890.12 USD"),  # exact past a float's comfort: no binary rounding
+    ],
+)
+def test_format_money_shows_minor_units_with_the_currency_exponent(cents, currency, text):
+    assert format_money(cents, currency) == text
+
+
+def test_format_money_is_exact_where_a_float_would_not_be():
+    # 2**53 + 1 cents: a float division by 100 loses the last digit (…740993 -> …740992)
+    assert format_money(9007199254740993, "USD") == "90,071,992,547,409.93 USD"
+
+
+def test_format_money_refuses_an_unknown_currency_naming_it():
+    with pytest.raises(UnknownCurrency, match=r"unknown currency 'XYZ'"):
+        format_money(100, "XYZ")
+    # still a KeyError, which the catalog and payment checks catch to name the file and field
+    with pytest.raises(KeyError):
+        format_money(100, "XYZ")

@@ -19,6 +19,8 @@ def view():
                "period_start_date": dt.date(2026, 10, 1), "period_end_date": dt.date(2026, 11, 1), "currency": "EUR",
                "external_subscription_id": "s_de", "fees_amount_cents": 600, "taxes_amount_cents": 0,
                "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
+               "sub_total_excluding_taxes_amount_cents": 600, "sub_total_including_taxes_amount_cents": 600,
+               "prepaid_credit_amount_cents": 0, "total_amount_cents": 600,
                "tax_rule": None, "payment_status": "pending"}
     fee = {"fee_type": "charge", "units": 2500000, "precise_amount": "6", "amount_cents": 600, "charge_model": "package",
            "properties_json": json.dumps({"amount": "2", "package_size": 1000000}), "charge_display_name": "AI Tokens"}

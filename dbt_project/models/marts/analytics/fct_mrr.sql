@@ -4,16 +4,16 @@
 -- next ones when paid in advance, the months before the issuing month when paid in arrears; the
 -- cents left over by the division go to the first months); weekly plans count the month's
 -- invoices' total divided by their number, times 4.33 (rounded half-up).
-with fees as (select * from {{ source('billing', 'fees') }}),
-invoices as (select * from {{ source('billing', 'invoices') }}),
-subscriptions as (select * from {{ source('catalog', 'subscriptions') }}),
-plans as (select * from {{ source('catalog', 'plans') }}),
+with fees as (select * from {{ ref('stg_billing__fees') }}),
+invoices as (select * from {{ ref('stg_billing__invoices') }}),
+subscriptions as (select * from {{ ref('stg_catalog__subscriptions') }}),
+plans as (select * from {{ ref('stg_catalog__plans') }}),
 
 subscription_fees as (
     select
         i.invoice_id, i.issuing_date, i.external_customer_id, f.currency, p.interval as plan_interval,
-        s.is_plan_pay_in_advance,
-        f.amount_cents + f.taxes_amount_cents as amount_cents,
+        p.is_pay_in_advance as is_plan_pay_in_advance,
+        f.total_amount_cents as amount_cents,
         f.amount_cents as amount_excluding_taxes_cents,
         case p.interval when 'quarterly' then 3 when 'semiannual' then 6 when 'yearly' then 12 else 1 end as months_spread
     from fees f

@@ -1,7 +1,7 @@
 -- Invoiced revenue per issuing day, customer, fee type, metric, model and token type
 -- (finalized invoices only; fees excluding taxes, with their taxes beside them).
 with fees as (select * from {{ ref('fct_fees') }}),
-fee_taxes as (select fee_id, taxes_amount_cents from {{ source('billing', 'fees') }}),
+fee_taxes as (select fee_id, taxes_amount_cents from {{ ref('stg_billing__fees') }}),
 
 final as (
     select

@@ -7,7 +7,7 @@
 -- that starts on Oct 1). Growth is computed only between two complete months, so that part of a
 -- month is never compared with a whole one.
 with usage as (select * from {{ ref('fct_usage_by_model_and_type') }}),
-run_state as (select * from {{ source('billing_state', 'run_state') }}),
+run_state as (select * from {{ ref('stg_billing__run_state') }}),
 loads as (select min(arrival_date) as data_from from {{ ref('fct_event_loads') }} where events_raw > 0),
 
 monthly as (

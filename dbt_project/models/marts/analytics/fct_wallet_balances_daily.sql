@@ -2,9 +2,9 @@
 -- with the day's movements. Paid credits bought on a credit invoice that must be paid first count
 -- from the day they are settled; until then they are `pending_paid_cents`. A wallet whose
 -- expiration day has come is terminated: what it held that day expired, and its balance is 0.
-with transactions as (select * from {{ source('billing', 'wallet_transactions') }}),
-wallets as (select * from {{ source('catalog', 'wallets') }}),
-run_state as (select * from {{ source('billing_state', 'run_state') }}),
+with transactions as (select * from {{ ref('stg_billing__wallet_transactions') }}),
+wallets as (select * from {{ ref('stg_catalog__wallets') }}),
+run_state as (select * from {{ ref('stg_billing__run_state') }}),
 
 movements as (
     select

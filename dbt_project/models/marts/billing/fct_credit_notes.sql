@@ -1,7 +1,7 @@
 -- Credit notes: corrections of finalized invoices (Lago's credit notes), with their credit and refund
 -- parts and what is left of the credit as of the billing date. The invoices they correct never change;
 -- their credit lowers the customer's later invoices (`fct_invoices.credit_notes_amount_cents`).
-with notes as (select * from {{ source('billing', 'credit_notes') }}),
+with notes as (select * from {{ ref('stg_billing__credit_notes') }}),
 
 final as (
     select

@@ -1,8 +1,8 @@
 -- Fee lines of every invoice, with the names a customer sees.
-with fees as (select * from {{ source('billing', 'fees') }}),
-charges as (select * from {{ source('catalog', 'charges') }}),
-filters as (select * from {{ source('catalog', 'charge_filters') }}),
-invoices as (select * from {{ source('billing', 'invoices') }}),
+with fees as (select * from {{ ref('stg_billing__fees') }}),
+charges as (select * from {{ ref('stg_catalog__charges') }}),
+filters as (select * from {{ ref('stg_catalog__charge_filters') }}),
+invoices as (select * from {{ ref('stg_billing__invoices') }}),
 
 final as (
     select

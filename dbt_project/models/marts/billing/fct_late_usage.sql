@@ -1,5 +1,5 @@
 -- Usage that arrived after its period's invoice was finalized, with the amount it would have added.
-with late as (select * from {{ source('billing', 'late_usage') }}),
+with late as (select * from {{ ref('stg_billing__late_usage') }}),
 
 final as (
     select billing_period_id, charge_id,

@@ -1,6 +1,6 @@
 -- The append-only wallet ledger: credits granted, bought and consumed.
-with transactions as (select * from {{ source('billing', 'wallet_transactions') }}),
-wallets as (select * from {{ source('catalog', 'wallets') }}),
+with transactions as (select * from {{ ref('stg_billing__wallet_transactions') }}),
+wallets as (select * from {{ ref('stg_catalog__wallets') }}),
 
 final as (
     select t.wallet_transaction_id, t.wallet_id, w.wallet_key, w.external_customer_id, t.transaction_date,

@@ -1,0 +1,2 @@
+-- billing.credit_notes as the pricing step writes it: already typed and named (billing/invoicing.py), so passed through.
+select * from {{ source('billing', 'credit_notes') }}

@@ -438,7 +438,7 @@ def test_a_wallet_transaction_names_its_wallet_by_code_or_by_customer_and_code(t
 
 def test_every_empty_catalog_table_has_the_columns_of_a_full_one():
     # a catalog without billing entities (or wallets, ...) still writes each table, with the same columns
-    from dagster_project.defs.ingest import EMPTY_SCHEMAS
+    from dagster_project.store.catalog_tables import EMPTY_SCHEMAS
 
     catalog = read_catalog(EXAMPLE)
     for name, schema in EMPTY_SCHEMAS.items():

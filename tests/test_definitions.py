@@ -24,6 +24,44 @@ def test_definitions_load_with_the_whole_lineage():
     assert dg.AssetKey(["billing", "invoices"]) in graph.get(dg.AssetKey("published_outputs")).parent_keys
 
 
+# Tables that are no asset of their own, and the asset that writes them.
+WRITTEN_WITH = {"raw.landing_files": "raw/events", "raw.rejected_lines": "raw/events", "raw.day_loads": "raw/events",
+                "billing.customer_sequences": "billing/invoices", "billing.run_state": "billing/invoices",
+                "billing.finalized_invoices": "billing/invoices", "billing.issued_credit_notes": "billing/invoices",
+                "billing.finalized_credit_note_applications": "billing/invoices",
+                "billing.credit_note_voids": "billing/invoices", "billing.wallet_rule_top_ups": "billing/invoices",
+                "billing.billed_through": "billing/invoices"}
+
+
+def _tables_read(module) -> set[str]:
+    """Every `schema.table` the module's SQL names (its reads; the writes of billing.* are the
+    asset's own), as the asset key that writes it."""
+    import inspect
+    import re
+
+    names = set(re.findall(r"\b(catalog|marts|raw|reference|billing)\.([a-z_]+)\b", inspect.getsource(module)))
+    return {WRITTEN_WITH.get(f"{schema}.{table}", f"{schema}/{table}") for schema, table in names}
+
+
+@pytest.mark.parametrize("asset, module", [("billing/fees", "billing_tables"), ("published_outputs", "publish_reads")])
+def test_every_table_an_asset_reads_is_a_declared_dependency(asset, module):
+    """The tables named in the SQL of its store module (pricing: `store/billing_tables.py`, the
+    publisher: `store/publish_reads.py`) are each a parent of the asset, so that Dagster orders and
+    shows them, rather than assumed to be there."""
+    import importlib
+
+    from dagster_project.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey.from_user_string(asset))
+    declared = {k.to_user_string() for k in node.parent_keys}
+    read = _tables_read(importlib.import_module(f"dagster_project.store.{module}"))
+    # (the pricing step's own tables, billing.*, are what it writes and keeps, not its inputs)
+    own = {k for k in read if k.startswith("billing/")} if asset.startswith("billing/") else set()
+    undeclared = sorted(read - declared - own)
+    assert not undeclared, f"{asset} reads {undeclared} without declaring them"
+
+
 def test_every_asset_is_described_and_owned():
     from dagster_project.definitions import defs
 

@@ -40,7 +40,7 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     key=["outputs", "period_invoices"],
     group_name="outputs",
     partitions_def=billing_months,
-    deps=[dg.AssetKey(key) for key in publish_reads.PERIOD_READS],
+    deps=[dg.AssetKey(key) for key in publish_reads.DOCUMENT_READS],
     owners=["team:billing-data"],
     kinds={"json", "html", "pdf"},
 )

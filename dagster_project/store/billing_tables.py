@@ -17,11 +17,13 @@ FINALIZED_COLUMNS = [
     "prepaid_purchased_credit_amount_cents",
 ]
 VAT_RATES = ["reference", "eu_vat_standard_rates"]
-# The tables the pricing step depends on (declared as deps of the `priced_billing` asset).
+# Every table the pricing step reads besides its own (billing.*): each a declared dependency of
+# the `priced_billing` asset.
 READS = [
     ["marts", "fct_usage_daily"], ["marts", "fct_charge_events"], ["marts", "fct_unpriced_usage"],
-    ["catalog", "billing_periods"], ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"],
-    ["catalog", "taxes"], ["catalog", "billing_entities"], ["catalog", "wallet_transactions"],
+    ["catalog", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
+    ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "taxes"],
+    ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
     VAT_RATES, ["raw", "payments"],
 ]
 

@@ -5,22 +5,24 @@ import datetime as dt
 
 from dagster_project.store.tables import rows
 
-# The tables the publisher reads (declared as deps of the `published_outputs` asset).
-READS = [
-    ["billing", "invoices"], ["billing", "fees"], ["billing", "wallet_balances"],
-    ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
-    ["billing", "current_usage"], ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"],
-    ["marts", "fct_unpriced_usage"], ["billing", "credit_notes"],
-    ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
+# The tables the invoice and credit note documents are made from: each a declared dependency of
+# the assets that publish them (`published_outputs`, `outputs/period_invoices`). Tables that are no
+# asset of their own come with the asset that writes them: billing.customer_sequences,
+# issued_credit_notes and finalized_invoices with billing/*.
+DOCUMENT_READS = [
+    ["billing", "invoices"], ["billing", "fees"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
+    ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
     ["billing", "credit_note_applications"],
+    ["catalog", "customers"], ["catalog", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
+    ["catalog", "billing_entities"], ["catalog", "charges"], ["catalog", "charge_filters"],
 ]
-# Those the monthly invoice folders read (`outputs/period_invoices`).
-PERIOD_READS = [
-    ["billing", "invoices"], ["billing", "fees"],
-    ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
-    ["billing", "credit_notes"],
-    ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
-    ["billing", "credit_note_applications"],
+# And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
+# billing.run_state with billing/*).
+READS = DOCUMENT_READS + [
+    ["billing", "current_usage"], ["billing", "wallet_balances"], ["billing", "late_usage"],
+    ["catalog", "billable_metrics"], ["catalog", "wallets"],
+    ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"], ["marts", "fct_unpriced_usage"],
+    ["raw", "events"],
 ]
 
 

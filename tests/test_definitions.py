@@ -207,3 +207,30 @@ def test_dbt_connects_to_the_warehouse_with_the_python_steps_storage_settings(tm
         check=True, capture_output=True, text=True, cwd=DBT_DIR,
     ).stdout
     assert json.loads(shown)["show"] == [{"tasks": VACUUM_TASKS}]
+
+
+def test_a_catalog_parsed_before_the_run_is_written_without_reading_the_folder_again(tmp_path):
+    """`meterhouse run` parses the catalog once, to check it before anything is written; the run's
+    catalog asset writes that parse. Here the folder is gone by the time the asset runs: the tables
+    still hold the checked catalog (the Mistral example: 3 customers, 2 plans)."""
+    import shutil
+
+    import duckdb
+
+    from dagster_project.catalog import read_catalog
+    from dagster_project.definitions import build_definitions
+    from dagster_project.defs.resources import MeterhouseSettings
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(REPO / "seeds" / "mistral" / "catalog", folder)
+    parsed = read_catalog(folder)
+    shutil.rmtree(folder)
+    settings = MeterhouseSettings(catalog_dir=str(folder), events_dir=str(tmp_path / "events"),
+                                  warehouse_path=str(tmp_path / "w.duckdb"), out_dir=str(tmp_path / "out"))
+    defs = build_definitions(settings, parsed)
+    result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(["catalog", "plans"]).required_multi_asset_neighbors(),
+                            resources=dict(defs.resources), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from catalog.customers").fetchone()[0] == 3
+        assert con.execute("select count(*) from catalog.plans").fetchone()[0] == 2

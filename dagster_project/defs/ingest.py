@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.billing.period_table import billing_period_rows, period_horizon, undated_subscriptions
-from dagster_project.catalog import read_catalog
+from dagster_project.catalog import Catalog, read_catalog
 from dagster_project.console import report_progress
 from dagster_project.defs.partitions import arrival_days
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
@@ -24,14 +24,16 @@ from dagster_project.store.catalog_tables import CATALOG_TABLES
     ],
     name="catalog",
 )
-def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings):
+def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings,
+            checked_catalog: dg.ResourceParam[Catalog | None]):
     """The Lago request bodies of the catalog folder as tables in schema `catalog`.
 
     Grain: one row per entity in each table (billable_metrics, plans, charges, charge_filters,
     charge_filter_values, customers, subscriptions, wallets). Refuses a bad catalog, naming the
-    file, the body and the field, before anything is written.
+    file, the body and the field, before anything is written. The folder is parsed here, once a
+    run, unless the command line parsed and checked it before the run (`checked_catalog`).
     """
-    parsed = read_catalog(settings.catalog_dir)
+    parsed = checked_catalog if checked_catalog is not None else read_catalog(settings.catalog_dir)
     with settings.connect() as con:
         counts = catalog_tables.write_catalog(con, parsed)
     context.log.info(f"catalog loaded: {counts}")

@@ -85,3 +85,10 @@ class BillingDate(dg.ConfigurableResource):
     the settings' `through`, else the latest arrival date loaded."""
 
     through: str = ""
+
+
+def checked_catalog(parsed: object = None) -> dg.ResourceDefinition:
+    """The catalog the command line already parsed and checked (`pipeline.check_inputs`), for the
+    catalog asset, so that a `meterhouse run` parses the folder once; None (the UI, schedules,
+    sensors): the asset parses `settings.catalog_dir` itself."""
+    return dg.ResourceDefinition.hardcoded_resource(parsed, "the catalog parsed before the run, if any")

@@ -249,12 +249,36 @@ def wallets(catalog: Catalog) -> list[dict]:
                 "created_at": w.created_at,
                 "expiration_at": w.expiration_at,
                 "invoice_requires_successful_payment": w.invoice_requires_successful_payment,
-                "recurring_transaction_rules_json": _json(
-                    [r.model_dump(mode="json") for r in w.recurring_transaction_rules]
-                ),
             }
         )
     return rows
+
+
+def wallet_rules(catalog: Catalog) -> list[dict]:
+    """One row per recurring top-up rule of a wallet, in the order written (`rule_index`). Credits
+    are exact decimal text, as in `wallets`; `started_on` is the date `started_at` names (in its
+    own offset)."""
+    return [
+        {
+            "wallet_id": stable_id("wallet", wallet_key(w)),
+            "rule_index": index,
+            "trigger": r.trigger,
+            "method": r.method,
+            "interval": r.interval,
+            "threshold_credits": _text(r.threshold_credits),
+            "target_ongoing_balance": _text(r.target_ongoing_balance),
+            "paid_credits": _text(r.paid_credits),
+            "granted_credits": _text(r.granted_credits),
+            "grants_target_top_up": r.grants_target_top_up,
+            "started_on": r.started_at.date() if r.started_at else None,
+        }
+        for w in catalog.wallets
+        for index, r in enumerate(w.recurring_transaction_rules)
+    ]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def taxes(catalog: Catalog) -> list[dict]:
@@ -368,6 +392,7 @@ TABLES = {
     "customers": customers,
     "subscriptions": subscriptions,
     "wallets": wallets,
+    "wallet_rules": wallet_rules,
     "taxes": taxes,
     "billing_entities": billing_entities,
     "wallet_transactions": wallet_transactions,

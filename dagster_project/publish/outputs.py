@@ -139,12 +139,12 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     replace_folder(out_dir / "current_usage", usage_docs)
 
     wallet_docs = {}
-    balances = reads.wallet_balances(con)
+    balances, rules = reads.wallet_balances(con), reads.wallet_rules(con)
     for wallet in reads.wallets(con):
         balance = balances[wallet["wallet_id"]]
         rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
         wallet_docs[f"{wallet['wallet_id']}.json"] = lago_json.wallet_object(
-            wallet, balance, cents_to_credits(balance["consumed_cents"], rate, currency),
+            wallet, rules.get(wallet["wallet_id"], []), balance, cents_to_credits(balance["consumed_cents"], rate, currency),
             lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
         )
     replace_folder(out_dir / "wallets", wallet_docs)

@@ -22,7 +22,7 @@ VAT_RATES = ["reference", "eu_vat_standard_rates"]
 READS = [
     ["marts", "fct_usage_daily"], ["marts", "fct_charge_events"], ["marts", "fct_unpriced_usage"],
     ["catalog", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
-    ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "taxes"],
+    ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "wallet_rules"], ["catalog", "taxes"],
     ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
     VAT_RATES, ["raw", "payments"],
 ]
@@ -110,6 +110,7 @@ def bill_tables(con) -> dict[str, pl.DataFrame]:
         "charges": con.execute("select * from catalog.charges").pl(),
         "filters": con.execute("select * from catalog.charge_filters").pl(),
         "wallets": con.execute("select * from catalog.wallets").pl(),
+        "wallet_rules": con.execute("select * from catalog.wallet_rules").pl(),
         "charge_events": con.execute("select * from marts.fct_charge_events").pl(),
         "manual_transactions": con.execute("select * from catalog.wallet_transactions").pl(),
         "payments": con.execute("select * from raw.payments").pl(),

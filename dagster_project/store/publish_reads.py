@@ -20,7 +20,7 @@ DOCUMENT_READS = [
 # billing.run_state with billing/*).
 READS = DOCUMENT_READS + [
     ["billing", "current_usage"], ["billing", "wallet_balances"], ["billing", "late_usage"],
-    ["catalog", "billable_metrics"], ["catalog", "wallets"],
+    ["catalog", "billable_metrics"], ["catalog", "wallets"], ["catalog", "wallet_rules"],
     ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"], ["marts", "fct_unpriced_usage"],
     ["raw", "events"],
 ]
@@ -125,6 +125,14 @@ def wallet_balances(con) -> dict[str, dict]:
 
 def wallets(con) -> list[dict]:
     return rows(con, "select * from catalog.wallets order by creation_order")
+
+
+def wallet_rules(con) -> dict[str, list[dict]]:
+    """Each wallet's recurring top-up rules, in the order written."""
+    rules: dict[str, list[dict]] = {}
+    for rule in rows(con, "select * from catalog.wallet_rules order by wallet_id, rule_index"):
+        rules.setdefault(rule["wallet_id"], []).append(rule)
+    return rules
 
 
 def event_totals(con, through: dt.date) -> dict[str, int]:

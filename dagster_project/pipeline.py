@@ -235,7 +235,7 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
 
 def _materialize_all(materialize, events_dir: Path, through: dt.date) -> None:
     """Ingest, then the arrival days as one partition range, then everything downstream."""
-    materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"], ["catalog", "billing_periods"]))
+    materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"]))
     days = [d for d in arrival_dates(Path(events_dir)) if d <= through]
     if days:
         materialize(
@@ -246,8 +246,7 @@ def _materialize_all(materialize, events_dir: Path, through: dt.date) -> None:
             },
         )
     # The monthly invoice folders (`outputs/period_invoices`) are the period-end job's, per month.
-    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"])
-                | dg.AssetSelection.assets(["catalog", "billing_periods"]))
+    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"]))
 
 
 # ---- a copy to bill without writing anything -----------------------------------------------------------

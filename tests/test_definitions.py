@@ -14,7 +14,7 @@ def test_definitions_load_with_the_whole_lineage():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for expected in ("catalog/plans", "raw/events", "catalog/billing_periods", "staging/stg_raw__events",
+    for expected in ("catalog/plans", "raw/events", "calendar/billing_periods", "staging/stg_raw__events",
                      "intermediate/int_events_deduplicated", "marts/fct_usage_daily", "billing/invoices",
                      "marts/fct_invoices", "published_outputs"):
         assert expected in keys

@@ -1,4 +1,4 @@
-"""Rows of `catalog.billing_periods`: every period of every subscription up to a horizon."""
+"""Rows of `calendar.billing_periods`: every period of every subscription up to a horizon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Catalog, raw events and billing periods: the Python-loaded inputs of the dbt models."""
+"""Catalog, raw events and billing periods: the Python-loaded inputs of the dbt models (billing
+periods are derived from the catalog and the arrival dates: schema `calendar`, group `calendar`)."""
 
 
 import datetime as dt
@@ -82,8 +83,8 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
 
 
 @dg.asset(
-    key=["catalog", "billing_periods"],
-    group_name="ingest",
+    key=["calendar", "billing_periods"],
+    group_name="calendar",
     deps=[dg.AssetKey(["catalog", "subscriptions"]), dg.AssetKey(["catalog", "customers"]), raw_events],
     owners=["team:billing-data"],
     kinds={"python", "duckdb"},

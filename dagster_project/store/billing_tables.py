@@ -21,7 +21,7 @@ VAT_RATES = ["reference", "eu_vat_standard_rates"]
 # the `priced_billing` asset.
 READS = [
     ["marts", "fct_usage_daily"], ["marts", "fct_charge_events"], ["marts", "fct_unpriced_usage"],
-    ["catalog", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
+    ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
     ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "wallet_rules"], ["catalog", "taxes"],
     ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
     VAT_RATES, ["raw", "payments"],
@@ -93,7 +93,7 @@ def billing_periods(con) -> pl.DataFrame:
     return con.execute(
         """select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance, pl.amount_cents as amount_cents_plan,
                   pl.minimum_commitment_cents
-           from catalog.billing_periods p
+           from calendar.billing_periods p
            join catalog.subscriptions s using (subscription_id)
            join catalog.plans pl on pl.plan_id = s.plan_id"""
     ).pl()

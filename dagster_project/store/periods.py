@@ -1,4 +1,4 @@
-"""`catalog.billing_periods`: what the periods are computed from (subscriptions, grace days, the
+"""`calendar.billing_periods`: what the periods are computed from (subscriptions, grace days, the
 first arrival day of undated subscriptions, the latest arrival day), and the table itself."""
 
 import datetime as dt
@@ -43,4 +43,7 @@ def latest_arrival(con) -> dt.date | None:
 
 
 def write_billing_periods(con, rows: list[dict]) -> None:
-    write_table(con, "catalog", "billing_periods", pl.DataFrame(rows, schema=PERIOD_SCHEMA))
+    """Replace `calendar.billing_periods` (derived data: not in schema `catalog`, where a warehouse
+    built before kept it; that copy is dropped)."""
+    write_table(con, "calendar", "billing_periods", pl.DataFrame(rows, schema=PERIOD_SCHEMA))
+    con.execute("drop table if exists catalog.billing_periods")

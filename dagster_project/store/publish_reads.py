@@ -13,7 +13,7 @@ DOCUMENT_READS = [
     ["billing", "invoices"], ["billing", "fees"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
     ["billing", "credit_note_applications"],
-    ["catalog", "customers"], ["catalog", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
+    ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
     ["catalog", "billing_entities"], ["catalog", "charges"], ["catalog", "charge_filters"],
 ]
 # And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
@@ -42,7 +42,7 @@ def billing_periods(con) -> dict[str, dict]:
             con,
             """select p.*, s.plan_id, s.plan_code, s.currency, pl.name as plan_name, pl.interval,
                       pl.amount_cents as amount_cents_plan
-               from catalog.billing_periods p
+               from calendar.billing_periods p
                join catalog.subscriptions s using (subscription_id)
                join catalog.plans pl on pl.plan_id = s.plan_id""",
         )

@@ -11,9 +11,9 @@ STATE_DDL = """
 create schema if not exists state;
 create table if not exists state.usage_days (arrival_date date primary key, content_signature varchar not null);
 create table if not exists state.usage_fingerprint (fingerprint varchar not null);
-create table if not exists state.usage_periods as select {columns} from catalog.billing_periods limit 0;
+create table if not exists state.usage_periods as select {columns} from calendar.billing_periods limit 0;
 """
-# The columns of a billing period the usage models read (stg_catalog__billing_periods).
+# The columns of a billing period the usage models read (stg_calendar__billing_periods).
 PERIOD_COLUMNS = ("billing_period_id, subscription_id, external_subscription_id, period_start_date, period_end_date, "
                   "period_start_at, period_end_at, charges_from_at, charges_to_at, invoice_finalized_on")
 STATE_DDL = STATE_DDL.replace("{columns}", PERIOD_COLUMNS)
@@ -42,7 +42,7 @@ def plan_usage_rebuild(con, dbt_dir: Path) -> tuple[str, bool, str]:
     if built is None or built[0] != fingerprint:
         return "0001-01-01", True, fingerprint
     changed_periods = con.execute(
-        f"select count(*) from (select * from state.usage_periods except select {PERIOD_COLUMNS} from catalog.billing_periods)"
+        f"select count(*) from (select * from state.usage_periods except select {PERIOD_COLUMNS} from calendar.billing_periods)"
     ).fetchone()[0]
     if changed_periods:  # a period the built rows refer to moved or vanished
         return "0001-01-01", True, fingerprint
@@ -66,5 +66,5 @@ def record_usage_state(con, fingerprint: str) -> None:
     con.execute("insert into state.usage_days select arrival_date, content_signature from raw.day_loads")
     con.execute("delete from state.usage_fingerprint")
     con.execute("insert into state.usage_fingerprint values (?)", [fingerprint])
-    con.execute(f"create or replace table state.usage_periods as select {PERIOD_COLUMNS} from catalog.billing_periods")
+    con.execute(f"create or replace table state.usage_periods as select {PERIOD_COLUMNS} from calendar.billing_periods")
     con.execute("commit")

@@ -26,7 +26,7 @@ matched as {{ inline_cte() }} (
     join charge_aggregations a using (charge_id)
     where e.rejection_reason is null and {{ in_rebuilt_days('e.arrival_date') }}
 ),
-periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
+periods as (select * from {{ ref('stg_calendar__billing_periods') }}),
 
 with_period as {{ inline_cte() }} (
     select m.*, p.charges_from_at, p.charges_to_at,

@@ -12,6 +12,7 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
 # while the other has finished.
 SLOW_FIRST = (
+    "tests/e2e/test_golden_outputs.py",  # ~240 s
     "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s
     "tests/e2e/test_daily_runs_equal_one_backfill.py",  # ~205 s

@@ -81,10 +81,11 @@ def collect(con) -> ReportData:
                    sum(paid_credits_outstanding_cents)::bigint as paid_outstanding_cents,
                    sum(granted_credits_outstanding_cents)::bigint as granted_outstanding_cents
             from marts.fct_prepaid_credits_monthly group by all order by all"""),
+        # (ordered to the metric: rows of several metrics share the placeholders '(none)', '(none)')
         usage_growth=_rows(con, """
             select month::varchar as month, model, token_type, units, previous_month_units, growth_rate,
                    is_month_complete, is_previous_month_complete
-            from marts.fct_usage_growth order by month, model, token_type"""),
+            from marts.fct_usage_growth order by month, model, token_type, billable_metric_code"""),
     )
 
 

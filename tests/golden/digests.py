@@ -1,0 +1,88 @@
+"""Digests of what a scenario run publishes: every output file and every mart, for the golden test.
+
+`tests/golden/outputs.json` was recorded with this module at commit 642f2b3 (the end of issue #20 and the revenue report's order fixed,
+before the one-pass event path of issue #21):
+
+    .venv/bin/python -m tests.golden.digests record
+
+`tests/e2e/test_golden_outputs.py` bills the same runs with the code of today and compares. A digest
+is a SHA-256: of a file's bytes, and of a mart's rows written as CSV (all columns, in the mart's
+column order, rows sorted), so a changed figure, a changed column or a changed row shows, and the
+test names the file or the mart that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFEST = Path(__file__).with_name("outputs.json")
+
+# Each scenario billed twice on one warehouse: through the first date (a fresh build), then through
+# the second (an incremental run over the days that arrived since), with its payments file if any.
+RUNS = {
+    "analytics": ("2026-10-20", "2026-12-02"),
+    "corrections": ("2026-10-20", "2026-11-12"),
+    "eu_vat": ("2026-11-02", "2026-11-05"),
+    "every_charge_model": ("2026-10-01", "2026-11-02"),
+    "new_york_month_end": ("2026-10-31", "2026-11-05"),
+    "period_rules": ("2026-10-20", "2026-11-02"),
+    "wallets": ("2026-10-05", "2026-11-03"),
+}
+
+
+def file_digests(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def mart_digests(warehouse: Path) -> dict[str, str]:
+    import duckdb
+
+    digests = {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        marts = [name for (name,) in con.sql(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1").fetchall()]
+        for name in marts:
+            columns = [c for (c,) in con.sql(
+                "select column_name from information_schema.columns where table_schema = 'marts' and table_name = ? "
+                "order by ordinal_position", params=[name]).fetchall()]
+            header = ",".join(columns)
+            rows = con.sql(f'select * from marts."{name}"').fetchall()
+            text = "\n".join([header, *sorted(",".join("" if v is None else repr(v) for v in row) for row in rows)])
+            digests[name] = hashlib.sha256(text.encode()).hexdigest()
+    return digests
+
+
+def bill(scenario: str, work: Path) -> dict[str, dict]:
+    """Bill `scenario` through both its dates on one fresh warehouse under `work`: the digests after each run."""
+    from tests.conftest import run_meterhouse
+
+    source = REPO / "tests" / "scenarios" / scenario
+    shutil.copytree(source / "events", work / "events")
+    payments = source / "payments" if (source / "payments").is_dir() else None
+    states = {}
+    for through in RUNS[scenario]:
+        out = run_meterhouse(source / "catalog", work / "events", work, through, payments=payments)
+        states[through] = {"files": file_digests(out), "marts": mart_digests(work / "warehouse.duckdb")}
+    return states
+
+
+def record() -> None:
+    manifest = {}
+    for scenario in RUNS:
+        with tempfile.TemporaryDirectory() as work:
+            manifest[scenario] = bill(scenario, Path(work))
+            print(scenario, {k: len(v["files"]) for k, v in manifest[scenario].items()}, file=sys.stderr)
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["record"]:
+        sys.exit("usage: python -m tests.golden.digests record")
+    record()

@@ -1,5 +1,5 @@
-"""What the publisher reads: the priced tables (schema `billing`), the catalog's names and
-parties, and the marts the run summary counts from."""
+"""What the publisher reads: the fee lines mart (`marts.fct_fee_lines`), the priced tables (schema
+`billing`), the catalog's names and parties, and the marts the run summary counts from."""
 
 import datetime as dt
 
@@ -10,17 +10,18 @@ from dagster_project.store.tables import rows
 # asset of their own come with the asset that writes them: billing.customer_sequences,
 # issued_credit_notes and finalized_invoices with billing/*.
 DOCUMENT_READS = [
-    ["billing", "invoices"], ["billing", "fees"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
+    ["marts", "fct_fee_lines"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
     ["billing", "credit_note_applications"],
     ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
-    ["catalog", "billing_entities"], ["catalog", "charges"], ["catalog", "charge_filters"],
+    ["catalog", "billing_entities"],
 ]
 # And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
 # billing.run_state with billing/*).
 READS = DOCUMENT_READS + [
     ["billing", "current_usage"], ["billing", "wallet_balances"], ["billing", "late_usage"],
-    ["catalog", "billable_metrics"], ["catalog", "wallets"], ["catalog", "wallet_rules"],
+    ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "billable_metrics"], ["catalog", "wallets"],
+    ["catalog", "wallet_rules"],
     ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"], ["marts", "fct_unpriced_usage"],
     ["raw", "events"],
 ]
@@ -59,17 +60,15 @@ def fee_taxes(con) -> list[dict]:
 
 
 def fees(con) -> list[dict]:
-    """Every fee with its charge's and filter's names and properties, by invoice in the order of
-    the plan's charges and the charge's filters."""
+    """Every fee with its charge's and filter's names and properties (`marts.fct_fee_lines`), by
+    invoice in the order of the plan's charges and the charge's filters; fees of one charge and
+    filter (a charge's fee and its minimum true-up) and fees of no charge (the plan's commitment
+    true-up and subscription fee) by type, then id: the order the invoices were published in,
+    which the engine's order of equal rows gave before it was written down here."""
     return rows(
         con,
-        """select f.*, c.billable_metric_code, c.invoice_display_name as charge_display_name, c.charge_model,
-                  cf.invoice_display_name as filter_display_name, cf.filter_values_json,
-                  coalesce(cf.properties_json, c.properties_json) as properties_json
-           from billing.fees f
-           left join catalog.charges c using (charge_id)
-           left join catalog.charge_filters cf on cf.charge_filter_id = f.charge_filter_key
-           order by f.invoice_id, c.charge_index nulls first, cf.filter_index nulls last""",
+        """select * exclude (charge_index, filter_index) from marts.fct_fee_lines
+           order by invoice_id, charge_index nulls first, filter_index nulls last, fee_type, fee_id""",
     )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from dagster_project.store import periods
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = PROJECT_ROOT / "seeds" / "mistral"
 # DuckDB's checkpoint merges a table's part-filled row groups ("vacuum"). A large append leaves one
@@ -75,7 +77,7 @@ class MeterhouseSettings(dg.ConfigurableResource):
         if override or self.through:
             return dt.date.fromisoformat(override or self.through)
         try:
-            return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
+            return periods.latest_arrival(con)
         except duckdb.CatalogException:
             return None
 

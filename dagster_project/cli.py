@@ -47,9 +47,11 @@ class Billed:
 
 
 def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path,
-          through: dt.date, payments_dir: Path | None, log_file: Path, verbose: bool, log_kept: bool) -> Billed:
+          through: dt.date, payments_dir: Path | None, log_file: Path, verbose: bool, log_kept: bool,
+          catalog: object = None) -> Billed:
     """Run the pipeline with one line per step on the console and the logs in `log_file`; what it
-    finalized (the invoices of `billing.finalized_invoices` that were not there before)."""
+    finalized (the invoices of `billing.finalized_invoices` that were not there before).
+    `catalog`: the catalog `check_inputs` parsed, which the run writes without parsing it again."""
     from dagster_project import pipeline
     from dagster_project.ingest.events import arrival_dates
 
@@ -63,7 +65,7 @@ def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: 
     try:
         with console.capture_logs(log_file, header, echo=verbose), console.showing_progress():
             summary = pipeline.run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir,
-                                            observer=lines)
+                                            observer=lines, catalog=catalog)
     except pipeline.RunFailed as exc:
         if exc.refusals:  # the input is refused (a credit note): nothing billed, say what to fix
             _refuse(console, [line.removeprefix("- ") for text in exc.refusals for line in text.splitlines()])
@@ -133,7 +135,7 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
         with scratch_copy(warehouse) as copy:
             console.line(f"dry run: billing a copy of {warehouse} in {copy.parent} (deleted afterwards)")
             billed = _bill(console, catalog_dir, events_dir, copy, copy.parent / "out", through_date, payments_dir,
-                           copy.parent / "run.log", verbose, log_kept=False)
+                           copy.parent / "run.log", verbose, log_kept=False, catalog=inputs.catalog)
             for line in [*out.finalized_report(billed.finalized, dry_run=True), *out.drafts_report(billed.drafts)]:
                 console.line(line)
             _warn(console, billed.summary, copy)
@@ -141,7 +143,7 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
     else:
         log_file = log_file_of(warehouse)
         billed = _bill(console, catalog_dir, events_dir, warehouse, out_dir, through_date, payments_dir, log_file,
-                       verbose, log_kept=True)
+                       verbose, log_kept=True, catalog=inputs.catalog)
         for line in out.finalized_report(billed.finalized, dry_run=False):
             console.line(line)
         _warn(console, billed.summary, warehouse)
@@ -190,7 +192,7 @@ def check(catalog_dir: Path, events_dir: Path | None, payments_dir: Path | None,
         events = events_dir or copy.parent / "no-events"
         events.mkdir(exist_ok=True)
         _bill(console, catalog_dir, events, copy, copy.parent / "out", through, payments_dir, copy.parent / "run.log",
-              verbose, log_kept=False)
+              verbose, log_kept=False, catalog=inputs.catalog)
         events_rejected, payments_rejected = rejected_events(copy), rejected_payments(copy)
     for rejected, what, where in ((events_rejected, "event", "marts.fct_events_rejected"),
                                   (payments_rejected, "payment row", "raw.payments_rejected")):

@@ -152,7 +152,7 @@ PHASES = {
     "catalog": "catalog",
     "raw__payments": "payments",
     "raw__events": "events",
-    "catalog__billing_periods": "usage models",
+    "calendar__billing_periods": "usage models",
     "usage_models": "usage models",
     "priced_billing": "pricing",
     "billing_marts": "billing marts",

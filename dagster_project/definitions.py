@@ -16,10 +16,12 @@ from dagster_project.defs.ingest import billing_periods, catalog, raw_events
 from dagster_project.defs.outputs import period_invoices, published_outputs
 from dagster_project.defs.payments import raw_payments
 from dagster_project.defs.pricing import priced_billing
-from dagster_project.defs.resources import BillingDate, MeterhouseSettings
+from dagster_project.defs.resources import BillingDate, MeterhouseSettings, checked_catalog
 
 
-def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definitions:
+def build_definitions(settings: MeterhouseSettings | None = None, parsed_catalog: object = None) -> dg.Definitions:
+    """`parsed_catalog`: the catalog already parsed from `settings.catalog_dir` (by the command line's
+    input check), which the catalog asset then writes without parsing the folder again."""
     return dg.Definitions(
         assets=[
             catalog,
@@ -40,6 +42,7 @@ def build_definitions(settings: MeterhouseSettings | None = None) -> dg.Definiti
         resources={
             "settings": settings or MeterhouseSettings.from_env(),
             "billing_date": BillingDate(),
+            "checked_catalog": checked_catalog(parsed_catalog),
             "dbt": dbt_defs.dbt_resource(),
         },
         executor=dg.in_process_executor,

@@ -174,23 +174,24 @@ class _StepEvents:
 
 
 def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date,
-                 payments_dir: Path | None = None, observer: Observer | None = None) -> dict:
+                 payments_dir: Path | None = None, observer: Observer | None = None, catalog: object = None) -> dict:
     """Load arrival days up to `through` in one run, then build, price and publish in a second;
-    the parsed `run_summary.json`. `observer` hears of each step that succeeds.
+    the parsed `run_summary.json`. `observer` hears of each step that succeeds. `catalog`: the
+    `Catalog` already parsed from `catalog_dir` (`check_inputs`), not parsed again.
 
     Both runs use the same definitions as `dagster dev`; the range is one run with a single dbt
     invocation, not one per day. dbt's commands go through one warm dbt process, started first so
     that its import of dbt overlaps the Dagster imports and the load (`warm_dbt.py`).
     """
     with warm_dbt():
-        return _run(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir, observer)
+        return _run(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir, observer, catalog)
 
 
 JOB_NAME = "__ephemeral_asset_job__"  # the name `dg.materialize` gives its job
 
 
 def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date,
-         payments_dir: Path | None, observer: Observer | None = None) -> dict:
+         payments_dir: Path | None, observer: Observer | None = None, catalog: object = None) -> dict:
     from dagster_project.definitions import build_definitions
 
     settings = MeterhouseSettings(
@@ -201,7 +202,7 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
         payments_dir=str(Path(payments_dir).resolve()) if payments_dir else "",
         through=through.isoformat(),
     )
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, catalog)
     assets = list(defs.assets)
     resources = dict(defs.resources)
     instance = dg.DagsterInstance.ephemeral()
@@ -234,7 +235,7 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
 
 def _materialize_all(materialize, events_dir: Path, through: dt.date) -> None:
     """Ingest, then the arrival days as one partition range, then everything downstream."""
-    materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"], ["catalog", "billing_periods"]))
+    materialize(dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"]))
     days = [d for d in arrival_dates(Path(events_dir)) if d <= through]
     if days:
         materialize(
@@ -245,8 +246,7 @@ def _materialize_all(materialize, events_dir: Path, through: dt.date) -> None:
             },
         )
     # The monthly invoice folders (`outputs/period_invoices`) are the period-end job's, per month.
-    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"])
-                | dg.AssetSelection.assets(["catalog", "billing_periods"]))
+    materialize(dg.AssetSelection.all() - dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["outputs", "period_invoices"]))
 
 
 # ---- a copy to bill without writing anything -----------------------------------------------------------

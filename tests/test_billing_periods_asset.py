@@ -1,4 +1,4 @@
-"""The `catalog/billing_periods` asset: a subscription without `subscription_at` starts with the
+"""The `calendar/billing_periods` asset: a subscription without `subscription_at` starts with the
 first arrival day of its well-formed events; a dated one keeps its own start."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_an_undated_subscription_starts_on_the_first_arrival_day_of_its_well_for
                                   through="2026-10-09")
     defs = build_definitions(settings)
     assets, resources, instance = list(defs.assets), dict(defs.resources), dg.DagsterInstance.ephemeral()
-    periods_key = dg.AssetKey(["catalog", "billing_periods"])
+    periods_key = dg.AssetKey(["calendar", "billing_periods"])
     for selection, tags in [
         (dg.AssetSelection.groups("ingest") - dg.AssetSelection.assets(["raw", "events"], periods_key), None),
         (dg.AssetSelection.assets(["raw", "events"]),
@@ -60,7 +60,7 @@ def test_an_undated_subscription_starts_on_the_first_arrival_day_of_its_well_for
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     first = dict(con.execute(
-        "select external_subscription_id, min(period_start_date) from catalog.billing_periods group by 1").fetchall())
+        "select external_subscription_id, min(period_start_date) from calendar.billing_periods group by 1").fetchall())
     # sub_00003 bills on its anniversary: its first well-formed event arrived on Oct 7, so its first
     # period starts then (not Oct 5, the day of its line rejected at load); sub_00001 (acme, New
     # York) keeps its subscription_at, 2026-10-01T04:00:00Z, midnight in New York

@@ -14,7 +14,7 @@ def test_definitions_load_with_the_whole_lineage():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for expected in ("catalog/plans", "raw/events", "catalog/billing_periods", "staging/stg_raw__events",
+    for expected in ("catalog/plans", "raw/events", "calendar/billing_periods", "staging/stg_raw__events",
                      "intermediate/int_events_deduplicated", "marts/fct_usage_daily", "billing/invoices",
                      "marts/fct_invoices", "published_outputs"):
         assert expected in keys
@@ -22,6 +22,44 @@ def test_definitions_load_with_the_whole_lineage():
     assert dg.AssetKey(["raw", "events"]) in graph.get(dg.AssetKey(["staging", "stg_raw__events"])).parent_keys
     assert dg.AssetKey(["marts", "fct_usage_daily"]) in graph.get(dg.AssetKey(["billing", "fees"])).parent_keys
     assert dg.AssetKey(["billing", "invoices"]) in graph.get(dg.AssetKey("published_outputs")).parent_keys
+
+
+# Tables that are no asset of their own, and the asset that writes them.
+WRITTEN_WITH = {"raw.landing_files": "raw/events", "raw.rejected_lines": "raw/events", "raw.day_loads": "raw/events",
+                "billing.customer_sequences": "billing/invoices", "billing.run_state": "billing/invoices",
+                "billing.finalized_invoices": "billing/invoices", "billing.issued_credit_notes": "billing/invoices",
+                "billing.finalized_credit_note_applications": "billing/invoices",
+                "billing.credit_note_voids": "billing/invoices", "billing.wallet_rule_top_ups": "billing/invoices",
+                "billing.billed_through": "billing/invoices"}
+
+
+def _tables_read(module) -> set[str]:
+    """Every `schema.table` the module's SQL names (its reads; the writes of billing.* are the
+    asset's own), as the asset key that writes it."""
+    import inspect
+    import re
+
+    names = set(re.findall(r"\b(catalog|marts|raw|reference|billing)\.([a-z_]+)\b", inspect.getsource(module)))
+    return {WRITTEN_WITH.get(f"{schema}.{table}", f"{schema}/{table}") for schema, table in names}
+
+
+@pytest.mark.parametrize("asset, module", [("billing/fees", "billing_tables"), ("published_outputs", "publish_reads")])
+def test_every_table_an_asset_reads_is_a_declared_dependency(asset, module):
+    """The tables named in the SQL of its store module (pricing: `store/billing_tables.py`, the
+    publisher: `store/publish_reads.py`) are each a parent of the asset, so that Dagster orders and
+    shows them, rather than assumed to be there."""
+    import importlib
+
+    from dagster_project.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey.from_user_string(asset))
+    declared = {k.to_user_string() for k in node.parent_keys}
+    read = _tables_read(importlib.import_module(f"dagster_project.store.{module}"))
+    # (the pricing step's own tables, billing.*, are what it writes and keeps, not its inputs)
+    own = {k for k in read if k.startswith("billing/")} if asset.startswith("billing/") else set()
+    undeclared = sorted(read - declared - own)
+    assert not undeclared, f"{asset} reads {undeclared} without declaring them"
 
 
 def test_every_asset_is_described_and_owned():
@@ -169,3 +207,30 @@ def test_dbt_connects_to_the_warehouse_with_the_python_steps_storage_settings(tm
         check=True, capture_output=True, text=True, cwd=DBT_DIR,
     ).stdout
     assert json.loads(shown)["show"] == [{"tasks": VACUUM_TASKS}]
+
+
+def test_a_catalog_parsed_before_the_run_is_written_without_reading_the_folder_again(tmp_path):
+    """`meterhouse run` parses the catalog once, to check it before anything is written; the run's
+    catalog asset writes that parse. Here the folder is gone by the time the asset runs: the tables
+    still hold the checked catalog (the Mistral example: 3 customers, 2 plans)."""
+    import shutil
+
+    import duckdb
+
+    from dagster_project.catalog import read_catalog
+    from dagster_project.definitions import build_definitions
+    from dagster_project.defs.resources import MeterhouseSettings
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(REPO / "seeds" / "mistral" / "catalog", folder)
+    parsed = read_catalog(folder)
+    shutil.rmtree(folder)
+    settings = MeterhouseSettings(catalog_dir=str(folder), events_dir=str(tmp_path / "events"),
+                                  warehouse_path=str(tmp_path / "w.duckdb"), out_dir=str(tmp_path / "out"))
+    defs = build_definitions(settings, parsed)
+    result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(["catalog", "plans"]).required_multi_asset_neighbors(),
+                            resources=dict(defs.resources), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from catalog.customers").fetchone()[0] == 3
+        assert con.execute("select count(*) from catalog.plans").fetchone()[0] == 2

@@ -41,7 +41,7 @@ PERIOD_SQL = """
 select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance,
        pl.amount_cents as amount_cents_plan, pl.minimum_commitment_cents, pl.interval as plan_interval,
        s.external_customer_id
-from catalog.billing_periods p
+from calendar.billing_periods p
 join catalog.subscriptions s using (subscription_id)
 join catalog.plans pl on pl.plan_id = s.plan_id
 """

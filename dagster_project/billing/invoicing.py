@@ -153,6 +153,7 @@ def bill(
     decided_through: dt.date | None = None,
     credit_notes: CreditNoteBook | None = None,
     unpriced_values: dict[tuple[str, str], list[dict]] | None = None,
+    wallet_rules: pl.DataFrame | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -163,6 +164,7 @@ def bill(
     stored; the others' are this run's). Raises `CreditNoteRefused` listing every credit note that
     cannot be issued. `unpriced_values`: per (billing period, charge), the filter values of the usage
     arrived on time that no price applies to (`marts.fct_unpriced_usage`), which name its fee line.
+    `wallet_rules`: the wallets' recurring top-up rules (`catalog.wallet_rules`; None: none).
     """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
@@ -248,7 +250,7 @@ def bill(
     book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes), **(book.fees or {})},
                           book.recorded_sequences or {}, book.recorded_applications or {})
     matched_payments, invoices, transactions, balances, rule_top_ups, notes = _replay_wallets(
-        invoice_totals, wallets, customers, daily_ongoing, open_usage["arrival_date"].min(), through,
+        invoice_totals, wallets, wallet_rules, customers, daily_ongoing, open_usage["arrival_date"].min(), through,
         customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
@@ -620,21 +622,23 @@ def payment_status(due_cents: int, collected: list[tuple[dt.date, int]]) -> tupl
     return "pending", None, total
 
 
-def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[WalletSpec]]:
+def _wallet_specs(wallets: pl.DataFrame, wallet_rules: pl.DataFrame | None, first_day: dt.date) -> dict[str, list[WalletSpec]]:
+    """Each customer's wallets with their rules (`wallet_rules`: one row per rule, in the order of
+    `rule_index`; credits as exact decimal text)."""
+    rules_of: dict[str, list[Rule]] = {}
+    for r in (wallet_rules.sort("wallet_id", "rule_index").iter_rows(named=True) if wallet_rules is not None else ()):
+        rules_of.setdefault(r["wallet_id"], []).append(Rule(
+            trigger=r["trigger"], method=r["method"],
+            threshold_credits=Decimal(r["threshold_credits"]) if r["threshold_credits"] is not None else None,
+            target_ongoing_balance=Decimal(r["target_ongoing_balance"]) if r["target_ongoing_balance"] is not None else None,
+            paid_credits=Decimal(r["paid_credits"] or 0), granted_credits=Decimal(r["granted_credits"] or 0),
+            grants_target_top_up=bool(r["grants_target_top_up"]),
+            interval=r["interval"],
+            started_on=r["started_on"],
+        ))
     specs: dict[str, list[WalletSpec]] = {}
     for w in wallets.iter_rows(named=True):
-        rules = tuple(
-            Rule(
-                trigger=r["trigger"], method=r["method"],
-                threshold_credits=Decimal(r["threshold_credits"]) if r.get("threshold_credits") is not None else None,
-                target_ongoing_balance=Decimal(r["target_ongoing_balance"]) if r.get("target_ongoing_balance") is not None else None,
-                paid_credits=Decimal(r.get("paid_credits") or 0), granted_credits=Decimal(r.get("granted_credits") or 0),
-                grants_target_top_up=bool(r.get("grants_target_top_up")),
-                interval=r.get("interval"),
-                started_on=dt.datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")).date() if r.get("started_at") else None,
-            )
-            for r in json.loads(w["recurring_transaction_rules_json"] or "[]")
-        )
+        rules = tuple(rules_of.get(w["wallet_id"], ()))
         specs.setdefault(w["customer_id"], []).append(
             WalletSpec(
                 wallet_id=w["wallet_id"], priority=w["priority"], creation_order=w["creation_order"],
@@ -649,7 +653,7 @@ def _wallet_specs(wallets: pl.DataFrame, first_day: dt.date) -> dict[str, list[W
     return specs
 
 
-def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usage_day, through, customer_sequences,
+def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongoing, first_usage_day, through, customer_sequences,
                     prefix, issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through,
                     book: CreditNoteBook):
     # The first day replayed (and the start of a wallet without a creation date): the first period,
@@ -659,7 +663,7 @@ def _replay_wallets(invoice_totals, wallets, customers, daily_ongoing, first_usa
         [*invoice_totals["period_start_date"].to_list(), *([first_usage_day] if first_usage_day else []),
          *[d for s in daily_ongoing.values() for d in s], *wallet_days, through]
     )
-    specs = _wallet_specs(wallets, first_day)
+    specs = _wallet_specs(wallets, wallet_rules, first_day)
     customer_of_wallet = {w.wallet_id: cid for cid, ws in specs.items() for w in ws}
     manual_by_customer: dict[str, list[ManualTransaction]] = {}
     for m in manual_transactions:

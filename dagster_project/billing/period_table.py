@@ -1,4 +1,4 @@
-"""Rows of `catalog.billing_periods`: every period of every subscription up to a horizon."""
+"""Rows of `calendar.billing_periods`: every period of every subscription up to a horizon."""
 
 from __future__ import annotations
 
@@ -69,3 +69,17 @@ def billing_period_rows(
                 }
             )
     return rows
+
+
+def undated_subscriptions(subscriptions: list[dict]) -> list[str]:
+    """External ids of the subscriptions without `subscription_at`: they start with the first
+    arrival day of their events (the landing folder's date is set by the operator, an event's
+    timestamp by the client)."""
+    return sorted({s["external_id"] for s in subscriptions if s["subscription_at"] is None})
+
+
+def period_horizon(latest_arrival: dt.date | None, through: dt.date | None, today: dt.date) -> dt.date:
+    """How far periods reach: three days past the latest arrival date or billing date (today when
+    there is neither), so that every event that is not in the future finds its period."""
+    candidates = [d for d in (latest_arrival, through) if d is not None] or [today]
+    return max(candidates) + dt.timedelta(days=3)

@@ -8,13 +8,12 @@ step reads them with `Decimal`, never with floats.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
 
 from dagster_project.billing.money import stable_id
-from dagster_project.billing.periods import local_date, local_midnight_utc, period_bounds
+from dagster_project.billing.plan_changes import PlanTerm, resolve_plan_changes
 from dagster_project.catalog.reader import ALL_FILTER_VALUES, Catalog, resolve_wallet, wallet_key
 
 
@@ -195,13 +194,10 @@ def customers(catalog: Catalog) -> list[dict]:
 
 
 def subscriptions(catalog: Catalog) -> list[dict]:
-    """Subscriptions, with plan changes resolved.
-
-    A later body with the same `external_id` and a later `subscription_at` is a plan change: an
-    upgrade (a new plan at least as expensive) ends the old subscription at once; a downgrade takes
-    effect at the end of the old subscription's current period.
-    """
-    rows = []
+    """Subscriptions, with their start and end after plan changes (`billing.plan_changes`): a
+    later body with the same `external_id` and a later `subscription_at` replaces the earlier one.
+    The id is made from the body's own `subscription_at`."""
+    rows, terms = [], []
     for s in catalog.subscriptions:
         plan = catalog.plan(s.plan_code)
         customer = catalog.customer(s.external_customer_id)
@@ -223,32 +219,14 @@ def subscriptions(catalog: Catalog) -> list[dict]:
                 "terminated_at": min(ended) if ended else None,
                 "trial_period_days": str(plan.trial_period) if plan.trial_period else None,
                 "is_plan_pay_in_advance": plan.pay_in_advance,
-                "_yearly_cents": plan.amount_cents * _PER_YEAR[plan.interval],
             }
         )
-    by_external_id: dict[str, list[dict]] = {}
-    for row in rows:
-        by_external_id.setdefault(row["external_id"], []).append(row)
-    for chain in by_external_id.values():
-        chain.sort(key=lambda r: r["subscription_at"] or dt.datetime.min)
-        for old, new in zip(chain, chain[1:]):
-            change_at = new["subscription_at"]
-            if change_at is None:
-                continue
-            if new["_yearly_cents"] < old["_yearly_cents"]:  # downgrade: at the end of the current period
-                local = local_date(change_at, old["timezone"])
-                anchor = local_date(old["subscription_at"], old["timezone"]) if old["billing_time"] == "anniversary" and old["subscription_at"] else None
-                _, period_end = period_bounds(local, old["interval"], anchor)
-                change_at = local_midnight_utc(period_end, old["timezone"])
-                new["subscription_at"] = change_at
-            if old["terminated_at"] is None or old["terminated_at"] > change_at:
-                old["terminated_at"] = change_at
-    for row in rows:
-        del row["_yearly_cents"]
+        terms.append(PlanTerm(external_id=s.external_id, subscription_at=s.subscription_at,
+                              terminated_at=rows[-1]["terminated_at"], amount_cents=plan.amount_cents,
+                              interval=plan.interval, billing_time=s.billing_time, timezone=rows[-1]["timezone"]))
+    for row, term in zip(rows, resolve_plan_changes(terms), strict=True):
+        row["subscription_at"], row["terminated_at"] = term.subscription_at, term.terminated_at
     return rows
-
-
-_PER_YEAR = {"weekly": 52, "monthly": 12, "quarterly": 4, "semiannual": 2, "yearly": 1}
 
 
 def wallets(catalog: Catalog) -> list[dict]:
@@ -271,12 +249,36 @@ def wallets(catalog: Catalog) -> list[dict]:
                 "created_at": w.created_at,
                 "expiration_at": w.expiration_at,
                 "invoice_requires_successful_payment": w.invoice_requires_successful_payment,
-                "recurring_transaction_rules_json": _json(
-                    [r.model_dump(mode="json") for r in w.recurring_transaction_rules]
-                ),
             }
         )
     return rows
+
+
+def wallet_rules(catalog: Catalog) -> list[dict]:
+    """One row per recurring top-up rule of a wallet, in the order written (`rule_index`). Credits
+    are exact decimal text, as in `wallets`; `started_on` is the date `started_at` names (in its
+    own offset)."""
+    return [
+        {
+            "wallet_id": stable_id("wallet", wallet_key(w)),
+            "rule_index": index,
+            "trigger": r.trigger,
+            "method": r.method,
+            "interval": r.interval,
+            "threshold_credits": _text(r.threshold_credits),
+            "target_ongoing_balance": _text(r.target_ongoing_balance),
+            "paid_credits": _text(r.paid_credits),
+            "granted_credits": _text(r.granted_credits),
+            "grants_target_top_up": r.grants_target_top_up,
+            "started_on": r.started_at.date() if r.started_at else None,
+        }
+        for w in catalog.wallets
+        for index, r in enumerate(w.recurring_transaction_rules)
+    ]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def taxes(catalog: Catalog) -> list[dict]:
@@ -390,6 +392,7 @@ TABLES = {
     "customers": customers,
     "subscriptions": subscriptions,
     "wallets": wallets,
+    "wallet_rules": wallet_rules,
     "taxes": taxes,
     "billing_entities": billing_entities,
     "wallet_transactions": wallet_transactions,

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.analytics.report import collect, render
-from dagster_project.defs.outputs import write_atomically
+from dagster_project.publish.files import write_atomically
 from dagster_project.defs.resources import MeterhouseSettings
 
 # The dbt analytics marts the report reads (dbt_project/models/marts/analytics).

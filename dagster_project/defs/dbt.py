@@ -2,7 +2,6 @@
 
 
 import functools
-import hashlib
 import importlib.metadata
 import os
 import sys
@@ -14,6 +13,7 @@ from packaging import version
 
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
+from dagster_project.store.usage_state import NOTHING_TO_REBUILD, plan_usage_rebuild, record_usage_state
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 USAGE_MODELS = "path:seeds path:models/staging path:models/intermediate path:models/marts/usage path:tests"
@@ -82,72 +82,6 @@ def target_path(selection: str, settings: MeterhouseSettings) -> Path:
     return settings.warehouse.parent / f"{settings.warehouse.name}.dbt" / selection
 
 
-# What the incremental usage models were last built from (schema `state`, written after a
-# successful build): the content of each arrival day, and a fingerprint of the catalog and of the
-# dbt project. A day whose content changed is rebuilt with every later day; a change of catalog,
-# models or of an existing billing period rebuilds everything.
-STATE_DDL = """
-create schema if not exists state;
-create table if not exists state.usage_days (arrival_date date primary key, content_signature varchar not null);
-create table if not exists state.usage_fingerprint (fingerprint varchar not null);
-create table if not exists state.usage_periods as select {columns} from catalog.billing_periods limit 0;
-"""
-# The columns of a billing period the usage models read (stg_catalog__billing_periods).
-PERIOD_COLUMNS = ("billing_period_id, subscription_id, external_subscription_id, period_start_date, period_end_date, "
-                  "period_start_at, period_end_at, charges_from_at, charges_to_at, invoice_finalized_on")
-STATE_DDL = STATE_DDL.replace("{columns}", PERIOD_COLUMNS)
-FINGERPRINT_TABLES = ("billable_metrics", "subscriptions", "charges", "charge_filters", "charge_filter_values",
-                      "property_keys")
-NOTHING_TO_REBUILD = "9999-12-31"
-
-
-def _fingerprint(con) -> str:
-    digest = hashlib.sha256()
-    for table in FINGERPRINT_TABLES:
-        digest.update(repr(con.execute(f"select * from catalog.{table} order by all").fetchall()).encode())
-    folders = ("models/staging", "models/intermediate", "models/marts/usage", "macros")
-    for path in sorted(p for d in folders for p in (DBT_DIR / d).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(DBT_DIR).as_posix().encode() + path.read_bytes())
-    digest.update((DBT_DIR / "dbt_project.yml").read_bytes())
-    return digest.hexdigest()
-
-
-def plan_usage_rebuild(con) -> tuple[str, bool, str]:
-    """(first arrival date to rebuild, full refresh?, fingerprint) for the incremental usage models."""
-    con.execute(STATE_DDL)
-    built = con.execute("select fingerprint from state.usage_fingerprint").fetchone()
-    fingerprint = _fingerprint(con)
-    if built is None or built[0] != fingerprint:
-        return "0001-01-01", True, fingerprint
-    changed_periods = con.execute(
-        f"select count(*) from (select * from state.usage_periods except select {PERIOD_COLUMNS} from catalog.billing_periods)"
-    ).fetchone()[0]
-    if changed_periods:  # a period the built rows refer to moved or vanished
-        return "0001-01-01", True, fingerprint
-    first = con.execute(
-        """select min(arrival_date) from (
-               (select arrival_date, content_signature from raw.day_loads
-                except select arrival_date, content_signature from state.usage_days)
-               union all
-               (select arrival_date, content_signature from state.usage_days
-                except select arrival_date, content_signature from raw.day_loads))"""
-    ).fetchone()[0]
-    return (first.isoformat() if first else NOTHING_TO_REBUILD), False, fingerprint
-
-
-def record_usage_state(con, fingerprint: str) -> None:
-    """After a successful build: the models now reflect these days, this catalog and these periods
-    (`fingerprint`: the one computed before the build, in case a file changed meanwhile)."""
-    con.execute(STATE_DDL)
-    con.execute("begin transaction")
-    con.execute("delete from state.usage_days")
-    con.execute("insert into state.usage_days select arrival_date, content_signature from raw.day_loads")
-    con.execute("delete from state.usage_fingerprint")
-    con.execute("insert into state.usage_fingerprint values (?)", [fingerprint])
-    con.execute(f"create or replace table state.usage_periods as select {PERIOD_COLUMNS} from catalog.billing_periods")
-    con.execute("commit")
-
-
 @functools.cache
 def usage_models():
     @dbt_assets(
@@ -166,7 +100,7 @@ def usage_models():
         point_dbt_at(settings)
         with settings.connect() as con:
             ensure_raw_schema(con)
-            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con)
+            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con, DBT_DIR)
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
         os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from

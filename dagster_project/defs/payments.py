@@ -3,14 +3,10 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
-from dagster_project.billing.invoicing import PAYMENT_SCHEMA
-from dagster_project.defs.ingest import write_table
 from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.payments import read_payments
-
-REJECTED_SCHEMA = {"source_file": pl.String, "line_number": pl.Int64, "reason": pl.String, "raw_line": pl.String}
+from dagster_project.store.payments import write_payments
 
 
 @dg.asset(
@@ -26,9 +22,7 @@ def raw_payments(context: dg.AssetExecutionContext, settings: MeterhouseSettings
     and reason; a repeated (provider, provider_payment_id) is a duplicate."""
     payments, rejected = read_payments(Path(settings.payments_dir)) if settings.payments_dir else ([], [])
     with settings.connect() as con:
-        con.execute("create schema if not exists raw")
-        write_table(con, "raw", "payments", pl.DataFrame(payments, schema=PAYMENT_SCHEMA))
-        write_table(con, "raw", "payments_rejected", pl.DataFrame(rejected, schema=REJECTED_SCHEMA))
+        write_payments(con, payments, rejected)
     if rejected:
         context.log.warning(f"{len(rejected)} payment rows quarantined: {rejected[:3]}")
     return dg.MaterializeResult(metadata={"payments": len(payments), "rejected": len(rejected)})

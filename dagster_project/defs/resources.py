@@ -12,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from dagster_project.store import periods
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = PROJECT_ROOT / "seeds" / "mistral"
 # DuckDB's checkpoint merges a table's part-filled row groups ("vacuum"). A large append leaves one
@@ -75,7 +77,7 @@ class MeterhouseSettings(dg.ConfigurableResource):
         if override or self.through:
             return dt.date.fromisoformat(override or self.through)
         try:
-            return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
+            return periods.latest_arrival(con)
         except duckdb.CatalogException:
             return None
 
@@ -85,3 +87,10 @@ class BillingDate(dg.ConfigurableResource):
     the settings' `through`, else the latest arrival date loaded."""
 
     through: str = ""
+
+
+def checked_catalog(parsed: object = None) -> dg.ResourceDefinition:
+    """The catalog the command line already parsed and checked (`pipeline.check_inputs`), for the
+    catalog asset, so that a `meterhouse run` parses the folder once; None (the UI, schedules,
+    sensors): the asset parses `settings.catalog_dir` itself."""
+    return dg.ResourceDefinition.hardcoded_resource(parsed, "the catalog parsed before the run, if any")

@@ -339,12 +339,13 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
     }
 
 
-def wallet_object(wallet: dict, balance: dict, consumed_credits: Decimal, credits_of) -> dict:
+def wallet_object(wallet: dict, rules: list[dict], balance: dict, consumed_credits: Decimal, credits_of) -> dict:
+    """`{"wallet": ...}`; `rules`: the wallet's recurring top-up rules (`catalog.wallet_rules` rows,
+    in order)."""
     rate = Decimal(wallet["rate_amount"])
     ongoing_usage = balance["ongoing_usage_balance_cents"]
     balance_cents = balance["balance_cents"]
     ongoing_balance = balance_cents - ongoing_usage
-    rules = json.loads(wallet["recurring_transaction_rules_json"] or "[]")
     return {
         "wallet": {
             "lago_id": wallet["wallet_id"],
@@ -375,14 +376,14 @@ def wallet_object(wallet: dict, balance: dict, consumed_credits: Decimal, credit
                     "trigger": r["trigger"], "method": r["method"],
                     # The schema requires both; Lago stores `weekly` (its column default) and
                     # "0.0" on rules that do not use them.
-                    "interval": r.get("interval") or "weekly",
-                    "threshold_credits": r.get("threshold_credits") or "0.0",
-                    "target_ongoing_balance": r.get("target_ongoing_balance"),
-                    "paid_credits": r.get("paid_credits") or "0.0", "granted_credits": r.get("granted_credits") or "0.0",
+                    "interval": r["interval"] or "weekly",
+                    "threshold_credits": r["threshold_credits"] or "0.0",
+                    "target_ongoing_balance": r["target_ongoing_balance"],
+                    "paid_credits": r["paid_credits"] or "0.0", "granted_credits": r["granted_credits"] or "0.0",
                     "started_at": None, "expiration_at": None, "status": "active", "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),
                     "invoice_requires_successful_payment": wallet["invoice_requires_successful_payment"],
                     "transaction_metadata": [], "transaction_name": None, "ignore_paid_top_up_limits": False,
-                    "grants_target_top_up": r.get("grants_target_top_up") if r["method"] == "target" else None,
+                    "grants_target_top_up": r["grants_target_top_up"] if r["method"] == "target" else None,
                 }
                 for i, r in enumerate(rules)
             ],

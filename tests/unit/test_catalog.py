@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -86,6 +87,30 @@ def test_the_example_wallet_amounts_are_exact_decimals():
     acme = read_catalog(EXAMPLE).wallets[0]
     assert (acme.paid_credits, acme.granted_credits, acme.rate_amount) == (Decimal("100.0"), Decimal("25.0"), Decimal("1.0"))
     assert all(isinstance(v, Decimal) for v in (acme.paid_credits, acme.granted_credits, acme.rate_amount))
+
+
+def test_wallet_rules_are_a_table_of_their_own_with_their_decimals_as_written(tmp_path):
+    """One row per rule, in the order written, nothing serialized: the example's Globex wallet has
+    one threshold rule (20.0 credits, top up 50.0 paid and 0 granted); a second wallet here has
+    two, the second a target rule started on Oct 5 (in its own offset, +02:00)."""
+    rules = tables.wallet_rules(read_catalog(EXAMPLE))
+    assert [(r["rule_index"], r["trigger"], r["method"], r["threshold_credits"], r["paid_credits"], r["granted_credits"],
+             r["target_ongoing_balance"], r["interval"], r["started_on"]) for r in rules] == [
+        (0, "threshold", "fixed", "20.0", "50.0", "0", None, None, None)]
+    assert rules[0]["wallet_id"] == next(w["wallet_id"] for w in tables.wallets(read_catalog(EXAMPLE)) if w["code"] == "prepaid")
+    assert "recurring_transaction_rules_json" not in tables.wallets(read_catalog(EXAMPLE))[0]
+
+    (tmp_path / "catalog.json").write_text(json.dumps([
+        {"customer": {"external_id": "c", "currency": "EUR"}},
+        {"wallet": {"external_customer_id": "c", "currency": "EUR", "rate_amount": "1", "recurring_transaction_rules": [
+            {"trigger": "interval", "interval": "monthly", "paid_credits": "10"},
+            {"trigger": "threshold", "method": "target", "threshold_credits": "5", "target_ongoing_balance": "100.50",
+             "grants_target_top_up": True, "started_at": "2026-10-05T00:30:00+02:00"}]}}]))
+    rules = tables.wallet_rules(read_catalog(tmp_path))
+    assert [(r["rule_index"], r["trigger"], r["method"], r["interval"], r["threshold_credits"], r["target_ongoing_balance"],
+             r["paid_credits"], r["grants_target_top_up"], r["started_on"]) for r in rules] == [
+        (0, "interval", "fixed", "monthly", None, None, "10", False, None),
+        (1, "threshold", "target", None, "5", "100.50", None, True, dt.date(2026, 10, 5))]
 
 
 def test_subscription_times_are_kept_as_naive_utc():
@@ -438,7 +463,7 @@ def test_a_wallet_transaction_names_its_wallet_by_code_or_by_customer_and_code(t
 
 def test_every_empty_catalog_table_has_the_columns_of_a_full_one():
     # a catalog without billing entities (or wallets, ...) still writes each table, with the same columns
-    from dagster_project.defs.ingest import EMPTY_SCHEMAS
+    from dagster_project.store.catalog_tables import EMPTY_SCHEMAS
 
     catalog = read_catalog(EXAMPLE)
     for name, schema in EMPTY_SCHEMAS.items():

@@ -63,7 +63,7 @@ def test_steps_are_grouped_into_one_line_each_with_their_seconds_added_up():
                                "catalog/wallets": {"rows": 0}}),
             ("raw__payments", 0.05, {"raw/payments": {"payments": 0, "rejected": 0}}),  # no --payments: no line
             None,  # the end of a Dagster run
-            ("catalog__billing_periods", 0.5, {"catalog/billing_periods": {"periods": 4}}),
+            ("calendar__billing_periods", 0.5, {"calendar/billing_periods": {"periods": 4}}),
             ("usage_models", 4.0, {"staging/stg_a": {}, "intermediate/int_b": {}, "marts/fct_c": {}}),
             ("marts__fct_event_loads_every_event_is_accounted_for", 0.1, {}),  # an asset check: the line before
             ("priced_billing", 0.3, {"billing/invoices": {"rows": 4}, "billing/fees": {"rows": 12},

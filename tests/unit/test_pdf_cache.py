@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from dagster_project.defs.outputs import PdfCache, _replace_folder
+from dagster_project.publish.files import replace_folder
+from dagster_project.publish.pdf_cache import PdfCache
 from dagster_project.publish import invoice_document
 from dagster_project.publish.invoice_document import invoice_view, pdf_key, render_pdf
 
@@ -60,9 +61,9 @@ def test_prune_keeps_only_the_pdfs_asked_for(view, tmp_path, monkeypatch):
 
 
 def test_unchanged_files_are_not_rewritten(tmp_path):
-    _replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-1"})
+    replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-1"})
     before = {p.name: os.stat(p).st_ino for p in tmp_path.iterdir()}
-    _replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-2"})
+    replace_folder(tmp_path, {"a.json": {"x": 1}, "b.pdf": b"%PDF-2"})
     after = {p.name: os.stat(p).st_ino for p in tmp_path.iterdir()}
     assert after["a.json"] == before["a.json"] and after["b.pdf"] != before["b.pdf"]
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n' and (tmp_path / "b.pdf").read_bytes() == b"%PDF-2"

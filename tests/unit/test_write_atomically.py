@@ -11,7 +11,7 @@ from tests.conftest import REPO
 WRITE = """
 import os, sys
 from pathlib import Path
-from dagster_project.defs.outputs import write_atomically
+from dagster_project.publish.files import write_atomically
 path = Path(sys.argv[1])
 write_atomically(path, b"first")
 write_atomically(path, b"second")  # replacing a file already there

@@ -32,7 +32,7 @@ first_arrivals as (
 
 metrics as (select * from {{ ref('stg_catalog__billable_metrics') }}),
 subscriptions as (select * from {{ ref('stg_catalog__subscriptions') }}),
-periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
+periods as (select * from {{ ref('stg_calendar__billing_periods') }}),
 charges as (select * from {{ ref('stg_catalog__charges') }}),
 
 -- The catalog checks as small lookups joined once (not correlated subqueries over the events).

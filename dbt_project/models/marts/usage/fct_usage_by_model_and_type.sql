@@ -2,7 +2,7 @@
 -- used, whether or not a charge filter prices it. Late arrivals are included and flagged.
 -- Added up from the per-arrival-day partial sums (a small table, rebuilt each run).
 with daily as (select * from {{ ref('int_usage_by_model_and_type_daily') }}),
-periods as (select * from {{ ref('stg_catalog__billing_periods') }}),
+periods as (select * from {{ ref('stg_calendar__billing_periods') }}),
 
 final as (
     select

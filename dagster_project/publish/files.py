@@ -1,0 +1,46 @@
+"""Writing output files: each written whole or not at all, JSON in one canonical form, a folder
+holding exactly the documents given."""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside the target, then rename: a killed run never leaves half a file.
+
+    The file gets the mode a plain `open()` gives (0666 less the umask), not the 0600 of
+    `tempfile`'s files: the kernel applies the umask to the mode asked for at creation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        partial = path.with_name(f"{path.name}.{secrets.token_hex(6)}.partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # another writer's name: draw again
+            continue
+    with open(fd, "wb") as tmp:
+        tmp.write(data)
+    os.replace(partial, path)
+
+
+def json_bytes(document: dict) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def write_json_atomically(path: Path, document: dict) -> None:
+    write_atomically(path, json_bytes(document))
+
+
+def replace_folder(folder: Path, documents: dict[str, dict | bytes]) -> None:
+    """Write every document (JSON, or bytes as they are) whose file does not already hold exactly
+    those bytes, and remove files no longer produced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        data = document if isinstance(document, bytes) else json_bytes(document)
+        if not (folder / name).exists() or (folder / name).read_bytes() != data:
+            write_atomically(folder / name, data)
+    for stale in folder.iterdir():
+        if stale.is_file() and stale.name not in documents and not stale.name.endswith(".partial"):
+            stale.unlink()

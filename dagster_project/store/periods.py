@@ -1,0 +1,49 @@
+"""`calendar.billing_periods`: what the periods are computed from (subscriptions, grace days, the
+first arrival day of undated subscriptions, the latest arrival day), and the table itself."""
+
+import datetime as dt
+
+import polars as pl
+
+from dagster_project.store.tables import write_table
+
+PERIOD_SCHEMA = {
+    "billing_period_id": pl.String, "subscription_id": pl.String, "external_subscription_id": pl.String,
+    "period_start_date": pl.Date, "period_end_date": pl.Date, "period_start_at": pl.Datetime("us"),
+    "period_end_at": pl.Datetime("us"), "charges_from_at": pl.Datetime("us"), "charges_to_at": pl.Datetime("us"),
+    "days_in_period": pl.Int64, "billed_days": pl.Int64, "fee_days": pl.Int64, "billing_day": pl.Date,
+    "invoice_finalized_on": pl.Date, "period_index": pl.Int64,
+}
+
+
+def subscriptions(con) -> list[dict]:
+    return con.execute("select * from catalog.subscriptions").pl().to_dicts()
+
+
+def grace_days(con) -> dict[str, int]:
+    """Each customer's invoice grace period, in days."""
+    return dict(con.execute("select customer_id, invoice_grace_period_days from catalog.customers").fetchall())
+
+
+def first_arrivals(con, external_subscription_ids: list[str]) -> dict[str, dt.datetime]:
+    """The first arrival day (as a timestamp) of the well-formed events of these subscriptions.
+    Asked for the subscriptions without a start only: with every start set, nothing scans the events."""
+    if not external_subscription_ids:
+        return {}
+    return dict(con.execute(
+        """select external_subscription_id, min(arrival_date)::timestamp from raw.events
+           where load_error is null and list_contains(?::varchar[], external_subscription_id)
+           group by 1""",
+        [external_subscription_ids],
+    ).fetchall())
+
+
+def latest_arrival(con) -> dt.date | None:
+    return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
+
+
+def write_billing_periods(con, rows: list[dict]) -> None:
+    """Replace `calendar.billing_periods` (derived data: not in schema `catalog`, where a warehouse
+    built before kept it; that copy is dropped)."""
+    write_table(con, "calendar", "billing_periods", pl.DataFrame(rows, schema=PERIOD_SCHEMA))
+    con.execute("drop table if exists catalog.billing_periods")

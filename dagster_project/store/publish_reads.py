@@ -1,0 +1,167 @@
+"""What the publisher reads: the fee lines mart (`marts.fct_fee_lines`), the priced tables (schema
+`billing`), the catalog's names and parties, and the marts the run summary counts from."""
+
+import datetime as dt
+
+from dagster_project.store.tables import rows
+
+# The tables the invoice and credit note documents are made from: each a declared dependency of
+# the assets that publish them (`published_outputs`, `outputs/period_invoices`). Tables that are no
+# asset of their own come with the asset that writes them: billing.customer_sequences,
+# issued_credit_notes and finalized_invoices with billing/*.
+DOCUMENT_READS = [
+    ["marts", "fct_fee_lines"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
+    ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
+    ["billing", "credit_note_applications"],
+    ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
+    ["catalog", "billing_entities"],
+]
+# And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
+# billing.run_state with billing/*).
+READS = DOCUMENT_READS + [
+    ["billing", "current_usage"], ["billing", "wallet_balances"], ["billing", "late_usage"],
+    ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "billable_metrics"], ["catalog", "wallets"],
+    ["catalog", "wallet_rules"],
+    ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"], ["marts", "fct_unpriced_usage"],
+    ["raw", "events"],
+]
+
+
+def customers(con) -> dict[str, dict]:
+    return {c["customer_id"]: c for c in rows(con, "select * from catalog.customers")}
+
+
+def customer_sequences(con) -> dict[str, int]:
+    return dict(con.execute("select customer_id, sequence from billing.customer_sequences").fetchall())
+
+
+def billing_periods(con) -> dict[str, dict]:
+    """Each billing period by id, with its subscription's plan (code, name, interval, amount)."""
+    return {
+        p["billing_period_id"]: p
+        for p in rows(
+            con,
+            """select p.*, s.plan_id, s.plan_code, s.currency, pl.name as plan_name, pl.interval,
+                      pl.amount_cents as amount_cents_plan
+               from calendar.billing_periods p
+               join catalog.subscriptions s using (subscription_id)
+               join catalog.plans pl on pl.plan_id = s.plan_id""",
+        )
+    }
+
+
+def billing_entity(con) -> dict | None:
+    """The seller, if the catalog has one."""
+    return next(iter(rows(con, "select * from catalog.billing_entities")), None)
+
+
+def fee_taxes(con) -> list[dict]:
+    return rows(con, "select * from billing.fee_taxes order by fee_id, tax_code")
+
+
+def fees(con) -> list[dict]:
+    """Every fee with its charge's and filter's names and properties (`marts.fct_fee_lines`), by
+    invoice in the order of the plan's charges and the charge's filters; fees of one charge and
+    filter (a charge's fee and its minimum true-up) and fees of no charge (the plan's commitment
+    true-up and subscription fee) by type, then id: the order the invoices were published in,
+    which the engine's order of equal rows gave before it was written down here."""
+    return rows(
+        con,
+        """select * exclude (charge_index, filter_index) from marts.fct_fee_lines
+           order by invoice_id, charge_index nulls first, filter_index nulls last, fee_type, fee_id""",
+    )
+
+
+def invoice_taxes(con) -> list[dict]:
+    return rows(con, "select * from billing.invoice_taxes order by invoice_id, tax_code")
+
+
+def credits_applied(con) -> list[dict]:
+    """The credit notes' credit each invoice took, as recorded when the notes were issued (a
+    finalized invoice keeps its credits when billed as of an earlier day)."""
+    return rows(con, """select a.invoice_id, a.credit_note_id, a.amount_cents, n.number, i.number as invoice_number
+                        from billing.credit_note_applications a
+                        join billing.issued_credit_notes n using (credit_note_id)
+                        join billing.finalized_invoices i on i.invoice_id = n.invoice_id
+                        order by a.invoice_id, n.issuing_date, n.number""")
+
+
+def invoices(con) -> list[dict]:
+    return rows(con, "select * from billing.invoices order by number")
+
+
+def credit_note_items(con) -> list[dict]:
+    return rows(con, "select * from billing.credit_note_items order by credit_note_id, fee_id")
+
+
+def credit_note_taxes(con) -> list[dict]:
+    return rows(con, "select * from billing.credit_note_taxes order by credit_note_id, tax_code")
+
+
+def credit_notes(con) -> list[dict]:
+    return rows(con, "select * from billing.credit_notes order by number")
+
+
+def current_usage(con) -> list[dict]:
+    """The buckets of the open periods, with their metric's aggregation and filter values."""
+    return rows(
+        con,
+        """select u.*, m.aggregation_type, cf.filter_values_json from billing.current_usage u
+           join catalog.charges c using (charge_id)
+           join catalog.billable_metrics m on m.billable_metric_id = c.billable_metric_id
+           left join catalog.charge_filters cf on cf.charge_filter_id = u.charge_filter_key""",
+    )
+
+
+def billed_through(con) -> dt.date:
+    """The billing date of the last pricing run."""
+    return con.execute("select through from billing.run_state").fetchone()[0]
+
+
+def wallet_balances(con) -> dict[str, dict]:
+    return {b["wallet_id"]: b for b in rows(con, "select * from billing.wallet_balances")}
+
+
+def wallets(con) -> list[dict]:
+    return rows(con, "select * from catalog.wallets order by creation_order")
+
+
+def wallet_rules(con) -> dict[str, list[dict]]:
+    """Each wallet's recurring top-up rules, in the order written."""
+    rules: dict[str, list[dict]] = {}
+    for rule in rows(con, "select * from catalog.wallet_rules order by wallet_id, rule_index"):
+        rules.setdefault(rule["wallet_id"], []).append(rule)
+    return rules
+
+
+def event_totals(con, through: dt.date) -> dict[str, int]:
+    """Events of the arrival days up to `through`: raw, accepted, duplicate, rejected, late."""
+    loads = con.execute(
+        """select coalesce(sum(events_raw), 0), coalesce(sum(events_accepted), 0), coalesce(sum(events_duplicate), 0),
+                  coalesce(sum(events_rejected), 0), coalesce(sum(events_late), 0)
+           from marts.fct_event_loads where arrival_date <= ?""",
+        [through],
+    ).fetchone()
+    return dict(zip(("events_raw", "events_accepted", "events_duplicate", "events_rejected", "events_late"),
+                    (int(n) for n in loads), strict=True))
+
+
+def rejected_by_reason(con) -> dict[str, int]:
+    return dict(con.execute(
+        "select rejection_reason, count(*) from marts.fct_events_rejected group by 1 order by 1"
+    ).fetchall())
+
+
+def unpriced_usage(con, through: dt.date) -> list[dict]:
+    return rows(con, "select * from marts.fct_unpriced_usage where arrival_date <= ? order by all", [through])
+
+
+def landing_files(con, status: str, through: dt.date) -> int:
+    """Landing files of the arrival days up to `through` with this status (`raw.landing_files`)."""
+    return int(con.execute(
+        "select count(*) from raw.landing_files where status = ? and arrival_date <= ?", [status, through]
+    ).fetchone()[0])
+
+
+def late_amount_cents(con) -> int:
+    return int(con.execute("select coalesce(sum(late_amount_cents), 0) from billing.late_usage").fetchone()[0])

@@ -36,15 +36,8 @@ import polars as pl
 
 from dagster_project.billing.invoicing import bill
 from dagster_project.catalog import read_catalog, tables
+from dagster_project.store.periods import periods_with_plans
 
-PERIOD_SQL = """
-select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance,
-       pl.amount_cents as amount_cents_plan, pl.minimum_commitment_cents, pl.interval as plan_interval,
-       s.external_customer_id
-from calendar.billing_periods p
-join catalog.subscriptions s using (subscription_id)
-join catalog.plans pl on pl.plan_id = s.plan_id
-"""
 CSV_COLUMNS = ["period", "external_customer_id", "currency", "subscriptions", "old_plan_codes", "new_plan_code",
                "old_amount_cents", "new_amount_cents", "difference_cents"]
 
@@ -185,7 +178,7 @@ def simulate(warehouse: Path, catalog_dir: Path, plan_body: dict, period: str) -
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         known = {r[0] for r in con.execute("select code from catalog.plans").fetchall()}
-        periods = con.execute(PERIOD_SQL).pl()
+        periods = periods_with_plans(con)
         if code in known:
             periods = periods.filter(pl.col("plan_code") == code)
         target = periods.filter(pl.col("period_start_date").is_between(first, last))

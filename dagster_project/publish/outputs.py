@@ -41,8 +41,9 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     for fee in reads.fees(con):
         period = periods.get(fee["billing_period_id"]) or {}
         fee["charges_from_at"], fee["charges_to_at"] = period.get("charges_from_at"), period.get("charges_to_at")
-        for key in ("plan_code", "plan_name", "interval", "amount_cents_plan"):
+        for key in ("plan_code", "plan_name", "amount_cents_plan"):
             fee[key] = period.get(key)
+        fee["interval"] = period.get("plan_interval")
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
         if fee.get("unpriced_label"):  # named by pricing, kept with the fee once its invoice is finalized
             fee["filter_display_name"] = fee["unpriced_label"]

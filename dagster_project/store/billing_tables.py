@@ -9,6 +9,7 @@ import polars as pl
 
 from dagster_project.billing.credit_notes import CreditNoteBook, CreditNoteRequest
 from dagster_project.billing.invoicing import fee_facts, including_taxes
+from dagster_project.store.periods import periods_with_plans
 from dagster_project.store.tables import rows, table_exists, write_table
 
 FINALIZED_COLUMNS = [
@@ -90,13 +91,7 @@ def last_billed_through(con) -> dt.date | None:
 
 def billing_periods(con) -> pl.DataFrame:
     """Every billing period with what pricing needs of its subscription and plan."""
-    return con.execute(
-        """select p.*, s.customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance, pl.amount_cents as amount_cents_plan,
-                  pl.minimum_commitment_cents
-           from calendar.billing_periods p
-           join catalog.subscriptions s using (subscription_id)
-           join catalog.plans pl on pl.plan_id = s.plan_id"""
-    ).pl()
+    return periods_with_plans(con).drop("external_customer_id", "plan_name", "plan_interval")
 
 
 def customers(con) -> pl.DataFrame:

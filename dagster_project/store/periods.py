@@ -16,6 +16,23 @@ PERIOD_SCHEMA = {
 }
 
 
+# Each billing period with its subscription and plan: the one join of the three, which pricing, the
+# publisher and the plan simulation read (each keeping the columns it uses).
+PERIODS_WITH_PLANS = """
+select p.*, s.customer_id, s.external_customer_id, s.currency, s.plan_id, s.plan_code, s.is_plan_pay_in_advance,
+       pl.name as plan_name, pl.interval as plan_interval, pl.amount_cents as amount_cents_plan,
+       pl.minimum_commitment_cents
+from calendar.billing_periods p
+join catalog.subscriptions s using (subscription_id)
+join catalog.plans pl on pl.plan_id = s.plan_id
+"""
+PERIODS_WITH_PLANS_READS = [["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"]]
+
+
+def periods_with_plans(con) -> pl.DataFrame:
+    return con.execute(PERIODS_WITH_PLANS).pl()
+
+
 def subscriptions(con) -> list[dict]:
     return con.execute("select * from catalog.subscriptions").pl().to_dicts()
 

@@ -37,17 +37,7 @@ def customer_sequences(con) -> dict[str, int]:
 
 def billing_periods(con) -> dict[str, dict]:
     """Each billing period by id, with its subscription's plan (code, name, interval, amount)."""
-    return {
-        p["billing_period_id"]: p
-        for p in rows(
-            con,
-            """select p.*, s.plan_id, s.plan_code, s.currency, pl.name as plan_name, pl.interval,
-                      pl.amount_cents as amount_cents_plan
-               from calendar.billing_periods p
-               join catalog.subscriptions s using (subscription_id)
-               join catalog.plans pl on pl.plan_id = s.plan_id""",
-        )
-    }
+    return {p["billing_period_id"]: p for p in periods_with_plans(con).to_dicts()}
 
 
 def billing_entity(con) -> dict | None:

@@ -3,6 +3,7 @@
 
 import datetime as dt
 
+from dagster_project.store.periods import periods_with_plans
 from dagster_project.store.tables import rows
 
 # The tables the invoice and credit note documents are made from: each a declared dependency of

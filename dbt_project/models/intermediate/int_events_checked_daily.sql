@@ -87,6 +87,17 @@ with_period as (
         and e.event_at < p.period_end_at
 ),
 
+-- The metric's value as a number, parsed once (null when it is not a decimal of at most 15 integer
+-- digits, so that sums of millions of events still fit), for the aggregations that read a value.
+numbered as (
+    select *,
+        case when aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
+                  and {{ is_decimal_number('field_value') }}
+                  and length(split_part(ltrim(field_value, '-'), '.', 1)) <= 15
+             then {{ to_decimal('field_value') }} end as field_number
+    from with_period
+),
+
 checked as (
     select
         e.*,
@@ -97,20 +108,16 @@ checked as (
                 then 'timestamp_in_future'
             when e.subscription_id is null or e.billing_period_id is null then 'timestamp_outside_subscription'
             when c.plan_id is null then 'metric_not_in_plan'
-            when e.aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
-                and not ({{ is_decimal_number('e.field_value') }}
-                         and {{ to_decimal('e.field_value') }} is not null
-                         -- at most 15 integer digits, so that sums of millions of events still fit
-                         and length(split_part(ltrim(e.field_value, '-'), '.', 1)) <= 15)
+            when e.aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg') and e.field_number is null
                 then 'invalid_field_value'
             when e.aggregation_type = 'unique_count_agg' and coalesce(e.field_value, '') = ''
                 then 'invalid_field_value'
             -- Token counts and peaks cannot be negative: a negative sum or max is a client bug, not a
             -- refund (latest_agg clamps negatives to 0 and weighted sums may go down, as in Lago).
-            when e.aggregation_type in ('sum_agg', 'max_agg') and {{ to_decimal('e.field_value') }} < 0
+            when e.aggregation_type in ('sum_agg', 'max_agg') and e.field_number < 0
                 then 'negative_field_value'
         end as rejection_reason
-    from with_period e
+    from numbered e
     left join known_subscriptions k on k.external_subscription_id = e.external_subscription_id
     left join charged_metrics c on c.plan_id = e.plan_id and c.billable_metric_id = e.billable_metric_id
 ),
@@ -133,7 +140,7 @@ described as (
         case
             when rejection_reason is not null then null
             when aggregation_type in ('count_agg', 'unique_count_agg') then 1::decimal(38, 12)
-            else {{ to_decimal('field_value') }}
+            else field_number
         end as units
     from checked
 ),
@@ -157,7 +164,8 @@ charged as (
 contributed as (
     select
         *,
-        rejection_reason is not null or arrival_date > invoice_finalized_on or is_charged_one_by_one as keeps_own_row,
+        rejection_reason is not null or coalesce(arrival_date > invoice_finalized_on, false) or is_charged_one_by_one
+            as keeps_own_row,
         case
             when rejection_reason is not null then null
             when aggregation_type = 'weighted_sum_agg' then units
@@ -169,42 +177,69 @@ contributed as (
     from charged
 ),
 
-aggregated as (
+-- The events pricing cannot tell apart, grouped on what tells the rows apart (arrival day, period,
+-- charge, dimensions, and a unique count's value); what depends on the period or the charge alone
+-- is taken once per row.
+grouped as (
     select
-        arrival_date,
-        subscription_id,
-        external_subscription_id,
-        billing_period_id,
-        invoice_finalized_on,
-        billable_metric_code,
-        aggregation_type,
-        is_recurring,
-        charge_id,
-        is_first_charge,
-        dimension_values,
-        -- the counted value of unique_count_agg (a row per value)
-        case when aggregation_type = 'unique_count_agg' and rejection_reason is null then field_value end as field_value,
-        rejection_reason,
-        -- where the event was read, for the events that keep their own row (null on aggregated rows)
-        case when keeps_own_row then source_file end as source_file,
-        case when keeps_own_row then line_number end as line_number,
-        case when keeps_own_row then item_index end as item_index,
-        case when keeps_own_row then transaction_id end as transaction_id,
-        case when keeps_own_row then event_at end as event_at,
-        case when rejection_reason is not null then rejection_detail end as rejection_detail,
-        case when rejection_reason is not null then event_timestamp_text end as event_timestamp_text,
+        arrival_date, billing_period_id, charge_id, dimension_values,
+        case when aggregation_type = 'unique_count_agg' then field_value end as field_value,
+        any_value(subscription_id) as subscription_id,
+        any_value(external_subscription_id) as external_subscription_id,
+        any_value(invoice_finalized_on) as invoice_finalized_on,
+        any_value(billable_metric_code) as billable_metric_code,
+        any_value(aggregation_type) as aggregation_type,
+        any_value(is_recurring) as is_recurring,
+        any_value(is_first_charge) as is_first_charge,
         count(*) as events_count,
         sum(units_contribution)::decimal(38, 12) as units_contribution,
         sum(units)::decimal(38, 12) as value_sum,
         max(units)::decimal(38, 12) as max_value,
-        -- the first and the last event by timestamp, then where it was read (a struct compares field by field)
-        min({ 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index })
+        -- the first event (unique counts: which row counts a value) and the last one (latest_agg), by
+        -- timestamp, then where it was read (a struct compares field by field)
+        min(case when aggregation_type = 'unique_count_agg' then
+            { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index } end)
             as first_event,
         max({ 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index })
             as last_event,
         arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as last_value
     from contributed
-    group by all
+    where not keeps_own_row
+    group by arrival_date, billing_period_id, charge_id, dimension_values,
+        case when aggregation_type = 'unique_count_agg' then field_value end
+),
+
+-- The events that keep their own row, each with where it was read.
+own_rows as (
+    select
+        arrival_date, billing_period_id, charge_id, dimension_values,
+        case when aggregation_type = 'unique_count_agg' and rejection_reason is null then field_value end as field_value,
+        subscription_id, external_subscription_id, invoice_finalized_on, billable_metric_code, aggregation_type,
+        is_recurring, is_first_charge,
+        1::bigint as events_count,
+        units_contribution,
+        units as value_sum,
+        units as max_value,
+        { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index }
+            as first_event,
+        { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index }
+            as last_event,
+        units as last_value,
+        rejection_reason, source_file, line_number, item_index, transaction_id, event_at,
+        case when rejection_reason is not null then rejection_detail end as rejection_detail,
+        case when rejection_reason is not null then event_timestamp_text end as event_timestamp_text
+    from contributed
+    where keeps_own_row
+),
+
+aggregated as (
+    select * from own_rows
+    union all
+    select *,
+        null::varchar as rejection_reason, null::varchar as source_file, null::bigint as line_number,
+        null::integer as item_index, null::varchar as transaction_id, null::timestamp as event_at,
+        null::varchar as rejection_detail, null::varchar as event_timestamp_text
+    from grouped
 ),
 
 -- The charge filter of each row: the most specific filter of its charge for its dimensions

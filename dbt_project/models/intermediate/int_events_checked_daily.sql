@@ -177,13 +177,14 @@ contributed as (
     from charged
 ),
 
--- The events pricing cannot tell apart, grouped on what tells the rows apart (arrival day, period,
--- charge, dimensions, and a unique count's value); what depends on the period or the charge alone
--- is taken once per row.
-grouped as (
+-- One row per group of events that pricing cannot tell apart: grouped on what tells the rows apart
+-- (arrival day, period, charge, dimensions, a unique count's value; for the events that keep their
+-- own row, where they were read, which is null for the others), with what depends on those taken
+-- once. One aggregation over the checked events, which are never held in memory as they are.
+aggregated as (
     select
         arrival_date, billing_period_id, charge_id, dimension_values,
-        case when aggregation_type = 'unique_count_agg' then field_value end as field_value,
+        case when aggregation_type = 'unique_count_agg' and rejection_reason is null then field_value end as field_value,
         any_value(subscription_id) as subscription_id,
         any_value(external_subscription_id) as external_subscription_id,
         any_value(invoice_finalized_on) as invoice_finalized_on,
@@ -197,49 +198,28 @@ grouped as (
         max(units)::decimal(38, 12) as max_value,
         -- the first event (unique counts: which row counts a value) and the last one (latest_agg), by
         -- timestamp, then where it was read (a struct compares field by field)
-        min(case when aggregation_type = 'unique_count_agg' then
+        min(case when aggregation_type = 'unique_count_agg' or keeps_own_row then
             { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index } end)
             as first_event,
         max({ 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index })
             as last_event,
-        arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as last_value
+        arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as last_value,
+        rejection_reason,
+        case when keeps_own_row then source_file end as source_file,
+        case when keeps_own_row then line_number end as line_number,
+        case when keeps_own_row then item_index end as item_index,
+        -- (the events that keep their own row: theirs)
+        any_value(case when keeps_own_row then transaction_id end) as transaction_id,
+        any_value(case when keeps_own_row then event_at end) as event_at,
+        any_value(case when rejection_reason is not null then rejection_detail end) as rejection_detail,
+        any_value(case when rejection_reason is not null then event_timestamp_text end) as event_timestamp_text
     from contributed
-    where not keeps_own_row
     group by arrival_date, billing_period_id, charge_id, dimension_values,
-        case when aggregation_type = 'unique_count_agg' then field_value end
-),
-
--- The events that keep their own row, each with where it was read.
-own_rows as (
-    select
-        arrival_date, billing_period_id, charge_id, dimension_values,
-        case when aggregation_type = 'unique_count_agg' and rejection_reason is null then field_value end as field_value,
-        subscription_id, external_subscription_id, invoice_finalized_on, billable_metric_code, aggregation_type,
-        is_recurring, is_first_charge,
-        1::bigint as events_count,
-        units_contribution,
-        units as value_sum,
-        units as max_value,
-        { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index }
-            as first_event,
-        { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index }
-            as last_event,
-        units as last_value,
-        rejection_reason, source_file, line_number, item_index, transaction_id, event_at,
-        case when rejection_reason is not null then rejection_detail end as rejection_detail,
-        case when rejection_reason is not null then event_timestamp_text end as event_timestamp_text
-    from contributed
-    where keeps_own_row
-),
-
-aggregated as (
-    select * from own_rows
-    union all
-    select *,
-        null::varchar as rejection_reason, null::varchar as source_file, null::bigint as line_number,
-        null::integer as item_index, null::varchar as transaction_id, null::timestamp as event_at,
-        null::varchar as rejection_detail, null::varchar as event_timestamp_text
-    from grouped
+        case when aggregation_type = 'unique_count_agg' and rejection_reason is null then field_value end,
+        rejection_reason,
+        case when keeps_own_row then source_file end,
+        case when keeps_own_row then line_number end,
+        case when keeps_own_row then item_index end
 ),
 
 -- The charge filter of each row: the most specific filter of its charge for its dimensions

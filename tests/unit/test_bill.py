@@ -65,7 +65,7 @@ WALLET_SCHEMA = {
     "external_customer_id": pl.String, "name": pl.String, "code": pl.String, "currency": pl.String,
     "priority": pl.Int64, "rate_amount": pl.String, "paid_credits": pl.String, "granted_credits": pl.String,
     "created_at": pl.Datetime("us"), "expiration_at": pl.Datetime("us"),
-    "invoice_requires_successful_payment": pl.Boolean, "recurring_transaction_rules_json": pl.String,
+    "invoice_requires_successful_payment": pl.Boolean,
 }
 VAT_10 = Tax("vat_10", "VAT 10%", Decimal(10))
 
@@ -115,7 +115,7 @@ def wallet(granted_credits: str) -> pl.DataFrame:
         "external_customer_id": "acme", "name": "Credits", "code": "credits", "currency": "USD", "priority": 50,
         "rate_amount": "1", "paid_credits": "0", "granted_credits": granted_credits,
         "created_at": dt.datetime(2026, 10, 1), "expiration_at": None,
-        "invoice_requires_successful_payment": False, "recurring_transaction_rules_json": "[]",
+        "invoice_requires_successful_payment": False,
     }], schema=WALLET_SCHEMA)
 
 

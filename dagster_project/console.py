@@ -179,8 +179,11 @@ class Phase:
         if self.name == "events":
             return describe_events(context.arrival_days, self.assets.get("raw/events", {}))
         if self.name in ("usage models", "billing marts"):
-            models = sum(1 for path in self.assets if path.split("/", 1)[0] in ("staging", "intermediate", "marts", "reference"))
-            text = plural(models, "dbt model")
+            models = [meta for path, meta in self.assets.items()
+                      if path.split("/", 1)[0] in ("staging", "intermediate", "marts", "reference")]
+            text = plural(len(models), "dbt model")
+            if models and all(meta.get("unchanged") for meta in models):
+                text += " unchanged, not run"
             if self.name == "usage models" and context.event_outcomes:
                 text += f"; events {describe_outcomes(context.event_outcomes())}"
             return text

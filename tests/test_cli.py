@@ -75,11 +75,15 @@ def billed(tmp_path_factory):
     b.first = ok(meterhouse(*run_args(work, "2026-11-02"), tmpdir=work / "tmp", umask=0o027))
     b.modes = {str(p.relative_to(work)): p.stat().st_mode & 0o777 for p in (work / "out").rglob("*") if p.is_file()}
     b.billed_tree = tree(work)
+    b.billed_log = (work / "warehouse.duckdb.log").read_text()
     b.dry_billed = ok(meterhouse(*run_args(work, "2026-11-05", "--dry-run"), tmpdir=work / "tmp"))
     b.after_dry_billed = tree(work)
     b.second = ok(meterhouse(*run_args(work, "2026-11-05"), tmpdir=work / "tmp"))
     b.second_summary = (work / "out" / "run_summary.json").read_bytes()
+    log = work / "warehouse.duckdb.log"  # the run's full log: each run appends its own section
+    b.second_log = log.read_text()[len(b.billed_log):]
     b.rerun = ok(meterhouse(*run_args(work, "2026-11-05", "--json"), tmpdir=work / "tmp"))
+    b.rerun_log = log.read_text()[len(b.billed_log) + len(b.second_log):]
     return b
 
 
@@ -118,6 +122,19 @@ def test_a_rerun_finalizes_nothing_and_says_so_and_json_prints_the_summary(bille
     assert json.loads(billed.rerun.stdout) == json.loads(billed.second_summary)
     assert "invoices      finalized no invoice in this run" in billed.rerun.stderr.splitlines()
     assert (billed.work / "out" / "run_summary.json").read_bytes() == billed.second_summary  # not in the summary
+
+
+def test_a_rerun_with_nothing_new_runs_no_dbt_command_and_says_so(billed):
+    # the second run had a new day of events and a new billing date: both dbt commands ran
+    assert billed.second_log.count("Running dbt command: ") == 2
+    assert " unchanged, not run" not in billed.second.stdout
+    # the rerun: the same files, catalog and date, so the same inputs to both: neither runs
+    assert billed.rerun_log.count("==== meterhouse run ") == 1
+    assert "Running dbt command: " not in billed.rerun_log
+    steps = {line[:14].strip(): line for line in billed.rerun.stderr.splitlines()}
+    assert steps["usage models"].startswith("usage models  ")
+    assert " dbt models unchanged, not run; events 10 accepted, 0 duplicates, 0 rejected, 1 late " in steps["usage models"]
+    assert " dbt models unchanged, not run " in steps["billing marts"]
 
 
 def test_the_console_shows_one_line_per_step_with_its_counts_and_no_log(billed):

@@ -2,7 +2,9 @@
 
 
 import functools
+import graphlib
 import importlib.metadata
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,12 +15,19 @@ from packaging import version
 
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
+from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date
 from dagster_project.store.usage_state import NOTHING_TO_REBUILD, plan_usage_rebuild, record_usage_state
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 USAGE_MODELS = "path:seeds path:models/staging path:models/intermediate path:models/marts/usage path:tests"
 # Marts over the priced tables (billing.*): they run after the pricing step.
 BILLING_MARTS = "path:models/marts/billing path:models/marts/analytics"
+# The warehouse tables each selection reads (`raw.day_loads` stands for the events: it holds each
+# loaded day's content signature), and the selections whose models it reads.
+SELECTION_INPUTS = {
+    "usage_models": (("raw.day_loads", "catalog.*", "calendar.*"), ()),
+    "billing_marts": (("billing.*", "catalog.*", "calendar.*"), ("usage_models",)),
+}
 
 
 @functools.cache
@@ -82,6 +91,37 @@ def target_path(selection: str, settings: MeterhouseSettings) -> Path:
     return settings.warehouse.parent / f"{settings.warehouse.name}.dbt" / selection
 
 
+def _folders(selection: str) -> tuple[str, ...]:
+    """The project folders of a selection (`path:...` terms), with the macros they use."""
+    return (*(term.removeprefix("path:") for term in selection.split()), "macros")
+
+
+def _relations(selection: str) -> list[tuple[str, str]]:
+    """(schema, name) of every table, view and seed the selection builds, from the manifest."""
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    folders = tuple(f + "/" for f in _folders(selection))
+    return sorted(
+        (node["schema"], node.get("alias") or node["name"]) for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") != "ephemeral"
+        and node["original_file_path"].startswith(folders))
+
+
+def _inputs(con, name: str, selection: str) -> str:
+    tables, upstream = SELECTION_INPUTS[name]
+    versions = [importlib.metadata.version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb")]
+    return inputs_digest(con, DBT_DIR, _folders(selection), tables, upstream) + "/" + "/".join(versions)
+
+
+def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
+    """The selection's assets as built before (its inputs are those of its last build): nothing
+    is run, and each asset says so in its metadata (`unchanged`); their asset checks still run."""
+    context.log.info(f"{what}: inputs unchanged since the last build, dbt not run")
+    selected, deps = context.selected_asset_keys, context.assets_def.asset_deps
+    order = graphlib.TopologicalSorter({key: deps.get(key, set()) & selected for key in selected})
+    for key in order.static_order():  # (Dagster wants a multi-asset's outputs in dependency order)
+        yield dg.MaterializeResult(asset_key=key, metadata={"unchanged": True})
+
+
 @functools.cache
 def usage_models():
     @dbt_assets(
@@ -101,15 +141,24 @@ def usage_models():
         with settings.connect() as con:
             ensure_raw_schema(con)
             rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con, DBT_DIR)
+            digest = _inputs(con, "usage_models", USAGE_MODELS)
+            unchanged = (not context.is_subset and not full_refresh and rebuild_from == NOTHING_TO_REBUILD
+                         and up_to_date(con, "usage_models", digest, _relations(USAGE_MODELS)))
+            if not unchanged:
+                record_build(con, "usage_models", None)  # (until this build has succeeded)
+        if unchanged:
+            yield from _not_rebuilt(context, "usage models")
+            return
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
         os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
         context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
         args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
         yield from dbt.cli(args, context=context, target_path=target_path("usage_models", settings)).stream()
-        if not context.is_subset:
-            with settings.connect() as con:
+        with settings.connect() as con:
+            if not context.is_subset:
                 record_usage_state(con, fingerprint)
+            record_build(con, "usage_models", None if context.is_subset else digest)
 
     return _usage_models
 
@@ -130,7 +179,17 @@ def billing_marts():
         # Read only by the usage models' files; a value that changes every day would make dbt
         # parse those files again (partial parsing tracks each file's environment variables).
         os.environ["METERHOUSE_REBUILD_FROM"] = NOTHING_TO_REBUILD
+        with settings.connect() as con:
+            digest = _inputs(con, "billing_marts", BILLING_MARTS)
+            unchanged = not context.is_subset and up_to_date(con, "billing_marts", digest, _relations(BILLING_MARTS))
+            if not unchanged:
+                record_build(con, "billing_marts", None)  # (until this build has succeeded)
+        if unchanged:
+            yield from _not_rebuilt(context, "billing marts")
+            return
         yield from dbt.cli(dbt_args("build"), context=context, target_path=target_path("billing_marts", settings)).stream()
+        with settings.connect() as con:
+            record_build(con, "billing_marts", None if context.is_subset else digest)
 
     return _billing_marts
 

@@ -46,20 +46,23 @@ def billable_metric_object(metric, created_at: dt.datetime) -> dict:
         "code": metric.code,
         "description": metric.description,
         "aggregation_type": metric.aggregation_type,
-        "weighted_interval": None,
         "recurring": metric.recurring,
         "rounding_function": metric.rounding_function,
         "rounding_precision": metric.rounding_precision,
         "created_at": _ts(created_at),
-        "expression": None,
         "field_name": metric.field_name,
         "filters": [{"key": f.key, "values": list(f.values)} for f in metric.filters],
     }
 
 
+def _present(obj: dict, *names: str) -> dict:
+    """`obj` without those of `names` that are None (fields Lago's schema types without null)."""
+    return {k: v for k, v in obj.items() if not (k in names and v is None)}
+
+
 def plan_object(plan, created_at: dt.datetime) -> dict:
     created = _ts(created_at)
-    return {
+    return _present({
         "lago_id": plan_id(plan.code),
         "name": plan.name,
         "invoice_display_name": plan.invoice_display_name,
@@ -99,15 +102,17 @@ def plan_object(plan, created_at: dt.datetime) -> dict:
             for index, charge in enumerate(plan.charges)
         ],
         "taxes": [],
-    }
+    }, "invoice_display_name", "description", "trial_period", "bill_charges_monthly")
 
 
 def customer_api_object(catalog: Catalog, customer) -> dict:
-    """Lago's customer object. Its number (`sequential_id`) is assigned by the run, so it is left
-    out; `updated_at` is its `created_at` (bodies are not updated here)."""
-    row = next(r for r in customers(catalog) if r["external_id"] == customer.external_id)
-    shown = customer_object(row, 0)
-    del shown["sequential_id"], shown["slug"]
+    """Lago's customer object. Its number (`sequential_id`, `slug`) is the run's: customers are
+    numbered once, in (created_at, external_id) order (docs/architecture.md), which is this order
+    as long as customers are added in time order, as the API adds them. `updated_at` is its
+    `created_at` (bodies are not updated here)."""
+    rows = sorted(customers(catalog), key=lambda r: (r["created_at"] or "", r["external_id"]))
+    sequence, row = next((i, r) for i, r in enumerate(rows, start=1) if r["external_id"] == customer.external_id)
+    shown = customer_object(row, sequence)
     shown["updated_at"] = shown["created_at"]
     return shown
 
@@ -148,7 +153,7 @@ def subscription_object(catalog: Catalog, subscription, now: dt.datetime) -> dic
         "trial_ended_at": None,
         "current_billing_period_started_at": None,
         "current_billing_period_ending_at": None,
-        "on_termination_credit_note": None,
+        "on_termination_credit_note": "skip",  # no credit note on termination here
         "on_termination_invoice": "generate",
     }
 

@@ -21,6 +21,17 @@ from dagster_project.serve.published import Published
 BUSY = 3  # `meterhouse run`'s exit status when another process holds the warehouse (cli.BUSY)
 
 
+def _die_with_the_server() -> None:
+    """In the run's process, before it starts: killed when the server's refresh thread ends (the
+    server stopped or was killed), so that no run outlives its server and holds the warehouse's
+    lock. A run killed midway is safe: the next run repairs it (tests/e2e/test_kill_and_rerun.py)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class Paths:
     catalog: Path
@@ -98,7 +109,8 @@ class Refresher(threading.Thread):
         self._before_run()
         seen = self._changes()  # what this run bills at least (later writes make it dirty again)
         through = self._clock().astimezone(dt.timezone.utc).date()
-        result = subprocess.run(run_command(self.paths, through), capture_output=True, text=True)
+        result = subprocess.run(run_command(self.paths, through), capture_output=True, text=True,
+                                preexec_fn=_die_with_the_server if sys.platform == "linux" else None)
         seconds = time.monotonic() - self._last_started
         self.status.runs += 1
         self.status.last_seconds = round(seconds, 1)

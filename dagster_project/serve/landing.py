@@ -127,11 +127,13 @@ class EventLog:
                 self._synced[fd] = max(self._synced[fd], target)
         return day
 
-    def barrier(self) -> None:
-        """Wait for the writes under way: afterwards every line of an earlier request is in its
-        file (the refresh calls it before deciding its billing date)."""
+    def billing_date(self) -> dt.date:
+        """Today's arrival date, taken once the writes under way are done and before any other
+        starts: every line written before is in its file, every line written after lands in this
+        day's folder or a later one, which a run through this date does not close (the refresh's
+        billing date)."""
         with self._write_lock:
-            pass
+            return self.arrival_day()
 
     def close(self) -> None:
         with self._write_lock:

@@ -35,7 +35,7 @@ def serve(catalog: Path, events: Path, warehouse: Path, out: Path, host: str, po
         app.published = snapshot
 
     refresher = Refresher(Paths(Path(catalog), Path(events), Path(warehouse), Path(out)), refresh_seconds,
-                          changes=lambda: (log.events_appended, store.version), before_run=log.barrier,
+                          changes=lambda: (log.events_appended, store.version), billing_date=log.billing_date,
                           published=published, clock=utc_now, say=say)
     app.poke = refresher.poke
     app.health = lambda: {"refresh": vars(refresher.status)}

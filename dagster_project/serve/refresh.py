@@ -65,16 +65,17 @@ class Status:
 
 
 class Refresher(threading.Thread):
-    """`changes()` counts what was written (events appended, catalog writes); `before_run()` waits
-    for writes under way (`EventLog.barrier`); `published(p)` receives each run's outputs."""
+    """`changes()` counts what was written (events appended, catalog writes); `billing_date()` is
+    the date a run bills through (`EventLog.billing_date`: today, after the writes under way);
+    `published(p)` receives each run's outputs."""
 
-    def __init__(self, paths: Paths, interval: float, changes: Callable[[], tuple], before_run: Callable[[], None],
+    def __init__(self, paths: Paths, interval: float, changes: Callable[[], tuple], billing_date: Callable[[], dt.date],
                  published: Callable[[Published], None], clock: Callable[[], dt.datetime],
                  say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)):
         super().__init__(name="meterhouse-refresh", daemon=True)
         self.paths, self.interval = paths, interval
-        self._changes, self._before_run, self._published, self._clock, self._say = (
-            changes, before_run, published, clock, say)
+        self._changes, self._billing_date, self._published, self._clock, self._say = (
+            changes, billing_date, published, clock, say)
         self._billed: tuple | None = None  # `changes()` as of the last run that succeeded
         self._last_started: float | None = None
         self._stop = threading.Event()
@@ -106,9 +107,8 @@ class Refresher(threading.Thread):
     def refresh(self) -> bool:
         """One run now; whether it published."""
         self._last_started = time.monotonic()
-        self._before_run()
+        through = self._billing_date()
         seen = self._changes()  # what this run bills at least (later writes make it dirty again)
-        through = self._clock().astimezone(dt.timezone.utc).date()
         result = subprocess.run(run_command(self.paths, through), capture_output=True, text=True,
                                 preexec_fn=_die_with_the_server if sys.platform == "linux" else None)
         seconds = time.monotonic() - self._last_started

@@ -132,6 +132,14 @@ def test_events_are_appended_to_the_folder_of_their_utc_arrival_date(tmp_path):
     assert log.events_appended == 3
 
 
+def test_a_refresh_bills_through_the_utc_date_of_the_log_after_the_writes_under_way(tmp_path):
+    """04:30 UTC on 6 December is still 5 December in New York: the billing date is the UTC one,
+    the date the landing folders are named by."""
+    moment = dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    log = EventLog(tmp_path, clock=lambda: moment)
+    assert log.billing_date() == dt.date(2026, 12, 6)
+
+
 def test_a_half_written_last_line_is_cut_and_said_before_the_server_appends(tmp_path):
     day = tmp_path / "2026-12-05"
     day.mkdir()

@@ -19,6 +19,7 @@ from dagster_project import console as out
 # is written (click's own usage errors are 2 as well).
 RUN_FAILED = REJECTED = 1
 BAD_INPUT = 2
+BUSY = 3  # another process holds the warehouse's lock (`warehouse_lock.py`): nothing written
 
 
 @click.group()
@@ -141,9 +142,16 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
             _warn(console, billed.summary, copy)
         console.line(f"dry run done in {time.monotonic() - started:.1f} s: nothing written")
     else:
+        from dagster_project.warehouse_lock import WarehouseBusy, holding
+
         log_file = log_file_of(warehouse)
-        billed = _bill(console, catalog_dir, events_dir, warehouse, out_dir, through_date, payments_dir, log_file,
-                       verbose, log_kept=True, catalog=inputs.catalog)
+        try:
+            with holding(warehouse, "meterhouse " + " ".join(sys.argv[1:])):
+                billed = _bill(console, catalog_dir, events_dir, warehouse, out_dir, through_date, payments_dir,
+                               log_file, verbose, log_kept=True, catalog=inputs.catalog)
+        except WarehouseBusy as exc:
+            console.error(f"error: {exc}")
+            sys.exit(BUSY)
         for line in out.finalized_report(billed.finalized, dry_run=False):
             console.line(line)
         _warn(console, billed.summary, warehouse)
@@ -204,6 +212,27 @@ def check(catalog_dir: Path, events_dir: Path | None, payments_dir: Path | None,
     if events_rejected or payments_rejected:
         sys.exit(REJECTED)
     console.line("check: nothing would be rejected")
+
+
+@main.command()
+@click.option("--catalog", "catalog_dir", required=True, type=click.Path(path_type=Path),
+              help="Catalog folder: created bodies are written into it.")
+@click.option("--events", "events_dir", required=True, type=click.Path(path_type=Path),
+              help="Landing folder: events are appended to YYYY-MM-DD/ (their UTC arrival date).")
+@click.option("--warehouse", required=True, type=click.Path(path_type=Path), help="DuckDB file the refresh bills.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder the refresh publishes to; reads are answered from it.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--refresh-seconds", default=60.0, show_default=True, type=float,
+              help="Bill new events at most this often (an incremental `meterhouse run` through today, UTC).")
+def serve(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, host: str, port: int,
+          refresh_seconds: float) -> None:
+    """Lago's HTTP API over the folders: events in, catalog bodies in, current usage, invoices and
+    wallets out. The key clients send is METERHOUSE_API_KEY (Authorization: Bearer <key>)."""
+    from dagster_project.serve.main import serve as run_server
+
+    run_server(catalog_dir, events_dir, warehouse, out_dir, host, port, refresh_seconds)
 
 
 @main.command("generate-events")

@@ -49,7 +49,7 @@ class Billed:
 
 def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path,
           through: dt.date, payments_dir: Path | None, log_file: Path, verbose: bool, log_kept: bool,
-          catalog: object = None) -> Billed:
+          catalog: object = None, engine: str = "duckdb", spark_master: str = "local[*]") -> Billed:
     """Run the pipeline with one line per step on the console and the logs in `log_file`; what it
     finalized (the invoices of `billing.finalized_invoices` that were not there before).
     `catalog`: the catalog `check_inputs` parsed, which the run writes without parsing it again."""
@@ -66,7 +66,7 @@ def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: 
     try:
         with console.capture_logs(log_file, header, echo=verbose), console.showing_progress():
             summary = pipeline.run_pipeline(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir,
-                                            observer=lines, catalog=catalog)
+                                            observer=lines, catalog=catalog, engine=engine, spark_master=spark_master)
     except pipeline.RunFailed as exc:
         if exc.refusals:  # the input is refused (a credit note): nothing billed, say what to fix
             _refuse(console, [line.removeprefix("- ") for text in exc.refusals for line in text.splitlines()])
@@ -80,6 +80,20 @@ def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: 
     invoices = pipeline.invoices(warehouse)
     return Billed(summary, [i for i in invoices if i.status == "finalized" and i.invoice_id not in before],
                   [i for i in invoices if i.status == "draft"])
+
+
+def spark_missing() -> str | None:
+    """Why `--engine spark` cannot run here (None: it can): dbt-spark and pyspark are the optional
+    extra `spark`, and Spark needs a Java runtime."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dbt.adapters.spark") is None:
+        return ("--engine spark: pyspark and dbt-spark are not installed; install the extra "
+                "(`uv sync --extra spark`, or `pip install 'meterhouse[spark]'`)")
+    if shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin" + os.pathsep + os.environ.get("PATH", "")) is None:
+        return "--engine spark: no Java runtime found (Spark 4 needs Java 17 or later; set JAVA_HOME or PATH)"
+    return None
 
 
 def _warn(console: out.Console, summary: dict, warehouse: Path) -> None:
@@ -116,8 +130,14 @@ def _warn(console: out.Console, summary: dict, warehouse: Path) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Print Dagster's and dbt's logs on the console too.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run summary as JSON on stdout (the step lines go to stderr).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the usage models run: the DuckDB warehouse, or Apache Spark through dbt-spark "
+                   "(the optional extra `spark`, and Java 17+).")
+@click.option("--spark-master", default="local[*]", show_default=True,
+              help="Spark's master URL for --engine spark.")
 def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.datetime,
-        payments_dir: Path | None, dry_run: bool, allow_no_events: bool, verbose: bool, as_json: bool) -> None:
+        payments_dir: Path | None, dry_run: bool, allow_no_events: bool, verbose: bool, as_json: bool,
+        engine: str, spark_master: str) -> None:
     """Load every arrival day up to THROUGH, then bill every invoice due by then.
 
     One line per step on the console; Dagster's and dbt's logs are appended to WAREHOUSE.log."""
@@ -126,6 +146,8 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
     through_date = through.date()
     from dagster_project.pipeline import InputProblems, check_inputs, quiet_since_problem, scratch_copy
 
+    if engine == "spark" and (problem := spark_missing()):
+        _refuse(console, [problem])
     try:  # before anything is written
         inputs = check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events)
     except InputProblems as exc:
@@ -136,7 +158,8 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
         with scratch_copy(warehouse) as copy:
             console.line(f"dry run: billing a copy of {warehouse} in {copy.parent} (deleted afterwards)")
             billed = _bill(console, catalog_dir, events_dir, copy, copy.parent / "out", through_date, payments_dir,
-                           copy.parent / "run.log", verbose, log_kept=False, catalog=inputs.catalog)
+                           copy.parent / "run.log", verbose, log_kept=False, catalog=inputs.catalog,
+                           engine=engine, spark_master=spark_master)
             for line in [*out.finalized_report(billed.finalized, dry_run=True), *out.drafts_report(billed.drafts)]:
                 console.line(line)
             _warn(console, billed.summary, copy)
@@ -148,7 +171,8 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
         try:
             with holding(warehouse, "meterhouse " + " ".join(sys.argv[1:])):
                 billed = _bill(console, catalog_dir, events_dir, warehouse, out_dir, through_date, payments_dir,
-                               log_file, verbose, log_kept=True, catalog=inputs.catalog)
+                               log_file, verbose, log_kept=True, catalog=inputs.catalog, engine=engine,
+                               spark_master=spark_master)
         except WarehouseBusy as exc:
             console.error(f"error: {exc}")
             sys.exit(BUSY)

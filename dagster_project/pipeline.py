@@ -174,24 +174,28 @@ class _StepEvents:
 
 
 def run_pipeline(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date,
-                 payments_dir: Path | None = None, observer: Observer | None = None, catalog: object = None) -> dict:
+                 payments_dir: Path | None = None, observer: Observer | None = None, catalog: object = None,
+                 engine: str = "duckdb", spark_master: str = "local[*]") -> dict:
     """Load arrival days up to `through` in one run, then build, price and publish in a second;
     the parsed `run_summary.json`. `observer` hears of each step that succeeds. `catalog`: the
-    `Catalog` already parsed from `catalog_dir` (`check_inputs`), not parsed again.
+    `Catalog` already parsed from `catalog_dir` (`check_inputs`), not parsed again. `engine`: where
+    the usage models run, "duckdb" or "spark" (on `spark_master`).
 
     Both runs use the same definitions as `dagster dev`; the range is one run with a single dbt
     invocation, not one per day. dbt's commands go through one warm dbt process, started first so
     that its import of dbt overlaps the Dagster imports and the load (`warm_dbt.py`).
     """
     with warm_dbt():
-        return _run(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir, observer, catalog)
+        return _run(catalog_dir, events_dir, warehouse, out_dir, through, payments_dir, observer, catalog,
+                    engine, spark_master)
 
 
 JOB_NAME = "__ephemeral_asset_job__"  # the name `dg.materialize` gives its job
 
 
 def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.date,
-         payments_dir: Path | None, observer: Observer | None = None, catalog: object = None) -> dict:
+         payments_dir: Path | None, observer: Observer | None = None, catalog: object = None,
+         engine: str = "duckdb", spark_master: str = "local[*]") -> dict:
     from dagster_project.definitions import build_definitions
 
     settings = MeterhouseSettings(
@@ -201,6 +205,8 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
         out_dir=str(Path(out_dir).resolve()),
         payments_dir=str(Path(payments_dir).resolve()) if payments_dir else "",
         through=through.isoformat(),
+        engine=engine,
+        spark_master=spark_master,
     )
     defs = build_definitions(settings, catalog)
     assets = list(defs.assets)

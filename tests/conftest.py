@@ -12,6 +12,7 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
 # while the other has finished.
 SLOW_FIRST = (
+    "tests/e2e/test_spark_engine.py",  # ~400 s on 2 cores: two Spark builds (a session starts in 20-35 s)
     "tests/e2e/test_golden_outputs.py",  # ~240 s
     "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s
@@ -85,15 +86,16 @@ def dagster_home(tmp_path_factory):
     return home
 
 
-def run_meterhouse(catalog, events, work, through, payments=None):
-    """`meterhouse run` as a user types it, in a subprocess, into `work/warehouse.duckdb` and `work/out`."""
+def run_meterhouse(catalog, events, work, through, payments=None, extra=()):
+    """`meterhouse run` as a user types it, in a subprocess, into `work/warehouse.duckdb` and `work/out`
+    (`extra`: more options)."""
     import subprocess
     import sys
 
     result = subprocess.run(
         [sys.executable, "-m", "dagster_project.cli", "run", "--catalog", str(catalog), "--events", str(events),
          "--warehouse", str(work / "warehouse.duckdb"), "--out", str(work / "out"), "--through", through,
-         *(["--payments", str(payments)] if payments else [])],
+         *(["--payments", str(payments)] if payments else []), *extra],
         capture_output=True, text=True, cwd=REPO,
     )
     log = work / "warehouse.duckdb.log"  # Dagster's and dbt's logs; the console has the error and the steps

@@ -15,6 +15,7 @@ from packaging import version
 
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
+from dagster_project.store import spark_exchange
 from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date
 from dagster_project.store.usage_state import NOTHING_TO_REBUILD, plan_usage_rebuild, record_usage_state
 
@@ -96,13 +97,15 @@ def _folders(selection: str) -> tuple[str, ...]:
     return (*(term.removeprefix("path:") for term in selection.split()), "macros")
 
 
-def _relations(selection: str) -> list[tuple[str, str]]:
-    """(schema, name) of every table, view and seed the selection builds, from the manifest."""
+def _relations(selection: str, materialized: tuple[str, ...] = ("table", "incremental", "view", "seed")
+               ) -> list[tuple[str, str]]:
+    """(schema, name) of every table, view and seed the selection builds (or of those built as
+    `materialized`), from the manifest."""
     manifest = json.loads(dbt_project().manifest_path.read_text())
     folders = tuple(f + "/" for f in _folders(selection))
     return sorted(
         (node["schema"], node.get("alias") or node["name"]) for node in manifest["nodes"].values()
-        if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") != "ephemeral"
+        if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") in materialized
         and node["original_file_path"].startswith(folders))
 
 
@@ -120,6 +123,27 @@ def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
     order = graphlib.TopologicalSorter({key: deps.get(key, set()) & selected for key in selected})
     for key in order.static_order():  # (Dagster wants a multi-asset's outputs in dependency order)
         yield dg.MaterializeResult(asset_key=key, metadata={"unchanged": True})
+
+
+def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings):
+    """The usage models built by dbt-spark: the sources go to Spark as Parquet, the models are built
+    there whole (incremental builds on Spark are not written yet), and their tables come back into
+    the warehouse; the views are then made on DuckDB too, where the billing marts read them."""
+    spark_dir = settings.spark_dir
+    os.environ["METERHOUSE_SPARK_DIR"] = str(spark_dir)
+    os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
+    os.environ["METERHOUSE_REBUILD_FROM"] = "0001-01-01"
+    with settings.connect() as con:
+        exported = spark_exchange.export_sources(con, spark_dir)
+    context.log.info(f"usage models on Spark ({settings.spark_master}): {len(exported)} source tables "
+                     f"written as Parquet under {spark_dir / 'sources'}")
+    args = [*dbt_args("build"), "--full-refresh", "--target", "spark"]
+    yield from dbt.cli(args, context=context, target_path=target_path("usage_models_spark", settings)).stream()
+    with settings.connect() as con:
+        spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")))
+    views = ["run", "--no-write-json", "--select", USAGE_MODELS,
+             "--exclude", "config.materialized:table config.materialized:incremental"]
+    dbt.cli(views, target_path=target_path("usage_models", settings)).wait()
 
 
 @functools.cache
@@ -151,10 +175,13 @@ def usage_models():
             return
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
-        os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
-        context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
-        args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
-        yield from dbt.cli(args, context=context, target_path=target_path("usage_models", settings)).stream()
+        if settings.engine == "spark":
+            yield from _on_spark(context, dbt, settings)
+        else:
+            os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
+            context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
+            args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
+            yield from dbt.cli(args, context=context, target_path=target_path("usage_models", settings)).stream()
         with settings.connect() as con:
             if not context.is_subset:
                 record_usage_state(con, fingerprint)

@@ -40,6 +40,10 @@ class MeterhouseSettings(dg.ConfigurableResource):
     # (docs/performance.md), so 3GB leaves room for Python and dbt under a 4 GiB budget.
     duckdb_memory_limit: str = "3GB"
     duckdb_threads: int = 2
+    # Where the usage models run: "duckdb" (the warehouse itself) or "spark" (dbt-spark, the
+    # optional extra `spark`; its files under `<warehouse>.spark/`), and Spark's master.
+    engine: str = "duckdb"
+    spark_master: str = "local[*]"
 
     @classmethod
     def from_env(cls) -> MeterhouseSettings:
@@ -56,6 +60,11 @@ class MeterhouseSettings(dg.ConfigurableResource):
     @property
     def warehouse(self) -> Path:
         return Path(self.warehouse_path).resolve()
+
+    @property
+    def spark_dir(self) -> Path:
+        """Spark's metastore, tables and source files for this warehouse: `<warehouse>.spark/`."""
+        return self.warehouse.parent / f"{self.warehouse.name}.spark"
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

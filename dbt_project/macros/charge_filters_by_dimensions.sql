@@ -14,11 +14,7 @@
     filter_keys as (select filter_keys from {{ ref('stg_catalog__filter_keys') }}),
 
     signature_values as (
-        select s.charge_id, s.dimension_values,
-            unnest(k.filter_keys) as filter_key, unnest(s.dimension_values) as filter_value
-        from {{ combinations }} s
-        cross join filter_keys k
-        where s.charge_id in (select charge_id from filter_values)
+        {{ filter_signature_values(combinations) }}
     ),
 
     matching_filters as (
@@ -36,4 +32,27 @@
         partition by charge_id, dimension_values
         order by key_count desc, value_count asc, filter_index asc
     ) = 1
+{%- endmacro %}
+
+
+{# Each combination of `combinations` (for charges with filters) with each filter key and its value
+   in the combination: one row per key (the two lists zipped). #}
+{% macro filter_signature_values(combinations) -%}
+    {{ return(adapter.dispatch('filter_signature_values')(combinations)) }}
+{%- endmacro %}
+
+{% macro default__filter_signature_values(combinations) -%}
+        select s.charge_id, s.dimension_values,
+            unnest(k.filter_keys) as filter_key, unnest(s.dimension_values) as filter_value
+        from {{ combinations }} s
+        cross join filter_keys k
+        where s.charge_id in (select charge_id from filter_values)
+{%- endmacro %}
+
+{% macro spark__filter_signature_values(combinations) -%}
+        select s.charge_id, s.dimension_values, z.filter_key, z.filter_value
+        from {{ combinations }} s
+        cross join filter_keys k
+        lateral view inline(arrays_zip(k.filter_keys, s.dimension_values)) z as filter_key, filter_value
+        where s.charge_id in (select charge_id from filter_values)
 {%- endmacro %}

@@ -6,7 +6,11 @@
 #}
 {% macro drop_retired_models() -%}
     {%- set retired = ['int_events_matched_to_charge_filters', 'int_events_validated', 'int_charge_filters_by_dimensions'] -%}
-    {%- for name in retired %}
-    drop table if exists {{ generate_schema_name('intermediate', none) }}.{{ name }};
-    {%- endfor %}
+    {#- (one statement each: Spark runs one statement a call) -#}
+    {%- if execute -%}
+    {%- for name in retired -%}
+    {%- do run_query('drop table if exists ' ~ generate_schema_name('intermediate', none) ~ '.' ~ name) -%}
+    {%- endfor -%}
+    {%- endif -%}
+    select 1
 {%- endmacro %}

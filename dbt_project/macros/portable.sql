@@ -91,3 +91,152 @@
 {% macro duckdb__row_hash(columns) -%}
     hash({{ columns | join(', ') }})
 {%- endmacro %}
+
+{# The sorted list of the text `column` over the rows where `condition` holds (an
+   empty list when none does). #}
+{% macro sorted_list(column, condition) -%}
+    {{ return(adapter.dispatch('sorted_list')(column, condition)) }}
+{%- endmacro %}
+
+{% macro default__sorted_list(column, condition) -%}
+    coalesce(list({{ column }} order by {{ column }}) filter (where {{ condition }}), []::varchar[])
+{%- endmacro %}
+
+{% macro spark__sorted_list(column, condition) -%}
+    array_sort(collect_list(case when {{ condition }} then {{ column }} end))
+{%- endmacro %}
+
+{% macro spark__property_values(column, keys_column) -%}
+    transform({{ keys_column }}, k -> {{ column }}[k])
+{%- endmacro %}
+
+{% macro spark__epoch_microseconds(expression) -%}
+    unix_micros({{ expression }})
+{%- endmacro %}
+
+{% macro spark__iso_timestamp(expression) -%}
+    date_format({{ expression }}, "yyyy-MM-dd'T'HH:mm:ss'Z'")
+{%- endmacro %}
+
+{# `alias.* exclude (columns)`: every column of `alias` (or of the relation) but `columns`. #}
+{% macro star_except(columns, alias=none) -%}
+    {{ return(adapter.dispatch('star_except')(columns, alias)) }}
+{%- endmacro %}
+
+{% macro default__star_except(columns, alias) -%}
+    {{ alias ~ '.' if alias }}* exclude ({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__star_except(columns, alias) -%}
+    {{ alias ~ '.' if alias }}* except ({{ columns | join(', ') }})
+{%- endmacro %}
+
+{# The text type, for casts (`null::{{ text_type() }}`). #}
+{% macro text_type() -%}
+    {{ return(adapter.dispatch('text_type')()) }}
+{%- endmacro %}
+
+{% macro default__text_type() -%}
+    varchar
+{%- endmacro %}
+
+{% macro spark__text_type() -%}
+    string
+{%- endmacro %}
+
+{# The timestamp of midnight `days` days after the date `date`. #}
+{% macro days_after(date, days) -%}
+    {{ return(adapter.dispatch('days_after')(date, days)) }}
+{%- endmacro %}
+
+{% macro default__days_after(date, days) -%}
+    {{ date }} + to_days({{ days }})
+{%- endmacro %}
+
+{% macro spark__days_after(date, days) -%}
+    cast(date_add({{ date }}, {{ days }}) as timestamp)
+{%- endmacro %}
+
+{# A struct of the columns `columns` (named as they are), compared field by field in order. #}
+{% macro struct_of(columns) -%}
+    {{ return(adapter.dispatch('struct_of')(columns)) }}
+{%- endmacro %}
+
+{% macro default__struct_of(columns) -%}
+    { {%- for c in columns %} '{{ c }}': {{ c }}{{ ',' if not loop.last }}{% endfor %} }
+{%- endmacro %}
+
+{% macro spark__struct_of(columns) -%}
+    named_struct({%- for c in columns %}'{{ c }}', {{ c }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{# The value of `value` on the row where `key` (a struct or a value) is largest. #}
+{% macro value_at_max(value, key) -%}
+    {{ return(adapter.dispatch('value_at_max')(value, key)) }}
+{%- endmacro %}
+
+{% macro default__value_at_max(value, key) -%}
+    arg_max({{ value }}, {{ key }})
+{%- endmacro %}
+
+{% macro spark__value_at_max(value, key) -%}
+    max_by({{ value }}, {{ key }})
+{%- endmacro %}
+
+{# The 1-based position of `value` in the list `list`, 0 when absent. #}
+{% macro list_index_of(list, value) -%}
+    {{ return(adapter.dispatch('list_index_of')(list, value)) }}
+{%- endmacro %}
+
+{% macro default__list_index_of(list, value) -%}
+    list_position({{ list }}, {{ value }})
+{%- endmacro %}
+
+{% macro spark__list_index_of(list, value) -%}
+    array_position({{ list }}, {{ value }})
+{%- endmacro %}
+
+{# The item at 1-based position `index` of the list `list` (NULL when out of range or NULL). #}
+{% macro list_item(list, index) -%}
+    {{ return(adapter.dispatch('list_item')(list, index)) }}
+{%- endmacro %}
+
+{% macro default__list_item(list, index) -%}
+    {{ list }}[{{ index }}]
+{%- endmacro %}
+
+{% macro spark__list_item(list, index) -%}
+    try_element_at({{ list }}, cast({{ index }} as int))
+{%- endmacro %}
+
+{# A list of text as DuckDB writes it (`[a, NULL, b]`), the same text on every engine (it is hashed
+   into ids). #}
+{% macro list_text(list) -%}
+    {{ return(adapter.dispatch('list_text')(list)) }}
+{%- endmacro %}
+
+{% macro default__list_text(list) -%}
+    {{ list }}::varchar
+{%- endmacro %}
+
+{% macro spark__list_text(list) -%}
+    ('[' || array_join({{ list }}, ', ', 'NULL') || ']')
+{%- endmacro %}
+
+{# A JSON object of `keys` -> `values` (two lists of text of the same length), without the keys
+   whose value is NULL, in the order of `keys`. #}
+{% macro json_object_of_lists(keys, values) -%}
+    {{ return(adapter.dispatch('json_object_of_lists')(keys, values)) }}
+{%- endmacro %}
+
+{% macro default__json_object_of_lists(keys, values) -%}
+    to_json(map_from_entries(list_filter(list_zip({{ keys }}, {{ values }}), x -> x[2] is not null)))::varchar
+{%- endmacro %}
+
+{% macro spark__json_object_of_lists(keys, values) -%}
+    to_json(map_filter(map_from_arrays({{ keys }}, {{ values }}), (k, v) -> v is not null))
+{%- endmacro %}
+
+{% macro spark__property(column, key) -%}
+    try_element_at({{ column }}, {{ key }})
+{%- endmacro %}

@@ -49,7 +49,7 @@ first_charges as (
 ),
 
 with_metric as {{ inline_cte() }} (
-    select e.* exclude (properties), m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
+    select {{ star_except(['properties'], 'e') }}, m.billable_metric_id, m.aggregation_type, m.field_name, m.is_recurring,
         case when m.field_name is not null then {{ property('e.properties', 'm.field_name') }} end as field_value,
         {{ property_values('e.properties', 'k.filter_keys') }} as dimension_values
     from first_arrivals e
@@ -70,10 +70,10 @@ with_candidates as {{ inline_cte() }} (
 
 -- (ranking only the events of changed subscriptions: ranking every event would sort them all)
 with_subscription as (
-    select * exclude (started_at) from with_candidates
+    select {{ star_except(['started_at']) }} from with_candidates
     where external_subscription_id not in (select external_subscription_id from changed_subscriptions)
     union all
-    select * exclude (started_at) from with_candidates
+    select {{ star_except(['started_at']) }} from with_candidates
     where external_subscription_id in (select external_subscription_id from changed_subscriptions)
     qualify row_number() over (partition by source_file, line_number, item_index order by started_at desc nulls last) = 1
 ),
@@ -93,7 +93,7 @@ numbered as (
     select *,
         case when aggregation_type in ('sum_agg', 'max_agg', 'latest_agg', 'weighted_sum_agg')
                   and {{ is_decimal_number('field_value') }}
-                  and length(split_part(ltrim(field_value, '-'), '.', 1)) <= 15
+                  and length(split_part(trim(leading '-' from field_value), '.', 1)) <= 15
              then {{ to_decimal('field_value') }} end as field_number
     from with_period
 ),
@@ -104,7 +104,7 @@ checked as (
         case
             when e.billable_metric_id is null then 'unknown_metric_code'
             when k.external_subscription_id is null then 'unknown_subscription'
-            when e.event_at >= e.arrival_date + to_days(1 + {{ var('future_tolerance_days') }})
+            when e.event_at >= {{ days_after('e.arrival_date', '1 + ' ~ var('future_tolerance_days')) }}
                 then 'timestamp_in_future'
             when e.subscription_id is null or e.billing_period_id is null then 'timestamp_outside_subscription'
             when c.plan_id is null then 'metric_not_in_plan'
@@ -199,11 +199,11 @@ aggregated as (
         -- the first event (unique counts: which row counts a value) and the last one (latest_agg), by
         -- timestamp, then where it was read (a struct compares field by field)
         min(case when aggregation_type = 'unique_count_agg' or keeps_own_row then
-            { 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index } end)
+            {{ struct_of(['event_at', 'source_file', 'line_number', 'item_index']) }} end)
             as first_event,
-        max({ 'event_at': event_at, 'source_file': source_file, 'line_number': line_number, 'item_index': item_index })
+        max({{ struct_of(['event_at', 'source_file', 'line_number', 'item_index']) }})
             as last_event,
-        arg_max(units, (event_at, source_file, line_number, item_index))::decimal(38, 12) as last_value,
+        {{ value_at_max('units', struct_of(['event_at', 'source_file', 'line_number', 'item_index'])) }}::decimal(38, 12) as last_value,
         rejection_reason,
         case when keeps_own_row then source_file end as source_file,
         case when keeps_own_row then line_number end as line_number,

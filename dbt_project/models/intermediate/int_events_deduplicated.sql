@@ -22,7 +22,7 @@ repeated as (
 ),
 
 once as (
-    select w.*, 1 as arrival_rank, null::varchar as first_event_record_id
+    select w.*, 1 as arrival_rank, null::{{ text_type() }} as first_event_record_id
     from well_formed w
     anti join repeated r using (external_subscription_id, transaction_id)
 ),
@@ -56,7 +56,7 @@ earlier as (
 
 marked as (
     select
-        n.* exclude (arrival_rank, first_event_record_id),
+        {{ star_except(['arrival_rank', 'first_event_record_id'], 'n') }},
         {% if is_incremental() -%}
         e.source_file is not null or n.arrival_rank > 1 as is_duplicate,
         case when e.source_file is not null then {{ event_record_id('e') }} else n.first_event_record_id end

@@ -10,7 +10,7 @@ with accepted as (
 
 -- where `model` and `type` sit in each event's dimension values (null when no filter declares them)
 key_positions as (
-    select nullif(list_position(filter_keys, 'model'), 0) as model_at, nullif(list_position(filter_keys, 'type'), 0) as type_at
+    select nullif({{ list_index_of('filter_keys', "'model'") }}, 0) as model_at, nullif({{ list_index_of('filter_keys', "'type'") }}, 0) as type_at
     from {{ ref('stg_catalog__filter_keys') }}
 ),
 
@@ -18,8 +18,8 @@ final as (
     select
         billing_period_id,
         charge_id,
-        dimension_values[k.model_at] as model,
-        dimension_values[k.type_at] as token_type,
+        {{ list_item('dimension_values', 'k.model_at') }} as model,
+        {{ list_item('dimension_values', 'k.type_at') }} as token_type,
         arrival_date,
         any_value(subscription_id) as subscription_id,
         any_value(external_subscription_id) as external_subscription_id,

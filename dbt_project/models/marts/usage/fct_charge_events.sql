@@ -45,7 +45,7 @@ ordered as (
 ),
 
 final as (
-    select o.* exclude (charge_order),
+    select {{ star_except(['charge_order'], 'o') }},
         {% if is_incremental() -%}
         o.charge_order + coalesce(s.charge_order, 0) as charge_order
     from ordered o

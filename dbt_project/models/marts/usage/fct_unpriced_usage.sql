@@ -20,7 +20,7 @@ filter_keys as (select filter_keys from {{ ref('stg_catalog__filter_keys') }}),
 
 final as (
     select
-        md5(concat_ws('|', d.billing_period_id, d.charge_id, d.dimension_values::varchar, d.arrival_date))
+        md5(concat_ws('|', d.billing_period_id, d.charge_id, {{ list_text('d.dimension_values') }}, d.arrival_date))
             as unpriced_usage_id,
         d.subscription_id,
         any_value(d.external_subscription_id) as external_subscription_id,
@@ -28,7 +28,7 @@ final as (
         d.charge_id,
         any_value(c.billable_metric_code) as billable_metric_code,
         -- the event's values of the catalog's filter keys, as a JSON object (keys without a value left out)
-        any_value(to_json(map_from_entries(list_filter(list_zip(k.filter_keys, d.dimension_values), x -> x[2] is not null))))::varchar
+        any_value({{ json_object_of_lists('k.filter_keys', 'd.dimension_values') }})
             as filter_values_json,
         d.arrival_date,
         arrival_date > any_value(d.invoice_finalized_on) as is_late,
@@ -41,6 +41,6 @@ final as (
 )
 
 select f.unpriced_usage_id, f.subscription_id, f.external_subscription_id, s.external_customer_id,
-    f.* exclude (unpriced_usage_id, subscription_id, external_subscription_id)
+    {{ star_except(['unpriced_usage_id', 'subscription_id', 'external_subscription_id'], 'f') }}
 from final f
 join {{ ref('stg_catalog__subscriptions') }} s using (subscription_id)

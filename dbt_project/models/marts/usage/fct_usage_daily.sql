@@ -69,12 +69,12 @@ final as (
         sum(value_sum)::decimal(38, 12) as value_sum,
         max(max_value)::decimal(38, 12) as max_value,
         max(last_event.event_at) as latest_at,
-        arg_max(last_value, last_event)::decimal(38, 12) as latest_value,
+        {{ value_at_max('last_value', 'last_event') }}::decimal(38, 12) as latest_value,
         sum(events_count)::bigint as events_count
     from first_values
     group by subscription_id, billing_period_id, charge_id, charge_filter_id, arrival_date
 )
 
-select f.usage_daily_id, f.subscription_id, s.customer_id, f.* exclude (usage_daily_id, subscription_id)
+select f.usage_daily_id, f.subscription_id, s.customer_id, {{ star_except(['usage_daily_id', 'subscription_id'], 'f') }}
 from final f
 join {{ ref('stg_catalog__subscriptions') }} s using (subscription_id)

@@ -1,0 +1,82 @@
+"""`meterhouse run --engine spark`: the usage models built by dbt-spark on a local Spark give the
+same bills as on DuckDB, byte for byte.
+
+Three scenarios are billed on each engine, in separate work folders: the bundled Mistral example
+(seeds/mistral, through 2026-11-14, as `make demo` bills it: duplicates, malformed lines, unpriced
+usage, wallets, taxes), tests/scenarios/every_charge_model (through 2026-11-02: every charge model,
+aggregation and period rule, pay in advance, filters) and the hostile events of
+tests/test_hostile_input.py (every quarantine reason). Every output file (invoices, documents,
+current usage, wallets, the run summary with its counts) must be the same bytes, and the usage
+marts the same rows. Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java);
+`make test-spark` fails there instead.
+"""
+
+import shutil
+
+import duckdb
+import pytest
+
+from dagster_project.cli import spark_missing
+from tests.conftest import REPO, run_meterhouse, snapshot
+
+pytestmark = pytest.mark.skipif(bool(spark_missing()), reason=str(spark_missing()))
+
+# name: (catalog folder, events folder, billed through)
+SCENARIOS = {
+    "mistral": (REPO / "seeds" / "mistral" / "catalog", REPO / "seeds" / "mistral" / "events", "2026-11-14"),
+    "every_charge_model": (REPO / "tests" / "scenarios" / "every_charge_model" / "catalog",
+                           REPO / "tests" / "scenarios" / "every_charge_model" / "events", "2026-11-02"),
+    # tests/test_hostile_input.py's lines: each quarantined with its reason, at load or in the one pass
+    "hostile": (REPO / "tests" / "scenarios" / "new_york_month_end" / "catalog", REPO / "tests" / "hostile" / "events",
+                "2026-10-12"),
+}
+USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "fct_late_events", "fct_event_loads",
+               "fct_charge_events", "fct_usage_by_model_and_type")
+
+
+@pytest.fixture(scope="module", params=list(SCENARIOS))
+def billed_twice(request, tmp_path_factory):
+    """The scenario billed on DuckDB and on Spark (local[2]): the two work folders."""
+    catalog, events, through = SCENARIOS[request.param]
+    works = {}
+    for engine in ("duckdb", "spark"):
+        work = tmp_path_factory.mktemp(f"{request.param}-{engine}")
+        shutil.copytree(events, work / "events")
+        run_meterhouse(catalog, work / "events", work, through,
+                       extra=["--engine", engine, *(["--spark-master", "local[2]"] if engine == "spark" else [])])
+        works[engine] = work
+    return works
+
+
+def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):
+    on_duckdb, on_spark = (snapshot(billed_twice[e] / "out") for e in ("duckdb", "spark"))
+    assert "run_summary.json" in on_duckdb and any(name.startswith("invoices/") for name in on_duckdb)
+    assert sorted(on_spark) == sorted(on_duckdb)
+    assert [name for name in on_duckdb if on_spark[name] != on_duckdb[name]] == []
+
+
+def test_the_usage_marts_hold_the_same_rows_on_both_engines(billed_twice):
+    con = duckdb.connect()
+    for engine, work in billed_twice.items():
+        con.execute(f"attach '{work / 'warehouse.duckdb'}' as {engine} (read_only)")
+    for mart in USAGE_MARTS:
+        duckdb_rows = con.execute(f"select * from duckdb.marts.{mart} order by all").fetchall()
+        spark_rows = con.execute(f"select * from spark.marts.{mart} order by all").fetchall()
+        assert spark_rows == duckdb_rows, mart
+
+
+def test_the_same_lines_are_quarantined_for_the_same_reasons_on_both_engines(billed_twice):
+    reasons = {}
+    for engine, work in billed_twice.items():
+        with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+            reasons[engine] = con.execute(
+                """select source_file, line_number, item_index, rejection_reason, rejection_detail
+                   from marts.fct_events_rejected order by all""").fetchall()
+    assert reasons["spark"] == reasons["duckdb"]
+
+
+def test_spark_keeps_its_metastore_and_tables_beside_the_warehouse_not_in_the_working_directory(billed_twice):
+    spark_dir = billed_twice["spark"] / "warehouse.duckdb.spark"
+    assert {"metastore_db", "tables", "sources", "derby.log"} <= {p.name for p in spark_dir.iterdir()}
+    assert not any((folder / name).exists() for folder in (REPO, REPO / "dbt_project")
+                   for name in ("metastore_db", "derby.log", "spark-warehouse"))

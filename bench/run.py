@@ -156,10 +156,11 @@ def bare_query(files: list[Path], work: Path, log: Path) -> tuple[float, int, in
     return seconds, peak, tokens, events
 
 
-def meterhouse_run(catalog: Path, events_dir: Path, warehouse: Path, out: Path, through: dt.date, log: Path):
+def meterhouse_run(catalog: Path, events_dir: Path, warehouse: Path, out: Path, through: dt.date, log: Path,
+                   engine: str = "duckdb"):
     return measured(
         [*METERHOUSE, "run", "--catalog", str(catalog), "--events", str(events_dir),
-         "--warehouse", str(warehouse), "--out", str(out), "--through", through.isoformat()],
+         "--warehouse", str(warehouse), "--out", str(out), "--through", through.isoformat(), "--engine", engine],
         log,
     )
 
@@ -222,6 +223,8 @@ def main() -> None:
     parser.add_argument("--skip-incremental", action="store_true", help="do not time the one-day run")
     parser.add_argument("--keep-warehouse", action="store_true", help="keep the warehouse and outputs afterwards")
     parser.add_argument("--rerun", action="store_true", help="time one more run with no new data")
+    parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="where `meterhouse run` builds the usage models (spark: on local[*])")
     parser.add_argument("--lago", action="store_true",
                         help=f"time Lago's Postgres path on the same files ({LAGO_PATH}; needs Postgres binaries); "
                              "the events are then generated with its metric code and no malformed line")
@@ -251,7 +254,7 @@ def main() -> None:
     warehouse, out = run_dir / "warehouse.duckdb", run_dir / "out"
     env_note = f"threads {THREADS}, memory limit {MEMORY_LIMIT}"
 
-    full_s, full_peak = meterhouse_run(catalog, events_dir, warehouse, out, last_day, run_dir / "full.log")
+    full_s, full_peak = meterhouse_run(catalog, events_dir, warehouse, out, last_day, run_dir / "full.log", args.engine)
     tokens, accepted = pipeline_totals(warehouse, last_day)
     print(f"pipeline, full run ({args.days} days): {full_s:.1f} s, {events / full_s:,.0f} events/s, "
           f"peak RSS {gib(full_peak)}, warehouse {gib(warehouse.stat().st_size)}", flush=True)
@@ -270,14 +273,14 @@ def main() -> None:
         print(f"ratio pipeline / bare: {full_s / bare_s:.2f} (target <= 1.5)", flush=True)
         report.update(bare_seconds=bare_s, bare_peak_bytes=bare_peak, ratio=full_s / bare_s)
     if not args.skip_incremental:
-        day_s, day_peak = meterhouse_run(catalog, events_dir, warehouse, out, next_day, run_dir / "day.log")
+        day_s, day_peak = meterhouse_run(catalog, events_dir, warehouse, out, next_day, run_dir / "day.log", args.engine)
         print(f"one new day ({next_day}, {per_day:,} events) after {args.days} days: {day_s:.1f} s, "
               f"peak RSS {gib(day_peak)}, {day_s / full_s:.3f} of the full run (target <= 0.1)", flush=True)
         print(f"  steps: {steps_text(step_times(run_dir / 'day.log'))}", flush=True)
         report.update(day_seconds=day_s, day_peak_bytes=day_peak, day_share=day_s / full_s)
     if args.rerun:
         through = last_day if args.skip_incremental else next_day
-        again_s, _ = meterhouse_run(catalog, events_dir, warehouse, out, through, run_dir / "again.log")
+        again_s, _ = meterhouse_run(catalog, events_dir, warehouse, out, through, run_dir / "again.log", args.engine)
         print(f"the same run again, no new data: {again_s:.1f} s", flush=True)
         print(f"  steps: {steps_text(step_times(run_dir / 'again.log'))}", flush=True)
         report.update(no_new_data_seconds=again_s)

@@ -209,18 +209,19 @@
     try_element_at({{ list }}, cast({{ index }} as int))
 {%- endmacro %}
 
-{# A list of text as DuckDB writes it (`[a, NULL, b]`), the same text on every engine (it is hashed
-   into ids). #}
+{# A list of text as one text, the same bytes on every engine (it is hashed into ids): its items
+   joined by `|`, a NULL item written `<null>` (as `row_hash` writes a NULL column). DuckDB's own
+   `list::varchar` quotes some items and Spark's `array::string` none, so neither is used. #}
 {% macro list_text(list) -%}
     {{ return(adapter.dispatch('list_text')(list)) }}
 {%- endmacro %}
 
 {% macro default__list_text(list) -%}
-    {{ list }}::varchar
+    array_to_string(list_transform({{ list }}, x -> coalesce(x, '<null>')), '|')
 {%- endmacro %}
 
 {% macro spark__list_text(list) -%}
-    ('[' || array_join({{ list }}, ', ', 'NULL') || ']')
+    array_join({{ list }}, '|', '<null>')
 {%- endmacro %}
 
 {# A JSON object of `keys` -> `values` (two lists of text of the same length), without the keys

@@ -873,7 +873,10 @@ FEE_COUPON_SCHEMA = {
     "fee_id": pl.String, "invoice_id": pl.String, "applied_coupon_id": pl.String, "precise_amount_cents": cm.MONEY,
 }
 APPLIED_COUPON_STATE_SCHEMA = {
-    "applied_coupon_id": pl.String, "customer_id": pl.String, "coupon_code": pl.String, "status": pl.String,
+    "applied_coupon_id": pl.String, "customer_id": pl.String, "external_customer_id": pl.String,
+    "coupon_code": pl.String, "coupon_name": pl.String, "coupon_type": pl.String, "amount_cents": pl.Int64,
+    "amount_currency": pl.String, "percentage_rate": pl.String, "frequency": pl.String,
+    "frequency_duration": pl.Int64, "applied_on": pl.Date, "status": pl.String,
     "amount_cents_remaining": pl.Int64, "frequency_duration_remaining": pl.Int64, "terminated_on": pl.Date,
     "invoices_count": pl.Int64, "consumed_amount_cents": pl.Int64,
 }
@@ -935,10 +938,14 @@ def _coupons(fees: pl.DataFrame, due: pl.DataFrame, charges: pl.DataFrame, appli
         })
         share_rows += [{"fee_id": fee_id, "invoice_id": c.invoice_id, "applied_coupon_id": c.applied_coupon_id,
                         "precise_amount_cents": share} for fee_id, share in sorted(c.fee_shares.items())]
-    names = dict(zip(applied["applied_coupon_id"], applied["coupon_name"], strict=True))
-    credit_rows = [{**r, "coupon_name": names.get(r["applied_coupon_id"])} for r in credit_rows]
+    catalog_rows = {r["applied_coupon_id"]: r for r in applied.iter_rows(named=True)}
+    credit_rows = [{**r, "coupon_name": (catalog_rows.get(r["applied_coupon_id"]) or {}).get("coupon_name")}
+                   for r in credit_rows]
     state_rows = [{
-        "applied_coupon_id": c.applied_coupon_id, "customer_id": c.customer_id, "coupon_code": c.coupon_code,
+        **{k: catalog_rows[c.applied_coupon_id][k] for k in (
+            "applied_coupon_id", "customer_id", "external_customer_id", "coupon_code", "coupon_name", "coupon_type",
+            "amount_cents", "amount_currency", "percentage_rate", "frequency", "frequency_duration")},
+        "applied_on": c.applied_on,
         "status": "active" if states[c.applied_coupon_id].is_active else "terminated",
         "amount_cents_remaining": states[c.applied_coupon_id].amount_cents_remaining,
         "frequency_duration_remaining": states[c.applied_coupon_id].frequency_duration_remaining,

@@ -77,6 +77,20 @@ def credits_applied(con) -> list[dict]:
                         order by a.invoice_id, n.issuing_date, n.number""")
 
 
+def coupon_credits(con) -> list[dict]:
+    """What each coupon took off each invoice, in the order the coupons applied (an invoice finalized
+    before keeps its credits as stored), with the coupon's id and name."""
+    return rows(con, """select c.*, a.coupon_id, a.coupon_name as catalog_coupon_name
+                        from billing.coupon_credits c
+                        left join catalog.applied_coupons a using (applied_coupon_id)
+                        order by c.invoice_id, c.credit_order""")
+
+
+def fee_coupon_amounts(con) -> dict[str, object]:
+    """Each fee's exact share of the coupons of its invoice (fees of invoices with coupons only)."""
+    return dict(con.execute("select fee_id, sum(precise_amount_cents) from billing.fee_coupons group by fee_id").fetchall())
+
+
 def invoices(con) -> list[dict]:
     return rows(con, "select * from billing.invoices order by number")
 

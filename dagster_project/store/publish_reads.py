@@ -13,8 +13,8 @@ from dagster_project.store.tables import rows
 DOCUMENT_READS = [
     ["marts", "fct_fee_lines"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
-    ["billing", "credit_note_applications"],
-    ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
+    ["billing", "credit_note_applications"], ["billing", "coupon_credits"], ["billing", "fee_coupons"],
+    ["catalog", "applied_coupons"], ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
     ["catalog", "billing_entities"],
 ]
 # And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,

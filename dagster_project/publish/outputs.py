@@ -46,7 +46,7 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
             fee[key] = period.get(key)
         fee["interval"] = period.get("plan_interval")
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
-        if fee["fee_id"] in coupon_shares:  # (only fees of invoices with coupons carry their share)
+        if fee["fee_id"] in coupon_shares:  # (only the fees of invoices with coupons carry their share)
             fee["precise_coupons_amount_cents"] = coupon_shares[fee["fee_id"]]
         if fee.get("unpriced_label"):  # named by pricing, kept with the fee once its invoice is finalized
             fee["filter_display_name"] = fee["unpriced_label"]

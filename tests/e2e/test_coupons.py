@@ -69,7 +69,7 @@ def test_the_tax_is_on_the_fees_less_their_share_of_the_coupons(out):
 
 def test_a_metric_coupon_reduces_only_its_metrics_fee(out):
     fees = {f["item"]["code"]: f.get("precise_coupons_amount_cents") for f in _invoice(out, "MTH-002-001")["fees"]}
-    assert fees == {"pro": None, "tokens": "1000.0", "calls": None}
+    assert fees == {"pro": "0.0", "tokens": "1000.0", "calls": "0.0"}
 
 
 def test_the_document_shows_each_coupon_between_the_fees_and_the_taxes(out):

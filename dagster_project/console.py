@@ -45,12 +45,13 @@ def step_line(name: str, detail: str, seconds: float | None = None) -> str:
 # ---- what each step says, from the metadata of the assets it materialized ------------------
 
 CATALOG_COUNTS = (("billable_metrics", "metric"), ("plans", "plan"), ("customers", "customer"),
-                  ("subscriptions", "subscription"), ("wallets", "wallet"), ("taxes", "tax", "taxes"))
+                  ("subscriptions", "subscription"), ("wallets", "wallet"), ("taxes", "tax", "taxes"),
+                  ("coupons", "coupon"), ("applied_coupons", "applied coupon"))
 
 
 def describe_catalog(rows: dict[str, int]) -> str:
-    """rows: catalog table -> rows. `4 metrics, 3 plans, 3 customers, 3 subscriptions` (wallets and
-    taxes when there are any)."""
+    """rows: catalog table -> rows. `4 metrics, 3 plans, 3 customers, 3 subscriptions` (wallets,
+    taxes, coupons and applied coupons when there are any)."""
     parts = []
     for table, *words in CATALOG_COUNTS:
         n = rows.get(table, 0)

@@ -117,12 +117,13 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     # 10.00 - 11.00 = -1.00 due
     con.execute("""create table billing.invoices as select 'i1' as invoice_id, 'MTH-001-001' as number,
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
-                   0 as credit_notes_amount_cents,
+                   0 as credit_notes_amount_cents, 0 as coupons_amount_cents,
                    600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents,
                    1000 as sub_total_excluding_taxes_amount_cents, 1000 as sub_total_including_taxes_amount_cents,
                    1100 as prepaid_credit_amount_cents, -100 as total_amount_cents""")
     con.execute("""create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar,
                    applied_on date, amount_cents bigint)""")
+    con.execute("create table billing.coupon_credits (invoice_id varchar, applied_coupon_id varchar, amount_cents bigint)")
     con.execute("""create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents, 0 as taxes_amount_cents,
                    1000 as total_amount_cents""")
     con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")
@@ -169,6 +170,17 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
                    180 as credit_amount_cents, 300 as refund_amount_cents, 300 as consumed_amount_cents,
                    0 as balance_amount_cents, 0 as voided_amount_cents, date '2026-12-02' as as_of""")
     con.execute("create table billing.credit_note_items as select 'cn1' as credit_note_id, 400 as amount_cents")
+    con.close()
+    assert invoice_arithmetic(settings=settings).passed
+    # a coupon's 2.00 off the fees: 10.00 - 2.00 = 8.00 + 2.00 taxes = 10.00 - 3.00 - 5.00 = 2.00 due,
+    # but no coupon credit recorded for it
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("""update billing.invoices set coupons_amount_cents = 200, sub_total_excluding_taxes_amount_cents = 800,
+                   sub_total_including_taxes_amount_cents = 1000, total_amount_cents = 200""")
+    con.close()
+    assert not invoice_arithmetic(settings=settings).passed
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("insert into billing.coupon_credits values ('i1', 'ac1', 200)")
     con.close()
     assert invoice_arithmetic(settings=settings).passed
     assert not credit_note_arithmetic(settings=settings).passed  # 3.00 used of a 1.80 credit

@@ -63,6 +63,7 @@ class InvoiceFacts:
     issuing_date: dt.date
     currency: str
     fees: tuple[FeeFacts, ...]
+    coupons_amount_cents: int = 0
 
     @property
     def fee_total_amount_cents(self) -> int:
@@ -154,6 +155,9 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
     if invoice.invoice_type != "subscription":
         raise CreditNoteRefused([f"{at}, field invoice_id: {invoice.number} is a {invoice.invoice_type} invoice: "
                                  f"credit notes on prepaid-credit invoices are not supported yet by Meterhouse"])
+    if invoice.coupons_amount_cents:
+        raise CreditNoteRefused([f"{at}, field invoice_id: {invoice.number} has coupons: credit notes on invoices with "
+                                 f"coupons (Lago's coupons adjustment) are not supported yet by Meterhouse"])
     problems = []
     fees = {f.fee_id: f for f in invoice.fees}
     credited_per_fee: dict[str, int] = {}

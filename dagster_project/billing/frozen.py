@@ -13,9 +13,10 @@ from dagster_project.billing.schemas import Fees, Invoices
 # The tables of schema `billing` the pricing step rewrites, in the order it writes them.
 PRICED_TABLES = ["invoices", "fees", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                  "late_usage", "payments", "current_usage", "credit_notes", "credit_note_items", "credit_note_taxes",
-                 "credit_note_applications"]
+                 "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons"]
 # Those whose rows of an invoice finalized in an earlier run are kept as stored.
-KEPT_WHEN_FINALIZED = ["invoices", "fees", "fee_taxes", "invoice_taxes", "credit_note_applications"]
+KEPT_WHEN_FINALIZED = ["invoices", "fees", "fee_taxes", "invoice_taxes", "credit_note_applications", "coupon_credits",
+                       "fee_coupons"]
 # What collections say of an invoice, which changes after it is finalized.
 COLLECTIONS = ["payment_status", "paid_on", "paid_amount_cents"]
 
@@ -60,6 +61,9 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
         "credit_note_items": result.credit_note_items.sort("credit_note_id", "fee_id"),
         "credit_note_taxes": result.credit_note_taxes.sort("credit_note_id", "tax_code"),
         "credit_note_applications": kept["credit_note_applications"].sort("invoice_id", "credit_note_id"),
+        "coupon_credits": kept["coupon_credits"].sort("invoice_id", "credit_order"),
+        "fee_coupons": kept["fee_coupons"].sort("invoice_id", "fee_id", "applied_coupon_id"),
+        "applied_coupons": result.applied_coupons.sort("customer_id", "applied_coupon_id"),
     }
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 import polars as pl
 
 from dagster_project.billing import charge_models as cm
+from dagster_project.billing import coupons as cp
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
 from dagster_project.billing.credit_notes import (
     CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue, next_sequence,
@@ -49,6 +50,9 @@ class BillingResult:
     credit_note_items: pl.DataFrame
     credit_note_taxes: pl.DataFrame
     credit_note_applications: pl.DataFrame
+    coupon_credits: pl.DataFrame
+    fee_coupons: pl.DataFrame
+    applied_coupons: pl.DataFrame
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -99,8 +103,13 @@ def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.Data
 # take integers (the wallet replay) and polars expressions (the stored columns) alike.
 
 def including_taxes(amount_cents, taxes_amount_cents):
-    """A sub-total with its taxes: an invoice's fees + its taxes, or a fee's amount + its taxes."""
+    """A sub-total with its taxes: an invoice's fees (less coupons) + its taxes, or a fee's amount + its taxes."""
     return amount_cents + taxes_amount_cents
+
+
+def excluding_taxes(fees_amount_cents, coupons_amount_cents):
+    """An invoice's `sub_total_excluding_taxes_amount_cents`: its fees less its coupons (taxes apply to that)."""
+    return fees_amount_cents - coupons_amount_cents
 
 
 def amount_due(including_taxes_cents, credit_notes_cents, granted_credits_cents, purchased_credits_cents):
@@ -114,13 +123,16 @@ INVOICE_TOTAL_COLUMNS = ["sub_total_excluding_taxes_amount_cents", "sub_total_in
 
 
 def with_invoice_totals(invoices: pl.DataFrame) -> pl.DataFrame:
-    """The totals of each invoice as columns (Lago's names), from its parts: fees, taxes, credit
-    notes and prepaid credits. Derived from the parts every time, so an invoice kept as stored by an
-    earlier run (even by a version without these columns) gets the totals of its own parts."""
+    """The totals of each invoice as columns (Lago's names), from its parts: fees, coupons, taxes,
+    credit notes and prepaid credits. Derived from the parts every time, so an invoice kept as stored
+    by an earlier run (even by a version without these columns) gets the totals of its own parts."""
+    if "coupons_amount_cents" not in invoices.columns:  # (stored by a version without coupons: none)
+        invoices = invoices.with_columns(coupons_amount_cents=pl.lit(0, pl.Int64))
     granted, purchased = pl.col("prepaid_granted_credit_amount_cents"), pl.col("prepaid_purchased_credit_amount_cents")
-    included = including_taxes(pl.col("fees_amount_cents"), pl.col("taxes_amount_cents"))
+    excluded = excluding_taxes(pl.col("fees_amount_cents"), pl.col("coupons_amount_cents"))
+    included = including_taxes(excluded, pl.col("taxes_amount_cents"))
     return invoices.with_columns(
-        sub_total_excluding_taxes_amount_cents=pl.col("fees_amount_cents"),
+        sub_total_excluding_taxes_amount_cents=excluded,
         sub_total_including_taxes_amount_cents=included,
         prepaid_credit_amount_cents=granted + purchased,
         total_amount_cents=amount_due(included, pl.col("credit_notes_amount_cents"), granted, purchased),
@@ -154,6 +166,8 @@ def bill(
     credit_notes: CreditNoteBook | None = None,
     unpriced_values: dict[tuple[str, str], list[dict]] | None = None,
     wallet_rules: pl.DataFrame | None = None,
+    applied_coupons: pl.DataFrame | None = None,
+    recorded_coupon_credits: dict[str, list[tuple[str, int]]] | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -165,6 +179,9 @@ def bill(
     cannot be issued. `unpriced_values`: per (billing period, charge), the filter values of the usage
     arrived on time that no price applies to (`marts.fct_unpriced_usage`), which name its fee line.
     `wallet_rules`: the wallets' recurring top-up rules (`catalog.wallet_rules`; None: none).
+    `applied_coupons`: the coupons applied to customers (`catalog.applied_coupons`; None: none), and
+    `recorded_coupon_credits` what they took off invoices finalized by earlier runs (invoice ->
+    [(applied coupon, cents)]), kept as it was.
     """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
@@ -236,9 +253,11 @@ def bill(
     current_usage = price_buckets(current, charges, filters)
 
     all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
-    all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book)
+    coupon_credits, fee_coupons, coupon_states = _coupons(
+        all_fees, due, charges, applied_coupons, {**{i: [] for i in frozen_totals or {}}, **(recorded_coupon_credits or {})})
+    all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book, fee_coupons)
     current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
-    invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book)
+    invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book, coupon_credits)
     # The ongoing balance is a wallet's: priced day by day for the customers who have one.
     open_usage = usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
     wallet_periods = period_cols.filter(pl.col("customer_id").is_in(wallets["customer_id"].implode()))
@@ -257,7 +276,8 @@ def bill(
         _recorded(recorded_top_ups), decided_through, book,
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
-                         current_usage, matched_payments, rule_top_ups, *notes)
+                         current_usage, matched_payments, rule_top_ups, *notes, coupon_credits, fee_coupons,
+                         coupon_states)
 
 
 def _unpriced_labels(fees: pl.DataFrame, values: dict[tuple[str, str], list[dict]]) -> pl.Series:
@@ -283,22 +303,28 @@ def fee_facts(fees: pl.DataFrame, fee_taxes: pl.DataFrame) -> dict[str, tuple[Fe
     return {invoice_id: tuple(items) for invoice_id, items in facts.items()}
 
 
-def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook,
+           fee_coupons: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Each fee's taxes (charge, plan, customer or EU VAT rule, organization: the first level that
-    names any), rounded half-up per fee for display; each invoice's taxes, per tax, rounded once
-    on the sum of its fees' precise taxes."""
+    names any) on the fee less its share of the coupons (`fee_coupons`: exact shares per fee),
+    rounded half-up per fee for display; each invoice's taxes, per tax, rounded once on the sum of
+    its fees' precise taxes."""
     context = {r["invoice_id"]: r for r in due.select("invoice_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
+    coupon_shares: dict[str, Decimal] = {}
+    for fee_id, share in (fee_coupons.select("fee_id", "precise_amount_cents").iter_rows() if fee_coupons is not None else ()):
+        coupon_shares[fee_id] = coupon_shares.get(fee_id, Decimal(0)) + share
     fee_rows, per_invoice, rates, precise_taxes, fee_tax_cents = [], {}, [], [], []
     for f in fees.select("fee_id", "invoice_id", "charge_id", "amount_cents", "currency").iter_rows(named=True):
         inv = context[f["invoice_id"]]
         taxes = book.fee_taxes(f["charge_id"], inv["plan_id"], inv["customer_id"], inv["billing_day"])
-        per_invoice.setdefault(f["invoice_id"], []).append((f["amount_cents"], taxes))
-        precise = sum((fee_tax_precise(f["amount_cents"], t.rate) for t in taxes), Decimal(0))
+        base = f["amount_cents"] - coupon_shares[f["fee_id"]] if f["fee_id"] in coupon_shares else f["amount_cents"]
+        per_invoice.setdefault(f["invoice_id"], []).append((base, taxes))
+        precise = sum((fee_tax_precise(base, t.rate) for t in taxes), Decimal(0))
         rates.append(sum((t.rate for t in taxes), Decimal(0)))
         precise_taxes.append(precise)
         fee_tax_cents.append(half_up_cents(precise))
         for t in taxes:
-            one = fee_tax_precise(f["amount_cents"], t.rate)
+            one = fee_tax_precise(base, t.rate)
             fee_rows.append({
                 "fee_id": f["fee_id"], "invoice_id": f["invoice_id"], "tax_code": t.code, "tax_name": t.name,
                 "tax_rate": t.rate, "tax_description": t.description, "fee_amount_cents": f["amount_cents"],
@@ -532,16 +558,20 @@ def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
     )
 
 
-def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
+def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.DataFrame, book: TaxBook,
+                    coupon_credits: pl.DataFrame) -> pl.DataFrame:
     sums = fees.group_by("invoice_id").agg(fees_amount_cents=pl.col("amount_cents").sum())
+    coupons = coupon_credits.group_by("invoice_id").agg(coupons_amount_cents=pl.col("amount_cents").sum())
     taxes = invoice_tax_rows.group_by("invoice_id").agg(taxes_amount_cents=pl.col("amount_cents").sum())
     rules = []
     for customer_id, day in zip(due["customer_id"], due["billing_day"], strict=True):
         decision = book.vat_decision(customer_id, day)
         rules.append(decision.rule if decision else None)
     return due.with_columns(tax_rule=pl.Series(rules, dtype=pl.String)).join(
-        sums, on="invoice_id", how="left").join(taxes, on="invoice_id", how="left").with_columns(
+        sums, on="invoice_id", how="left").join(taxes, on="invoice_id", how="left").join(
+        coupons, on="invoice_id", how="left").with_columns(
         pl.col("fees_amount_cents").fill_null(0), pl.col("taxes_amount_cents").fill_null(0),
+        pl.col("coupons_amount_cents").fill_null(0),
     )
 
 
@@ -691,7 +721,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
         subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
         finalized = [
             DueInvoice(r["invoice_id"], r["invoice_finalized_on"] + dt.timedelta(days=1),
-                       frozen_totals.get(r["invoice_id"], including_taxes(r["fees_amount_cents"], r["taxes_amount_cents"])),
+                       frozen_totals.get(r["invoice_id"], _with_taxes(r)),
                        r["currency"])
             for r in subscription_invoices if r["status"] == "finalized"
         ]
@@ -730,7 +760,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                     invoice = InvoiceFacts(invoice_id, number, "credit", request.created_on, currency, ())
                 elif row["status"] == "finalized" and row["invoice_finalized_on"] <= request.created_on:
                     invoice = InvoiceFacts(invoice_id, number, "subscription", row["invoice_finalized_on"], row["currency"],
-                                           book.fees.get(invoice_id, ()))
+                                           book.fees.get(invoice_id, ()), row["coupons_amount_cents"])
             paid = sum(cents for day, cents in collected.get(invoice.number, []) if day <= request.created_on) if invoice else 0
             recorded = book.recorded_sequences.get(request.credit_note_id)
             sequence_on_invoice = recorded[1] if recorded else (
@@ -758,7 +788,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                 r = by_id[issued.invoice_id]
                 granted, paid = replay.credits_applied.get(issued.invoice_id, (0, 0))
                 noted = replay.credit_notes_applied.get(issued.invoice_id, 0)
-                due = amount_due(frozen_totals.get(r["invoice_id"], including_taxes(r["fees_amount_cents"], r["taxes_amount_cents"])),
+                due = amount_due(frozen_totals.get(r["invoice_id"], _with_taxes(r)),
                                  noted, granted, paid)
                 row = _invoice_row(r, customer, issued.number, number, "finalized", granted, paid, noted)
             else:
@@ -772,7 +802,8 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                     "currency": next(w.currency for w in specs[customer_id] if w.wallet_id == issued.wallet_id),
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
-                    "credit_notes_amount_cents": 0, "paid_credits": str(issued.paid_credits), "tax_rule": None,
+                    "credit_notes_amount_cents": 0, "coupons_amount_cents": 0, "paid_credits": str(issued.paid_credits),
+                    "tax_rule": None,
                     "net_payment_term_days": customer.get("net_payment_term_days") or 0,
                 }
             status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
@@ -829,6 +860,103 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
     )
 
 
+def _with_taxes(r: dict) -> int:
+    """A subscription invoice's sub-total including taxes, from its parts."""
+    return including_taxes(excluding_taxes(r["fees_amount_cents"], r["coupons_amount_cents"]), r["taxes_amount_cents"])
+
+
+COUPON_CREDIT_SCHEMA = {
+    "coupon_credit_id": pl.String, "invoice_id": pl.String, "applied_coupon_id": pl.String, "coupon_code": pl.String,
+    "coupon_name": pl.String, "credit_order": pl.Int64, "amount_cents": pl.Int64, "currency": pl.String,
+}
+FEE_COUPON_SCHEMA = {
+    "fee_id": pl.String, "invoice_id": pl.String, "applied_coupon_id": pl.String, "precise_amount_cents": cm.MONEY,
+}
+APPLIED_COUPON_STATE_SCHEMA = {
+    "applied_coupon_id": pl.String, "customer_id": pl.String, "external_customer_id": pl.String,
+    "coupon_code": pl.String, "coupon_name": pl.String, "coupon_type": pl.String, "amount_cents": pl.Int64,
+    "amount_currency": pl.String, "percentage_rate": pl.String, "frequency": pl.String,
+    "frequency_duration": pl.Int64, "applied_on": pl.Date, "status": pl.String,
+    "amount_cents_remaining": pl.Int64, "frequency_duration_remaining": pl.Int64, "terminated_on": pl.Date,
+    "invoices_count": pl.Int64, "consumed_amount_cents": pl.Int64,
+}
+
+
+def applied_coupon_specs(frame: pl.DataFrame | None) -> list[cp.AppliedCoupon]:
+    """`catalog.applied_coupons` rows as the coupon rules read them."""
+    if frame is None:
+        return []
+    return [
+        cp.AppliedCoupon(
+            applied_coupon_id=r["applied_coupon_id"], customer_id=r["customer_id"], coupon_code=r["coupon_code"],
+            coupon_type=r["coupon_type"], frequency=r["frequency"], applied_on=r["created_at"].date(),
+            order=r["applied_order"], amount_cents=r["amount_cents"], currency=r["amount_currency"],
+            percentage_rate=Decimal(r["percentage_rate"]) if r["percentage_rate"] is not None else None,
+            frequency_duration=r["frequency_duration"],
+            plan_codes=tuple(json.loads(r["plan_codes_json"] or "[]")),
+            billable_metric_codes=tuple(json.loads(r["billable_metric_codes_json"] or "[]")),
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
+def _coupons(fees: pl.DataFrame, due: pl.DataFrame, charges: pl.DataFrame, applied: pl.DataFrame | None,
+             recorded: dict[str, list[tuple[str, int]]]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The coupons' credits on the finalized subscription invoices (drafts take none, as in Lago:
+    coupons apply when an invoice is finalized), each fee's exact share of them, and each applied
+    coupon's state after them. Invoices are taken per customer in the order they are finalized."""
+    specs = applied_coupon_specs(applied)
+    if not specs:
+        return (pl.DataFrame(schema=COUPON_CREDIT_SCHEMA), pl.DataFrame(schema=FEE_COUPON_SCHEMA),
+                pl.DataFrame(schema=APPLIED_COUPON_STATE_SCHEMA))
+    metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
+    fees_of: dict[str, list[cp.CouponFee]] = {}
+    for f in fees.select("fee_id", "invoice_id", "charge_id", "amount_cents").sort("fee_id").iter_rows(named=True):
+        fees_of.setdefault(f["invoice_id"], []).append(cp.CouponFee(f["fee_id"], f["amount_cents"], None, metric_of.get(f["charge_id"])))
+    customers = {c.customer_id for c in specs}
+    finalized = due.filter((pl.col("status") == "finalized") & pl.col("customer_id").is_in(list(customers))).sort(
+        "invoice_finalized_on", "period_start_date", "external_subscription_id", "invoice_id")
+    invoices = [
+        cp.CouponInvoice(r["invoice_id"], r["customer_id"], r["currency"], r["invoice_finalized_on"],
+                         tuple(cp.CouponFee(f.fee_id, f.amount_cents, r["plan_code"], f.billable_metric_code)
+                               for f in fees_of.get(r["invoice_id"], [])))
+        for r in finalized.iter_rows(named=True)
+    ]
+    credits, states = cp.replay_coupons(invoices, specs, recorded)
+    by_id = {c.applied_coupon_id: c for c in specs}
+    currency = dict(zip(due["invoice_id"], due["currency"], strict=True))
+    order: dict[str, int] = {}
+    credit_rows, share_rows = [], []
+    for c in credits:
+        order[c.invoice_id] = order.get(c.invoice_id, -1) + 1
+        coupon = by_id.get(c.applied_coupon_id)
+        credit_rows.append({
+            "coupon_credit_id": stable_id("coupon_credit", c.invoice_id, c.applied_coupon_id),
+            "invoice_id": c.invoice_id, "applied_coupon_id": c.applied_coupon_id,
+            "coupon_code": coupon.coupon_code if coupon else None, "coupon_name": None,
+            "credit_order": order[c.invoice_id], "amount_cents": c.amount_cents, "currency": currency[c.invoice_id],
+        })
+        share_rows += [{"fee_id": fee_id, "invoice_id": c.invoice_id, "applied_coupon_id": c.applied_coupon_id,
+                        "precise_amount_cents": share} for fee_id, share in sorted(c.fee_shares.items())]
+    catalog_rows = {r["applied_coupon_id"]: r for r in applied.iter_rows(named=True)}
+    credit_rows = [{**r, "coupon_name": (catalog_rows.get(r["applied_coupon_id"]) or {}).get("coupon_name")}
+                   for r in credit_rows]
+    state_rows = [{
+        **{k: catalog_rows[c.applied_coupon_id][k] for k in (
+            "applied_coupon_id", "customer_id", "external_customer_id", "coupon_code", "coupon_name", "coupon_type",
+            "amount_cents", "amount_currency", "percentage_rate", "frequency", "frequency_duration")},
+        "applied_on": c.applied_on,
+        "status": "active" if states[c.applied_coupon_id].is_active else "terminated",
+        "amount_cents_remaining": states[c.applied_coupon_id].amount_cents_remaining,
+        "frequency_duration_remaining": states[c.applied_coupon_id].frequency_duration_remaining,
+        "terminated_on": states[c.applied_coupon_id].terminated_on,
+        "invoices_count": sum(1 for k in credits if k.applied_coupon_id == c.applied_coupon_id),
+        "consumed_amount_cents": sum(k.amount_cents for k in credits if k.applied_coupon_id == c.applied_coupon_id),
+    } for c in specs]
+    return (pl.DataFrame(credit_rows, schema=COUPON_CREDIT_SCHEMA), pl.DataFrame(share_rows, schema=FEE_COUPON_SCHEMA),
+            pl.DataFrame(state_rows, schema=APPLIED_COUPON_STATE_SCHEMA))
+
+
 def credit_note_rows(balance, customer: dict, through: dt.date) -> dict:
     """The rows of one issued credit note as of `through`: the note (amounts, what is left of its
     credit and its status), its items and its taxes."""
@@ -871,7 +999,8 @@ def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None
         "period_end_date": r["period_end_date"], "currency": r["currency"],
         "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
         "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
-        "credit_notes_amount_cents": credit_notes, "paid_credits": None, "tax_rule": r["tax_rule"],
+        "credit_notes_amount_cents": credit_notes, "coupons_amount_cents": r["coupons_amount_cents"],
+        "paid_credits": None, "tax_rule": r["tax_rule"],
         # the term in force when the invoice is issued: kept with it, so editing the catalog later
         # does not move the due date of an invoice already finalized
         "net_payment_term_days": customer.get("net_payment_term_days") or 0,
@@ -886,6 +1015,7 @@ INVOICE_SCHEMA = {
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
     "credit_notes_amount_cents": pl.Int64, "paid_credits": pl.String, "tax_rule": pl.String,
+    "coupons_amount_cents": pl.Int64,
     "net_payment_term_days": pl.Int64, "payment_status": pl.String, "paid_on": pl.Date, "paid_amount_cents": pl.Int64,
 }
 CREDIT_NOTE_SCHEMA = {

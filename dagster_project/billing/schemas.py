@@ -31,13 +31,18 @@ class Invoices(pa.DataFrameModel):
     prepaid_granted_credit_amount_cents: pl.Int64 = pa.Field(ge=0)
     prepaid_purchased_credit_amount_cents: pl.Int64 = pa.Field(ge=0)
     credit_notes_amount_cents: pl.Int64 = pa.Field(ge=0)
+    coupons_amount_cents: pl.Int64 = pa.Field(ge=0)
+
+    @pa.dataframe_check
+    def coupons_take_at_most_the_fees(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("coupons_amount_cents") <= pl.col("fees_amount_cents"))
 
     @pa.dataframe_check
     def credits_cover_at_most_the_total(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("prepaid_granted_credit_amount_cents") + pl.col("prepaid_purchased_credit_amount_cents")
             + pl.col("credit_notes_amount_cents")
-            <= pl.col("fees_amount_cents") + pl.col("taxes_amount_cents")
+            <= pl.col("fees_amount_cents") - pl.col("coupons_amount_cents") + pl.col("taxes_amount_cents")
         )
 
     @pa.dataframe_check

@@ -108,7 +108,7 @@ def eu_vat_decision(
     return vat(country, "eu_consumer")
 
 
-def fee_tax_precise(amount_cents: int, rate: Decimal) -> Decimal:
+def fee_tax_precise(amount_cents: int | Decimal, rate: Decimal) -> Decimal:
     """The unrounded tax of one fee, in cents: `amount * rate / 100`."""
     return Decimal(amount_cents) * rate / 100
 
@@ -127,10 +127,11 @@ class AppliedTax:
     amount_cents: int
 
 
-def invoice_taxes(fee_taxes: list[tuple[int, tuple[Tax, ...]]]) -> list[AppliedTax]:
-    """Per tax, over the invoice's fees `(amount_cents, taxes)`: the base and the sum of the fees'
-    precise taxes, rounded half-up once. Ordered by tax code."""
-    bases: dict[str, int] = {}
+def invoice_taxes(fee_taxes: list[tuple[int | Decimal, tuple[Tax, ...]]]) -> list[AppliedTax]:
+    """Per tax, over the invoice's fees `(amount_cents, taxes)` (each fee's amount less its exact
+    share of coupons): the base, rounded half-up to a whole cent, and the sum of the fees' precise
+    taxes, rounded half-up once. Ordered by tax code."""
+    bases: dict[str, int | Decimal] = {}
     precise: dict[str, Decimal] = {}
     taxes: dict[str, Tax] = {}
     for amount_cents, fee_tax_list in fee_taxes:
@@ -138,7 +139,7 @@ def invoice_taxes(fee_taxes: list[tuple[int, tuple[Tax, ...]]]) -> list[AppliedT
             taxes[tax.code] = tax
             bases[tax.code] = bases.get(tax.code, 0) + amount_cents
             precise[tax.code] = precise.get(tax.code, Decimal(0)) + fee_tax_precise(amount_cents, tax.rate)
-    return [AppliedTax(taxes[c], bases[c], half_up_cents(precise[c])) for c in sorted(taxes)]
+    return [AppliedTax(taxes[c], half_up_cents(Decimal(bases[c])), half_up_cents(precise[c])) for c in sorted(taxes)]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ CREATE_INPUTS = {
     "billing_entity": "BillingEntityCreateInput",
     "wallet_transaction": "WalletTransactionCreateInput",
     "credit_note": "CreditNoteCreateInput",
+    "coupon": "CouponCreateInput",
+    "applied_coupon": "AppliedCouponInput",
 }
 
 

@@ -313,6 +313,97 @@ class CreditNote(_Body):
         return self
 
 
+class CouponLimitations(_Body):
+    """`applies_to`: the plans or the billable metrics whose fees a coupon reduces (one kind only)."""
+
+    plan_codes: list[str] | None = None
+    billable_metric_codes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CouponLimitations:
+        if self.plan_codes and self.billable_metric_codes:
+            raise ValueError("a coupon is limited to plans or to billable metrics, not both (Lago: "
+                             "only_one_limitation_type_per_coupon_allowed)")
+        return self
+
+
+CouponFrequency = Literal["once", "recurring", "forever"]
+
+
+def _rate(value) -> Decimal | None:
+    """A percentage rate: Lago's schema types it as text (`"10.5"`); a JSON number is read through
+    its text too. Between 0 and 100."""
+    if value is None:
+        return None
+    try:
+        rate = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not rate.is_finite() or rate < 0 or rate > 100:
+        raise ValueError(f"{value!r} must be a percentage between 0 and 100")
+    return rate
+
+
+class Coupon(_Body):
+    """A coupon (Lago's `CouponCreateInput`): a fixed amount or a percentage off the fees of a
+    customer's invoices, before taxes, once, for `frequency_duration` invoices, or forever."""
+
+    name: str
+    code: str
+    description: str | None = None
+    coupon_type: Literal["fixed_amount", "percentage"]
+    amount_cents: int | None = Field(default=None, ge=0)
+    amount_currency: str | None = None
+    percentage_rate: Decimal | None = None
+    frequency: CouponFrequency
+    frequency_duration: int | None = Field(default=None, gt=0)
+    reusable: bool = True
+    expiration: Literal["no_expiration", "time_limit"]
+    expiration_at: dt.datetime | None = None
+    applies_to: CouponLimitations | None = None
+
+    _utc_times = field_validator("expiration_at")(classmethod(lambda cls, v: _utc(v)))
+    _rates = field_validator("percentage_rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+
+    @model_validator(mode="after")
+    def _complete(self) -> Coupon:
+        if self.coupon_type == "fixed_amount" and (self.amount_cents is None or not self.amount_currency):
+            raise ValueError("a fixed_amount coupon needs amount_cents and amount_currency")
+        if self.coupon_type == "percentage" and self.percentage_rate is None:
+            raise ValueError("a percentage coupon needs percentage_rate")
+        if self.coupon_type == "percentage" and (self.amount_cents is not None or self.amount_currency):
+            raise ValueError("a percentage coupon does not use amount_cents or amount_currency (remove them)")
+        if self.coupon_type == "fixed_amount" and self.percentage_rate is not None:
+            raise ValueError("a fixed_amount coupon does not use percentage_rate (remove it)")
+        if self.frequency == "recurring" and self.frequency_duration is None:
+            raise ValueError("a recurring coupon needs frequency_duration (the number of invoices)")
+        if self.frequency != "recurring" and self.frequency_duration is not None:
+            raise ValueError(f"frequency_duration is only used by recurring coupons, not {self.frequency} (remove it)")
+        if self.expiration == "time_limit" and self.expiration_at is None:
+            raise ValueError("expiration time_limit needs expiration_at")
+        if self.expiration == "no_expiration" and self.expiration_at is not None:
+            raise ValueError("expiration_at is only used with expiration time_limit (remove it)")
+        return self
+
+
+class AppliedCoupon(_Body):
+    """A coupon applied to a customer (Lago's `AppliedCouponInput`), with its own amount, rate or
+    frequency if given. `created_at` (required here; Lago takes it from the clock) is the day it is
+    applied: it reduces the customer's invoices issued on or after that day."""
+
+    external_customer_id: str
+    coupon_code: str
+    amount_cents: int | None = Field(default=None, ge=0)
+    amount_currency: str | None = None
+    percentage_rate: Decimal | None = None
+    frequency: CouponFrequency | None = None
+    frequency_duration: int | None = Field(default=None, gt=0)
+    created_at: dt.datetime
+
+    _utc_times = field_validator("created_at")(classmethod(lambda cls, v: _utc(v)))
+    _rates = field_validator("percentage_rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+
+
 # The wrapper key of each body, as in Lago's API, and the model that reads it.
 BODY_MODELS: dict[str, type[_Body]] = {
     "billable_metric": BillableMetric,
@@ -324,4 +415,6 @@ BODY_MODELS: dict[str, type[_Body]] = {
     "billing_entity": BillingEntity,
     "wallet_transaction": WalletTransaction,
     "credit_note": CreditNote,
+    "coupon": Coupon,
+    "applied_coupon": AppliedCoupon,
 }

@@ -19,8 +19,10 @@ from dagster_project.billing.money import currency_exponent
 from dagster_project.catalog.field_check import field_problems
 from dagster_project.catalog.models import (
     BODY_MODELS,
+    AppliedCoupon,
     BillableMetric,
     BillingEntity,
+    Coupon,
     CreditNote,
     Customer,
     Plan,
@@ -65,6 +67,8 @@ class Catalog:
     billing_entities: list[BillingEntity] = field(default_factory=list)
     wallet_transactions: list[WalletTransaction] = field(default_factory=list)
     credit_notes: list[CreditNote] = field(default_factory=list)
+    coupons: list[Coupon] = field(default_factory=list)
+    applied_coupons: list[AppliedCoupon] = field(default_factory=list)
     where: dict[int, Located] = field(default_factory=dict)
 
     def metric(self, code: str) -> BillableMetric:
@@ -91,6 +95,8 @@ _LISTS = {
     "billing_entity": "billing_entities",
     "wallet_transaction": "wallet_transactions",
     "credit_note": "credit_notes",
+    "coupon": "coupons",
+    "applied_coupon": "applied_coupons",
 }
 
 
@@ -182,6 +188,7 @@ def check_references(catalog: Catalog) -> list[str]:
         ("plan code", [p.code for p in catalog.plans]),
         ("customer external_id", [c.external_id for c in catalog.customers]),
         ("tax code", [t.code for t in catalog.taxes]),
+        ("coupon code", [c.code for c in catalog.coupons]),
         (
             "subscription external_id and subscription_at",
             [f"{s.external_id}@{s.subscription_at}" for s in catalog.subscriptions],
@@ -243,11 +250,7 @@ def check_references(catalog: Catalog) -> list[str]:
     plans = {p.code for p in catalog.plans}
     customers = {c.external_id: c for c in catalog.customers}
     for customer in catalog.customers:
-        if customer.currency is not None:
-            try:
-                currency_exponent(customer.currency)
-            except KeyError:
-                problems.append(f"{at[id(customer)]}, field currency: unknown currency {customer.currency!r}")
+        problems += currency_problems(f"{at[id(customer)]}, field currency", customer.currency)
     for sub in catalog.subscriptions:
         if sub.plan_code not in plans:
             problems.append(f"{at[id(sub)]}, field plan_code: unknown plan {sub.plan_code!r}")
@@ -267,14 +270,7 @@ def check_references(catalog: Catalog) -> list[str]:
             currency_exponent(wallet.currency)
         except KeyError:
             problems.append(f"{at[id(wallet)]}, field currency: unknown currency {wallet.currency!r}")
-        billed_in = {
-            catalog.plan(s.plan_code).amount_currency
-            for s in catalog.subscriptions
-            if s.external_customer_id == wallet.external_customer_id and s.plan_code in plans
-        }
-        customer = customers.get(wallet.external_customer_id)
-        if customer is not None and customer.currency:
-            billed_in.add(customer.currency)
+        billed_in = billing_currencies(catalog, wallet.external_customer_id)
         if billed_in and billed_in != {wallet.currency}:
             problems.append(
                 f"{at[id(wallet)]}, field currency: {wallet.currency} differs from the customer's "
@@ -283,6 +279,7 @@ def check_references(catalog: Catalog) -> list[str]:
         wallet_keys.append(wallet_key(wallet))
     for dup in _duplicates(wallet_keys):
         problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
+    problems += coupon_problems(catalog)
     seen_notes: dict[tuple, CreditNote] = {}
     for note in catalog.credit_notes:
         key = (note.invoice_id, note.created_at.date(), tuple((i.fee_id, i.amount_cents) for i in note.items),
@@ -291,6 +288,85 @@ def check_references(catalog: Catalog) -> list[str]:
             problems.append(f"{at[id(note)]}: the same credit note as {at[id(seen_notes[key])]} (same invoice, day, items, "
                             f"amounts, reason and description): a second note needs a description of its own")
         seen_notes.setdefault(key, note)
+    return problems
+
+
+def currency_problems(where: str, currency: str | None) -> list[str]:
+    """`where: unknown currency` when a currency is given and has no ISO 4217 exponent."""
+    if currency is None:
+        return []
+    try:
+        currency_exponent(currency)
+    except KeyError:
+        return [f"{where}: unknown currency {currency!r}"]
+    return []
+
+
+def billing_currencies(catalog: Catalog, external_customer_id: str) -> set[str]:
+    """The currencies a customer is billed in: its plans', and its own `currency`."""
+    plans = {p.code: p for p in catalog.plans}
+    found = {plans[s.plan_code].amount_currency for s in catalog.subscriptions
+             if s.external_customer_id == external_customer_id and s.plan_code in plans}
+    customer = next((c for c in catalog.customers if c.external_id == external_customer_id), None)
+    if customer is not None and customer.currency:
+        found.add(customer.currency)
+    return found
+
+
+def coupon_problems(catalog: Catalog) -> list[str]:
+    """Coupons name plans and metrics that exist, in a known currency; an applied coupon names a
+    customer and a coupon that exist, is applied before the coupon expires, at most once per customer
+    when the coupon is not reusable, with overrides its coupon type uses, in the customer's currency."""
+    at = catalog.where
+    problems: list[str] = []
+    plans = {p.code for p in catalog.plans}
+    metrics = {m.code for m in catalog.billable_metrics}
+    for coupon in catalog.coupons:
+        problems += currency_problems(f"{at[id(coupon)]}, field amount_currency", coupon.amount_currency)
+        limits = coupon.applies_to
+        problems += [f"{at[id(coupon)]}, field applies_to.plan_codes: unknown plan {code!r}"
+                     for code in (limits.plan_codes if limits else None) or [] if code not in plans]
+        problems += [f"{at[id(coupon)]}, field applies_to.billable_metric_codes: unknown billable metric {code!r}"
+                     for code in (limits.billable_metric_codes if limits else None) or [] if code not in metrics]
+    coupons = {c.code: c for c in catalog.coupons}
+    customers = {c.external_id for c in catalog.customers}
+    applied_before: dict[tuple[str, str], AppliedCoupon] = {}
+    for applied in catalog.applied_coupons:
+        where = at[id(applied)]
+        if applied.external_customer_id not in customers:
+            problems.append(f"{where}, field external_customer_id: unknown customer {applied.external_customer_id!r}")
+        coupon = coupons.get(applied.coupon_code)
+        if coupon is None:
+            problems.append(f"{where}, field coupon_code: unknown coupon {applied.coupon_code!r}")
+            continue
+        if coupon.expiration_at is not None and applied.created_at > coupon.expiration_at:
+            problems.append(f"{where}, field created_at: the coupon {coupon.code!r} expired at "
+                            f"{coupon.expiration_at.isoformat()}Z and can no longer be applied")
+        key = (applied.external_customer_id, coupon.code)
+        if not coupon.reusable and key in applied_before:
+            problems.append(f"{where}, field coupon_code: the coupon {coupon.code!r} is not reusable and is already "
+                            f"applied to customer {applied.external_customer_id!r} by {at[id(applied_before[key])]}")
+        applied_before.setdefault(key, applied)
+        if coupon.coupon_type == "percentage":
+            problems += [f"{where}, field {name}: not used by a percentage coupon (remove it)"
+                         for name in ("amount_cents", "amount_currency") if getattr(applied, name) is not None]
+        elif applied.percentage_rate is not None:
+            problems.append(f"{where}, field percentage_rate: not used by a fixed_amount coupon (remove it)")
+        frequency = applied.frequency or coupon.frequency
+        duration = applied.frequency_duration or coupon.frequency_duration
+        if frequency == "recurring" and duration is None:
+            problems.append(f"{where}, field frequency_duration: a recurring coupon needs frequency_duration")
+        if frequency != "recurring" and applied.frequency_duration is not None:
+            problems.append(f"{where}, field frequency_duration: only used by recurring coupons, not {frequency}")
+        if coupon.coupon_type == "fixed_amount":
+            currency = applied.amount_currency or coupon.amount_currency
+            if unknown := currency_problems(f"{where}, field amount_currency", currency):
+                problems += unknown
+                continue
+            billed_in = billing_currencies(catalog, applied.external_customer_id)
+            if billed_in and billed_in != {currency}:
+                problems.append(f"{where}, field amount_currency: the coupon's {currency} differs from the customer's "
+                                f"billing currency {', '.join(sorted(billed_in))}")
     return problems
 
 

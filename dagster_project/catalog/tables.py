@@ -367,6 +367,55 @@ def credit_notes(catalog: Catalog) -> list[dict]:
     return rows
 
 
+def _limits(coupon) -> tuple[list[str], list[str]]:
+    limits = coupon.applies_to
+    return (list(limits.plan_codes or []) if limits else [], list(limits.billable_metric_codes or []) if limits else [])
+
+
+def coupons(catalog: Catalog) -> list[dict]:
+    """Coupons as written; rates as exact decimal text; limitations as JSON lists of codes."""
+    rows = []
+    for c in catalog.coupons:
+        plan_codes, metric_codes = _limits(c)
+        rows.append({
+            "coupon_id": stable_id("coupon", c.code), "code": c.code, "name": c.name, "description": c.description,
+            "coupon_type": c.coupon_type, "amount_cents": c.amount_cents, "amount_currency": c.amount_currency,
+            "percentage_rate": _text(c.percentage_rate), "frequency": c.frequency,
+            "frequency_duration": c.frequency_duration, "is_reusable": c.reusable, "expiration": c.expiration,
+            "expiration_at": c.expiration_at, "plan_codes_json": _json(plan_codes),
+            "billable_metric_codes_json": _json(metric_codes),
+        })
+    return rows
+
+
+def applied_coupons(catalog: Catalog) -> list[dict]:
+    """Coupons applied to customers, in the order written, with the values that apply: the
+    customer's overrides, else the coupon's. The id is made from the customer, the coupon, the day
+    and how many identical applications come before, so adding a body keeps the others' ids."""
+    coupon_of = {c.code: c for c in catalog.coupons}
+    rows, seen = [], {}
+    for order, a in enumerate(catalog.applied_coupons):
+        c = coupon_of[a.coupon_code]
+        key = (a.external_customer_id, a.coupon_code, a.created_at.isoformat())
+        seen[key] = seen.get(key, -1) + 1
+        plan_codes, metric_codes = _limits(c)
+        is_fixed = c.coupon_type == "fixed_amount"
+        rows.append({
+            "applied_coupon_id": stable_id("applied_coupon", *key, seen[key]), "applied_order": order,
+            "customer_id": customer_id(a.external_customer_id), "external_customer_id": a.external_customer_id,
+            "coupon_id": stable_id("coupon", c.code), "coupon_code": c.code, "coupon_name": c.name,
+            "coupon_type": c.coupon_type,
+            "amount_cents": (a.amount_cents if a.amount_cents is not None else c.amount_cents) if is_fixed else None,
+            "amount_currency": (a.amount_currency or c.amount_currency) if is_fixed else None,
+            "percentage_rate": None if is_fixed else _text(a.percentage_rate if a.percentage_rate is not None else c.percentage_rate),
+            "frequency": a.frequency or c.frequency,
+            "frequency_duration": (a.frequency_duration or c.frequency_duration) if (a.frequency or c.frequency) == "recurring" else None,
+            "plan_codes_json": _json(plan_codes), "billable_metric_codes_json": _json(metric_codes),
+            "created_at": a.created_at, "catalog_location": str(catalog.where[id(a)]),
+        })
+    return rows
+
+
 def property_keys(catalog: Catalog) -> list[str]:
     """The event property keys the catalog prices or filters on: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
@@ -397,4 +446,6 @@ TABLES = {
     "billing_entities": billing_entities,
     "wallet_transactions": wallet_transactions,
     "credit_notes": credit_notes,
+    "coupons": coupons,
+    "applied_coupons": applied_coupons,
 }

@@ -26,10 +26,11 @@ def every_event_is_accounted_for(settings: MeterhouseSettings) -> dg.AssetCheckR
 
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "invoices"]), blocking=True,
-                description="Invoice arithmetic: fees = sum of fee lines, taxes = sum of applied taxes, "
-                            "credit notes = sum of the credit they gave it, the stored totals agree with their "
-                            "parts (total = fees + taxes - credit notes - prepaid credits), never below zero, and each "
-                            "fee's total is its amount + its taxes.")
+                description="Invoice arithmetic: fees = sum of fee lines, coupons = sum of the coupon credits "
+                            "(at most the fees), taxes = sum of applied taxes, credit notes = sum of the credit they "
+                            "gave it, the stored totals agree with their parts (total = fees - coupons + taxes - "
+                            "credit notes - prepaid credits), never below zero, and each fee's total is its amount + "
+                            "its taxes.")
 def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     # The one place the totals' arithmetic is written a second time, on purpose: pricing computes and
     # stores them (billing/invoicing.py, `with_invoice_totals`); this check restates it to verify them.

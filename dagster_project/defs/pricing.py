@@ -13,7 +13,7 @@ from dagster_project.store import billing_tables
 
 BILLING_TABLES = ["fees", "invoices", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                   "late_usage", "current_usage", "payments", "credit_notes", "credit_note_items", "credit_note_taxes",
-                  "credit_note_applications"]
+                  "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons"]
 
 
 @dg.multi_asset(
@@ -62,6 +62,7 @@ def priced_billing(context: dg.AssetExecutionContext, settings: MeterhouseSettin
             decided_through=last_through - dt.timedelta(days=1) if last_through else None,
             credit_notes=billing_tables.credit_note_book(con, frozen_ids),
             unpriced_values=billing_tables.unpriced_values(con),
+            recorded_coupon_credits=billing_tables.recorded_coupon_credits(con),
             **billing_tables.bill_tables(con),
         )
         if changed := frozen.changed_credit_notes(billing_tables.issued_credit_notes(con, through),

@@ -268,10 +268,12 @@ INVOICE_COLUMNS = [
 
 
 def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict | None, applied_taxes: list[dict],
-                 credit_note_credits: list[dict] = ()) -> dict:
+                 credit_note_credits: list[dict] = (), coupon_credits: list[dict] = ()) -> dict:
     """What the invoice document shows, as a document view (see `render_pdf`): plain strings.
-    `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`). The totals
-    are the invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
+    `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`);
+    `coupon_credits`: what its coupons took off the fees (`coupon_name`, `coupon_code`,
+    `amount_cents`), shown after the fees and before taxes, as in Lago. The totals are the
+    invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
     currency = invoice["currency"]
     lines = [
         {"cells": [_fee_description(fee), units_text(Decimal(fee["units"] or 0)),
@@ -290,7 +292,12 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
     if invoice.get("external_subscription_id"):
         meta.append(("Subscription", invoice["external_subscription_id"]))
     seller = seller or {}
-    totals = [{"label": "Subtotal excluding taxes", "value": money(invoice["sub_total_excluding_taxes_amount_cents"], currency)}]
+    totals = []
+    if coupon_credits:
+        totals.append({"label": "Fees", "value": money(invoice["fees_amount_cents"], currency)})
+        totals += [{"label": f"Coupon {c['coupon_name'] or c['coupon_code']} ({c['coupon_code']})",
+                    "value": f"-{money(c['amount_cents'], currency)}"} for c in coupon_credits]
+    totals.append({"label": "Subtotal excluding taxes", "value": money(invoice["sub_total_excluding_taxes_amount_cents"], currency)})
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['fees_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in applied_taxes]
     totals.append({"label": "Total including taxes", "value": money(invoice["sub_total_including_taxes_amount_cents"], currency)})

@@ -11,7 +11,7 @@ import json
 from decimal import Decimal
 
 from dagster_project.billing.money import currency_exponent, from_cents, stable_id
-from dagster_project.billing.taxes import RULE_TEXT
+from dagster_project.billing.taxes import RULE_TEXT, half_up_cents
 
 
 def _ts(value: dt.datetime | dt.date | None) -> str | None:
@@ -65,11 +65,14 @@ def customer_object(customer: dict, sequence: int) -> dict:
 
 
 def fee_object(fee: dict, invoice: dict) -> dict:
+    """`precise_coupons_amount_cents` (the fee's exact share of its invoice's coupons) is written on the
+    fees of invoices with coupons only, so that an invoice without coupons keeps the bytes it had."""
     is_charge = fee["fee_type"] in ("charge", "true_up")
     filter_values = json.loads(fee["filter_values_json"]) if fee.get("filter_values_json") else None
     units = Decimal(fee["units"]) if fee["units"] is not None else Decimal(0)
     precise = Decimal(fee["precise_amount"] or 0)
-    return {
+    coupons = Decimal(fee.get("precise_coupons_amount_cents") or 0)
+    body = {
         "lago_id": fee["fee_id"],
         "lago_charge_id": fee["charge_id"],
         "lago_charge_filter_id": fee["charge_filter_key"] if fee["charge_filter_key"] not in (None, "default") else None,
@@ -100,8 +103,8 @@ def fee_object(fee: dict, invoice: dict) -> dict:
         "units": units_text(units),
         "total_aggregated_units": units_text(units),
         "precise_unit_amount": units_text((precise / units) if units else Decimal(0)),
-        "sub_total_excluding_taxes_amount_cents": fee["amount_cents"],
-        "sub_total_excluding_taxes_precise_amount_cents": units_text(precise * 100),
+        "sub_total_excluding_taxes_amount_cents": fee["amount_cents"] - half_up_cents(coupons),
+        "sub_total_excluding_taxes_precise_amount_cents": units_text(precise * 100 - coupons),
         "events_count": fee["events_count"],
         "payment_status": invoice.get("payment_status") or "pending",
         "from_date": _ts(fee.get("charges_from_at")),
@@ -112,6 +115,9 @@ def fee_object(fee: dict, invoice: dict) -> dict:
             for t in fee.get("applied_taxes", [])
         ],
     }
+    if "precise_coupons_amount_cents" in fee:
+        body["precise_coupons_amount_cents"] = units_text(coupons)
+    return body
 
 
 def _applied_tax(tax: dict, currency: str, day) -> dict:
@@ -153,10 +159,12 @@ def payment_due_date(invoice: dict, customer: dict) -> dt.date:
 
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
                    applied_taxes: list[dict] = (), billing_entity: dict | None = None,
-                   credit_note_credits: list[dict] = ()) -> dict:
+                   credit_note_credits: list[dict] = (), coupon_credits: list[dict] = ()) -> dict:
     """`credit_note_credits`: the credit notes this invoice took (`credit_note_id`, `number`,
-    `invoice_number` of the note, `amount_cents`), in the order they were applied. The totals are
-    the invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
+    `invoice_number` of the note, `amount_cents`), in the order they were applied;
+    `coupon_credits`: what its coupons took (`billing.coupon_credits` rows), before taxes, in the
+    order they applied. The totals are the invoice's as stored by pricing
+    (`billing.invoicing.with_invoice_totals`)."""
     body = {
         "lago_id": invoice["invoice_id"],
         "billing_entity_code": (billing_entity or {}).get("code"),
@@ -171,7 +179,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "payment_overdue": False,
         "currency": invoice["currency"],
         "fees_amount_cents": invoice["fees_amount_cents"],
-        "coupons_amount_cents": 0,
+        "coupons_amount_cents": invoice.get("coupons_amount_cents") or 0,
         "credit_notes_amount_cents": invoice["credit_notes_amount_cents"],
         "sub_total_excluding_taxes_amount_cents": invoice["sub_total_excluding_taxes_amount_cents"],
         "taxes_amount_cents": invoice["taxes_amount_cents"],
@@ -196,6 +204,17 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
              "value": RULE_TEXT[invoice["tax_rule"]][:140], "created_at": _ts(invoice["issuing_date"])}
         ] if invoice.get("tax_rule") else [],
         "credits": [
+            {
+                "lago_id": c["coupon_credit_id"],
+                "amount_cents": c["amount_cents"],
+                "amount_currency": invoice["currency"],
+                "before_taxes": True,  # coupons apply to the fees, before taxes
+                "item": {"lago_item_id": c["coupon_id"] or c["applied_coupon_id"], "type": "coupon",
+                         "code": c["coupon_code"], "name": c["coupon_name"] or c["coupon_code"]},
+                "invoice": {"lago_id": invoice["invoice_id"], "payment_status": invoice.get("payment_status") or "pending"},
+            }
+            for c in coupon_credits
+        ] + [
             {
                 "lago_id": stable_id("credit", invoice["invoice_id"], c["credit_note_id"]),
                 "amount_cents": c["amount_cents"],

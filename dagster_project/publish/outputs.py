@@ -37,6 +37,7 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     """Each invoice's fee rows, with what their JSON and documents show (charge, filter, period,
     taxes)."""
     fee_taxes = _grouped(reads.fee_taxes(con), "fee_id")
+    coupon_shares = reads.fee_coupon_amounts(con)
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in reads.fees(con):
         period = periods.get(fee["billing_period_id"]) or {}
@@ -45,6 +46,8 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
             fee[key] = period.get(key)
         fee["interval"] = period.get("plan_interval")
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
+        if fee["fee_id"] in coupon_shares:  # (only the fees of invoices with coupons carry their share)
+            fee["precise_coupons_amount_cents"] = coupon_shares[fee["fee_id"]]
         if fee.get("unpriced_label"):  # named by pricing, kept with the fee once its invoice is finalized
             fee["filter_display_name"] = fee["unpriced_label"]
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
@@ -57,6 +60,7 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
     invoice_taxes = _grouped(reads.invoice_taxes(con), "invoice_id")
     entity = reads.billing_entity(con)
     credits = _grouped(reads.credits_applied(con), "invoice_id")
+    coupons = _grouped(reads.coupon_credits(con), "invoice_id")
 
     rendered, views = [], {}
     for inv in reads.invoices(con):
@@ -68,11 +72,12 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
         document = lago_json.invoice_object(
             inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
             periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
+            coupons.get(inv["invoice_id"], []),
         )
         files = {}
         if inv["status"] == "finalized":
             view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes,
-                                                 credits.get(inv["invoice_id"], []))
+                                                 credits.get(inv["invoice_id"], []), coupons.get(inv["invoice_id"], []))
             files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8")}
             views[len(rendered)] = view
         rendered.append(RenderedInvoice(inv, name, document, files))

@@ -8,7 +8,7 @@ import json
 import polars as pl
 
 from dagster_project.billing.credit_notes import CreditNoteBook, CreditNoteRequest
-from dagster_project.billing.invoicing import fee_facts, including_taxes
+from dagster_project.billing.invoicing import excluding_taxes, fee_facts, including_taxes
 from dagster_project.store.periods import periods_with_plans
 from dagster_project.store.tables import rows, table_exists, write_table
 
@@ -25,6 +25,7 @@ READS = [
     ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
     ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "wallet_rules"], ["catalog", "taxes"],
     ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
+    ["catalog", "applied_coupons"],
     VAT_RATES, ["raw", "payments"],
 ]
 
@@ -52,6 +53,10 @@ def create_append_only_tables(con) -> None:
         issuing_date date, first_billed_through date)""")
     con.execute("""create table if not exists billing.credit_note_voids (
         credit_note_id varchar primary key, voided_on date, first_billed_through date)""")
+    # What each coupon took off a finalized invoice, for good.
+    con.execute("""create table if not exists billing.finalized_coupon_credits (
+        invoice_id varchar, applied_coupon_id varchar, credit_order integer, amount_cents bigint,
+        first_billed_through date, primary key (invoice_id, applied_coupon_id))""")
     con.execute("""create table if not exists billing.finalized_credit_note_applications (
         invoice_id varchar, credit_note_id varchar, amount_cents bigint, first_billed_through date,
         primary key (invoice_id, credit_note_id))""")
@@ -74,14 +79,17 @@ def entity_number_prefix(con) -> str | None:
 
 
 def issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Numbers and totals (with taxes) of the invoices finalized by earlier runs."""
+    """Numbers and totals (fees less coupons, with taxes) of the invoices finalized by earlier runs."""
     numbers: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
-    for customer_id, invoice_id, sequential_id, fees_cents, taxes_cents in con.execute(
-        "select customer_id, invoice_id, sequential_id, fees_amount_cents, taxes_amount_cents from billing.finalized_invoices"
+    for customer_id, invoice_id, sequential_id, fees_cents, taxes_cents, coupons_cents in con.execute(
+        """select customer_id, invoice_id, sequential_id, fees_amount_cents, taxes_amount_cents,
+                  coalesce((select sum(c.amount_cents) from billing.finalized_coupon_credits c
+                            where c.invoice_id = f.invoice_id), 0)::bigint
+           from billing.finalized_invoices f"""
     ).fetchall():
         numbers.setdefault(customer_id, {})[invoice_id] = sequential_id
-        totals[invoice_id] = including_taxes(fees_cents, taxes_cents)
+        totals[invoice_id] = including_taxes(excluding_taxes(fees_cents, coupons_cents), taxes_cents)
     return numbers, totals
 
 
@@ -110,7 +118,18 @@ def bill_tables(con) -> dict[str, pl.DataFrame]:
         "manual_transactions": con.execute("select * from catalog.wallet_transactions").pl(),
         "payments": con.execute("select * from raw.payments").pl(),
         "recorded_top_ups": con.execute("select * from billing.wallet_rule_top_ups").pl(),
+        "applied_coupons": con.execute("select * from catalog.applied_coupons").pl(),
     }
+
+
+def recorded_coupon_credits(con) -> dict[str, list[tuple[str, int]]]:
+    """What coupons took off each invoice finalized by an earlier run, in the order they applied."""
+    recorded: dict[str, list[tuple[str, int]]] = {}
+    for invoice_id, applied_coupon_id, cents in con.execute(
+        """select invoice_id, applied_coupon_id, amount_cents from billing.finalized_coupon_credits
+           order by invoice_id, credit_order""").fetchall():
+        recorded.setdefault(invoice_id, []).append((applied_coupon_id, cents))
+    return recorded
 
 
 def tax_tables(con) -> dict[str, list[dict]]:
@@ -205,7 +224,7 @@ def write_priced(con, tables: dict[str, pl.DataFrame], through: dt.date, rule_to
             write_table(con, "billing", name, frame)
         con.execute("create or replace table billing.run_state as select ?::date as through", [through])
         record_facts(con, tables["invoices"], rule_top_ups, through, tables["credit_notes"],
-                     tables["credit_note_applications"])
+                     tables["credit_note_applications"], tables["coupon_credits"])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -213,9 +232,15 @@ def write_priced(con, tables: dict[str, pl.DataFrame], through: dt.date, rule_to
 
 
 def record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, through, credit_notes: pl.DataFrame,
-                 applications: pl.DataFrame) -> None:
-    """Append what this run decided for good (finalized invoices and the credit notes they took;
-    issued credit notes; rule top-ups of complete days); rows already there are left as they are."""
+                 applications: pl.DataFrame, coupon_credits: pl.DataFrame) -> None:
+    """Append what this run decided for good (finalized invoices, the credit notes and coupons they
+    took; issued credit notes; rule top-ups of complete days); rows already there are left as they are."""
+    con.register("_coupon_credits", coupon_credits.select("invoice_id", "applied_coupon_id", "credit_order",
+                                                          "amount_cents").to_arrow())
+    con.execute("""insert into billing.finalized_coupon_credits
+                   select c.*, ?::date from _coupon_credits c
+                   where invoice_id not in (select invoice_id from billing.finalized_invoices)""", [through])
+    con.unregister("_coupon_credits")
     con.register("_applications", applications.to_arrow())
     con.execute("""insert into billing.finalized_credit_note_applications
                    select invoice_id, credit_note_id, sum(amount_cents), ?::date from _applications

@@ -34,6 +34,15 @@ EMPTY_SCHEMAS = {
     "credit_notes": {"credit_note_id": _S, "credit_note_order": _I, "invoice_ref": _S, "reason": _S, "description": _S,
                      "credit_amount_cents": _I, "refund_amount_cents": _I, "items_json": _S,
                      "created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "catalog_location": _S},
+    "coupons": {"coupon_id": _S, "code": _S, "name": _S, "description": _S, "coupon_type": _S, "amount_cents": _I,
+                "amount_currency": _S, "percentage_rate": _S, "frequency": _S, "frequency_duration": _I,
+                "is_reusable": _B, "expiration": _S, "expiration_at": pl.Datetime("us"), "plan_codes_json": _S,
+                "billable_metric_codes_json": _S},
+    "applied_coupons": {"applied_coupon_id": _S, "applied_order": _I, "customer_id": _S, "external_customer_id": _S,
+                        "coupon_id": _S, "coupon_code": _S, "coupon_name": _S, "coupon_type": _S, "amount_cents": _I,
+                        "amount_currency": _S, "percentage_rate": _S, "frequency": _S, "frequency_duration": _I,
+                        "plan_codes_json": _S, "billable_metric_codes_json": _S, "created_at": pl.Datetime("us"),
+                        "catalog_location": _S},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us")},
@@ -49,6 +58,8 @@ CATALOG_SCHEMAS = {
                      "paid_credits": pl.String, "granted_credits": pl.String, "started_on": pl.Date},
     "wallet_transactions": {"created_at": pl.Datetime("us"), "invoice_requires_successful_payment": pl.Boolean},
     "credit_notes": {"created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "description": pl.String},
+    "coupons": EMPTY_SCHEMAS["coupons"],
+    "applied_coupons": EMPTY_SCHEMAS["applied_coupons"],
 }
 
 CATALOG_TABLES = [*tables.TABLES, "property_keys"]

@@ -18,8 +18,11 @@ def invoices_off(con) -> list[tuple]:
     return con.execute(
         """select number from billing.invoices
            where total_amount_cents < 0
-              or sub_total_excluding_taxes_amount_cents <> fees_amount_cents
-              or sub_total_including_taxes_amount_cents <> fees_amount_cents + taxes_amount_cents
+              or sub_total_excluding_taxes_amount_cents <> fees_amount_cents - coupons_amount_cents
+              or sub_total_including_taxes_amount_cents <> sub_total_excluding_taxes_amount_cents + taxes_amount_cents
+              or coupons_amount_cents not between 0 and fees_amount_cents
+              or coupons_amount_cents <> coalesce((select sum(amount_cents) from billing.coupon_credits c
+                                                  where c.invoice_id = invoices.invoice_id), 0)
               or prepaid_credit_amount_cents <> prepaid_granted_credit_amount_cents + prepaid_purchased_credit_amount_cents
               or total_amount_cents <> sub_total_including_taxes_amount_cents - credit_notes_amount_cents
                                        - prepaid_credit_amount_cents

@@ -13,8 +13,8 @@ from dagster_project.store.tables import rows
 DOCUMENT_READS = [
     ["marts", "fct_fee_lines"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
-    ["billing", "credit_note_applications"],
-    ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
+    ["billing", "credit_note_applications"], ["billing", "coupon_credits"], ["billing", "fee_coupons"],
+    ["catalog", "applied_coupons"], ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
     ["catalog", "billing_entities"],
 ]
 # And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
@@ -75,6 +75,23 @@ def credits_applied(con) -> list[dict]:
                         join billing.issued_credit_notes n using (credit_note_id)
                         join billing.finalized_invoices i on i.invoice_id = n.invoice_id
                         order by a.invoice_id, n.issuing_date, n.number""")
+
+
+def coupon_credits(con) -> list[dict]:
+    """What each coupon took off each invoice, in the order the coupons applied (an invoice finalized
+    before keeps its credits as stored), with the coupon's id and name."""
+    return rows(con, """select c.*, a.coupon_id, a.coupon_name as catalog_coupon_name
+                        from billing.coupon_credits c
+                        left join catalog.applied_coupons a using (applied_coupon_id)
+                        order by c.invoice_id, c.credit_order""")
+
+
+def fee_coupon_amounts(con) -> dict[str, object]:
+    """Each fee of an invoice with coupons: its exact share of them (0 for a fee they do not reduce)."""
+    return dict(con.execute(
+        """select f.fee_id, coalesce(sum(s.precise_amount_cents), 0) from billing.fees f
+           left join billing.fee_coupons s using (fee_id)
+           where f.invoice_id in (select invoice_id from billing.coupon_credits) group by f.fee_id""").fetchall())
 
 
 def invoices(con) -> list[dict]:

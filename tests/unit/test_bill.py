@@ -288,3 +288,59 @@ def test_an_invoice_stored_without_its_totals_gets_them_from_its_stored_parts():
     assert {c: row[c] for c in INVOICE_TOTAL_COLUMNS} == {
         "sub_total_excluding_taxes_amount_cents": 2000, "sub_total_including_taxes_amount_cents": 2400,
         "prepaid_credit_amount_cents": 300, "total_amount_cents": 1800}
+
+
+def applied_coupon(amount_cents: int, applied_on: dt.datetime = dt.datetime(2026, 10, 5)) -> pl.DataFrame:
+    """A fixed coupon applied once to the customer (a `catalog.applied_coupons` row)."""
+    from dagster_project.store.catalog_tables import EMPTY_SCHEMAS
+
+    return pl.DataFrame([{
+        "applied_coupon_id": "ac-1", "applied_order": 0, "customer_id": CUSTOMER, "external_customer_id": "acme",
+        "coupon_id": "coupon-1", "coupon_code": "welcome", "coupon_name": "Welcome", "coupon_type": "fixed_amount",
+        "amount_cents": amount_cents, "amount_currency": "USD", "percentage_rate": None, "frequency": "once",
+        "frequency_duration": None, "plan_codes_json": "[]", "billable_metric_codes_json": "[]",
+        "created_at": applied_on, "catalog_location": "coupons.json, body 1",
+    }], schema=EMPTY_SCHEMAS["applied_coupons"])
+
+
+def bill_usd_with_coupon(through: dt.date, coupon: pl.DataFrame, **kwargs):
+    return bill(
+        through=through, usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(),
+        wallets=kwargs.pop("wallets", wallet("0").clear()), customer_sequences={CUSTOMER: 1},
+        number_prefix="MTH", tax_book=customer_tax_book(), applied_coupons=coupon, **kwargs,
+    )
+
+
+def test_a_coupon_comes_off_the_fees_before_the_taxes_and_the_wallet_pays_what_is_left():
+    result = bill_usd_with_coupon(D(2026, 11, 2), applied_coupon(300), wallets=wallet("5"))
+    invoice = the_invoice(result)
+    # fees 1500; the coupon's 3.00, shared in proportion: 1000 x 300/1500 = 200, 255 x 300/1500 = 51,
+    # 245 x 300/1500 = 49. VAT 10% on 800, 204 and 196: 80.0 + 20.4 + 19.6 = 120.0 -> 120 (not 150).
+    # 1500 - 300 + 120 = 1320; the wallet's 5.00 pays 500 of it: 820 due.
+    assert (invoice["fees_amount_cents"], invoice["coupons_amount_cents"], invoice["sub_total_excluding_taxes_amount_cents"],
+            invoice["taxes_amount_cents"], invoice["sub_total_including_taxes_amount_cents"],
+            invoice["prepaid_credit_amount_cents"], invoice["total_amount_cents"]) == (1500, 300, 1200, 120, 1320, 500, 820)
+    assert {k: v[1] for k, v in fee_cents(result).items()} == {"subscription": 80, PACKAGE_CHARGE: 20, STANDARD_CHARGE: 20}
+    (applied,) = result.invoice_taxes.to_dicts()
+    assert (applied["fees_amount_cents"], applied["amount_cents"]) == (1200, 120)
+    assert result.coupon_credits.select("applied_coupon_id", "amount_cents").rows() == [("ac-1", 300)]
+    assert sorted(result.fee_coupons["precise_amount_cents"].to_list()) == [Decimal(49), Decimal(51), Decimal(200)]
+
+
+def test_a_draft_takes_no_coupon_and_a_coupon_larger_than_the_invoice_keeps_its_remainder():
+    # through Nov 1 the invoice is a draft: no coupon (as in Lago, coupons apply when it is finalized)
+    draft = the_invoice(bill_usd_with_coupon(D(2026, 11, 1), applied_coupon(2000)))
+    assert (draft["status"], draft["coupons_amount_cents"], draft["taxes_amount_cents"]) == ("draft", 0, 150)
+    # finalized: 20.00 against fees of 15.00: 15.00 taken, no tax, nothing due; 5.00 left for the next invoices
+    result = bill_usd_with_coupon(D(2026, 11, 2), applied_coupon(2000))
+    invoice = the_invoice(result)
+    assert (invoice["coupons_amount_cents"], invoice["taxes_amount_cents"], invoice["total_amount_cents"]) == (1500, 0, 0)
+    assert result.applied_coupons.select("status", "amount_cents_remaining", "consumed_amount_cents").rows() == [
+        ("active", 500, 1500)]
+
+
+def test_a_coupon_applied_after_the_invoice_was_issued_takes_nothing_from_it():
+    # applied Nov 2, the day after the invoice's issue (Nov 1): the invoice keeps its 1650
+    invoice = the_invoice(bill_usd_with_coupon(D(2026, 11, 3), applied_coupon(300, dt.datetime(2026, 11, 2))))
+    assert (invoice["coupons_amount_cents"], invoice["total_amount_cents"]) == (0, 1650)

@@ -470,3 +470,101 @@ def test_every_empty_catalog_table_has_the_columns_of_a_full_one():
         rows = tables.TABLES[name](catalog)
         if rows:
             assert set(schema) == set(rows[0]), name
+
+
+# Coupons: Lago's CouponCreateInput and AppliedCouponInput bodies.
+COUPON_CATALOG = [
+    {"billable_metric": {"name": "Tokens", "code": "tokens", "aggregation_type": "sum_agg", "field_name": "n"}},
+    {"plan": {"name": "Pro", "code": "pro", "interval": "monthly", "amount_cents": 1000, "amount_currency": "USD"}},
+    {"customer": {"external_id": "acme", "currency": "USD"}},
+    {"coupon": {"name": "Startup", "code": "startup", "coupon_type": "fixed_amount", "amount_cents": 5000,
+                "amount_currency": "USD", "frequency": "once", "expiration": "time_limit",
+                "expiration_at": "2026-10-31T23:59:59Z", "reusable": False}},
+    {"coupon": {"name": "Tokens 10%", "code": "tok10", "coupon_type": "percentage", "percentage_rate": "10",
+                "frequency": "recurring", "frequency_duration": 3, "expiration": "no_expiration",
+                "applies_to": {"billable_metric_codes": ["tokens"]}}},
+]
+
+
+def _coupon_catalog(tmp_path: Path, *extra: dict) -> Path:
+    (tmp_path / "catalog.json").write_text(json.dumps([*COUPON_CATALOG, *extra]))
+    return tmp_path
+
+
+def test_coupons_and_applied_coupons_become_tables_with_the_customers_overrides(tmp_path):
+    catalog = read_catalog(_coupon_catalog(
+        tmp_path,
+        {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup", "amount_cents": 2500,
+                            "created_at": "2026-10-05T10:00:00Z"}},
+        {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "tok10", "percentage_rate": "12.5",
+                            "frequency_duration": 2, "created_at": "2026-10-06T00:00:00Z"}},
+    ))
+    rows = tables.applied_coupons(catalog)
+    assert [(r["coupon_code"], r["amount_cents"], r["amount_currency"], r["percentage_rate"], r["frequency"],
+             r["frequency_duration"], r["billable_metric_codes_json"]) for r in rows] == [
+        ("startup", 2500, "USD", None, "once", None, "[]"),
+        ("tok10", None, None, "12.5", "recurring", 2, '["tokens"]'),
+    ]
+    assert [c["is_reusable"] for c in tables.coupons(catalog)] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup",
+                             "created_at": "2026-11-01T00:00:00Z"}},
+         ("body 6 (applied_coupon 'acme'), field created_at", "expired at 2026-10-31T23:59:59Z")),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "nope", "created_at": "2026-10-01T00:00:00Z"}},
+         ("field coupon_code: unknown coupon 'nope'",)),
+        ({"applied_coupon": {"external_customer_id": "ghost", "coupon_code": "tok10", "created_at": "2026-10-01T00:00:00Z"}},
+         ("field external_customer_id: unknown customer 'ghost'",)),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup", "amount_currency": "EUR",
+                             "created_at": "2026-10-01T00:00:00Z"}},
+         ("field amount_currency: the coupon's EUR differs from the customer's billing currency USD",)),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "tok10", "amount_cents": 100,
+                             "created_at": "2026-10-01T00:00:00Z"}},
+         ("field amount_cents: not used by a percentage coupon",)),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup", "frequency_duration": 2,
+                             "created_at": "2026-10-01T00:00:00Z"}},
+         ("field frequency_duration: only used by recurring coupons, not once",)),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup", "frequency": "recurring",
+                             "created_at": "2026-10-01T00:00:00Z"}},
+         ("field frequency_duration: a recurring coupon needs frequency_duration",)),
+        ({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "tok10"}}, ("field created_at: Field required",)),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "percentage", "percentage_rate": "10", "frequency": "once",
+                     "expiration": "no_expiration", "applies_to": {"plan_codes": ["pro"], "billable_metric_codes": ["tokens"]}}},
+         ("field applies_to", "not both")),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "percentage", "percentage_rate": "10", "frequency": "once",
+                     "expiration": "no_expiration", "applies_to": {"plan_codes": ["gold"]}}},
+         ("field applies_to.plan_codes: unknown plan 'gold'",)),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "percentage", "percentage_rate": "120", "frequency": "once",
+                     "expiration": "no_expiration"}}, ("field percentage_rate", "between 0 and 100")),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "fixed_amount", "frequency": "once",
+                     "expiration": "no_expiration"}}, ("needs amount_cents and amount_currency",)),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "fixed_amount", "amount_cents": 1, "amount_currency": "USD",
+                     "frequency": "recurring", "expiration": "no_expiration"}}, ("needs frequency_duration",)),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "fixed_amount", "amount_cents": 1, "amount_currency": "USD",
+                     "frequency": "once", "expiration": "time_limit"}}, ("time_limit needs expiration_at",)),
+        ({"coupon": {"name": "X", "code": "startup", "coupon_type": "percentage", "percentage_rate": "1",
+                     "frequency": "once", "expiration": "no_expiration"}}, ("coupon code 'startup' is defined more than once",)),
+        ({"coupon": {"name": "X", "code": "x", "coupon_type": "percentage", "percentage_rate": "1", "frequency": "once",
+                     "expiration": "no_expiration", "limited_plans": True}}, ("unknown field 'limited_plans'",)),
+    ],
+)
+def test_a_bad_coupon_or_applied_coupon_is_refused_by_file_body_and_field(tmp_path, extra, fragments):
+    the_problem(problems_of(_coupon_catalog(tmp_path, extra)), *fragments)
+
+
+def test_a_coupon_that_is_not_reusable_cannot_be_applied_twice_to_a_customer(tmp_path):
+    applied = {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "startup",
+                                  "created_at": "2026-10-01T00:00:00Z"}}
+    the_problem(problems_of(_coupon_catalog(tmp_path, applied, applied)),
+                "body 7 (applied_coupon 'acme'), field coupon_code: the coupon 'startup' is not reusable and is already "
+                "applied to customer 'acme' by catalog.json, body 6")
+
+
+def test_a_reusable_coupon_may_be_applied_twice_the_same_day_and_each_keeps_its_own_id(tmp_path):
+    applied = {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "tok10",
+                                  "created_at": "2026-10-01T00:00:00Z"}}
+    rows = tables.applied_coupons(read_catalog(_coupon_catalog(tmp_path, applied, applied)))
+    assert len({r["applied_coupon_id"] for r in rows}) == 2

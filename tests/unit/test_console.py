@@ -177,3 +177,11 @@ def test_verbose_logs_go_to_the_console_as_well(tmp_path):
     logged = "python stdout\npython stderr\nchild stdout\nchild stderr\n"
     assert log.read_text() == "==== header ====\n" + logged
     assert result.stderr == logged and result.stdout == "a step line\nafter\n"
+
+
+def test_the_catalog_line_counts_coupons_and_applied_coupons_when_there_are_any():
+    rows = {"billable_metrics": 2, "plans": 1, "customers": 2, "subscriptions": 2, "taxes": 1, "coupons": 3,
+            "applied_coupons": 1}
+    assert console.describe_catalog(rows) == ("2 metrics, 1 plan, 2 customers, 2 subscriptions, 1 tax, 3 coupons, "
+                                              "1 applied coupon")
+    assert "coupon" not in console.describe_catalog({**rows, "coupons": 0, "applied_coupons": 0})

@@ -192,3 +192,13 @@ def test_a_new_note_is_numbered_after_every_number_issued_on_its_invoice():
     recorded = {"cn_a": ("inv", 1), "cn_b": ("inv", 2), "cn_c": ("other", 7)}
     assert next_sequence("inv", [], recorded) == 3  # filed before the recorded ones in the replay: still after them
     assert next_sequence("fresh", [], recorded) == 1
+
+
+def test_a_credit_note_on_an_invoice_with_coupons_is_refused_as_not_supported_yet():
+    # Lago adjusts such a note by the coupons' share of each item (coupons_adjustment_amount_cents): not done here
+    with_coupons = InvoiceFacts(INVOICE.invoice_id, INVOICE.number, "subscription", INVOICE.issuing_date, "USD",
+                                INVOICE.fees, coupons_amount_cents=500)
+    assert refused(request([("fee_large", 400)], credit=480), with_coupons, [], 0, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field invoice_id: MTH-001-001 has coupons: credit notes "
+        "on invoices with coupons (Lago's coupons adjustment) are not supported yet by Meterhouse"
+    ]

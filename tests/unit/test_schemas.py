@@ -12,7 +12,7 @@ from dagster_project.billing.schemas import Fees, Invoices
 def invoices(**overrides):
     row = {"invoice_id": "i1", "invoice_type": "subscription", "status": "finalized", "number": "MTH-001-001",
            "fees_amount_cents": 1000, "taxes_amount_cents": 0, "prepaid_granted_credit_amount_cents": 100,
-           "prepaid_purchased_credit_amount_cents": 800, "credit_notes_amount_cents": 100}
+           "prepaid_purchased_credit_amount_cents": 800, "credit_notes_amount_cents": 100, "coupons_amount_cents": 0}
     row.update(overrides)
     return pl.DataFrame([row])
 
@@ -25,6 +25,20 @@ def test_credits_larger_than_the_invoice_are_refused():
     # 100 granted + 801 purchased + 100 of credit notes = 1,001 > 1,000
     with pytest.raises(pandera.errors.SchemaError):
         Invoices.validate(invoices(prepaid_purchased_credit_amount_cents=801))
+
+
+def test_credits_larger_than_what_the_coupons_left_are_refused():
+    # fees 1,000 less 100 of coupons = 900; credits 100 + 700 + 100 = 900 pass, 100 + 800 + 100 = 1,000 do not
+    assert Invoices.validate(invoices(coupons_amount_cents=100, prepaid_purchased_credit_amount_cents=700)).height == 1
+    with pytest.raises(pandera.errors.SchemaError):
+        Invoices.validate(invoices(coupons_amount_cents=100))
+
+
+def test_coupons_larger_than_the_fees_are_refused():
+    # 1,001 of coupons on 1,000 of fees (the 10 of taxes keep the credits' check at 1,000 - 1,001 + 10 = 9 >= 0)
+    with pytest.raises(pandera.errors.SchemaError, match="coupons_take_at_most_the_fees"):
+        Invoices.validate(invoices(coupons_amount_cents=1001, taxes_amount_cents=10, prepaid_granted_credit_amount_cents=0,
+                                   prepaid_purchased_credit_amount_cents=0, credit_notes_amount_cents=0))
 
 
 def test_two_finalized_invoices_with_one_number_are_refused():

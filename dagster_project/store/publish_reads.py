@@ -89,7 +89,7 @@ def coupon_credits(con) -> list[dict]:
 def fee_coupon_amounts(con) -> dict[str, object]:
     """Each fee of an invoice with coupons: its exact share of them (0 for a fee they do not reduce)."""
     return dict(con.execute(
-        """select f.fee_id, coalesce(sum(s.precise_amount_cents), 0) from billing.fees f
+        """select f.fee_id, coalesce(sum(s.precise_amount_cents), 0) from marts.fct_fee_lines f
            left join billing.fee_coupons s using (fee_id)
            where f.invoice_id in (select invoice_id from billing.coupon_credits) group by f.fee_id""").fetchall())
 

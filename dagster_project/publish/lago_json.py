@@ -358,6 +358,54 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
     }
 
 
+# The ledger's sources as Lago's `source` (how the credits came: `manual`, `interval` or `threshold`;
+# Lago records its outbound transactions as `manual` too) and `transaction_status`.
+_LAGO_SOURCE = {"threshold_top_up": "threshold", "interval_top_up": "interval"}
+# Lago's default for a transaction without its own payment method (its column default; Lago also
+# writes `payment_method_id: null`, which the OpenAPI file's `string` does not allow, so it is left out).
+DEFAULT_PAYMENT_METHOD = {"payment_method_type": "provider"}
+
+
+def wallet_transaction_object(transaction: dict, wallet: dict) -> dict:
+    """One `billing.wallet_transactions` row (the ledger) as Lago's `WalletTransactionObject`. `transaction_status`:
+    `purchased` (paid credits in), `granted` (free credits in), `voided` (credits voided out),
+    `invoiced` (credits that paid an invoice). Created at the midnight UTC of its day, settled at
+    the midnight of the day it settled (paid credits waiting for a payment: the day they were paid).
+    `wallet`: its `catalog.wallets` row (currency, priority)."""
+    inbound = transaction["transaction_type"] == "inbound"
+    if inbound:
+        status = "purchased" if transaction["paid_amount_cents"] > 0 else "granted"
+    else:
+        status = "voided" if transaction["source"] == "void" else "invoiced"
+    cents = transaction["granted_amount_cents"] + transaction["paid_amount_cents"]
+    settled = transaction["status"] == "settled"
+    return {
+        "lago_id": transaction["wallet_transaction_id"],
+        "lago_wallet_id": transaction["wallet_id"],
+        "lago_invoice_id": transaction["invoice_id"],
+        "lago_credit_note_id": None,
+        "lago_voided_invoice_id": None,
+        "status": transaction["status"],
+        "source": _LAGO_SOURCE.get(transaction["source"], "manual"),
+        "transaction_status": status,
+        "transaction_type": transaction["transaction_type"],
+        "amount": str(from_cents(cents, wallet["currency"])),
+        "credit_amount": transaction["credit_amount"],
+        "remaining_amount_cents": None,
+        "remaining_credit_amount": None,
+        "priority": wallet["priority"],
+        # Paid credits that waited for their invoice's payment: pending, or settled later (`settled_on`).
+        "invoice_requires_successful_payment": transaction["status"] == "pending" or transaction["settled_on"] is not None,
+        "settled_at": _ts(transaction["settled_on"] or transaction["transaction_date"]) if settled else None,
+        "failed_at": None,
+        "created_at": _ts(transaction["transaction_date"]),
+        "metadata": [],
+        "name": None,
+        "purchase_order_number": None,
+        "payment_method": dict(DEFAULT_PAYMENT_METHOD),
+    }
+
+
 def wallet_object(wallet: dict, rules: list[dict], balance: dict, consumed_credits: Decimal, credits_of) -> dict:
     """`{"wallet": ...}`; `rules`: the wallet's recurring top-up rules (`catalog.wallet_rules` rows,
     in order)."""

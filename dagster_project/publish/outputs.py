@@ -144,8 +144,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
             )
     replace_folder(out_dir / "current_usage", usage_docs)
 
-    wallet_docs = {}
-    balances, rules = reads.wallet_balances(con), reads.wallet_rules(con)
+    wallet_docs, ledger_docs = {}, {}
+    balances, rules, ledgers = reads.wallet_balances(con), reads.wallet_rules(con), reads.wallet_transactions(con)
     for wallet in reads.wallets(con):
         balance = balances[wallet["wallet_id"]]
         rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
@@ -153,7 +153,10 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
             wallet, rules.get(wallet["wallet_id"], []), balance, cents_to_credits(balance["consumed_cents"], rate, currency),
             lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
         )
+        ledger_docs[f"{wallet['wallet_id']}.json"] = {"wallet_transactions": [
+            lago_json.wallet_transaction_object(t, wallet) for t in ledgers.get(wallet["wallet_id"], [])]}
     replace_folder(out_dir / "wallets", wallet_docs)
+    replace_folder(out_dir / "wallet_transactions", ledger_docs)
 
     unpriced_usage = unpriced.summary_entries(reads.unpriced_usage(con, through))
     summary = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dagster_project.catalog.reader import wallet_key
+from dagster_project.catalog.reader import resolve_wallet, wallet_key
 from dagster_project.catalog.tables import subscription_id
 from dagster_project.billing.money import stable_id
 from dagster_project.serve import lago_api as api
@@ -146,6 +146,28 @@ class App:
     def get_wallet(self, params: dict, lago_id: str) -> dict:
         return {"wallet": self._found(self._wallets(), lambda w: w["lago_id"], lago_id, "wallet")}
 
+    def get_wallet_transactions(self, params: dict, lago_id: str) -> dict:
+        """A wallet's transactions, newest first as Lago lists them, filtered by `status`,
+        `transaction_status` and `transaction_type`: the ledger of the last run, or, before a run
+        has billed the wallet, its manual transactions as created."""
+        catalog = self.store.catalog
+        lago_id_of = lambda wallet: stable_id("wallet", wallet_key(wallet))  # noqa: E731
+        self._found(catalog.wallets, lago_id_of, lago_id, "wallet")
+        ledger = self.published.wallet_transactions.get(lago_id)
+        if ledger is None:
+            ledger = [shown for t in catalog.wallet_transactions
+                      if lago_id_of(resolve_wallet(catalog, t.wallet_id)) == lago_id
+                      for shown in objects.wallet_transactions_as_created(catalog, t)]
+        return api.page([t for t in reversed(ledger) if api.wallet_transaction_matches(t, params)],
+                        params, "wallet_transactions")
+
+    def get_wallet_transaction(self, params: dict, lago_id: str) -> dict:
+        for ledger in self.published.wallet_transactions.values():
+            for transaction in ledger:
+                if transaction["lago_id"] == lago_id:
+                    return {"wallet_transaction": transaction}
+        raise api.not_found("wallet_transaction")
+
     def get_current_usage(self, params: dict, external_customer_id: str) -> dict:
         external_subscription_id = params.get("external_subscription_id")
         if not external_subscription_id:
@@ -190,7 +212,9 @@ ROUTES = [
     ("POST", r"/api/v1/wallets", "post_wallet"),
     ("GET", r"/api/v1/wallets", "get_wallets"),
     ("GET", r"/api/v1/wallets/([^/]+)", "get_wallet"),
+    ("GET", r"/api/v1/wallets/([^/]+)/wallet_transactions", "get_wallet_transactions"),
     ("POST", r"/api/v1/wallet_transactions", "post_wallet_transaction"),
+    ("GET", r"/api/v1/wallet_transactions/([^/]+)", "get_wallet_transaction"),
     ("GET", r"/api/v1/invoices", "get_invoices"),
     ("GET", r"/api/v1/invoices/([^/]+)", "get_invoice"),
 ]

@@ -225,6 +225,13 @@ def page(items: list, params: dict[str, str], name: str) -> dict:
     }
 
 
+def wallet_transaction_matches(transaction: dict, params: dict[str, str]) -> bool:
+    """`GET /wallets/{lago_id}/wallet_transactions` filters: `status`, `transaction_status`,
+    `transaction_type` (each an exact value when given)."""
+    return all(not params.get(name) or params[name] == transaction.get(name)
+               for name in ("status", "transaction_status", "transaction_type"))
+
+
 def invoice_matches(invoice: dict, params: dict[str, str]) -> bool:
     """`GET /invoices` filters: `external_customer_id`, `status`, `payment_status`, `invoice_type`,
     `issuing_date_from` and `issuing_date_to` (inclusive, YYYY-MM-DD)."""

@@ -22,7 +22,7 @@ from dagster_project.catalog.tables import (
     plan_id,
     subscription_id,
 )
-from dagster_project.publish.lago_json import customer_object
+from dagster_project.publish.lago_json import DEFAULT_PAYMENT_METHOD, customer_object
 
 
 def _ts(moment: dt.datetime | None) -> str | None:
@@ -222,6 +222,7 @@ def wallet_transactions_as_created(catalog: Catalog, transaction) -> list[dict]:
             "remaining_credit_amount": None, "priority": wallet.priority,
             "invoice_requires_successful_payment": bool(transaction.invoice_requires_successful_payment),
             "settled_at": None, "failed_at": None, "created_at": _ts(transaction.created_at),
-            "metadata": [], "name": transaction.name, "payment_method": None,
+            "metadata": [], "name": transaction.name, "purchase_order_number": None,
+            "payment_method": dict(DEFAULT_PAYMENT_METHOD),
         })
     return shown

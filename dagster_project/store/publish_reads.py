@@ -22,7 +22,7 @@ DOCUMENT_READS = [
 READS = DOCUMENT_READS + [
     ["billing", "current_usage"], ["billing", "wallet_balances"], ["billing", "late_usage"],
     ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "billable_metrics"], ["catalog", "wallets"],
-    ["catalog", "wallet_rules"],
+    ["catalog", "wallet_rules"], ["billing", "wallet_transactions"],
     ["marts", "fct_event_loads"], ["marts", "fct_events_rejected"], ["marts", "fct_unpriced_usage"],
     ["raw", "events"],
 ]
@@ -140,6 +140,14 @@ def wallet_rules(con) -> dict[str, list[dict]]:
     for rule in rows(con, "select * from catalog.wallet_rules order by wallet_id, rule_index"):
         rules.setdefault(rule["wallet_id"], []).append(rule)
     return rules
+
+
+def wallet_transactions(con) -> dict[str, list[dict]]:
+    """Each wallet's ledger (`billing.wallet_transactions`), in the order it happened."""
+    ledgers: dict[str, list[dict]] = {}
+    for row in rows(con, "select * from billing.wallet_transactions order by wallet_id, sequence"):
+        ledgers.setdefault(row["wallet_id"], []).append(row)
+    return ledgers
 
 
 def event_totals(con, through: dt.date) -> dict[str, int]:

@@ -185,6 +185,22 @@ def test_the_wallet_read_through_lagos_client_is_the_figure_worked_out_by_hand(s
     assert Decimal(created.credits_balance) == Decimal(125)  # the answer to the create call, before any run
 
 
+def test_the_wallets_transactions_read_through_lagos_client_are_the_credits_it_was_created_with(served):
+    """The wallet's two inbound transactions, newest first as Lago lists them: the 100 paid credits
+    (purchased, 100.00 USD, on the credit invoice the run issued for them; no payment required, so
+    settled) after the 25 granted credits (granted, 25.00 USD, no invoice). Nothing consumed yet."""
+    _, client, _, created = served
+    listed = client.wallet_transactions.find_all(created.lago_id)
+    assert listed["meta"]["total_count"] == 2
+    got = [(t.transaction_type, t.transaction_status, t.status, Decimal(t.credit_amount), Decimal(t.amount),
+            t.lago_invoice_id is not None) for t in listed["wallet_transactions"]]
+    assert got == [("inbound", "purchased", "settled", Decimal(100), Decimal(100), True),
+                   ("inbound", "granted", "settled", Decimal(25), Decimal(25), False)]
+    (purchased,) = client.wallet_transactions.find_all(created.lago_id, {"transaction_status": "purchased"})[
+        "wallet_transactions"]
+    assert purchased.lago_id == listed["wallet_transactions"][0].lago_id
+
+
 def test_the_plan_names_its_metric_by_the_lago_id_creating_the_metric_returned(served):
     server, client, metric, _ = served
     plan = client.plans.find(PLAN_CODE)
@@ -256,6 +272,9 @@ def test_every_answer_validates_against_lagos_openapi_file(served):
         ("get", "/subscriptions", "subscriptions", None, "200"),
         ("get", "/wallets/{lago_id}", f"wallets/{wallet.lago_id}", None, "200"),
         ("get", "/wallets", f"wallets?external_customer_id={CUSTOMER}", None, "200"),
+        ("get", "/wallets/{lago_id}/wallet_transactions", f"wallets/{wallet.lago_id}/wallet_transactions", None, "200"),
+        ("get", "/wallets/{lago_id}/wallet_transactions", "wallets/no-such-wallet/wallet_transactions", None, "404"),
+        ("get", "/wallet_transactions/{lago_id}", "wallet_transactions/no-such-transaction", None, "404"),
         ("get", "/customers/{external_customer_id}/current_usage",
          f"customers/{CUSTOMER}/current_usage?external_subscription_id={SUBSCRIPTION}", None, "200"),
         ("get", "/invoices", "invoices?status=finalized", None, "200"),
@@ -271,6 +290,14 @@ def test_every_answer_validates_against_lagos_openapi_file(served):
         assert str(answer.status_code) == status, (url, answer.text)
         errors = list(jsonschema.Draft202012Validator(schema(path, method, status)).iter_errors(answer.json()))
         assert not errors, (url, [f"{e.json_path}: {e.message}" for e in errors[:5]])
+    # One transaction: Lago's server answers `{"wallet_transaction": ...}` (its controller's
+    # root_name); the OpenAPI file shows the bare object, which is what is inside.
+    transactions = httpx.get(server.url + f"api/v1/wallets/{wallet.lago_id}/wallet_transactions", headers=headers)
+    first = transactions.json()["wallet_transactions"][0]
+    one = httpx.get(server.url + f"api/v1/wallet_transactions/{first['lago_id']}", headers=headers)
+    assert one.status_code == 200 and one.json() == {"wallet_transaction": first}
+    assert not list(jsonschema.Draft202012Validator(schema("/wallet_transactions/{lago_id}", "get", "200")).iter_errors(
+        one.json()["wallet_transaction"]))
     unauthorized = httpx.get(server.url + "api/v1/plans", headers={"Authorization": "Bearer wrong"})
     assert unauthorized.status_code == 401
     assert not list(jsonschema.Draft202012Validator(schema("/plans", "get", "401")).iter_errors(unauthorized.json()))

@@ -96,6 +96,59 @@ def test_the_wallet_ledger_records_each_top_up_once(work):
     ]
 
 
+def _published_transactions(out, wallet_file):
+    return [(t["transaction_type"], t["transaction_status"], t["source"], t["status"], t["amount"], t["credit_amount"],
+             t["created_at"], t["settled_at"], t["invoice_requires_successful_payment"], t["lago_invoice_id"])
+            for t in json.loads((out / "wallet_transactions" / wallet_file).read_text())["wallet_transactions"]]
+
+
+def _wallet_files(out):
+    """(external customer id, wallet code) -> the wallet's file name (its lago_id)."""
+    return {(w["external_customer_id"], w["code"]): path.name for path in (out / "wallets").glob("*.json")
+            for w in [json.loads(path.read_text())["wallet"]]}
+
+
+def _invoice_ids(out):
+    return {d["number"]: d["lago_id"] for path in (out / "invoices").glob("*.json")
+            for d in [json.loads(path.read_text())["invoice"]]}
+
+
+def test_each_wallets_transactions_are_published_in_lagos_shape(work):
+    """`OUT/wallet_transactions/<wallet lago_id>.json`: the ledger above as Lago's wallet
+    transactions, oldest first. By hand, 1 credit = 1.00 USD: expiry_co's 50 granted credits
+    (granted), 20 of them voided on Oct 10 (voided, outbound); interval_co's 10 granted, the monthly
+    rule's 15 paid credits bought on Nov 1 (purchased, source interval, waiting for a payment: settled
+    Nov 2, the day the payments file pays MTH-002-001), and the Nov 2 invoice paid with 12.00
+    (invoiced: 10 granted + 2 paid); target_co's 10 paid at creation (source manual), the
+    threshold rule's 46 bought on Oct 5 (source threshold) and 6.00 invoiced on Nov 2."""
+    out = work / "out"
+    files, invoices = _wallet_files(out), _invoice_ids(out)
+    assert sorted(p.name for p in (out / "wallet_transactions").glob("*.json")) == sorted(files.values())
+
+    def day(d):
+        return f"2026-{d}T00:00:00Z"
+
+    assert _published_transactions(out, files[("expiry_co", "trial")]) == [
+        ("inbound", "granted", "manual", "settled", "50.00", "50.00000", day("10-01"), day("10-01"), False, None),
+        ("outbound", "voided", "manual", "settled", "20.00", "20.00000", day("10-10"), day("10-10"), False, None),
+    ]
+    assert _published_transactions(out, files[("interval_co", "main")]) == [
+        ("inbound", "granted", "manual", "settled", "10.00", "10.00000", day("10-01"), day("10-01"), False, None),
+        ("inbound", "purchased", "interval", "settled", "15.00", "15.00000", day("11-01"), day("11-02"), True,
+         invoices["MTH-002-001"]),
+        ("outbound", "invoiced", "manual", "settled", "12.00", "12.00000", day("11-02"), day("11-02"), False,
+         invoices["MTH-002-002"]),
+    ]
+    assert _published_transactions(out, files[("target_co", "main")]) == [
+        ("inbound", "purchased", "manual", "settled", "10.00", "10.00000", day("10-01"), day("10-01"), False,
+         invoices["MTH-004-001"]),
+        ("inbound", "purchased", "threshold", "settled", "46.00", "46.00000", day("10-05"), day("10-05"), False,
+         invoices["MTH-004-002"]),
+        ("outbound", "invoiced", "manual", "settled", "6.00", "6.00000", day("11-02"), day("11-02"), False,
+         invoices["MTH-004-003"]),
+    ]
+
+
 def test_wallet_balances(work):
     got = {}
     for path in (work / "out" / "wallets").glob("*.json"):
@@ -132,8 +185,12 @@ def test_without_the_payment_the_interval_credits_stay_pending(tmp_path):
     assert (d["prepaid_granted_credit_amount_cents"], d["prepaid_purchased_credit_amount_cents"],
             d["total_amount_cents"], d["payment_status"]) == (1000, 0, 200, "pending")
     assert json.loads((out / "invoices" / "MTH-001-001.json").read_text())["invoice"]["payment_status"] == "pending"
+    interval = _published_transactions(out, _wallet_files(out)[("interval_co", "main")])
+    assert interval[1] == ("inbound", "purchased", "interval", "pending", "15.00", "15.00000",
+                           "2026-11-01T00:00:00Z", None, True, _invoice_ids(out)["MTH-002-001"])
 
 
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_wallet_outputs_validate_against_lagos_openapi_schemas(work):
-    assert_lago_schemas(work / "out", folders=(("invoices", "Invoice"), ("wallets", "Wallet")))
+    assert_lago_schemas(work / "out", folders=(("invoices", "Invoice"), ("wallets", "Wallet"),
+                                               ("wallet_transactions", "WalletTransactions")))

@@ -6,7 +6,10 @@ change: `marts.fct_unpriced_usage.unpriced_usage_id` hashes the dimension values
 macro `list_text`, the same bytes on DuckDB and Spark) instead of DuckDB's `list::varchar`, which
 quotes some values. That changed the digest of that mart in three runs (corrections twice,
 new_york_month_end once) and nothing else; the marts added since (`fct_duplicate_events`,
-`fct_fee_lines`) were recorded with it:
+`fct_fee_lines`) were recorded with it. In session 13 the manifest was recorded once more to add
+new files only: each wallet's `wallet_transactions/<id>.json` (issue #22) and the coupon marts
+(`fct_applied_coupons`, `fct_coupon_credits`); every digest recorded before was compared and found
+unchanged (a script compared the two manifests key by key):
 
     .venv/bin/python -m tests.golden.digests record
 

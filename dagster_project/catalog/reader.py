@@ -218,8 +218,7 @@ def check_references(catalog: Catalog) -> list[str]:
             problems += [f"{where}.{problem}" for problem in charge_problems(charge, metric, taxes)]
 
     problems += unsupported_features(catalog)
-    if not problems:  # overrides are merged into plans that are sound
-        problems += plan_override_problems(catalog)
+    problems += plan_override_problems(catalog)
     for customer in catalog.customers:
         problems += [
             f"{at[id(customer)]}, field tax_codes: unknown tax {code!r}" for code in customer.tax_codes if code not in taxes
@@ -326,6 +325,8 @@ def plan_override_problems(catalog: Catalog) -> list[str]:
             o_index = next(i for i, o in enumerate(overrides.charges) if o is charge)
             given = tuple(name for name in ("properties", "filters", "tax_codes") if name in charge.model_fields_set)
             merged = effective.charges[index]
+            if merged.metric_code not in metrics:  # (the plan's own problem, reported on the plan)
+                continue
             problems += [f"{where}.charges.{o_index}.{problem}"
                          for problem in charge_problems(merged, metrics[merged.metric_code], taxes)
                          if problem.startswith(given)]

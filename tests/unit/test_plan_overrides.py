@@ -231,3 +231,19 @@ def test_the_overridden_subscription_gets_its_own_plan_and_the_other_keeps_the_p
     filters = tables.charge_filters(catalog)
     assert len(filters) == 4 and len({f["charge_filter_id"] for f in filters}) == 4
     assert {f["charge_id"] for f in filters} == {charge_id("ai", 0), charges[(child, "tokens")]["charge_id"]}
+
+
+def test_a_bad_override_is_reported_with_the_catalogs_other_problems_in_one_pass(tmp_path):
+    bodies = BODIES + [
+        {"customer": {"external_id": "initech", "currency": "USD", "tax_codes": ["gst"]}},
+        {"subscription": {"external_customer_id": "globex", "plan_code": "ai", "external_id": "s_globex",
+                          "plan_overrides": {"charges": [{"billable_metric_code": "images"}]}}},
+    ]
+    (tmp_path / "catalog.json").write_text(json.dumps(bodies))
+    with pytest.raises(CatalogError) as excinfo:
+        read_catalog(tmp_path)
+    assert excinfo.value.problems == [
+        "catalog.json, body 9 (subscription 's_globex'), field plan_overrides.charges.0.billable_metric_code: "
+        "plan 'ai' has no charge on metric 'images'",
+        "catalog.json, body 8 (customer 'initech'), field tax_codes: unknown tax 'gst'",
+    ]

@@ -214,9 +214,11 @@ def test_fields_lago_defines_and_meterhouse_does_not_bill_stay_refused_by_name(t
 
 def test_the_overridden_subscription_gets_its_own_plan_and_the_other_keeps_the_plans_ids(tmp_path):
     catalog = _catalog(tmp_path, {"amount_cents": 50000, "minimum_commitment": {"amount_cents": 120000},
+                                  "trial_period": 7,
                                   "charges": [{"billable_metric_code": "calls", "properties": {"amount": "0.05"}}]})
     subs = {s["external_id"]: s for s in tables.subscriptions(catalog)}
     assert subs["s_acme"]["plan_id"] == plan_id("ai")
+    assert (subs["s_acme"]["trial_period_days"], subs["s_globex"]["trial_period_days"]) == (None, "7")
     child = subs["s_globex"]["plan_id"]
     assert child != plan_id("ai") and subs["s_globex"]["plan_code"] == "ai"
     plans = {p["plan_id"]: p for p in tables.plans(catalog)}

@@ -120,3 +120,11 @@ def test_acme_bills_byte_for_byte_as_without_globexs_override(out, tmp_path):
     assert len(acme) == 6  # 2 invoices: JSON, HTML, PDF
     assert {name: with_override[name] for name in acme} == {name: without[name] for name in acme}
     assert _invoice(plain, "MTH-002-001")["total_amount_cents"] == 28080
+
+
+def test_a_rerun_changes_no_byte(out, tmp_path):
+    work = tmp_path / "work"  # a copy: the other tests read the module's warehouse as billed
+    shutil.copytree(out.parent, work)
+    before = snapshot(work / "out")
+    run_meterhouse(SCENARIO / "catalog", work / "events", work, THROUGH)
+    assert snapshot(work / "out") == before

@@ -169,7 +169,7 @@ def simulate(warehouse: Path, catalog_dir: Path, plan_body: dict, period: str) -
     catalog = _catalog_with(catalog_dir, plan_body)
     code = plan_body["plan"]["code"]
     plan_row = next(p for p in tables.plans(catalog) if p["code"] == code)
-    new_charges = pl.DataFrame([c for c in tables.charges(catalog) if c["plan_code"] == code], infer_schema_length=None)
+    new_charges = pl.DataFrame([c for c in tables.charges(catalog) if c["plan_id"] == plan_row["plan_id"]], infer_schema_length=None)
     charge_ids = set(new_charges["charge_id"].to_list()) if len(new_charges) else set()
     new_filters = pl.DataFrame([f for f in tables.charge_filters(catalog) if f["charge_id"] in charge_ids],
                                schema={"charge_filter_id": pl.String, "charge_id": pl.String, "filter_index": pl.Int64,

@@ -41,6 +41,8 @@ DICT_FIELDS: dict[tuple[str, str], dict] = {
     ("Charge", "properties"): CHARGE_PROPERTIES,
     ("ChargeFilter", "properties"): CHARGE_PROPERTIES,
     ("Plan", "minimum_commitment"): {"amount_cents": None},
+    ("ChargeOverride", "properties"): CHARGE_PROPERTIES,
+    ("PlanOverrides", "minimum_commitment"): {"amount_cents": None},
 }
 
 

@@ -167,6 +167,37 @@ class Customer(_Body):
         return None
 
 
+class ChargeOverride(_Body):
+    """One charge of a `plan_overrides`: it names a charge of the plan (`id`, the charge's lago_id,
+    or its metric, when the plan has one charge on it) and replaces the fields it gives. The charge
+    model cannot change (Lago keeps the plan's): `charge_model`, if given, must be the plan's."""
+
+    id: str | None = None
+    billable_metric_id: str | None = None
+    billable_metric_code: str | None = None
+    charge_model: ChargeModel | None = None
+    invoice_display_name: str | None = None
+    min_amount_cents: int | None = Field(default=None, ge=0)
+    properties: dict[str, Any] | None = None
+    filters: list[ChargeFilter] | None = None
+    tax_codes: list[str] | None = None
+
+
+class PlanOverrides(_Body):
+    """A subscription's `plan_overrides` (Lago's `PlanOverridesObject`): the fields given replace the
+    plan's in the subscription's own effective plan (`catalog/overrides.py`)."""
+
+    amount_cents: int | None = Field(default=None, ge=0)
+    amount_currency: str | None = None
+    name: str | None = None
+    invoice_display_name: str | None = None
+    description: str | None = None
+    trial_period: Decimal | None = Field(default=None, ge=0)
+    tax_codes: list[str] | None = None
+    minimum_commitment: dict[str, Any] | None = None
+    charges: list[ChargeOverride] = []
+
+
 class Subscription(_Body):
     external_customer_id: str
     plan_code: str
@@ -176,6 +207,7 @@ class Subscription(_Body):
     subscription_at: dt.datetime | None = None
     ending_at: dt.datetime | None = None
     terminated_at: dt.datetime | None = None
+    plan_overrides: PlanOverrides | None = None
 
     _utc_times = field_validator("subscription_at", "ending_at", "terminated_at")(
         classmethod(lambda cls, v: _utc(v))

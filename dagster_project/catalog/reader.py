@@ -31,6 +31,7 @@ from dagster_project.catalog.models import (
     Wallet,
     WalletTransaction,
 )
+from dagster_project.catalog.overrides import OverrideError, effective_plan, match_charges
 
 ALL_FILTER_VALUES = "__ALL_FILTER_VALUES__"
 
@@ -214,24 +215,10 @@ def check_references(catalog: Catalog) -> list[str]:
                 named_by = "billable_metric_code" if charge.billable_metric_code else "billable_metric_id"
                 problems.append(f"{where}.{named_by}: unknown billable metric {charge.metric_code!r}")
                 continue
-            declared = {f.key: set(f.values) for f in metric.filters}
-            for f_index, charge_filter in enumerate(charge.filters):
-                for key, values in charge_filter.values.items():
-                    field_at = f"{where}.filters.{f_index}.values.{key}"
-                    if key not in declared:
-                        problems.append(f"{field_at}: metric {metric.code!r} declares no filter {key!r}")
-                        continue
-                    for value in values:
-                        if value != ALL_FILTER_VALUES and value not in declared[key]:
-                            problems.append(
-                                f"{field_at}: value {value!r} is not declared on metric {metric.code!r}"
-                            )
-            problems += [
-                f"{where}.tax_codes: unknown tax {code!r}" for code in charge.tax_codes if code not in taxes
-            ]
-            problems += [f"{where}.{problem}" for problem in charge_property_problems(charge)]
+            problems += [f"{where}.{problem}" for problem in charge_problems(charge, metric, taxes)]
 
     problems += unsupported_features(catalog)
+    problems += plan_override_problems(catalog)
     for customer in catalog.customers:
         problems += [
             f"{at[id(customer)]}, field tax_codes: unknown tax {code!r}" for code in customer.tax_codes if code not in taxes
@@ -291,6 +278,67 @@ def check_references(catalog: Catalog) -> list[str]:
     return problems
 
 
+def charge_problems(charge, metric: BillableMetric, taxes: set[str]) -> list[str]:
+    """What is wrong with a charge on `metric` (paths under the charge): filter keys and values the
+    metric does not declare, unknown taxes, properties its charge model cannot price."""
+    problems = []
+    declared = {f.key: set(f.values) for f in metric.filters}
+    for f_index, charge_filter in enumerate(charge.filters):
+        for key, values in charge_filter.values.items():
+            field_at = f"filters.{f_index}.values.{key}"
+            if key not in declared:
+                problems.append(f"{field_at}: metric {metric.code!r} declares no filter {key!r}")
+                continue
+            problems += [f"{field_at}: value {value!r} is not declared on metric {metric.code!r}"
+                         for value in values if value != ALL_FILTER_VALUES and value not in declared[key]]
+    problems += [f"tax_codes: unknown tax {code!r}" for code in charge.tax_codes if code not in taxes]
+    return problems + charge_property_problems(charge)
+
+
+def plan_override_problems(catalog: Catalog) -> list[str]:
+    """Each subscription's `plan_overrides` merged into its plan (`overrides.effective_plan`), and the
+    effective plan checked where the override changed it: currency, taxes, and each overridden
+    charge's properties, filters and taxes (paths under `plan_overrides`)."""
+    at = catalog.where
+    plans = {p.code: p for p in catalog.plans}
+    metrics = {m.code: m for m in catalog.billable_metrics}
+    taxes = {t.code for t in catalog.taxes}
+    problems: list[str] = []
+    for sub in catalog.subscriptions:
+        if sub.plan_overrides is None or sub.plan_code not in plans:
+            continue
+        where = f"{at[id(sub)]}, field plan_overrides"
+        overrides = sub.plan_overrides
+        try:
+            effective = effective_plan(plans[sub.plan_code], overrides)
+        except OverrideError as exc:
+            problems += [f"{where}.{problem}" for problem in exc.problems]
+            continue
+        unknown = currency_problems(f"{where}.amount_currency", overrides.amount_currency)
+        others = billing_currencies(catalog, sub.external_customer_id) - {overrides.amount_currency}
+        problems += unknown
+        if overrides.amount_currency and others and not unknown:
+            problems.append(f"{where}.amount_currency: {overrides.amount_currency} differs from the customer's "
+                            f"billing currency {', '.join(sorted(others))} (its currency or its other plans')")
+        problems += [f"{where}.tax_codes: unknown tax {code!r}" for code in overrides.tax_codes or [] if code not in taxes]
+        for index, charge in match_charges(plans[sub.plan_code], overrides.charges).items():
+            o_index = next(i for i, o in enumerate(overrides.charges) if o is charge)
+            given = tuple(name for name in ("properties", "filters", "tax_codes") if name in charge.model_fields_set)
+            merged = effective.charges[index]
+            if merged.metric_code not in metrics:  # (the plan's own problem, reported on the plan)
+                continue
+            problems += [f"{where}.charges.{o_index}.{problem}"
+                         for problem in charge_problems(merged, metrics[merged.metric_code], taxes)
+                         if problem.startswith(given)]
+    return problems
+
+
+def effective_plan_of(catalog: Catalog, subscription: Subscription) -> Plan:
+    """The plan a subscription bills with: its plan, merged with its `plan_overrides` if any."""
+    plan = catalog.plan(subscription.plan_code)
+    return plan if subscription.plan_overrides is None else effective_plan(plan, subscription.plan_overrides)
+
+
 def currency_problems(where: str, currency: str | None) -> list[str]:
     """`where: unknown currency` when a currency is given and has no ISO 4217 exponent."""
     if currency is None:
@@ -305,8 +353,8 @@ def currency_problems(where: str, currency: str | None) -> list[str]:
 def billing_currencies(catalog: Catalog, external_customer_id: str) -> set[str]:
     """The currencies a customer is billed in: its plans', and its own `currency`."""
     plans = {p.code: p for p in catalog.plans}
-    found = {plans[s.plan_code].amount_currency for s in catalog.subscriptions
-             if s.external_customer_id == external_customer_id and s.plan_code in plans}
+    found = {(s.plan_overrides and s.plan_overrides.amount_currency) or plans[s.plan_code].amount_currency
+             for s in catalog.subscriptions if s.external_customer_id == external_customer_id and s.plan_code in plans}
     customer = next((c for c in catalog.customers if c.external_id == external_customer_id), None)
     if customer is not None and customer.currency:
         found.add(customer.currency)

@@ -14,29 +14,23 @@ from typing import Any
 
 from dagster_project.billing.money import stable_id
 from dagster_project.billing.plan_changes import PlanTerm, resolve_plan_changes
-from dagster_project.catalog.reader import ALL_FILTER_VALUES, Catalog, resolve_wallet, wallet_key
+from dagster_project.catalog.ids import charge_filter_id, charge_id, metric_id, overridden_plan_id, plan_id
+from dagster_project.catalog.overrides import EffectivePlan
+from dagster_project.catalog.reader import (
+    ALL_FILTER_VALUES,
+    Catalog,
+    effective_plan_of,
+    resolve_wallet,
+    wallet_key,
+)
+
+__all__ = ["charge_filter_id", "charge_id", "metric_id", "plan_id"]  # the ids, kept importable from here
 
 
 def _json(value: Any) -> str | None:
     if value is None:
         return None
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def metric_id(code: str) -> str:
-    return stable_id("billable_metric", code)
-
-
-def plan_id(code: str) -> str:
-    return stable_id("plan", code)
-
-
-def charge_id(plan_code: str, index: int) -> str:
-    return stable_id("charge", plan_code, index)
-
-
-def charge_filter_id(plan_code: str, charge_index: int, filter_index: int) -> str:
-    return stable_id("charge_filter", plan_code, charge_index, filter_index)
 
 
 def customer_id(external_id: str) -> str:
@@ -64,15 +58,35 @@ def billable_metrics(catalog: Catalog) -> list[dict]:
     ]
 
 
+def effective_plans(catalog: Catalog) -> list[EffectivePlan]:
+    """The plans as billed: each catalog plan, then, for each subscription body with
+    `plan_overrides` (in catalog order), its own effective plan (Lago's child plan: the parent's
+    code, its own id, the override merged in by `overrides.effective_plan`)."""
+    found = [EffectivePlan(plan_id(p.code), p.code, p) for p in catalog.plans]
+    for s in catalog.subscriptions:
+        if s.plan_overrides is not None:
+            child_id = subscription_plan_id(s)
+            found.append(EffectivePlan(child_id, child_id, effective_plan_of(catalog, s), plan_id(s.plan_code)))
+    return found
+
+
+def subscription_plan_id(s) -> str:
+    """The id of the plan a subscription body bills with (its own when it has `plan_overrides`)."""
+    if s.plan_overrides is None:
+        return plan_id(s.plan_code)
+    return overridden_plan_id(s.plan_code, s.external_id, s.subscription_at)
+
+
 def charges(catalog: Catalog) -> list[dict]:
     rows = []
-    for plan in catalog.plans:
+    for effective in effective_plans(catalog):
+        plan = effective.plan
         for index, charge in enumerate(plan.charges):
             metric = catalog.metric(charge.metric_code)
             rows.append(
                 {
-                    "charge_id": charge_id(plan.code, index),
-                    "plan_id": plan_id(plan.code),
+                    "charge_id": charge_id(effective.charge_key, index),
+                    "plan_id": effective.plan_id,
                     "plan_code": plan.code,
                     "charge_index": index,
                     "billable_metric_id": metric_id(metric.code),
@@ -93,16 +107,16 @@ def charges(catalog: Catalog) -> list[dict]:
 def charge_filters(catalog: Catalog) -> list[dict]:
     """One row per charge filter, with the numbers that rank filters by specificity."""
     rows = []
-    for plan in catalog.plans:
-        for c_index, charge in enumerate(plan.charges):
+    for effective in effective_plans(catalog):
+        for c_index, charge in enumerate(effective.plan.charges):
             metric = catalog.metric(charge.metric_code)
             declared = {f.key: f.values for f in metric.filters}
             for f_index, charge_filter in enumerate(charge.filters):
                 values = expand_filter_values(charge_filter.values, declared)
                 rows.append(
                     {
-                        "charge_filter_id": charge_filter_id(plan.code, c_index, f_index),
-                        "charge_id": charge_id(plan.code, c_index),
+                        "charge_filter_id": charge_filter_id(effective.charge_key, c_index, f_index),
+                        "charge_id": charge_id(effective.charge_key, c_index),
                         "filter_index": f_index,
                         "invoice_display_name": charge_filter.invoice_display_name
                         or " • ".join(v for vs in values.values() for v in vs),
@@ -136,9 +150,11 @@ def expand_filter_values(values: dict[str, list[str]], declared: dict[str, list[
 
 
 def plans(catalog: Catalog) -> list[dict]:
+    """One row per effective plan (`effective_plans`): a subscription's overridden plan keeps its
+    parent's code, so invoices show the plan's code as Lago does."""
     return [
         {
-            "plan_id": plan_id(p.code),
+            "plan_id": e.plan_id,
             "code": p.code,
             "name": p.name,
             "invoice_display_name": p.invoice_display_name or p.name,
@@ -150,7 +166,7 @@ def plans(catalog: Catalog) -> list[dict]:
             "tax_codes_json": _json(p.tax_codes),
             "minimum_commitment_cents": (p.minimum_commitment or {}).get("amount_cents"),
         }
-        for p in catalog.plans
+        for e in effective_plans(catalog) for p in (e.plan,)
     ]
 
 
@@ -199,7 +215,7 @@ def subscriptions(catalog: Catalog) -> list[dict]:
     The id is made from the body's own `subscription_at`."""
     rows, terms = [], []
     for s in catalog.subscriptions:
-        plan = catalog.plan(s.plan_code)
+        plan = effective_plan_of(catalog, s)
         customer = catalog.customer(s.external_customer_id)
         ended = [t for t in (s.ending_at, s.terminated_at) if t is not None]
         rows.append(
@@ -209,7 +225,7 @@ def subscriptions(catalog: Catalog) -> list[dict]:
                 "name": s.name,
                 "customer_id": customer_id(customer.external_id),
                 "external_customer_id": customer.external_id,
-                "plan_id": plan_id(plan.code),
+                "plan_id": subscription_plan_id(s),
                 "plan_code": plan.code,
                 "billing_time": s.billing_time,
                 "interval": plan.interval,

@@ -93,7 +93,7 @@ NAMED_IN_THE_ISSUE = [
     ("plan", "charges.prorated"),
     ("plan", "usage_thresholds"),
     ("plan", "fixed_charges"),
-    ("subscription", "plan_overrides"),
+    ("subscription", "plan_overrides.usage_thresholds"),
     ("wallet", "applies_to"),
 ]
 
@@ -115,7 +115,7 @@ def test_every_lago_field_meterhouse_does_not_implement_is_refused_by_name(kind,
 
 def test_the_unsupported_list_is_not_empty_and_holds_the_features_of_the_next_issues():
     unsupported = {f"{k}.{p}" for k, m in BODY_MODELS.items() for p in not_supported(k, m)}
-    assert {"plan.usage_thresholds", "subscription.plan_overrides", "wallet.applies_to",
+    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds", "wallet.applies_to",
             "billable_metric.expression"} <= unsupported
 
 
@@ -135,7 +135,8 @@ def test_a_free_form_object_is_not_checked_key_by_key():
 
 
 def test_meterhouse_extensions_are_the_batch_fields_lago_has_no_use_for():
-    assert extensions("subscription", BODY_MODELS["subscription"]) == ["terminated_at"]
+    assert extensions("subscription", BODY_MODELS["subscription"]) == [
+        "terminated_at", "plan_overrides.charges.billable_metric_code"]
     assert extensions("plan", BODY_MODELS["plan"]) == ["charges.billable_metric_code"]
 
 

@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 
 from dagster_project.billing.money import from_cents, stable_id, to_cents
-from dagster_project.catalog.reader import Catalog, wallet_key
+from dagster_project.catalog.reader import Catalog, effective_plan_of, wallet_key
 from dagster_project.catalog.tables import (
     charge_filter_id,
     charge_id,
@@ -119,8 +119,9 @@ def customer_api_object(catalog: Catalog, customer) -> dict:
 
 def subscription_object(catalog: Catalog, subscription, now: dt.datetime) -> dict:
     """Lago's subscription object of a body as written; `status` `pending` until `subscription_at`,
-    then `active` (`terminated` after `terminated_at` or `ending_at`)."""
-    plan = catalog.plan(subscription.plan_code)
+    then `active` (`terminated` after `terminated_at` or `ending_at`). The plan's amount is the one
+    it bills: its `plan_overrides` merged in."""
+    plan = effective_plan_of(catalog, subscription)
     naive_now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     ended = min([t for t in (subscription.terminated_at, subscription.ending_at) if t is not None], default=None)
     if ended is not None and ended <= naive_now:

@@ -249,3 +249,17 @@ def test_a_bad_override_is_reported_with_the_catalogs_other_problems_in_one_pass
         "plan 'ai' has no charge on metric 'images'",
         "catalog.json, body 8 (customer 'initech'), field tax_codes: unknown tax 'gst'",
     ]
+
+
+def test_the_http_apis_subscription_shows_the_amount_its_overrides_bill(tmp_path):
+    """`meterhouse serve`'s subscription object: s_globex overrides the plan's 100.00 with 250.00,
+    s_acme keeps 100.00; both keep the plan's code, as Lago's child plans do."""
+    import datetime as dt
+
+    from dagster_project.serve.objects import subscription_object
+
+    catalog = _catalog(tmp_path, {"amount_cents": 25000})
+    now = dt.datetime(2026, 10, 2, tzinfo=dt.timezone.utc)
+    shown = {s.external_id: subscription_object(catalog, s, now) for s in catalog.subscriptions}
+    assert {k: (v["plan_code"], v["plan_amount_cents"]) for k, v in shown.items()} == {
+        "s_acme": ("ai", 10000), "s_globex": ("ai", 25000)}

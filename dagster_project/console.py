@@ -98,7 +98,8 @@ def describe_pricing(rows: dict[str, int]) -> str:
 def describe_publish(meta: dict, out_dir: str) -> str:
     """published_outputs metadata (the run summary's counts)."""
     files = meta.get("invoices_finalized", 0) + meta.get("invoices_draft", 0)
-    return (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')}, "
+    return (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')} "
+            f"({meta.get('documents_rendered', 0):,} rendered), "
             f"{plural(meta.get('current_usage_subscriptions', 0), 'usage file')}, "
             f"{plural(meta.get('wallets', 0), 'wallet')} in {out_dir}")
 

@@ -137,6 +137,18 @@ def test_a_rerun_with_nothing_new_runs_no_dbt_command_and_says_so(billed):
     assert " dbt models unchanged, not run " in steps["billing marts"]
 
 
+def test_documents_are_rendered_once_a_run_with_no_new_invoice_renders_none(billed):
+    """The first run finalizes 3 invoices (6 document files: HTML and PDF), the second one more
+    (MIS-004-001: 2 files rendered, the 6 earlier read back from the cache); the rerun (`--json`:
+    the steps on stderr), nothing."""
+    def publish_line(result):
+        return next(line for line in (result.stdout + result.stderr).splitlines() if line.startswith("publish "))
+
+    assert " 6 documents (6 rendered), " in publish_line(billed.first)
+    assert " 8 documents (2 rendered), " in publish_line(billed.second)
+    assert " 8 documents (0 rendered), " in publish_line(billed.rerun)
+
+
 def test_the_console_shows_one_line_per_step_with_its_counts_and_no_log(billed):
     lines = billed.first.stdout.splitlines()
     assert [line[:14].strip() for line in lines[:6]] == STEP_NAMES

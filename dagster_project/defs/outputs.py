@@ -23,13 +23,15 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     Grain: one file per invoice (`invoices/<number>.json`), per subscription with an open period
     (`current_usage/<external_subscription_id>.json`) and per wallet (`wallets/<id>.json`); each
     finalized invoice also as a document a customer reads (`documents/<number>.html` and `.pdf`).
-    A PDF is rendered only when what it shows changed (`PdfCache`); a file already holding its
-    bytes is not rewritten.
+    A document (HTML and PDF) is rendered only when what it shows changed (`PdfCache`); a file
+    already holding its bytes is not rewritten.
     """
     out_dir = Path(settings.out_dir)
     with settings.connect() as con:
         summary = publish(con, out_dir, pdf_cache_dir(settings.warehouse))
     context.log.info(f"published to {out_dir}: {summary}")
+    context.log.info(f"document files rendered: {summary['documents_rendered']} of {summary['invoice_documents']} "
+                     "(the others read back from the document cache)")
     for warning in summary["warnings"]:
         context.log.warning(warning)
     return dg.MaterializeResult(metadata={**{k: v for k, v in summary.items() if isinstance(v, int)},

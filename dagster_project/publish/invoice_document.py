@@ -628,21 +628,24 @@ def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
 
 
 @functools.cache
-def _pdf_renderer() -> dict:
-    """What `render_pdf` depends on besides the view: this module's code, the libraries that lay
-    out, subset the font and compress, and the font file itself. (Versions from the installed
-    metadata: importing fpdf2 costs more than reading a cached PDF.)"""
+def _renderer() -> dict:
+    """What `render_html` and `render_pdf` depend on besides the view: this module's code, the HTML
+    template and jinja2, the libraries that lay out, subset the font and compress, and the font file
+    itself. (Versions from the installed metadata: importing fpdf2 costs more than reading a cached
+    document.)"""
     return {
-        "module": _SOURCE_SHA256, "fpdf2": importlib.metadata.version("fpdf2"),
+        "module": _SOURCE_SHA256, "jinja2": importlib.metadata.version("jinja2"),
+        "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(TEMPLATES.iterdir())},
+        "fpdf2": importlib.metadata.version("fpdf2"),
         "fonttools": importlib.metadata.version("fonttools"),
         "zlib": zlib.ZLIB_RUNTIME_VERSION, "python": platform.python_version(),
         "font": hashlib.sha256(UNICODE_FONT.read_bytes()).hexdigest() if UNICODE_FONT.exists() else None,
     }
 
 
-def pdf_key(view: dict) -> str:
-    """The SHA-256 of everything `render_pdf(view)` is made from: the view (plain strings, lists and
-    dicts, so its JSON text is exact) and the renderer. `render_pdf` is deterministic (dates come
-    from the data), so two equal keys mean the same PDF bytes."""
-    text = json.dumps({"renderer": _pdf_renderer(), "view": view}, sort_keys=True)
+def document_key(view: dict) -> str:
+    """The SHA-256 of everything `render_html(view)` and `render_pdf(view)` are made from: the view
+    (plain strings, lists and dicts, so its JSON text is exact) and the renderer. Both renders are
+    deterministic (dates come from the data), so two equal keys mean the same HTML and PDF bytes."""
+    text = json.dumps({"renderer": _renderer(), "view": view}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -74,16 +74,15 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
             periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
             coupons.get(inv["invoice_id"], []),
         )
-        files = {}
         if inv["status"] == "finalized":
-            view = invoice_document.invoice_view(inv, fees, customers[inv["customer_id"]], entity, applied_taxes,
-                                                 credits.get(inv["invoice_id"], []), coupons.get(inv["invoice_id"], []))
-            files = {f"{inv['number']}.html": invoice_document.render_html(view).encode("utf-8")}
-            views[len(rendered)] = view
-        rendered.append(RenderedInvoice(inv, name, document, files))
-    # the PDFs last, all together: those not rendered before are rendered on every core
-    for i, pdf in zip(views, pdfs.pdfs(list(views.values())), strict=True):
-        rendered[i].files[f"{rendered[i].invoice['number']}.pdf"] = pdf
+            views[len(rendered)] = invoice_document.invoice_view(
+                inv, fees, customers[inv["customer_id"]], entity, applied_taxes, credits.get(inv["invoice_id"], []),
+                coupons.get(inv["invoice_id"], []))
+        rendered.append(RenderedInvoice(inv, name, document, {}))
+    # the documents last, all together: those not rendered before are rendered (PDFs on every core)
+    for i, (html, pdf) in zip(views, pdfs.documents(list(views.values())), strict=True):
+        number = rendered[i].invoice["number"]
+        rendered[i].files.update({f"{number}.html": html, f"{number}.pdf": pdf})
     return rendered
 
 
@@ -105,9 +104,8 @@ def _credit_note_documents(con, customers: dict, sequences: dict, fees_by_invoic
                 customers[note["customer_id"]])
         documents[f"{note['number']}.json"] = lago_json.credit_note_object(*args, sequences[note["customer_id"]], entity)
         views.append(invoice_document.credit_note_view(*args, entity))
-        files[f"{note['number']}.html"] = invoice_document.render_html(views[-1]).encode("utf-8")
-    for note, pdf in zip(notes, pdfs.pdfs(views), strict=True):
-        files[f"{note['number']}.pdf"] = pdf
+    for note, (html, pdf) in zip(notes, pdfs.documents(views), strict=True):
+        files.update({f"{note['number']}.html": html, f"{note['number']}.pdf": pdf})
     return documents, files
 
 
@@ -121,7 +119,9 @@ def _documents(con, pdfs: PdfCache) -> tuple[dict, list[RenderedInvoice], tuple[
 
 def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
-    holding the PDFs of this run's documents only."""
+    holding the documents of this run only. Returns the run summary, and how many documents this
+    run rendered (`documents_rendered`: the others were read back from the cache; not in the file,
+    which depends on the data alone)."""
     invoices, documents = {}, {}
     pdfs = PdfCache(pdf_cache)
     periods, rendered_invoices, (credit_notes, note_documents) = _documents(con, pdfs)
@@ -180,7 +180,7 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
         "warnings": unpriced.warnings(unpriced_usage),
     }
     write_json_atomically(out_dir / "run_summary.json", summary)
-    return summary
+    return {**summary, "documents_rendered": pdfs.rendered}
 
 
 def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""Invoice and credit note PDFs rendered once per content, kept between runs beside the warehouse."""
+"""Invoice and credit note documents (HTML and PDF) rendered once per content, kept between runs
+beside the warehouse."""
 
 from pathlib import Path
 
@@ -7,44 +8,55 @@ from dagster_project.publish.files import write_atomically
 
 
 class PdfCache:
-    """Invoice PDFs already rendered, kept between runs in a folder and found by `pdf_key`.
+    """Documents already rendered, kept between runs in a folder as `<key>.html` and `<key>.pdf`,
+    found by `document_key`.
 
     Every run publishes every finalized invoice again, and fpdf2 parses and subsets the TTF font
-    for each PDF (≈ 70 ms a document, nearly all of this step at 200 invoices). A PDF rendered
-    earlier from an equal view by an equal renderer has the same bytes, so it is read back
-    instead. Anything the document shows (customer, seller, catalog names) is in the view, so an
-    edited catalog renders again. `None`: no folder, render every time. The folder can be
-    deleted at any time."""
+    for each PDF (20-70 ms a document). A document rendered earlier from an equal view by an equal
+    renderer has the same bytes, so it is read back instead: a run with no new or changed document
+    renders none (`rendered` counts the files it rendered: an HTML and a PDF a document). Anything the document shows (customer, seller,
+    catalog names) is in the view, so an edited catalog renders again. `None`: no folder, render
+    every time. The folder can be deleted at any time."""
 
     def __init__(self, folder: Path | None):
         self.folder = folder
         self.used: set[str] = set()
+        self.rendered = 0
 
-    def pdfs(self, views: list[dict]) -> list[bytes]:
-        """The PDF of each view, in order: read back where rendered before; the others rendered
-        together (`render_pdfs`: on every core when there are many) and kept."""
+    def documents(self, views: list[dict]) -> list[tuple[bytes, bytes]]:
+        """The HTML and PDF of each view, in order: read back where rendered before; the others
+        rendered together (`render_pdfs`: on every core when there are many) and kept."""
         if self.folder is None:
-            return invoice_document.render_pdfs(views)
-        paths = [self.folder / f"{invoice_document.pdf_key(view)}.pdf" for view in views]
-        found: dict[int, bytes] = {}
-        for i, path in enumerate(paths):
-            self.used.add(path.name)
+            self.rendered += 2 * len(views)
+            return _render(views)
+        keys = [invoice_document.document_key(view) for view in views]
+        found = {}
+        for i, key in enumerate(keys):
+            html, pdf = self.folder / f"{key}.html", self.folder / f"{key}.pdf"
+            self.used.update((html.name, pdf.name))
             try:
-                found[i] = path.read_bytes()
+                found[i] = (html.read_bytes(), pdf.read_bytes())
             except FileNotFoundError:
                 pass
         missing = [i for i in range(len(views)) if i not in found]
-        for i, data in zip(missing, invoice_document.render_pdfs([views[i] for i in missing]), strict=True):
-            write_atomically(paths[i], data)
-            found[i] = data
+        for i, (html, pdf) in zip(missing, _render([views[i] for i in missing]), strict=True):
+            write_atomically(self.folder / f"{keys[i]}.html", html)
+            write_atomically(self.folder / f"{keys[i]}.pdf", pdf)
+            found[i] = (html, pdf)
+        self.rendered += 2 * len(missing)
         return [found[i] for i in range(len(views))]
 
     def prune(self) -> None:
-        """Remove the PDFs no document asked for since the cache was opened."""
+        """Remove the documents no one asked for since the cache was opened."""
         if self.folder is not None and self.folder.is_dir():
-            for path in self.folder.glob("*.pdf"):
-                if path.name not in self.used:
+            for path in self.folder.iterdir():
+                if path.suffix in (".html", ".pdf") and path.name not in self.used:
                     path.unlink(missing_ok=True)
+
+
+def _render(views: list[dict]) -> list[tuple[bytes, bytes]]:
+    pdfs = invoice_document.render_pdfs(views)
+    return [(invoice_document.render_html(view).encode("utf-8"), pdf) for view, pdf in zip(views, pdfs, strict=True)]
 
 
 def pdf_cache_dir(warehouse: Path) -> Path:

@@ -1,5 +1,5 @@
-"""Invoice PDFs are rendered once per distinct view: a later run reads back the same bytes, and any
-change to what the document shows renders it again."""
+"""Invoice documents (HTML and PDF) are rendered once per distinct view: a later run reads back the
+same bytes and renders nothing, and any change to what the document shows renders it again."""
 
 import copy
 import datetime as dt
@@ -11,7 +11,7 @@ import pytest
 from dagster_project.publish.files import replace_folder
 from dagster_project.publish.pdf_cache import PdfCache
 from dagster_project.publish import invoice_document
-from dagster_project.publish.invoice_document import invoice_view, pdf_key, render_pdf
+from dagster_project.publish.invoice_document import document_key, invoice_view, render_html, render_pdf
 
 
 @pytest.fixture(scope="module")
@@ -29,35 +29,40 @@ def view():
 
 
 def test_the_key_covers_every_field_of_the_view_and_not_the_order_of_its_keys(view):
-    assert pdf_key(view) == pdf_key(dict(reversed(list(view.items()))))
+    assert document_key(view) == document_key(dict(reversed(list(view.items()))))
     renamed = copy.deepcopy(view)
     renamed["parties"][-1]["lines"][0] = "Jonas Weber GmbH"  # a catalog edit: the document shows it, so it renders again
     repriced = copy.deepcopy(view)
     repriced["lines"][0]["detail"] = "3 packages of 1,000,000 units at 3.00 EUR"
-    assert len({pdf_key(view), pdf_key(renamed), pdf_key(repriced)}) == 3
+    assert len({document_key(view), document_key(renamed), document_key(repriced)}) == 3
 
 
-def test_a_cached_pdf_has_the_bytes_render_pdf_gives(view, tmp_path, monkeypatch):
-    first = PdfCache(tmp_path).pdfs([view])[0]
-    assert first == render_pdf(view)
-    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: pytest.fail("rendered again"))
-    assert PdfCache(tmp_path).pdfs([view])[0] == first
-    assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
+def test_cached_documents_have_the_bytes_the_renderers_give_and_a_second_run_renders_none(view, tmp_path, monkeypatch):
+    rendered = (render_html(view).encode("utf-8"), render_pdf(view))
+    cache = PdfCache(tmp_path)
+    assert cache.documents([view]) == [rendered] and cache.rendered == 2  # an HTML and a PDF file
+    monkeypatch.setattr(invoice_document, "render_pdf", lambda v: pytest.fail("PDF rendered again"))
+    monkeypatch.setattr(invoice_document, "render_html", lambda v: pytest.fail("HTML rendered again"))
+    again = PdfCache(tmp_path)
+    assert again.documents([view]) == [rendered] and again.rendered == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{document_key(view)}.html", f"{document_key(view)}.pdf"]
 
 
-def test_without_a_folder_every_pdf_is_rendered(view, monkeypatch):
+def test_without_a_folder_every_document_is_rendered(view, monkeypatch):
     monkeypatch.setattr(invoice_document, "render_pdf", lambda v: b"%PDF-rendered")
-    assert PdfCache(None).pdfs([view])[0] == b"%PDF-rendered"
+    monkeypatch.setattr(invoice_document, "render_html", lambda v: "<html>")
+    cache = PdfCache(None)
+    assert cache.documents([view]) == [(b"<html>", b"%PDF-rendered")] and cache.rendered == 2
 
 
-def test_prune_keeps_only_the_pdfs_asked_for(view, tmp_path, monkeypatch):
+def test_prune_keeps_only_the_documents_asked_for(view, tmp_path, monkeypatch):
     monkeypatch.setattr(invoice_document, "render_pdf", lambda v: json.dumps(v).encode())
     old = {**view, "number": "MIS-002-000"}
-    PdfCache(tmp_path).pdfs([old])
+    PdfCache(tmp_path).documents([old])
     cache = PdfCache(tmp_path)
-    cache.pdfs([view])
+    cache.documents([view])
     cache.prune()
-    assert [p.name for p in tmp_path.iterdir()] == [f"{pdf_key(view)}.pdf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{document_key(view)}.html", f"{document_key(view)}.pdf"]
 
 
 def test_unchanged_files_are_not_rewritten(tmp_path):
@@ -118,7 +123,7 @@ def test_workers_that_cannot_start_leave_the_rendering_to_this_process(view, mon
     assert invoice_document.render_pdfs(views, workers=2) == [v["number"].encode() for v in views]
 
 
-def test_the_cache_renders_only_the_pdfs_it_lacks_and_answers_in_order(view, tmp_path, monkeypatch):
+def test_the_cache_renders_only_the_documents_it_lacks_and_answers_in_order(view, tmp_path, monkeypatch):
     views = numbered(view, 5)
     asked = []
 
@@ -127,6 +132,9 @@ def test_the_cache_renders_only_the_pdfs_it_lacks_and_answers_in_order(view, tmp
         return [v["number"].encode() for v in batch]
 
     monkeypatch.setattr(invoice_document, "render_pdfs", render_pdfs)
-    PdfCache(tmp_path).pdfs([views[1], views[3]])
-    assert PdfCache(tmp_path).pdfs(views) == [v["number"].encode() for v in views]
+    monkeypatch.setattr(invoice_document, "render_html", lambda v: v["number"].lower())
+    PdfCache(tmp_path).documents([views[1], views[3]])
+    cache = PdfCache(tmp_path)
+    assert cache.documents(views) == [(v["number"].lower().encode(), v["number"].encode()) for v in views]
     assert asked == [["MIS-002-001", "MIS-002-003"], ["MIS-002-000", "MIS-002-002", "MIS-002-004"]]
+    assert cache.rendered == 6  # 3 documents, an HTML and a PDF each

@@ -280,6 +280,14 @@ def bill(
                          coupon_states)
 
 
+def fee_coupon_shares(fee_coupons: pl.DataFrame | None) -> dict[str, Decimal]:
+    """Each fee's share of its invoice's coupons, exact (`fee_coupons`: one row per fee and coupon)."""
+    shares: dict[str, Decimal] = {}
+    for fee_id, share in (fee_coupons.select("fee_id", "precise_amount_cents").iter_rows() if fee_coupons is not None else ()):
+        shares[fee_id] = shares.get(fee_id, Decimal(0)) + share
+    return shares
+
+
 def wallet_fee_amounts(fees: pl.DataFrame, fee_coupons: pl.DataFrame,
                        charges: pl.DataFrame) -> dict[str, tuple[tuple[FeeKey, Decimal], ...]]:
     """Per invoice, each fee's key and what a wallet may pay of it: its amount less its share of the
@@ -287,9 +295,7 @@ def wallet_fee_amounts(fees: pl.DataFrame, fee_coupons: pl.DataFrame,
     at: the fee type as Lago names it (a charge's true-up, `min_amount_cents`, is a `charge` fee of
     its charge, as in Lago) and, for a charge fee, its billable metric's code."""
     metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
-    coupon_shares: dict[str, Decimal] = {}
-    for fee_id, share in fee_coupons.select("fee_id", "precise_amount_cents").iter_rows():
-        coupon_shares[fee_id] = coupon_shares.get(fee_id, Decimal(0)) + share
+    coupon_shares = fee_coupon_shares(fee_coupons)
     out: dict[str, list[tuple[FeeKey, Decimal]]] = {}
     for f in fees.select("fee_id", "invoice_id", "fee_type", "charge_id", "amount_cents",
                          "taxes_precise_amount_cents").iter_rows(named=True):
@@ -330,9 +336,7 @@ def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook,
     rounded half-up per fee for display; each invoice's taxes, per tax, rounded once on the sum of
     its fees' precise taxes."""
     context = {r["invoice_id"]: r for r in due.select("invoice_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
-    coupon_shares: dict[str, Decimal] = {}
-    for fee_id, share in (fee_coupons.select("fee_id", "precise_amount_cents").iter_rows() if fee_coupons is not None else ()):
-        coupon_shares[fee_id] = coupon_shares.get(fee_id, Decimal(0)) + share
+    coupon_shares = fee_coupon_shares(fee_coupons)
     fee_rows, per_invoice, rates, precise_taxes, fee_tax_cents = [], {}, [], [], []
     for f in fees.select("fee_id", "invoice_id", "charge_id", "amount_cents", "currency").iter_rows(named=True):
         inv = context[f["invoice_id"]]

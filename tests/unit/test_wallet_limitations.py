@@ -251,3 +251,27 @@ def test_a_limitation_naming_an_unknown_metric_or_fee_type_is_refused_when_the_c
         read_catalog(_catalog(tmp_path, {"wallet": {
             "external_customer_id": "acme", "currency": "USD", "rate_amount": "1", "applies_to": applies_to}}))
     assert any(fragment in p for p in excinfo.value.problems), excinfo.value.problems
+
+
+# --- an invoice's fees as the wallets see them ------------------------------------------------------
+
+
+def test_each_fee_brings_its_amount_less_its_coupons_plus_its_precise_taxes_under_its_type_and_metric():
+    """Fees of one invoice: tokens 2500 with a coupon share of 500.5 and taxes 399.9; a true-up of the
+    images charge, 300, taxes 60 (a `charge` fee of its metric, as Lago makes it); the subscription
+    1000, taxes 200; a commitment 150, no taxes. Tokens: 2500 - 500.5 + 399.9 = 2399.4."""
+    import polars as pl
+
+    from dagster_project.billing.charge_models import MONEY
+    from dagster_project.billing.invoicing import wallet_fee_amounts
+
+    fees = pl.DataFrame({
+        "fee_id": ["f1", "f2", "f3", "f4"], "invoice_id": ["inv"] * 4,
+        "fee_type": ["charge", "true_up", "subscription", "commitment"],
+        "charge_id": ["c_tokens", "c_images", None, None], "amount_cents": [2500, 300, 1000, 150],
+        "taxes_precise_amount_cents": pl.Series([D("399.9"), D("60"), D("200"), D("0")], dtype=MONEY),
+    })
+    fee_coupons = pl.DataFrame({"fee_id": ["f1", "f1"], "precise_amount_cents": pl.Series([D("300.5"), D("200")], dtype=MONEY)})
+    charges = pl.DataFrame({"charge_id": ["c_tokens", "c_images"], "billable_metric_code": ["tokens", "images"]})
+    assert wallet_fee_amounts(fees, fee_coupons, charges) == {"inv": (
+        (TOKENS, D("2399.4")), (IMAGES, D("360")), (SUBSCRIPTION, D("1200")), (COMMITMENT, D("150")))}

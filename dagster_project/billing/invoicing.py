@@ -28,7 +28,7 @@ from dagster_project.billing.money import currency_exponent, round_half_up, stab
 from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.unpriced import unpriced_label
 from dagster_project.billing.wallets import (
-    DueInvoice, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
+    DueInvoice, FeeKey, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
 )
 
 NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
@@ -273,11 +273,37 @@ def bill(
         customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
-        _recorded(recorded_top_ups), decided_through, book,
+        _recorded(recorded_top_ups), decided_through, book, wallet_fee_amounts(all_fees, fee_coupons, charges),
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
                          current_usage, matched_payments, rule_top_ups, *notes, coupon_credits, fee_coupons,
                          coupon_states)
+
+
+def fee_coupon_shares(fee_coupons: pl.DataFrame | None) -> dict[str, Decimal]:
+    """Each fee's share of its invoice's coupons, exact (`fee_coupons`: one row per fee and coupon)."""
+    shares: dict[str, Decimal] = {}
+    for fee_id, share in (fee_coupons.select("fee_id", "precise_amount_cents").iter_rows() if fee_coupons is not None else ()):
+        shares[fee_id] = shares.get(fee_id, Decimal(0)) + share
+    return shares
+
+
+def wallet_fee_amounts(fees: pl.DataFrame, fee_coupons: pl.DataFrame,
+                       charges: pl.DataFrame) -> dict[str, tuple[tuple[FeeKey, Decimal], ...]]:
+    """Per invoice, each fee's key and what a wallet may pay of it: its amount less its share of the
+    coupons, plus its precise taxes (cents, exact). The key is what a wallet's `applies_to` looks
+    at: the fee type as Lago names it (a charge's true-up, `min_amount_cents`, is a `charge` fee of
+    its charge, as in Lago) and, for a charge fee, its billable metric's code."""
+    metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
+    coupon_shares = fee_coupon_shares(fee_coupons)
+    out: dict[str, list[tuple[FeeKey, Decimal]]] = {}
+    for f in fees.select("fee_id", "invoice_id", "fee_type", "charge_id", "amount_cents",
+                         "taxes_precise_amount_cents").iter_rows(named=True):
+        fee_type = "charge" if f["fee_type"] == "true_up" else f["fee_type"]
+        key = (fee_type, metric_of.get(f["charge_id"]) if fee_type == "charge" else None)
+        amount = f["amount_cents"] - coupon_shares.get(f["fee_id"], Decimal(0)) + f["taxes_precise_amount_cents"]
+        out.setdefault(f["invoice_id"], []).append((key, amount))
+    return {invoice_id: tuple(items) for invoice_id, items in out.items()}
 
 
 def _unpriced_labels(fees: pl.DataFrame, values: dict[tuple[str, str], list[dict]]) -> pl.Series:
@@ -310,9 +336,7 @@ def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook,
     rounded half-up per fee for display; each invoice's taxes, per tax, rounded once on the sum of
     its fees' precise taxes."""
     context = {r["invoice_id"]: r for r in due.select("invoice_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
-    coupon_shares: dict[str, Decimal] = {}
-    for fee_id, share in (fee_coupons.select("fee_id", "precise_amount_cents").iter_rows() if fee_coupons is not None else ()):
-        coupon_shares[fee_id] = coupon_shares.get(fee_id, Decimal(0)) + share
+    coupon_shares = fee_coupon_shares(fee_coupons)
     fee_rows, per_invoice, rates, precise_taxes, fee_tax_cents = [], {}, [], [], []
     for f in fees.select("fee_id", "invoice_id", "charge_id", "amount_cents", "currency").iter_rows(named=True):
         inv = context[f["invoice_id"]]
@@ -575,11 +599,12 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.
     )
 
 
-def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters, book: TaxBook) -> dict[str, dict[dt.date, int]]:
+def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
+                         book: TaxBook) -> dict[str, dict[dt.date, dict[FeeKey, int]]]:
     """Per customer and day: the amount (cents, taxes included) of usage arrived by that day in
     periods whose invoice is not finalized yet (`open_usage`: usage arrived by its invoice's
-    finalization). Priced on cumulative units, so package rounding is exact; each bucket's tax is
-    rounded half-up."""
+    finalization), per fee key (`charge` and the billable metric: what a limited wallet looks at).
+    Priced on cumulative units, so package rounding is exact; each bucket's tax is rounded half-up."""
     cumulative_units = rounded(cumulative(open_usage)).join(
         periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
@@ -590,21 +615,27 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters, book: T
     priced = priced.with_columns(
         delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET)
     )
-    changes: dict[str, dict[dt.date, int]] = {}
+    changes: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
+    metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
+
+    def add(r: dict, day: dt.date, cents: int) -> None:
+        key = ("charge", metric_of.get(r["charge_id"]))
+        keys = changes.setdefault(r["customer_id"], {}).setdefault(day, {})
+        keys[key] = keys.get(key, 0) + cents
+
     for r in priced.iter_rows(named=True):
-        days = changes.setdefault(r["customer_id"], {})
-        days[r["arrival_date"]] = days.get(r["arrival_date"], 0) + r["delta"]
+        add(r, r["arrival_date"], r["delta"])
     finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
     for r in finals.iter_rows(named=True):
-        days = changes.setdefault(r["customer_id"], {})
-        frozen_on = r["invoice_finalized_on"] + dt.timedelta(days=1)  # usage leaves the open balance
-        days[frozen_on] = days.get(frozen_on, 0) - r["delta"]
-    out: dict[str, dict[dt.date, int]] = {}
+        add(r, r["invoice_finalized_on"] + dt.timedelta(days=1), -r["delta"])  # usage leaves the open balance
+    out: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
     for customer, days in changes.items():
-        running, series = 0, {}
+        running: dict[FeeKey, int] = {}
+        series = {}
         for day in sorted(days):
-            running += days[day]
-            series[day] = running
+            for key, cents in days[day].items():
+                running[key] = running.get(key, 0) + cents
+            series[day] = dict(running)
         out[customer] = series
     return out
 
@@ -626,6 +657,7 @@ def _manual_transactions(frame: pl.DataFrame | None) -> list[ManualTransaction]:
             paid_credits=Decimal(r["paid_credits"]), granted_credits=Decimal(r["granted_credits"]),
             voided_credits=Decimal(r["voided_credits"]),
             invoice_requires_successful_payment=r["invoice_requires_successful_payment"],
+            metadata_json=r.get("metadata_json"),
         )
         for r in frame.iter_rows(named=True)
     ]
@@ -665,6 +697,7 @@ def _wallet_specs(wallets: pl.DataFrame, wallet_rules: pl.DataFrame | None, firs
             grants_target_top_up=bool(r["grants_target_top_up"]),
             interval=r["interval"],
             started_on=r["started_on"],
+            metadata_json=r.get("transaction_metadata_json"),
         ))
     specs: dict[str, list[WalletSpec]] = {}
     for w in wallets.iter_rows(named=True):
@@ -678,6 +711,9 @@ def _wallet_specs(wallets: pl.DataFrame, wallet_rules: pl.DataFrame | None, firs
                 expires_on=w["expiration_at"].date() if w["expiration_at"] else None,
                 invoice_requires_successful_payment=w["invoice_requires_successful_payment"],
                 rules=rules,
+                fee_types=tuple(json.loads(w.get("fee_types_json") or "[]")),
+                billable_metric_codes=tuple(json.loads(w.get("billable_metric_codes_json") or "[]")),
+                metadata_json=w.get("transaction_metadata_json"),
             )
         )
     return specs
@@ -685,7 +721,7 @@ def _wallet_specs(wallets: pl.DataFrame, wallet_rules: pl.DataFrame | None, firs
 
 def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongoing, first_usage_day, through, customer_sequences,
                     prefix, issued_numbers, frozen_totals, manual_transactions, payments, recorded, decided_through,
-                    book: CreditNoteBook):
+                    book: CreditNoteBook, fee_amounts: dict[str, tuple[tuple[FeeKey, Decimal], ...]]):
     # The first day replayed (and the start of a wallet without a creation date): the first period,
     # the first usage of any customer, the first wallet, or `through`.
     wallet_days = [w.date() for w in wallets["created_at"].to_list() if w is not None]
@@ -719,18 +755,21 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
         customer = customer_rows[customer_id]
         frame = totals_by_customer.get(customer_id)
         subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
+        # A customer with a limited wallet gives the replay each invoice's and each day's amounts per
+        # fee key; the others one amount each (what any wallet without limitations pays alike).
+        is_limited = any(w.fee_types or w.billable_metric_codes for w in specs.get(customer_id, []))
         finalized = [
             DueInvoice(r["invoice_id"], r["invoice_finalized_on"] + dt.timedelta(days=1),
                        frozen_totals.get(r["invoice_id"], _with_taxes(r)),
-                       r["currency"])
+                       r["currency"], fee_amounts.get(r["invoice_id"], ()) if is_limited else ())
             for r in subscription_invoices if r["status"] == "finalized"
         ]
         ongoing = daily_ongoing.get(customer_id, {})
         days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
-        filled, running = {}, 0
+        filled, running = {}, {}
         for day in days:
             running = ongoing.get(day, running)
-            filled[day] = running
+            filled[day] = dict(running) if is_limited else sum(running.values())
         sequence = customer_sequences[customer_id]
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
@@ -824,7 +863,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                 "sequence": t.sequence, "transaction_type": t.transaction_type, "source": t.source,
                 "status": t.status, "granted_amount_cents": t.granted_cents, "paid_amount_cents": t.paid_cents,
                 "credit_amount": str(t.credits), "balance_after_cents": t.balance_after_cents,
-                "invoice_id": t.invoice_id, "settled_on": t.settled_on,
+                "invoice_id": t.invoice_id, "settled_on": t.settled_on, "metadata_json": t.metadata_json,
             })
         for wallet_id, b in replay.balances.items():
             balance_rows.append({
@@ -1062,6 +1101,7 @@ TRANSACTION_SCHEMA = {
     "transaction_date": pl.Date, "sequence": pl.Int64, "transaction_type": pl.String, "source": pl.String,
     "status": pl.String, "granted_amount_cents": pl.Int64, "paid_amount_cents": pl.Int64,
     "credit_amount": pl.String, "balance_after_cents": pl.Int64, "invoice_id": pl.String, "settled_on": pl.Date,
+    "metadata_json": pl.String,
 }
 BALANCE_SCHEMA = {
     "wallet_id": pl.String, "customer_id": pl.String, "status": pl.String, "balance_cents": pl.Int64,

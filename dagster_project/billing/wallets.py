@@ -10,6 +10,10 @@ priority, then creation order; granted credits before paid ones, never below zer
 notes of the day before are issued and voided, the ongoing balance is computed, interval rules due
 that day top up, and threshold rules top up once.
 
+A wallet limited by `applies_to` (fee types, billable metrics) pays only the fees it applies to, as
+Lago's `Credits::AllocatePrepaidCreditsByWalletsService` does: see `fee_caps` and `pay_invoice`.
+Its share of the ongoing usage is that of those fees only (`allocate_ongoing_usage`).
+
 Credit notes and invoices of one day: an invoice is issued at the start of its issuing day, a
 credit note during its day. So a credit note corrects invoices issued on or before its day and
 credits those issued after it; a note voided on a day still credits the invoices issued that day.
@@ -27,6 +31,12 @@ from dagster_project.billing.periods import _add_months
 
 CREDIT_DECIMALS = Decimal("0.00001")
 
+# What a wallet limitation looks at in a fee: its type (charge, subscription, commitment) and, for a
+# charge fee, its billable metric's code. `UNDIVIDED` is an amount given without its fees: only a
+# wallet without limitations pays it.
+FeeKey = tuple[str | None, str | None]
+UNDIVIDED: FeeKey = (None, None)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -39,6 +49,7 @@ class Rule:
     grants_target_top_up: bool = False
     interval: str | None = None  # weekly | monthly | quarterly | semiannual | yearly (interval trigger)
     started_on: dt.date | None = None  # the anniversary an interval rule counts from (else the wallet's)
+    metadata_json: str | None = None  # transaction_metadata of its top-ups
 
     def is_due(self, day: dt.date, wallet_start: dt.date) -> bool:
         """An interval rule tops up on each anniversary of its start, the start day itself excluded
@@ -64,6 +75,7 @@ class ManualTransaction:
     granted_credits: Decimal = Decimal(0)
     voided_credits: Decimal = Decimal(0)
     invoice_requires_successful_payment: bool | None = None  # None: the wallet's setting
+    metadata_json: str | None = None  # its `metadata`, on the transactions it makes
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,17 @@ class WalletSpec:
     expires_on: dt.date | None = None
     invoice_requires_successful_payment: bool = False
     rules: tuple[Rule, ...] = ()
+    fee_types: tuple[str, ...] = ()  # applies_to.fee_types
+    metadata_json: str | None = None  # transaction_metadata of the credits given at creation
+    billable_metric_codes: tuple[str, ...] = ()  # applies_to.billable_metric_codes
+
+    def pays(self, key: FeeKey) -> bool:
+        """Lago's `applicable_fee?`: a wallet without limitations pays every fee; a limited one the
+        fees of its fee types, and the charge fees of its billable metrics (either suffices)."""
+        if not self.fee_types and not self.billable_metric_codes:
+            return True
+        fee_type, metric_code = key
+        return fee_type in self.fee_types or (fee_type == "charge" and metric_code in self.billable_metric_codes)
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,9 @@ class DueInvoice:
     finalized_on: dt.date
     total_cents: int
     currency: str | None = None  # credit notes pay invoices of their own currency only
+    # Each fee's (key, amount less its coupons plus its precise taxes, in cents): what a limited
+    # wallet may pay of it. Empty: the total is one undivided amount.
+    fee_amounts: tuple[tuple[FeeKey, Decimal], ...] = ()
 
 
 @dataclass
@@ -120,6 +146,7 @@ class Transaction:
     balance_after_cents: int
     invoice_id: str | None = None  # the invoice paid (outbound) or issued for paid credits
     settled_on: dt.date | None = None  # when paid credits waiting for a payment became available
+    metadata_json: str | None = None  # the metadata of the body or rule that made it (`[{key, value}]`)
 
 
 @dataclass(frozen=True)
@@ -205,17 +232,82 @@ def _order(balance: _Balance) -> tuple[int, int]:
     return balance.spec.priority, balance.spec.creation_order
 
 
-def allocate_ongoing_usage(balances: list[_Balance], usage_cents: int) -> dict[str, int]:
-    """Share the open usage among active wallets in payment order; the last one carries what the
-    others cannot cover, so its ongoing balance may go negative."""
+def _largest_first(amounts: dict[FeeKey, int]) -> list[tuple[FeeKey, int]]:
+    """Fee keys by amount, largest first (Lago's order), ties by key so that reruns agree."""
+    return sorted(amounts.items(), key=lambda item: (-item[1], tuple(str(k) for k in item[0])))
+
+
+def allocate_ongoing_usage(balances: list[_Balance], usage: int | dict[FeeKey, int]) -> dict[str, int]:
+    """Share the open usage (cents, or cents per fee key) among active wallets, as Lago's
+    `AllocateOngoingUsageByWalletsService`: key by key, largest first, among the wallets that pay
+    that key in payment order; each takes up to its balance, the last of them carries what the
+    others cannot cover (its ongoing balance may go negative). Usage no wallet pays is nobody's."""
     active = sorted((b for b in balances if b.is_active), key=_order)
-    shares: dict[str, int] = {}
-    remaining = usage_cents
-    for index, balance in enumerate(active):
-        share = remaining if index == len(active) - 1 else min(max(balance.cents, 0), remaining)
-        shares[balance.spec.wallet_id] = share
-        remaining -= share
+    shares = {b.spec.wallet_id: 0 for b in active}
+    for key, amount in _largest_first(usage if isinstance(usage, dict) else {UNDIVIDED: usage}):
+        paying = [b for b in active if b.spec.pays(key)]
+        remaining = amount
+        for index, balance in enumerate(paying):
+            if remaining <= 0:
+                break
+            room = max(balance.cents, 0) - shares[balance.spec.wallet_id]
+            share = remaining if index == len(paying) - 1 else min(max(room, 0), remaining)
+            shares[balance.spec.wallet_id] += share
+            remaining -= share
     return shares
+
+
+def fee_caps(invoice: DueInvoice, credited_cents: int) -> dict[FeeKey, int]:
+    """What wallets may pay of each fee key of an invoice, as Lago's
+    `calculate_amounts_for_fees_by_type_and_bm`: per key, its fees less their coupons plus their
+    precise taxes, less the key's share of the credit notes that paid the invoice (in proportion
+    to the amounts, as Lago's `apply_credit_to_fees`), rounded half-up to the cent. The invoice's
+    taxes are rounded once, so the keys may miss the amount due by a cent or so: a shortfall of at
+    most one cent per key goes to the largest key (Lago's `reconcile_remaining_amounts`); an excess
+    is bounded by the amount due in `pay_invoice`."""
+    due = invoice.total_cents - credited_cents
+    if not invoice.fee_amounts:
+        return {UNDIVIDED: due}
+    exact: dict[FeeKey, Decimal] = {}
+    for key, amount in invoice.fee_amounts:
+        exact[key] = exact.get(key, Decimal(0)) + amount
+    left = Decimal(due) / invoice.total_cents if invoice.total_cents > 0 else Decimal(0)
+    caps = {key: int((amount * left).quantize(Decimal(1), rounding=ROUND_HALF_UP)) for key, amount in exact.items()}
+    caps = {key: cents for key, cents in caps.items() if cents > 0}
+    shortfall = due - sum(caps.values())
+    if caps and 0 < shortfall <= len(caps):
+        largest = _largest_first(caps)[0][0]
+        caps[largest] += shortfall
+    return caps
+
+
+def pay_invoice(wallets: list[_Balance], caps: dict[FeeKey, int], due_cents: int) -> list[tuple[_Balance, int]]:
+    """(wallet, cents) each wallet pays of an invoice, in payment order (priority, creation), as
+    Lago's `AllocatePrepaidCreditsByWalletsService`: a wallet pays, key by key (largest first), what
+    is left of the keys it applies to, up to its balance and what is left of the amount due."""
+    left = dict(caps)
+    remaining = due_cents
+    paid = []
+    for balance in sorted(wallets, key=_order):
+        taken = 0
+        for key, _ in _largest_first(left):
+            cents = min(left[key], balance.cents - taken, remaining)
+            if cents <= 0 or not balance.spec.pays(key):
+                continue
+            left[key] -= cents
+            remaining -= cents
+            taken += cents
+        if taken > 0:
+            paid.append((balance, taken))
+    return paid
+
+
+def _rule_of(spec: WalletSpec, invoice_key: str) -> Rule | None:
+    """The rule a top-up's key names: `interval_top_up:<index>`, or the wallet's (first) threshold rule."""
+    if invoice_key.startswith("interval_top_up:"):
+        index = int(invoice_key.rsplit(":", 1)[1])
+        return spec.rules[index] if index < len(spec.rules) else None
+    return next((r for r in spec.rules if r.trigger == "threshold"), None)
 
 
 def _rule_credits(rule: Rule, balance: _Balance, ongoing_usage_cents: int) -> tuple[Decimal, Decimal]:
@@ -335,7 +427,7 @@ def replay_customer(
                 note.voided_cents, note.balance_cents, note.voided_on = note.balance_cents, 0, day
 
     def record(balance: _Balance, day: dt.date, ttype: str, source: str, status: str,
-               granted: int, paid: int, invoice_id: str | None) -> None:
+               granted: int, paid: int, invoice_id: str | None, metadata_json: str | None = None) -> None:
         nonlocal sequence
         sequence += 1
         spec = balance.spec
@@ -344,18 +436,19 @@ def replay_customer(
                 wallet_id=spec.wallet_id, day=day, sequence=sequence, transaction_type=ttype, source=source,
                 status=status, granted_cents=granted, paid_cents=paid,
                 credits=cents_to_credits(granted + paid, spec.rate_amount, spec.currency),
-                balance_after_cents=balance.cents, invoice_id=invoice_id,
+                balance_after_cents=balance.cents, invoice_id=invoice_id, metadata_json=metadata_json,
             )
         )
 
     def top_up(balance: _Balance, day: dt.date, source: str, paid_credits: Decimal, granted_credits: Decimal,
-               requires_payment: bool | None = None, invoice_key: str | None = None) -> None:
+               requires_payment: bool | None = None, invoice_key: str | None = None,
+               metadata_json: str | None = None) -> None:
         spec = balance.spec
         granted = credits_to_cents(granted_credits, spec.rate_amount, spec.currency)
         paid = credits_to_cents(paid_credits, spec.rate_amount, spec.currency)
         if granted > 0:
             balance.granted_cents += granted
-            record(balance, day, "inbound", source, "settled", granted, 0, None)
+            record(balance, day, "inbound", source, "settled", granted, 0, None, metadata_json)
         if paid > 0:
             invoice_id = credit_invoice_id(spec.wallet_id, day, invoice_key or source)
             number = number_for(invoice_id)
@@ -366,9 +459,9 @@ def replay_customer(
                 waiting.append((len(replay.transactions), number, balance))
             else:
                 balance.paid_cents += paid
-            record(balance, day, "inbound", source, "pending" if pending else "settled", 0, paid, invoice_id)
+            record(balance, day, "inbound", source, "pending" if pending else "settled", 0, paid, invoice_id, metadata_json)
 
-    def void(balance: _Balance, day: dt.date, credits: Decimal) -> None:
+    def void(balance: _Balance, day: dt.date, credits: Decimal, metadata_json: str | None = None) -> None:
         """Voided credits leave the wallet, granted ones first, never below zero."""
         spec = balance.spec
         cents = min(credits_to_cents(credits, spec.rate_amount, spec.currency), balance.cents)
@@ -377,7 +470,7 @@ def replay_customer(
         if cents > 0:
             balance.granted_cents -= granted
             balance.paid_cents -= paid
-            record(balance, day, "outbound", "void", "settled", granted, paid, None)
+            record(balance, day, "outbound", "void", "settled", granted, paid, None, metadata_json)
 
     def settle_paid(day: dt.date) -> None:
         """Paid credits become available on the day their credit invoice is paid in full."""
@@ -396,7 +489,8 @@ def replay_customer(
             spec = balance.spec
             if spec.effective_on <= day and not balance.is_active and not balance.is_terminated:
                 balance.is_active = True
-                top_up(balance, day, "wallet_creation", spec.paid_credits, spec.granted_credits)
+                top_up(balance, day, "wallet_creation", spec.paid_credits, spec.granted_credits,
+                       metadata_json=spec.metadata_json)
             if balance.is_active and spec.expires_on is not None and spec.expires_on <= day:
                 balance.is_active, balance.is_terminated = False, True
 
@@ -405,28 +499,23 @@ def replay_customer(
             if not balance.is_active:
                 continue  # a terminated wallet takes no credits (the catalog check names the others)
             top_up(balance, day, "manual", m.paid_credits, m.granted_credits,
-                   m.invoice_requires_successful_payment, f"manual:{m.order}")
+                   m.invoice_requires_successful_payment, f"manual:{m.order}", m.metadata_json)
             if m.voided_credits:
-                void(balance, day, m.voided_credits)
+                void(balance, day, m.voided_credits, m.metadata_json)
         settle_paid(day)
 
         for invoice in invoices_by_day.get(day, []):
             replay.issued.append(IssuedInvoice("subscription", invoice.invoice_id, day, number_for(invoice.invoice_id)))
             credited = take_credit_notes(invoice, day)
             replay.credit_notes_applied[invoice.invoice_id] = credited
-            remaining = invoice.total_cents - credited
+            active = [b for b in balances.values() if b.is_active]
             taken_granted = taken_paid = 0
-            for balance in sorted((b for b in balances.values() if b.is_active), key=_order):
-                if remaining <= 0:
-                    break
-                granted = min(balance.granted_cents, remaining)
-                paid = min(balance.paid_cents, remaining - granted)
-                if granted + paid == 0:
-                    continue
+            for balance, cents in pay_invoice(active, fee_caps(invoice, credited), invoice.total_cents - credited):
+                granted = min(balance.granted_cents, cents)
+                paid = cents - granted
                 balance.granted_cents -= granted
                 balance.paid_cents -= paid
                 balance.consumed_cents += granted + paid
-                remaining -= granted + paid
                 taken_granted += granted
                 taken_paid += paid
                 record(balance, day, "outbound", "invoice_payment", "settled", granted, paid, invoice.invoice_id)
@@ -440,7 +529,9 @@ def replay_customer(
 
             def rule_top_up(source: str, key: str, paid: Decimal, granted: Decimal, balance=balance) -> None:
                 replay.rule_top_ups.append(RuleTopUp(balance.spec.wallet_id, day, source, key, paid, granted))
-                top_up(balance, day, source, paid, granted, invoice_key=key)
+                rule = _rule_of(balance.spec, key)
+                top_up(balance, day, source, paid, granted, invoice_key=key,
+                       metadata_json=rule.metadata_json if rule else None)
 
             if decided_through is not None and day <= decided_through:
                 for r in recorded_by_day.get((spec.wallet_id, day), []):

@@ -214,6 +214,22 @@ class Subscription(_Body):
     )
 
 
+class MetadataItem(_Body):
+    """One `{key, value}` pair of a wallet transaction's `metadata` (Lago keeps a list of them)."""
+
+    key: str
+    value: str | None = None
+
+
+class WalletLimitations(_Body):
+    """A wallet's `applies_to`: the fee types (`charge`, `subscription`, `commitment`) and the billable
+    metrics whose fees its credits pay; a fee is paid when it matches either list (Lago's
+    `allowed_fee_types` and wallet targets). Empty or absent: every fee."""
+
+    fee_types: list[Literal["charge", "subscription", "commitment"]] | None = None
+    billable_metric_codes: list[str] | None = None
+
+
 class RecurringTransactionRule(_Body):
     trigger: Literal["threshold", "interval"]
     method: Literal["fixed", "target"] = "fixed"
@@ -224,6 +240,7 @@ class RecurringTransactionRule(_Body):
     granted_credits: Decimal | None = None
     grants_target_top_up: bool = False
     started_at: dt.datetime | None = None
+    transaction_metadata: list[MetadataItem] | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> RecurringTransactionRule:
@@ -248,6 +265,8 @@ class Wallet(_Body):
     expiration_at: dt.datetime | None = None
     invoice_requires_successful_payment: bool = False
     recurring_transaction_rules: list[RecurringTransactionRule] = []
+    applies_to: WalletLimitations | None = None
+    transaction_metadata: list[MetadataItem] | None = None
     created_at: dt.datetime | None = None
 
     _utc_times = field_validator("expiration_at", "created_at")(classmethod(lambda cls, v: _utc(v)))
@@ -303,6 +322,7 @@ class WalletTransaction(_Body):
     granted_credits: Decimal | None = Field(default=None, ge=0)
     voided_credits: Decimal | None = Field(default=None, ge=0)
     invoice_requires_successful_payment: bool | None = None
+    metadata: list[MetadataItem] | None = None
     created_at: dt.datetime
 
     _utc_times = field_validator("created_at")(classmethod(lambda cls, v: _utc(v)))

@@ -264,6 +264,10 @@ def check_references(catalog: Catalog) -> list[str]:
                 f"billing currency {', '.join(sorted(billed_in))}"
             )
         wallet_keys.append(wallet_key(wallet))
+        limits = wallet.applies_to
+        problems += [f"{at[id(wallet)]}, field applies_to.billable_metric_codes: unknown billable metric {code!r}"
+                     for code in (limits.billable_metric_codes if limits else None) or []
+                     if code not in metrics]
     for dup in _duplicates(wallet_keys):
         problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
     problems += coupon_problems(catalog)

@@ -265,9 +265,20 @@ def wallets(catalog: Catalog) -> list[dict]:
                 "created_at": w.created_at,
                 "expiration_at": w.expiration_at,
                 "invoice_requires_successful_payment": w.invoice_requires_successful_payment,
+                "fee_types_json": json.dumps(list(w.applies_to.fee_types or [])) if w.applies_to else "[]",
+                "billable_metric_codes_json":
+                    json.dumps(list(w.applies_to.billable_metric_codes or [])) if w.applies_to else "[]",
+                "transaction_metadata_json": metadata_json(w.transaction_metadata),
             }
         )
     return rows
+
+
+def metadata_json(items) -> str | None:
+    """A transaction's `metadata` (`[{key, value}]`, Lago's shape) as JSON text; None when not given."""
+    if items is None:
+        return None
+    return json.dumps([{"key": i.key, "value": i.value} for i in items])
 
 
 def wallet_rules(catalog: Catalog) -> list[dict]:
@@ -287,6 +298,7 @@ def wallet_rules(catalog: Catalog) -> list[dict]:
             "granted_credits": _text(r.granted_credits),
             "grants_target_top_up": r.grants_target_top_up,
             "started_on": r.started_at.date() if r.started_at else None,
+            "transaction_metadata_json": metadata_json(r.transaction_metadata),
         }
         for w in catalog.wallets
         for index, r in enumerate(w.recurring_transaction_rules)
@@ -352,6 +364,7 @@ def wallet_transactions(catalog: Catalog) -> list[dict]:
                 "voided_credits": str(t.voided_credits or 0),
                 "invoice_requires_successful_payment": t.invoice_requires_successful_payment,
                 "created_at": t.created_at,
+                "metadata_json": metadata_json(t.metadata),
             }
         )
     return rows

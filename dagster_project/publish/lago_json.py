@@ -358,6 +358,22 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
     }
 
 
+def wallet_limitations(wallet: dict) -> dict:
+    """A limited wallet's `applies_to` (Lago's `fee_types` and `billable_metric_codes`), from its
+    `catalog.wallets` row; nothing for a wallet without limitations, whose JSON stays as it was."""
+    fee_types = json.loads(wallet.get("fee_types_json") or "[]")
+    metric_codes = json.loads(wallet.get("billable_metric_codes_json") or "[]")
+    if not fee_types and not metric_codes:
+        return {}
+    return {"applies_to": {"fee_types": fee_types, "billable_metric_codes": metric_codes}}
+
+
+def transaction_metadata(metadata_json: str | None) -> list[dict]:
+    """A wallet transaction's (or top-up rule's) `metadata`: Lago's list of `{key, value}`, as the
+    catalog gave it; `[]` when none was given."""
+    return json.loads(metadata_json) if metadata_json else []
+
+
 # The ledger's sources as Lago's `source` (how the credits came: `manual`, `interval` or `threshold`;
 # Lago records its outbound transactions as `manual` too) and `transaction_status`.
 _LAGO_SOURCE = {"threshold_top_up": "threshold", "interval_top_up": "interval"}
@@ -399,7 +415,7 @@ def wallet_transaction_object(transaction: dict, wallet: dict) -> dict:
         "settled_at": _ts(transaction["settled_on"] or transaction["transaction_date"]) if settled else None,
         "failed_at": None,
         "created_at": _ts(transaction["transaction_date"]),
-        "metadata": [],
+        "metadata": transaction_metadata(transaction.get("metadata_json")),
         "name": None,
         "purchase_order_number": None,
         "payment_method": dict(DEFAULT_PAYMENT_METHOD),
@@ -437,6 +453,7 @@ def wallet_object(wallet: dict, rules: list[dict], balance: dict, consumed_credi
             "ongoing_usage_balance_cents": ongoing_usage,
             "credits_ongoing_balance": str(credits_of(ongoing_balance)),
             "credits_ongoing_usage_balance": str(credits_of(ongoing_usage)),
+            **wallet_limitations(wallet),
             "recurring_transaction_rules": [
                 {
                     "lago_id": stable_id("recurring_rule", wallet["wallet_id"], i),
@@ -449,7 +466,8 @@ def wallet_object(wallet: dict, rules: list[dict], balance: dict, consumed_credi
                     "paid_credits": r["paid_credits"] or "0.0", "granted_credits": r["granted_credits"] or "0.0",
                     "started_at": None, "expiration_at": None, "status": "active", "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),
                     "invoice_requires_successful_payment": wallet["invoice_requires_successful_payment"],
-                    "transaction_metadata": [], "transaction_name": None, "ignore_paid_top_up_limits": False,
+                    "transaction_metadata": transaction_metadata(r.get("transaction_metadata_json")),
+                    "transaction_name": None, "ignore_paid_top_up_limits": False,
                     "grants_target_top_up": r["grants_target_top_up"] if r["method"] == "target" else None,
                 }
                 for i, r in enumerate(rules)

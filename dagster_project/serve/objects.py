@@ -223,7 +223,8 @@ def wallet_transactions_as_created(catalog: Catalog, transaction) -> list[dict]:
             "remaining_credit_amount": None, "priority": wallet.priority,
             "invoice_requires_successful_payment": bool(transaction.invoice_requires_successful_payment),
             "settled_at": None, "failed_at": None, "created_at": _ts(transaction.created_at),
-            "metadata": [], "name": transaction.name, "purchase_order_number": None,
+            "metadata": [item.model_dump() for item in transaction.metadata or []], "name": transaction.name,
+            "purchase_order_number": None,
             "payment_method": dict(DEFAULT_PAYMENT_METHOD),
         })
     return shown

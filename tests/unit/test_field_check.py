@@ -94,7 +94,6 @@ NAMED_IN_THE_ISSUE = [
     ("plan", "usage_thresholds"),
     ("plan", "fixed_charges"),
     ("subscription", "plan_overrides.usage_thresholds"),
-    ("wallet", "applies_to"),
 ]
 
 
@@ -115,7 +114,7 @@ def test_every_lago_field_meterhouse_does_not_implement_is_refused_by_name(kind,
 
 def test_the_unsupported_list_is_not_empty_and_holds_the_features_of_the_next_issues():
     unsupported = {f"{k}.{p}" for k, m in BODY_MODELS.items() for p in not_supported(k, m)}
-    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds", "wallet.applies_to",
+    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds",
             "billable_metric.expression"} <= unsupported
 
 

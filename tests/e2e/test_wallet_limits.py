@@ -99,9 +99,24 @@ def test_each_transactions_metadata_is_kept_in_the_marts(out):
     ]
 
 
+def test_the_published_wallet_transactions_carry_their_metadata(out):
+    """promo's ledger as Lago's wallet transactions (oldest first): its creation credits with the
+    wallet's campaign=launch, the rule's top-up with origin=auto, the manual grant with ticket=T-42,
+    and the invoice payment with none."""
+    promo = _wallets(out)["promo"]
+    listed = json.loads((out / "wallet_transactions" / f"{promo['lago_id']}.json").read_text())["wallet_transactions"]
+    assert [(t["transaction_status"], t["source"], t["credit_amount"], t["metadata"]) for t in listed] == [
+        ("granted", "manual", "30.00000", [{"key": "campaign", "value": "launch"}]),
+        ("granted", "threshold", "10.00000", [{"key": "origin", "value": "auto"}]),
+        ("granted", "manual", "5.00000", [{"key": "ticket", "value": "T-42"}]),
+        ("invoiced", "manual", "30.00000", []),
+    ]
+
+
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_the_invoice_usage_and_wallets_validate_against_lagos_schema(out):
-    assert_lago_schemas(out)
+    assert_lago_schemas(out, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage"), ("wallets", "Wallet"),
+                                      ("wallet_transactions", "WalletTransactions")))
 
 
 def test_a_rerun_changes_no_output_byte(out, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -532,7 +533,10 @@ def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.D
         for r in pl.concat([fees.select("invoice_id", "amount_cents"), subscription_fees.select("invoice_id", "amount_cents")])
         .group_by("invoice_id").agg(pl.col("amount_cents").sum()).iter_rows(named=True)
     }
-    minimums = charges.filter(pl.col("min_amount_cents").fill_null(0) > 0).select("charge_id", "plan_id", "min_amount_cents")
+    minimums: dict[str, list[dict]] = {}  # by plan: its charges with a minimum, in catalog order
+    for m in charges.filter(pl.col("min_amount_cents").fill_null(0) > 0).select(
+            "charge_id", "plan_id", "min_amount_cents").iter_rows(named=True):
+        minimums.setdefault(m["plan_id"], []).append(m)
     rows = []
 
     def fee_row(r: dict, kind: str, key: str, charge_id: str | None, cents: int) -> dict:
@@ -546,7 +550,7 @@ def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.D
 
     for r in due.filter(~pl.col("is_starting")).iter_rows(named=True):
         true_ups = 0
-        for m in minimums.filter(pl.col("plan_id") == r["plan_id"]).iter_rows(named=True):
+        for m in minimums.get(r["plan_id"], ()):
             gap = _prorated(m["min_amount_cents"], r["billed_days"], r["days_in_period"]) - sums.get((r["invoice_id"], m["charge_id"]), 0)
             if gap > 0:
                 rows.append(fee_row(r, "true_up", m["charge_id"], m["charge_id"], gap))
@@ -749,12 +753,20 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                             f"number or lago_id)")
         elif request.created_on <= through:  # a credit note dated later waits for its day
             notes_by_customer.setdefault(owner, []).append(request)
-    totals_by_customer = {cid: frame for (cid,), frame in invoice_totals.partition_by("customer_id", as_dict=True).items()}
+    # Each customer's invoices in finalization order, its payments (by the customer part of their
+    # invoice number: what `starts_with("<prefix>-<sequence>-")` selects), all split in one pass.
+    invoices_by_customer: dict[str, list[dict]] = {}
+    for r in invoice_totals.sort(["customer_id", "invoice_finalized_on", "period_start_date",
+                                  "external_subscription_id"]).iter_rows(named=True):
+        invoices_by_customer.setdefault(r["customer_id"], []).append(r)
+    payments_by_sequence = {key: frame.drop("customer_sequence") for (key,), frame in payments.with_columns(
+        pl.col("invoice_number").str.extract(rf"^{re.escape(prefix)}-(\d+)-", 1).alias("customer_sequence")
+    ).partition_by("customer_sequence", as_dict=True).items() if key is not None}
+    days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
     for customer_id in sorted(customer_rows):
         customer = customer_rows[customer_id]
-        frame = totals_by_customer.get(customer_id)
-        subscription_invoices = frame.sort(["invoice_finalized_on", "period_start_date", "external_subscription_id"]).to_dicts() if frame is not None else []
+        subscription_invoices = invoices_by_customer.get(customer_id, [])
         # A customer with a limited wallet gives the replay each invoice's and each day's amounts per
         # fee key; the others one amount each (what any wallet without limitations pays alike).
         is_limited = any(w.fee_types or w.billable_metric_codes for w in specs.get(customer_id, []))
@@ -764,17 +776,17 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                        r["currency"], fee_amounts.get(r["invoice_id"], ()) if is_limited else ())
             for r in subscription_invoices if r["status"] == "finalized"
         ]
-        ongoing = daily_ongoing.get(customer_id, {})
-        days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
+        # The open usage of each day matters only to wallets: a customer without one skips it.
+        ongoing = daily_ongoing.get(customer_id, {}) if customer_id in specs else {}
         filled, running = {}, {}
-        for day in days:
+        for day in days if ongoing else ():
             running = ongoing.get(day, running)
             filled[day] = dict(running) if is_limited else sum(running.values())
         sequence = customer_sequences[customer_id]
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
-        mine = payments.filter(pl.col("invoice_number").str.starts_with(f"{prefix}-{sequence:03d}-"))
-        collected = collected_by_number(mine.filter(pl.col("currency") == currency))
+        mine = payments_by_sequence.get(f"{sequence:03d}", payments.clear())
+        collected = collected_by_number(mine.filter(pl.col("currency") == currency)) if mine.height else {}
         # Numbers already issued never change; a new invoice takes the next one, gap-free.
         numbers = dict(issued_numbers.get(customer_id, {}))
         last = [max(numbers.values(), default=0)]

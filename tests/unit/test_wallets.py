@@ -416,3 +416,33 @@ def test_top_ups_decided_by_an_earlier_run_are_replayed_as_recorded_never_re_dec
     # The same replay without the record would not top up on Oct 2 (no usage then).
     fresh = replay_customer([wallet(paid="50", rules=(rule,))], [], usage, DAYS, credit_invoice_id)
     assert [t.day for t in top_ups(fresh)][:1] == [oct26(6)]
+
+
+class _VisitedDays(dict):
+    """Open usage by day that records the days a replay looks at (every day it visits does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.visited: list[dt.date] = []
+
+    def get(self, day, default=None):
+        self.visited.append(day)
+        return super().get(day, default)
+
+
+def test_a_customer_without_wallets_or_credit_notes_is_replayed_only_on_its_invoice_days():
+    """Nothing happens to it but its two invoices being issued (Oct 3 and Oct 8): the replay visits
+    those 2 of the 10 days, and numbers the invoices in that order, with no credit taken."""
+    usage = _VisitedDays()
+    numbered = []
+    result = replay_customer([], [DueInvoice("inv-1", oct26(3), 2500), DueInvoice("inv-2", oct26(8), 900)], usage,
+                             DAYS, credit_invoice_id, number_for=lambda i: numbered.append(i) or f"N-{len(numbered)}")
+    assert usage.visited == [oct26(3), oct26(8)]
+    assert [(i.invoice_id, i.day, i.number) for i in result.issued] == [("inv-1", oct26(3), "N-1"), ("inv-2", oct26(8), "N-2")]
+    assert result.credits_applied == {"inv-1": (0, 0), "inv-2": (0, 0)} and result.transactions == []
+
+
+def test_a_customer_with_a_wallet_is_replayed_every_day():
+    usage = _VisitedDays()
+    replay_customer([wallet(granted="10")], [DueInvoice("inv-1", oct26(3), 2500)], usage, DAYS, credit_invoice_id)
+    assert usage.visited == DAYS

@@ -85,6 +85,8 @@ class BillableMetric(_Body):
     @field_validator("expression")
     @classmethod
     def _parsable(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None  # lago-api treats a blank expression as none (`with_expression` skips it)
         if v is not None:
             try:
                 expressions.parse(v)

@@ -599,3 +599,9 @@ def test_an_expression_metric_loads_the_properties_it_reads_and_keeps_its_text(c
     assert {"cached_tokens", "input_tokens", "tokens"} <= set(tables.property_keys(catalog))
     (row,) = [r for r in tables.billable_metrics(catalog) if r["code"] == "mistral_tokens"]
     assert row["expression"] == expression
+
+
+def test_a_blank_expression_is_no_expression_as_in_lago(catalog_dir):
+    edit(catalog_dir / "01_billable_metrics.json", lambda d: _metric(d).update(expression=""))
+    (row,) = [r for r in tables.billable_metrics(read_catalog(catalog_dir)) if r["code"] == "mistral_tokens"]
+    assert row["expression"] is None

@@ -2,7 +2,8 @@
 
 - Percentage charges: each event's share of the rate (beyond the free units still left) plus the
   fixed amount (beyond the free events), bounded by `per_transaction_min_amount` and
-  `per_transaction_max_amount`. Without bounds the sum is the bucket formula of `charge_models`.
+  `per_transaction_max_amount`. Without bounds, the free units and free events are those of
+  lago-api's `ChargeModels::PercentageService` (see `_lago_free_allowances`).
 - Charges paid in advance: each event costs what it adds to the bucket's price,
   `price(units through this event) - price(units before it)`.
 """
@@ -19,21 +20,66 @@ from dagster_project.billing.charge_models import MONEY, ZERO
 HUNDRED = pl.lit(Decimal(100), MONEY)
 
 
+def _lago_free_allowances(units: pl.Expr, through: pl.Expr, before: pl.Expr, order: pl.Expr,
+                          free_events: pl.Expr, free_total: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The units of an event free of the rate, and whether it is free of the fixed amount, as
+    lago-api's `PercentageService` decides them for a charge without per-transaction bounds.
+
+    With `free_units_per_events` N and `free_units_per_total_aggregation` A (0 when absent) and the
+    running total of the bucket's units `through` each event, in charge order:
+    - free units (`free_units_value`): the units of the first N events, at most A in all; with no
+      N, the first A units; with neither, none;
+    - free of the fixed amount (`free_units_count`): with N and A, the first N events whose running
+      total is still below A (an allowance running out before N events frees fewer than N), except
+      that when the very first event already reaches A, Lago's count is 0, which it drops from its
+      minimum, so the first N events are free; with N alone the first N events; with A alone the
+      events whose running total is below A; and none when the bucket has no units
+      (`compute_fixed_amount` returns 0 on zero units).
+    """
+    has_n, has_a = free_events > ZERO, free_total > ZERO
+    among_first_n = order.cast(MONEY) <= free_events
+    cap = pl.when(has_a).then(free_total)
+    free_units = (
+        pl.when(has_a & (~has_n | among_first_n))
+        .then(pl.min_horizontal(through, cap) - pl.min_horizontal(before, cap))
+        .when(has_n & among_first_n)
+        .then(units)
+        .otherwise(ZERO)
+    )
+    below_a = through < free_total
+    first_reaches_a = through.first().over(BUCKET) >= free_total
+    free_of_fixed = (
+        pl.when(has_n & has_a).then(among_first_n & (below_a | first_reaches_a))
+        .when(has_n).then(among_first_n)
+        .when(has_a).then(below_a)
+        .otherwise(False)
+    ) | (units.sum().over(BUCKET) == ZERO)
+    return free_units, free_of_fixed
+
+
 def per_transaction_amounts(events: pl.DataFrame) -> pl.Series:
-    """The bounded percentage amount of each event. `events` holds BUCKET, `charge_order`, `units`
+    """The percentage amount of each event. `events` holds BUCKET, `charge_order`, `units`
     and the percentage `p_*` columns."""
     ordered = events.with_row_index("_row").sort([*BUCKET, "charge_order"])
     units = pl.max_horizontal(pl.col("units").cast(MONEY), ZERO)
     free_units = pl.col("p_free_units_per_total_aggregation").cast(MONEY).fill_null(ZERO)
+    free_events = pl.col("p_free_units_per_events").cast(MONEY).fill_null(ZERO)
     through = units.cum_sum().over(BUCKET)
     before = through - units
-    paid_units = pl.max_horizontal(through - free_units, ZERO) - pl.max_horizontal(before - free_units, ZERO)
-    is_free_event = pl.col("charge_order") <= pl.col("p_free_units_per_events").cast(MONEY).fill_null(ZERO)
+    low = pl.col("p_per_transaction_min_amount").cast(MONEY)
+    high = pl.col("p_per_transaction_max_amount").cast(MONEY)
+    lago_free_units, lago_free_of_fixed = _lago_free_allowances(
+        units, through, before, pl.col("charge_order"), free_events, free_units)
+    # With bounds: the free units come off the total aggregation only, and the first N events
+    # are free of the fixed amount (not yet Lago's per-transaction rule: see docs/architecture.md).
+    is_bounded = low.is_not_null() | high.is_not_null()
+    paid_units = pl.when(is_bounded).then(
+        pl.max_horizontal(through - free_units, ZERO) - pl.max_horizontal(before - free_units, ZERO)
+    ).otherwise(units - lago_free_units)
+    is_free_event = pl.when(is_bounded).then(pl.col("charge_order") <= free_events).otherwise(lago_free_of_fixed)
     amount = paid_units * pl.col("p_rate").cast(MONEY).fill_null(ZERO) / HUNDRED + pl.when(is_free_event).then(
         ZERO
     ).otherwise(pl.col("p_fixed_amount").cast(MONEY).fill_null(ZERO))
-    low = pl.col("p_per_transaction_min_amount").cast(MONEY)
-    high = pl.col("p_per_transaction_max_amount").cast(MONEY)
     bounded = (
         pl.when(amount <= ZERO).then(ZERO)  # a free transaction owes no minimum
         .when(low.is_not_null() & (amount < low)).then(low)

@@ -574,8 +574,9 @@ def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
                                     "late_events_count": pl.Int64, "late_amount_cents": pl.Int64})
     everything = rounded(aggregate(usage, pl.lit(True))).join(late.select(*BUCKET, "currency"), on=BUCKET)
     billed = everything.select(*BUCKET, "currency").join(
-        on_time.select(*BUCKET, "units", "events_count"), on=BUCKET, how="left"
+        on_time.select(*BUCKET, "units", "events_count", "bounded_amount"), on=BUCKET, how="left"
     ).with_columns(pl.col("units").fill_null(Decimal(0)).cast(cm.MONEY), pl.col("events_count").fill_null(0))
+    # (`bounded_amount`: a percentage bucket's on-time events priced one by one, as invoiced)
     with_late = price_buckets(everything.sort(BUCKET), charges, filters)
     without = price_buckets(billed.sort(BUCKET), charges, filters)
     return with_late.select(

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dagster_project.catalog import expressions
+
 # Keys and codes end up as JSON paths and in file names; a quote or backslash there is refused
 # with a clear message rather than escaped in several places.
 _SAFE_KEY = re.compile(r'^[^"\\\x00-\x1f]+$')
@@ -63,6 +65,9 @@ class BillableMetric(_Body):
     rounding_function: Literal["ceil", "floor", "round"] | None = None
     rounding_precision: int | None = None
     filters: list[MetricFilter] = []
+    # Lago's `expression` (see catalog/expressions.py): evaluated on each event at load, its result
+    # is the event's `field_name` value, the one the metric aggregates.
+    expression: str | None = None
 
     @field_validator("code", "field_name")
     @classmethod
@@ -76,6 +81,29 @@ class BillableMetric(_Body):
         if self.aggregation_type != "count_agg" and not self.field_name:
             raise ValueError(f"field_name is required for aggregation_type {self.aggregation_type}")
         return self
+
+    @field_validator("expression")
+    @classmethod
+    def _parsable(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None  # lago-api treats a blank expression as none (`with_expression` skips it)
+        if v is not None:
+            try:
+                expressions.parse(v)
+            except expressions.ExpressionSyntaxError as exc:
+                raise ValueError(f"cannot be parsed: {exc} (in {v!r})") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _expression_aggregates_a_field(self) -> BillableMetric:
+        if self.expression is not None and self.aggregation_type == "count_agg":
+            raise ValueError("an expression needs an aggregation of its value: Lago evaluates expressions for every "
+                             "aggregation_type but count_agg")
+        return self
+
+    @property
+    def parsed_expression(self) -> expressions.Expression | None:
+        return expressions.parse(self.expression) if self.expression is not None else None
 
 
 class ChargeFilter(_Body):

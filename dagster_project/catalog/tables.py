@@ -53,6 +53,7 @@ def billable_metrics(catalog: Catalog) -> list[dict]:
             "is_recurring": m.recurring,
             "rounding_function": m.rounding_function,
             "rounding_precision": m.rounding_precision,
+            "expression": m.expression,
         }
         for m in catalog.billable_metrics
     ]
@@ -446,8 +447,10 @@ def applied_coupons(catalog: Catalog) -> list[dict]:
 
 
 def property_keys(catalog: Catalog) -> list[str]:
-    """The event property keys the catalog prices or filters on: the only ones loaded."""
+    """The event property keys the catalog prices or filters on, or its metrics' expressions
+    read: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
+    keys |= {name for m in catalog.billable_metrics if m.expression for name in m.parsed_expression.property_names}
     return sorted(keys | set(filter_keys(catalog)))
 
 

@@ -45,7 +45,7 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings,
 @dg.asset(
     key=["raw", "events"],
     group_name="ingest",
-    deps=[dg.AssetKey(["catalog", "property_keys"])],
+    deps=[dg.AssetKey(["catalog", "property_keys"]), dg.AssetKey(["catalog", "billable_metrics"])],
     partitions_def=arrival_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:billing-data"],
@@ -64,9 +64,10 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
     with settings.connect() as con:
         ensure_raw_schema(con)
         keys = catalog_tables.property_keys(con)
+        expressions = catalog_tables.metric_expressions(con)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         for index, day in enumerate(days, start=1):
-            load = load_arrival_day(con, events_dir, day, keys, now)
+            load = load_arrival_day(con, events_dir, day, keys, now, expressions=expressions)
             report_progress("events", index, len(days), str(day))  # the console's progress line, if any
             if load.skipped:  # same files and catalog keys as its last load: not read again
                 # (counted for the day folders only: the range also holds the dates without one)

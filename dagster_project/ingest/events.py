@@ -26,6 +26,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from dagster_project.catalog.expressions import evaluate_events
+
 EVENT_FILE_PATTERNS = ("*.jsonl", "*.json", "*.ndjson", "*.parquet")
 # The fields of a Lago event the loader reads; also the columns of a Parquet landing file (one row
 # per event, other columns are ignored).
@@ -285,9 +287,56 @@ _PARSE_SQL = _LINES_SQL + "\n" + _TYPED_SQL
 
 def _insert_typed(con: duckdb.DuckDBPyConnection, sql: str, params: dict, source: str) -> None:
     """Insert into `raw.events` the rows of a typing query (`_PARSE_SQL` or `_FAST_SQL`) over the
-    table or subquery `source`."""
+    table or subquery `source`. With metric expressions (`params["expressions"]`), the rows are
+    typed into a temporary table first and each event of an expression metric takes its value
+    (`_with_expression_values`)."""
     sql = _with_properties(sql, params["keys"]).replace("from _source\n", f"from {source}\n")
-    con.execute("insert into raw.events " + sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    values = {k: v for k, v in params.items() if f"${k}" in sql}
+    if not params.get("expressions"):
+        con.execute("insert into raw.events " + sql, values)
+        return
+    con.execute("create or replace temp table _typed_events as " + sql, values)
+    _with_expression_values(con, params["expressions"])
+    con.execute("drop table _typed_events")
+
+
+# The columns of raw.events, in order, as `_with_expression_values` inserts them.
+_RAW_EVENT_COLUMNS = ("arrival_date", "source_file", "line_number", "item_index", "transaction_id", "code",
+                      "external_subscription_id", "event_timestamp_text", "event_at", "is_timestamp_defaulted",
+                      "properties", "load_error", "load_error_detail")
+
+
+def _with_expression_values(con: duckdb.DuckDBPyConnection, metric_expressions: dict[str, tuple[str, str]]) -> None:
+    """Insert the rows of `_typed_events` into `raw.events`, each event of a metric with an
+    expression carrying the expression's value as its `field_name` property (as lago-api stores
+    it), or, when the expression cannot be evaluated on it, rejected at load as
+    `expression_evaluation_failed` with the field and what is wrong (see
+    `catalog.expressions.evaluate_events`)."""
+    codes = sorted(metric_expressions)
+    rows = con.execute(
+        """select rowid, code, event_at, map_keys(properties), map_values(properties) from _typed_events
+           where load_error is null and list_contains($codes, code)""", {"codes": codes}).fetchall()
+    results = evaluate_events(
+        [(code, at, dict(zip(keys, vals, strict=True))) for _, code, at, keys, vals in rows], metric_expressions)
+    con.register("_expression_values", pa.table({
+        "row_id": pa.array([r[0] for r in rows], pa.int64()),
+        "field_name": pa.array([metric_expressions[r[1]][0] for r in rows], pa.string()),
+        "value": pa.array([r[0] for r in results], pa.string()),
+        "load_error": pa.array([r[1] for r in results], pa.string()),
+        "load_error_detail": pa.array([r[2] for r in results], pa.string()),
+    }))
+    try:
+        plain = [c for c in _RAW_EVENT_COLUMNS if c not in ("properties", "load_error", "load_error_detail")]
+        con.execute(f"""
+            insert into raw.events ({", ".join(_RAW_EVENT_COLUMNS)})
+            select {", ".join(f"t.{c}" for c in plain)},
+                case when v.row_id is null then t.properties
+                     when v.load_error is null then map_concat(t.properties, map([v.field_name], [v.value])) end,
+                coalesce(t.load_error, v.load_error), coalesce(t.load_error_detail, v.load_error_detail)
+            from _typed_events t left join _expression_values v on v.row_id = t.rowid
+            order by t.rowid""")
+    finally:
+        con.unregister("_expression_values")
 
 
 def _insert_rejected_lines(con: duckdb.DuckDBPyConnection, params: dict, lines: str) -> None:
@@ -601,6 +650,7 @@ def load_arrival_day(
     now: dt.datetime,
     *,
     force: bool = False,
+    expressions: dict[str, tuple[str, str]] | None = None,
 ) -> DayLoad:
     """Replace the events of arrival date `day` with the contents of its landing files.
 
@@ -609,15 +659,19 @@ def load_arrival_day(
     mid-way leaves the previous load intact, and each event is written once.
     A day whose files (names, sizes, modification times) and catalog keys are those of its last
     load is not read again (unless `force`): a daily run reads only the new day.
+    `expressions`: the metrics with an expression, code -> (field_name, expression text); a change
+    of them reloads the day, as a change of keys does.
     """
     ensure_raw_schema(con)
     keys = sorted(set(property_keys))
     paths = [_json_path(k) for k in keys]
     signature = stat_signature(events_dir, day)
+    keys_signature = "\t".join(keys) + "".join(
+        f"\texpression {code}: {field} = {text}" for code, (field, text) in sorted((expressions or {}).items()))
     previous = con.execute(
         """select files_loaded, files_duplicate, lines_read, events_raw, events_malformed from raw.day_loads
            where arrival_date = ? and stat_signature = ? and property_keys = ?""",
-        [day, signature, "\t".join(keys)],
+        [day, signature, keys_signature],
     ).fetchone()
     if previous is not None and not force:
         return DayLoad(day, *previous, skipped=True)
@@ -628,7 +682,8 @@ def load_arrival_day(
         ).fetchall()
     }
     try:
-        return _load_day(con, events_dir, day, keys, paths, now, signature, registered)
+        return _load_day(con, events_dir, day, keys, paths, now, signature, registered, expressions or {},
+                         keys_signature)
     finally:  # (also after a failure: the connection may load other days)
         for (table,) in con.execute(
             f"select table_name from duckdb_tables() where temporary and starts_with(table_name, '{_STAGED}')"
@@ -637,7 +692,7 @@ def load_arrival_day(
 
 
 def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, keys: list[str], paths: list[str],
-              now: dt.datetime, signature: str, registered: dict) -> DayLoad:
+              now: dt.datetime, signature: str, registered: dict, expressions: dict, keys_signature: str) -> DayLoad:
     """`load_arrival_day` once the day is to be read; the caller drops the temporary tables."""
     landing_rows, staged, duplicates = [], [], 0
     for path in day_files(events_dir, day):
@@ -659,7 +714,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, ke
         day_start = dt.datetime.combine(day, dt.time(0))
         ingested_at = min(max(first_loaded_at, day_start), day_start + dt.timedelta(days=1, microseconds=-1))
         params = {"arrival_date": day, "source_file": source_file, "keys": keys, "paths": paths,
-                  "ingested_at": ingested_at}
+                  "ingested_at": ingested_at, "expressions": expressions}
         staged.append(_stage_file(con, path, f"{_STAGED}{len(staged)}", line_count, params))
     for path in unrecognized_files(events_dir, day):
         source_file = f"{day.isoformat()}/{path.name}"
@@ -695,7 +750,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, ke
         con.execute("delete from raw.day_loads where arrival_date = ?", [day])
         con.execute(
             "insert into raw.day_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [day, signature, "\t".join(keys), content, len(staged), duplicates, lines, raw, malformed, now],
+            [day, signature, keys_signature, content, len(staged), duplicates, lines, raw, malformed, now],
         )
         con.execute("commit")
     except Exception:

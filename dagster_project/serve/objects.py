@@ -40,7 +40,7 @@ def _plain(value: object) -> object:
 
 
 def billable_metric_object(metric, created_at: dt.datetime) -> dict:
-    return {
+    return _present({
         "lago_id": metric_id(metric.code),
         "name": metric.name,
         "code": metric.code,
@@ -51,8 +51,9 @@ def billable_metric_object(metric, created_at: dt.datetime) -> dict:
         "rounding_precision": metric.rounding_precision,
         "created_at": _ts(created_at),
         "field_name": metric.field_name,
+        "expression": metric.expression,
         "filters": [{"key": f.key, "values": list(f.values)} for f in metric.filters],
-    }
+    }, "expression")
 
 
 def _present(obj: dict, *names: str) -> dict:

@@ -87,6 +87,13 @@ def write_catalog(con, parsed: Catalog) -> dict[str, int]:
     return counts
 
 
+def metric_expressions(con) -> dict[str, tuple[str, str]]:
+    """The metrics with an `expression`: code -> (field_name, expression), for the loader."""
+    return {code: (field, text) for code, field, text in con.execute(
+        "select code, field_name, expression from catalog.billable_metrics where expression is not null order by code"
+    ).fetchall()}
+
+
 def property_keys(con) -> list[str]:
     """The event property keys the catalog prices or filters on (`catalog.property_keys`)."""
     return [r[0] for r in con.execute("select key from catalog.property_keys").fetchall()]

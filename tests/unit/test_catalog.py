@@ -568,3 +568,40 @@ def test_a_reusable_coupon_may_be_applied_twice_the_same_day_and_each_keeps_its_
                                   "created_at": "2026-10-01T00:00:00Z"}}
     rows = tables.applied_coupons(read_catalog(_coupon_catalog(tmp_path, applied, applied)))
     assert len({r["applied_coupon_id"] for r in rows}) == 2
+
+
+# --- expression metrics ---------------------------------------------------------------------------
+
+
+def _metric(document: dict | list) -> dict:
+    return (document[0] if isinstance(document, list) else document)["billable_metric"]
+
+
+def test_an_expression_that_cannot_be_parsed_is_refused_with_its_file_body_and_field(catalog_dir):
+    edit(catalog_dir / "01_billable_metrics.json",
+         lambda d: _metric(d).update(expression="event.properties.tokens * 1.1.1"))
+    problem = the_problem(problems_of(catalog_dir), "expression")
+    assert problem == ("01_billable_metrics.json, body 1 (billable_metric 'mistral_tokens'), field expression: "
+                       "Value error, cannot be parsed: malformed number '1.1.1' at position 27 (digits, then an optional fraction) "
+                       "(in 'event.properties.tokens * 1.1.1')")
+
+
+def test_an_expression_on_a_count_metric_is_refused(catalog_dir):
+    edit(catalog_dir / "01_billable_metrics.json",
+         lambda d: _metric(d).update(aggregation_type="count_agg", field_name=None, expression="1"))
+    the_problem(problems_of(catalog_dir), "01_billable_metrics.json, body 1", "every aggregation_type but count_agg")
+
+
+def test_an_expression_metric_loads_the_properties_it_reads_and_keeps_its_text(catalog_dir):
+    expression = "event.properties.input_tokens + round(event.properties.cached_tokens * 0.1)"
+    edit(catalog_dir / "01_billable_metrics.json", lambda d: _metric(d).update(expression=expression))
+    catalog = read_catalog(catalog_dir)
+    assert {"cached_tokens", "input_tokens", "tokens"} <= set(tables.property_keys(catalog))
+    (row,) = [r for r in tables.billable_metrics(catalog) if r["code"] == "mistral_tokens"]
+    assert row["expression"] == expression
+
+
+def test_a_blank_expression_is_no_expression_as_in_lago(catalog_dir):
+    edit(catalog_dir / "01_billable_metrics.json", lambda d: _metric(d).update(expression=""))
+    (row,) = [r for r in tables.billable_metrics(read_catalog(catalog_dir)) if r["code"] == "mistral_tokens"]
+    assert row["expression"] is None

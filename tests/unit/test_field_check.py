@@ -88,7 +88,6 @@ def test_a_name_far_from_every_field_lists_the_fields_of_its_level():
 
 # The fields the issue found silently ignored, each at the place a Lago user puts it.
 NAMED_IN_THE_ISSUE = [
-    ("billable_metric", "expression"),
     ("plan", "charges.properties.pricing_group_keys"),
     ("plan", "charges.prorated"),
     ("plan", "usage_thresholds"),
@@ -114,8 +113,7 @@ def test_every_lago_field_meterhouse_does_not_implement_is_refused_by_name(kind,
 
 def test_the_unsupported_list_is_not_empty_and_holds_the_features_of_the_next_issues():
     unsupported = {f"{k}.{p}" for k, m in BODY_MODELS.items() for p in not_supported(k, m)}
-    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds",
-            "billable_metric.expression"} <= unsupported
+    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds"} <= unsupported
 
 
 def test_a_charge_model_lago_has_and_meterhouse_does_not_is_not_supported_yet():

@@ -248,3 +248,46 @@ def test_a_warehouse_loaded_before_rejected_lines_had_their_table_moves_their_te
         (DAY, "2026-11-01/a.jsonl", 2, '[1, {"x": 2}]')]  # one row per line
     ensure_raw_schema(con)  # and once only
     assert con.execute("select count(*) from raw.rejected_lines").fetchone() == (1,)
+
+
+EXPRESSIONS = {"llm_tokens": ("tokens", "event.properties.input_tokens + event.properties.cached_tokens * 0.1")}
+EXPRESSION_KEYS = ["cached_tokens", "input_tokens", "tokens"]
+
+
+def llm_event(tx, **properties):
+    return json.dumps({"transaction_id": tx, "code": "llm_tokens", "external_subscription_id": "sub_1",
+                       "timestamp": 1793509200, "properties": properties})
+
+
+@pytest.mark.parametrize("blank_line", [False, True], ids=["fast_path", "line_parser"])
+def test_an_expression_metric_event_carries_the_value_and_one_it_cannot_take_is_rejected(con, landing, blank_line):
+    lines = [
+        llm_event("t1", input_tokens=1000, cached_tokens=250),        # 1000 + 25 = 1025
+        llm_event("t2", input_tokens="1000", cached_tokens="x"),      # not a number
+        llm_event("t3", input_tokens=10, cached_tokens=5, tokens=99),  # 10 + 0.5: the expression wins over 99
+        json.dumps(event("t4")),                                      # another metric: its tokens as sent
+    ]
+    write(landing, "a.jsonl", ("\n".join(lines) + ("\n\n" if blank_line else "")).encode())
+    load = load_arrival_day(con, landing, DAY, EXPRESSION_KEYS, NOW, expressions=EXPRESSIONS)
+    assert (load.events_raw, load.events_malformed) == (4, 1)
+    got = con.execute("""select transaction_id, properties['tokens'], load_error, load_error_detail
+                         from raw.events order by transaction_id""").fetchall()
+    assert got == [
+        ("t1", "1025", None, None),
+        ("t2", None, "expression_evaluation_failed",
+         "field properties.cached_tokens: 'x' is not a number (expression of metric 'llm_tokens': "
+         "event.properties.input_tokens + event.properties.cached_tokens * 0.1)"),
+        ("t3", "10.5", None, None),
+        ("t4", "10", None, None),
+    ]
+    # the rejected line keeps its text for the quarantine
+    assert con.execute("select line_number from raw.rejected_lines").fetchall() == [(2,)]
+
+
+def test_a_changed_expression_reloads_the_day_and_the_same_one_does_not(con, landing):
+    write(landing, "a.jsonl", llm_event("t1", input_tokens=1000, cached_tokens=250).encode())
+    load_arrival_day(con, landing, DAY, EXPRESSION_KEYS, NOW, expressions=EXPRESSIONS)
+    assert load_arrival_day(con, landing, DAY, EXPRESSION_KEYS, NOW, expressions=EXPRESSIONS).skipped
+    doubled = {"llm_tokens": ("tokens", "event.properties.input_tokens * 2")}
+    assert not load_arrival_day(con, landing, DAY, EXPRESSION_KEYS, NOW, expressions=doubled).skipped
+    assert con.execute("select properties['tokens'] from raw.events").fetchall() == [("2000",)]

@@ -248,3 +248,18 @@ def test_meterhouse_run_is_refused_with_exit_status_3_while_another_process_bill
     assert result.returncode == 3, result.stderr
     assert "is being billed by pid" in result.stderr and "meterhouse serve refresh" in result.stderr
     assert not warehouse.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_metrics_expression_is_shown_by_the_http_api_and_left_out_when_it_has_none():
+    """Lago's `BillableMetricObject` types `expression` as a string (no null): shown when set only."""
+    import datetime as dt
+
+    from dagster_project.catalog.models import BillableMetric
+    from dagster_project.serve.objects import billable_metric_object
+
+    body = {"name": "LLM tokens", "code": "llm_tokens", "aggregation_type": "sum_agg", "field_name": "billable"}
+    at = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    expression = "event.properties.input + event.properties.cached * 0.1"
+    shown = billable_metric_object(BillableMetric.model_validate({**body, "expression": expression}), at)
+    assert shown["expression"] == expression and shown["field_name"] == "billable"
+    assert "expression" not in billable_metric_object(BillableMetric.model_validate(body), at)

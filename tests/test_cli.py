@@ -137,6 +137,15 @@ def test_a_rerun_with_nothing_new_runs_no_dbt_command_and_says_so(billed):
     assert " dbt models unchanged, not run " in steps["billing marts"]
 
 
+def test_an_unchanged_catalog_is_derived_once_and_then_recognized(billed):
+    """The three real runs read the same catalog folder: the first writes the catalog tables, the
+    next two find the folder and the code as they were and write nothing."""
+    assert "catalog loaded: " in billed.billed_log and "catalog unchanged" not in billed.billed_log
+    for log in (billed.second_log, billed.rerun_log):
+        assert "catalog unchanged since it was last written, not derived again" in log
+        assert "catalog loaded: " not in log
+
+
 def test_documents_are_rendered_once_a_run_with_no_new_invoice_renders_none(billed):
     """The first run finalizes 3 invoices (6 document files: HTML and PDF), the second one more
     (MIS-004-001: 2 files rendered, the 6 earlier read back from the cache); the rerun (`--json`:

@@ -13,7 +13,7 @@ from dagster_project.console import report_progress
 from dagster_project.defs.partitions import arrival_days
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema, load_arrival_day
-from dagster_project.store import catalog_tables, periods
+from dagster_project.store import catalog_tables, dbt_builds, periods
 from dagster_project.store.catalog_tables import CATALOG_TABLES
 
 
@@ -32,14 +32,23 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings,
     Grain: one row per entity in each table (billable_metrics, plans, charges, charge_filters,
     charge_filter_values, customers, subscriptions, wallets). Refuses a bad catalog, naming the
     file, the body and the field, before anything is written. The folder is parsed here, once a
-    run, unless the command line parsed and checked it before the run (`checked_catalog`).
+    run, unless the command line parsed and checked it before the run (`checked_catalog`). A
+    folder whose files (and the code deriving the tables) are those of the last write is not
+    derived again (`state.dbt_builds`, selection `catalog`).
     """
-    parsed = checked_catalog if checked_catalog is not None else read_catalog(settings.catalog_dir)
+    digest = catalog_tables.catalog_digest(Path(settings.catalog_dir))
     with settings.connect() as con:
-        counts = catalog_tables.write_catalog(con, parsed)
-    context.log.info(f"catalog loaded: {counts}")
+        unchanged = dbt_builds.up_to_date(con, "catalog", digest, [("catalog", name) for name in CATALOG_TABLES])
+        if unchanged:  # the same files, derived by the same code: the tables are already these
+            counts = catalog_tables.table_rows(con)
+            context.log.info(f"catalog unchanged since it was last written, not derived again: {counts}")
+        else:
+            parsed = checked_catalog if checked_catalog is not None else read_catalog(settings.catalog_dir)
+            counts = catalog_tables.write_catalog(con, parsed)
+            dbt_builds.record_build(con, "catalog", digest)
+            context.log.info(f"catalog loaded: {counts}")
     for name in CATALOG_TABLES:
-        yield dg.MaterializeResult(asset_key=["catalog", name], metadata={"rows": counts[name]})
+        yield dg.MaterializeResult(asset_key=["catalog", name], metadata={"rows": counts[name], "unchanged": unchanged})
 
 
 @dg.asset(

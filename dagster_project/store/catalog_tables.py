@@ -1,10 +1,18 @@
 """Schema `catalog`: the parsed catalog written as tables, and the reads of it that steps before
 pricing need (the property keys the loader keeps, the inputs of the billing periods)."""
 
+import hashlib
+from pathlib import Path
+
 import polars as pl
 
 from dagster_project.catalog import Catalog, tables
 from dagster_project.store.tables import write_table
+
+# The code the catalog tables are derived by: the catalog package, this module and the table writer.
+_CATALOG_PACKAGE = Path(__file__).parents[1] / "catalog"
+_DERIVED_BY = sorted([*_CATALOG_PACKAGE.glob("*.py"), *_CATALOG_PACKAGE.glob("*.json"), Path(__file__),
+                      Path(__file__).with_name("tables.py")])
 
 _S, _I, _B = pl.String, pl.Int64, pl.Boolean
 EMPTY_SCHEMAS = {
@@ -66,6 +74,22 @@ CATALOG_SCHEMAS = {
 }
 
 CATALOG_TABLES = [*tables.TABLES, "property_keys"]
+
+
+def catalog_digest(folder: Path) -> str:
+    """SHA-256 of everything the catalog tables are derived from: each `*.json` file of the catalog
+    folder (its name and bytes, the files `read_catalog` reads) and the code that derives them. Equal
+    digests give equal tables, so an unchanged catalog is not parsed and written again."""
+    digest = hashlib.sha256()
+    for path in [*sorted(Path(folder).glob("*.json")), *_DERIVED_BY]:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
+
+
+def table_rows(con) -> dict[str, int]:
+    """Rows per catalog table, as written."""
+    return {name: con.execute(f'select count(*) from catalog."{name}"').fetchone()[0] for name in CATALOG_TABLES}
 
 
 def write_catalog(con, parsed: Catalog) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Schema `state`: what each dbt command of a run (a selection) was last built from.
+"""Schema `state`: what each dbt command of a run (a selection) was last built from, and what the
+catalog tables were last derived from (selection `catalog`, written in Python).
 
 A dbt command whose inputs are exactly those of its last successful build, and whose relations
 all still exist, would rebuild the same tables and views and run the same tests on the same rows:

@@ -82,3 +82,19 @@ def test_a_selection_is_up_to_date_only_after_a_build_from_the_same_inputs_with_
     record_build(con, "billing_marts", None)
     con.execute("create view marts.fct_a as select 1")
     assert not up_to_date(con, "billing_marts", now, relations)
+
+
+def test_the_catalog_digest_changes_with_any_catalog_file_and_with_nothing_else(tmp_path):
+    from dagster_project.store.catalog_tables import catalog_digest
+
+    (tmp_path / "a.json").write_text('{"customer": {"external_id": "acme"}}')
+    (tmp_path / "notes.txt").write_text("not read by read_catalog")
+    first = catalog_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("edited")
+    assert catalog_digest(tmp_path) == first
+    (tmp_path / "a.json").write_text('{"customer": {"external_id": "acme2"}}')
+    edited = catalog_digest(tmp_path)
+    (tmp_path / "b.json").write_text("[]")
+    added = catalog_digest(tmp_path)
+    (tmp_path / "b.json").rename(tmp_path / "c.json")
+    assert len({first, edited, added, catalog_digest(tmp_path)}) == 4

@@ -361,8 +361,12 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
 def wallet_limitations(wallet: dict) -> dict:
     """A limited wallet's `applies_to` (Lago's `fee_types` and `billable_metric_codes`), from its
     `catalog.wallets` row; nothing for a wallet without limitations, whose JSON stays as it was."""
-    fee_types = json.loads(wallet.get("fee_types_json") or "[]")
-    metric_codes = json.loads(wallet.get("billable_metric_codes_json") or "[]")
+    return applies_to_object(json.loads(wallet.get("fee_types_json") or "[]"),
+                             json.loads(wallet.get("billable_metric_codes_json") or "[]"))
+
+
+def applies_to_object(fee_types: list[str], metric_codes: list[str]) -> dict:
+    """`{"applies_to": ...}` of a wallet limited to those fee types or metrics; `{}` when it is not."""
     if not fee_types and not metric_codes:
         return {}
     return {"applies_to": {"fee_types": fee_types, "billable_metric_codes": metric_codes}}

@@ -22,7 +22,7 @@ from dagster_project.catalog.tables import (
     plan_id,
     subscription_id,
 )
-from dagster_project.publish.lago_json import DEFAULT_PAYMENT_METHOD, customer_object
+from dagster_project.publish.lago_json import DEFAULT_PAYMENT_METHOD, applies_to_object, customer_object
 
 
 def _ts(moment: dt.datetime | None) -> str | None:
@@ -173,6 +173,7 @@ def wallet_object_as_created(wallet) -> dict:
     credits = wallet.granted_credits + (Decimal(0) if wallet.invoice_requires_successful_payment
                                         else wallet.paid_credits)
     cents = credits_to_cents(credits, wallet.rate_amount, wallet.currency)
+    limits = wallet.applies_to
     return {
         "lago_id": stable_id("wallet", wallet_key(wallet)),
         "lago_customer_id": customer_id(wallet.external_customer_id),
@@ -197,6 +198,8 @@ def wallet_object_as_created(wallet) -> dict:
         "credits_ongoing_balance": str(credits),
         "credits_ongoing_usage_balance": "0.0",
         "recurring_transaction_rules": [],
+        **applies_to_object(list(limits.fee_types or []) if limits else [],
+                            list(limits.billable_metric_codes or []) if limits else []),
     }
 
 

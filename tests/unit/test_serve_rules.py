@@ -263,3 +263,14 @@ def test_a_metrics_expression_is_shown_by_the_http_api_and_left_out_when_it_has_
     shown = billable_metric_object(BillableMetric.model_validate({**body, "expression": expression}), at)
     assert shown["expression"] == expression and shown["field_name"] == "billable"
     assert "expression" not in billable_metric_object(BillableMetric.model_validate(body), at)
+
+
+def test_a_limited_wallet_shows_its_applies_to_before_any_run():
+    from dagster_project.catalog.models import Wallet
+    from dagster_project.serve.objects import wallet_object_as_created
+
+    body = {"external_customer_id": "acme", "currency": "USD", "rate_amount": "1", "code": "promo",
+            "granted_credits": "30", "created_at": "2026-10-01T00:00:00Z"}
+    limited = Wallet.model_validate({**body, "applies_to": {"billable_metric_codes": ["tokens"]}})
+    assert wallet_object_as_created(limited)["applies_to"] == {"fee_types": [], "billable_metric_codes": ["tokens"]}
+    assert "applies_to" not in wallet_object_as_created(Wallet.model_validate(body))

@@ -125,28 +125,13 @@ def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
         yield dg.MaterializeResult(asset_key=key, metadata={"unchanged": True})
 
 
-def _engine(settings: MeterhouseSettings) -> str:
-    """Where the usage models' tables are kept: `duckdb`, `spark` (under `<warehouse>.spark/`,
-    whatever the master), or the Spark Connect server at SPARK_REMOTE that keeps its own."""
-    remote = os.environ.get("SPARK_REMOTE")
-    if settings.engine != "spark" or spark_exchange.keeps_metastore_here(remote):
-        return settings.engine
-    return f"spark {remote}"
-
-
-def _spark_forgot(settings: MeterhouseSettings) -> bool:
-    """Spark's tables, or the metastore that names them, were deleted: they cannot be built on."""
-    needed = ["tables", *(["metastore_db"] if spark_exchange.keeps_metastore_here(os.environ.get("SPARK_REMOTE")) else [])]
-    return not all((settings.spark_dir / name).is_dir() for name in needed)
-
-
 def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
               rebuild_from: str, full_refresh: bool):
     """The usage models built by dbt-spark, incrementally as on DuckDB: the source files of the
     arrival days from `rebuild_from` on go to Spark as Parquet, Spark replaces those days'
     partitions of its tables (kept between runs under `<warehouse>.spark/`), and those days come
-    back into the warehouse (the other tables whole); the views are then made on DuckDB too, where the billing marts read
-    them. A full build (`full_refresh`) starts Spark's folder afresh."""
+    back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
+    the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh."""
     spark_dir = settings.spark_dir
     os.environ["METERHOUSE_SPARK_DIR"] = str(spark_dir)
     os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
@@ -188,8 +173,10 @@ def usage_models():
         point_dbt_at(settings)
         with settings.connect() as con:
             ensure_raw_schema(con)
-            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con, DBT_DIR, _engine(settings))
-            if settings.engine == "spark" and _spark_forgot(settings):
+            remote = os.environ.get("SPARK_REMOTE")
+            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(
+                con, DBT_DIR, spark_exchange.tables_kept_by(settings.engine, remote))
+            if settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote):
                 full_refresh = True
             digest = _inputs(con, "usage_models", USAGE_MODELS)
             unchanged = (not context.is_subset and not full_refresh and rebuild_from == NOTHING_TO_REBUILD

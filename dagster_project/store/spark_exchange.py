@@ -33,6 +33,21 @@ def keeps_metastore_here(spark_remote: str | None) -> bool:
     return not (spark_remote or "").startswith("sc://")
 
 
+def tables_kept_by(engine: str, spark_remote: str | None) -> str:
+    """Where the usage models' tables are kept, as the usage fingerprint records it (a change
+    rebuilds them whole): `duckdb`, `spark` (under `<warehouse>.spark/`, whatever the master, or a
+    Connect server started in the run), or `spark <url>` (a Connect server that keeps its own)."""
+    if engine != "spark" or keeps_metastore_here(spark_remote):
+        return engine
+    return f"spark {spark_remote}"
+
+
+def forgotten(spark_dir: Path, spark_remote: str | None) -> bool:
+    """Spark's tables, or the metastore here that names them, were deleted: they cannot be built on."""
+    needed = ["tables", *(["metastore_db"] if keeps_metastore_here(spark_remote) else [])]
+    return not all((spark_dir / name).is_dir() for name in needed)
+
+
 def _tables(con) -> list[tuple[str, str, bool]]:
     """(schema, table, has an `arrival_date` column) of every table of the source schemas."""
     return con.execute(

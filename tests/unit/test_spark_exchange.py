@@ -137,3 +137,20 @@ def test_an_incremental_build_brings_back_the_rebuilt_days_only_in_place_of_the_
     import_tables(con, tmp_path, [("marts", "fct_x")], rebuild_from="2026-10-02")
     assert con.execute("select usage_id, arrival_date::varchar, units::int from marts.fct_x order by 1").fetchall() == [
         ("a", "2026-10-01", 9), ("b", "2026-10-02", 3), ("c", "2026-10-02", 4), ("d", "2026-10-03", 5)]
+
+
+def test_the_tables_are_kept_by_duckdb_by_spark_here_whatever_its_master_or_by_a_connect_server_elsewhere():
+    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002") == "duckdb"
+    assert spark_exchange.tables_kept_by("spark", None) == "spark"
+    assert spark_exchange.tables_kept_by("spark", "local[2]") == "spark"
+    assert spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002") == "spark sc://spark.internal:15002"
+
+
+def test_spark_tables_or_a_metastore_here_deleted_are_forgotten_and_rebuilt(tmp_path):
+    assert spark_exchange.forgotten(tmp_path, None)
+    (tmp_path / "tables").mkdir()
+    assert spark_exchange.forgotten(tmp_path, None)  # (the metastore that names them is gone)
+    assert not spark_exchange.forgotten(tmp_path, "sc://spark.internal:15002")  # (the server keeps it)
+    (tmp_path / "metastore_db").mkdir()
+    assert not spark_exchange.forgotten(tmp_path, None)
+    assert not spark_exchange.forgotten(tmp_path, "local[2]")

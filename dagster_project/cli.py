@@ -84,13 +84,15 @@ def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: 
 
 def spark_missing() -> str | None:
     """Why `--engine spark` cannot run here (None: it can): dbt-spark and pyspark are the optional
-    extra `spark`, and Spark needs a Java runtime."""
+    extra `spark`, and a Spark started here needs a Java runtime (a client of Spark Connect does not)."""
     import importlib.util
     import shutil
 
     if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dbt.adapters.spark") is None:
         return ("--engine spark: pyspark and dbt-spark are not installed; install the extra "
                 "(`uv sync --extra spark`, or `pip install 'meterhouse[spark]'`)")
+    if os.environ.get("SPARK_REMOTE", "").startswith("sc://"):  # (a Connect server elsewhere: no Java here)
+        return None
     if shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin" + os.pathsep + os.environ.get("PATH", "")) is None:
         return "--engine spark: no Java runtime found (Spark 4 needs Java 17 or later; set JAVA_HOME or PATH)"
     return None

@@ -13,6 +13,7 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # while the other has finished.
 SLOW_FIRST = (
     "tests/e2e/test_spark_engine.py",  # ~400 s on 2 cores: two Spark builds (a session starts in 20-35 s)
+    "tests/e2e/test_spark_incremental.py",  # two Spark builds and one DuckDB run: ~300 s, 550-700 s on a busy machine
     "tests/e2e/test_golden_outputs.py",  # ~240 s
     "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s

@@ -125,22 +125,31 @@ def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
         yield dg.MaterializeResult(asset_key=key, metadata={"unchanged": True})
 
 
-def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings):
-    """The usage models built by dbt-spark: the sources go to Spark as Parquet, the models are built
-    there whole (incremental builds on Spark are not written yet), and their tables come back into
-    the warehouse; the views are then made on DuckDB too, where the billing marts read them."""
+def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
+              rebuild_from: str, full_refresh: bool):
+    """The usage models built by dbt-spark, incrementally as on DuckDB: the source files of the
+    arrival days from `rebuild_from` on go to Spark as Parquet, Spark replaces those days'
+    partitions of its tables (kept between runs under `<warehouse>.spark/`), and those days come
+    back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
+    the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh."""
     spark_dir = settings.spark_dir
     os.environ["METERHOUSE_SPARK_DIR"] = str(spark_dir)
     os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
-    os.environ["METERHOUSE_REBUILD_FROM"] = "0001-01-01"
+    if full_refresh:
+        spark_exchange.clear(spark_dir)
+        rebuild_from = "0001-01-01"
+    os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
     with settings.connect() as con:
-        exported = spark_exchange.export_sources(con, spark_dir)
-    context.log.info(f"usage models on Spark ({settings.spark_master}): {len(exported)} source tables "
-                     f"written as Parquet under {spark_dir / 'sources'}")
-    args = [*dbt_args("build"), "--full-refresh", "--target", "spark"]
+        exported = spark_exchange.export_sources(con, spark_dir, rebuild_from)
+    target, where = spark_exchange.spark_target(os.environ.get("SPARK_REMOTE"), settings.spark_master)
+    context.log.info(f"usage models on {where}: "
+                     + ("full build" if full_refresh else f"arrival days from {rebuild_from}")
+                     + f"; {len(exported)} source tables written as Parquet under {spark_dir / 'sources'}")
+    args = [*dbt_args("build"), *(["--full-refresh"] if full_refresh else []), "--target", target]
     yield from dbt.cli(args, context=context, target_path=target_path("usage_models_spark", settings)).stream()
     with settings.connect() as con:
-        spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")))
+        spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
+                                     None if full_refresh else rebuild_from)
     views = ["run", "--no-write-json", "--select", USAGE_MODELS,
              "--exclude", "config.materialized:table config.materialized:incremental"]
     dbt.cli(views, target_path=target_path("usage_models", settings)).wait()
@@ -164,7 +173,11 @@ def usage_models():
         point_dbt_at(settings)
         with settings.connect() as con:
             ensure_raw_schema(con)
-            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con, DBT_DIR)
+            remote = os.environ.get("SPARK_REMOTE")
+            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(
+                con, DBT_DIR, spark_exchange.tables_kept_by(settings.engine, remote))
+            if settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote):
+                full_refresh = True
             digest = _inputs(con, "usage_models", USAGE_MODELS)
             unchanged = (not context.is_subset and not full_refresh and rebuild_from == NOTHING_TO_REBUILD
                          and up_to_date(con, "usage_models", digest, _relations(USAGE_MODELS)))
@@ -176,7 +189,7 @@ def usage_models():
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
         if settings.engine == "spark":
-            yield from _on_spark(context, dbt, settings)
+            yield from _on_spark(context, dbt, settings, rebuild_from, full_refresh)
         else:
             os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")

@@ -22,8 +22,10 @@ FINGERPRINT_TABLES = ("billable_metrics", "subscriptions", "charges", "charge_fi
 NOTHING_TO_REBUILD = "9999-12-31"
 
 
-def _fingerprint(con, dbt_dir: Path) -> str:
+def _fingerprint(con, dbt_dir: Path, engine: str = "duckdb") -> str:
     digest = hashlib.sha256()
+    if engine != "duckdb":  # (the models' tables live in that engine: a change of engine rebuilds them)
+        digest.update(f"engine={engine}".encode())
     for table in FINGERPRINT_TABLES:
         digest.update(repr(con.execute(f"select * from catalog.{table} order by all").fetchall()).encode())
     folders = ("models/staging", "models/intermediate", "models/marts/usage", "macros")
@@ -33,12 +35,12 @@ def _fingerprint(con, dbt_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def plan_usage_rebuild(con, dbt_dir: Path) -> tuple[str, bool, str]:
+def plan_usage_rebuild(con, dbt_dir: Path, engine: str = "duckdb") -> tuple[str, bool, str]:
     """(first arrival date to rebuild, full refresh?, fingerprint) for the incremental usage models
-    of the dbt project in `dbt_dir`."""
+    of the dbt project in `dbt_dir`, built on `engine` (`duckdb`, or `spark` and where it runs)."""
     con.execute(STATE_DDL)
     built = con.execute("select fingerprint from state.usage_fingerprint").fetchone()
-    fingerprint = _fingerprint(con, dbt_dir)
+    fingerprint = _fingerprint(con, dbt_dir, engine)
     if built is None or built[0] != fingerprint:
         return "0001-01-01", True, fingerprint
     changed_periods = con.execute(

@@ -27,3 +27,13 @@ def test_with_both_nothing_is_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("pyspark", "dbt.adapters.spark") else real(name, *a))
     monkeypatch.setattr(shutil, "which", lambda name, path=None: "/usr/bin/java")
     assert cli.spark_missing() is None
+
+
+def test_a_spark_connect_server_elsewhere_needs_no_java_here(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("pyspark", "dbt.adapters.spark") else real(name, *a))
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
+    monkeypatch.setenv("SPARK_REMOTE", "sc://spark.internal:15002")
+    assert cli.spark_missing() is None
+    monkeypatch.setenv("SPARK_REMOTE", "local[2]")  # (a Connect server started here: Java again)
+    assert cli.spark_missing().startswith("--engine spark: no Java runtime found")

@@ -12,7 +12,7 @@
 -- percentage with per-transaction bounds). A unique-count charge keeps one row per value.
 -- Incremental on arrival days: a row depends on its own day only (what depends on earlier days,
 -- first values and charge order, is decided by the marts that read it).
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with duplicates as (
     select source_file, line_number, item_index from {{ ref('int_events_deduplicated') }}

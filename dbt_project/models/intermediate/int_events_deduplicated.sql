@@ -5,7 +5,7 @@
 -- days kept (every kept day is earlier, so its first arrival wins).
 -- Narrow on purpose: every event is written here, so only what deduplication needs is kept (the
 -- record id `file:line:item` is spelled out for duplicates only).
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with well_formed as {{ inline_cte() }} (
     select arrival_date, source_file, line_number, item_index, transaction_id, external_subscription_id

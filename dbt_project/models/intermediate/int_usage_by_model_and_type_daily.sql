@@ -1,7 +1,7 @@
 -- Tokens per subscription, billing period, charge, model, type and arrival day: the partial sums
 -- `fct_usage_by_model_and_type` adds up, kept per arrival day so that a run recomputes only the
 -- days it loaded. Added up from the one pass's rows. Incremental on arrival days.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with accepted as (
     select * from {{ ref('int_events_checked_daily') }}

@@ -3,7 +3,7 @@
 -- a row each. Ordered as they were charged: by arrival day, then timestamp, then where they were read.
 -- Incremental on arrival days: the order comes first by arrival day, so the days rebuilt continue
 -- the order reached by the days kept.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with matched as (
     select * from {{ ref('int_events_checked_daily') }}

@@ -1,6 +1,6 @@
 -- Reconciliation per arrival day: every raw record is accepted, a duplicate, or rejected.
 -- Incremental on arrival days.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with raw_records as (
     select arrival_date, count(*) as events_raw, count(load_error) as events_unreadable

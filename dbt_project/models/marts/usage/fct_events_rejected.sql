@@ -1,6 +1,6 @@
 -- The quarantine: every event record that was not billed and is not a duplicate, with its reason.
 -- Incremental on arrival days.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with unreadable as (
     select e.event_record_id, e.arrival_date, e.source_file, e.line_number, e.item_index, e.transaction_id,

@@ -1,6 +1,6 @@
 -- Events that arrived after the invoice of their period was finalized: reported, never billed.
 -- Incremental on arrival days.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 -- (one row per event: the row of its first charge)
 with events as (

@@ -3,7 +3,7 @@
 -- listed here, in the run summary and as a warning of the run, never only as a 0 line.
 -- Per subscription, billing period, charge, filter values and arrival day.
 -- Incremental on arrival days.
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with unpriced_charges as (
     select charge_id, billable_metric_code from {{ ref('stg_catalog__charges') }} where not has_default_price

@@ -9,7 +9,7 @@
 -- late) and replay wallet balances day by day, whatever runs loaded the days.
 -- Added up from the one pass's rows (`int_events_checked_daily`), which hold these aggregates per
 -- combination of dimensions; only unique counts look at earlier days (the values already seen).
-{{ config(materialized='incremental', incremental_strategy='append', pre_hook="{{ delete_rebuilt_days() }}") }}
+{{ config(materialized='incremental', **by_arrival_day()) }}
 
 with accepted as (
     select * from {{ ref('int_events_checked_daily') }}

@@ -1,0 +1,156 @@
+"""What goes to Spark and what comes back (`store/spark_exchange.py`), without Spark: the raw layer
+is written one Parquet file per arrival day, and only the days rebuilt; a table Spark partitioned by
+arrival date comes back in the model's column order; where Spark runs (a master or SPARK_REMOTE)."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from dagster_project.store import spark_exchange, usage_state
+from dagster_project.store.spark_exchange import COLUMNS_FILE, export_sources, import_tables
+
+
+@pytest.fixture
+def con():
+    con = duckdb.connect()
+    con.execute("create schema raw; create schema catalog; create schema calendar")
+    con.execute("create table raw.events (arrival_date date, source_file varchar, line_number bigint)")
+    con.execute("""insert into raw.events values ('2026-10-01', '2026-10-01/a.jsonl', 1),
+                   ('2026-10-01', '2026-10-01/a.jsonl', 2), ('2026-10-02', '2026-10-02/a.jsonl', 1)""")
+    con.execute("create table catalog.plans (code varchar)")
+    con.execute("insert into catalog.plans values ('starter')")
+    return con
+
+
+def _rows(folder):
+    return duckdb.sql(f"select * from read_parquet('{folder}/*.parquet') order by all").fetchall()
+
+
+def test_the_raw_layer_is_written_one_file_per_arrival_day_beside_an_empty_file_of_its_columns(con, tmp_path):
+    written = export_sources(con, tmp_path)
+    events = tmp_path / "sources" / "raw" / "events"
+    assert written == ["catalog.plans", "raw.events"]
+    assert sorted(p.name for p in events.iterdir()) == ["2026-10-01.parquet", "2026-10-02.parquet", COLUMNS_FILE]
+    assert duckdb.sql(f"select count(*) from '{events / '2026-10-01.parquet'}'").fetchone() == (2,)
+    assert duckdb.sql(f"select count(*) from '{events / COLUMNS_FILE}'").fetchone() == (0,)
+    assert _rows(tmp_path / "sources" / "catalog" / "plans") == [("starter",)]
+
+
+def test_only_the_days_from_the_first_rebuilt_day_are_written_again_and_a_day_no_longer_loaded_is_removed(con, tmp_path):
+    export_sources(con, tmp_path)
+    events = tmp_path / "sources" / "raw" / "events"
+    # The first day changes in the warehouse but is not rebuilt: its file stays as written before.
+    con.execute("delete from raw.events where arrival_date = '2026-10-01' and line_number = 2")
+    # The second day is no longer loaded; a third arrives.
+    con.execute("delete from raw.events where arrival_date = '2026-10-02'")
+    con.execute("insert into raw.events values ('2026-10-03', '2026-10-03/a.jsonl', 1)")
+    export_sources(con, tmp_path, rebuild_from="2026-10-02")
+    assert sorted(p.name for p in events.iterdir()) == ["2026-10-01.parquet", "2026-10-03.parquet", COLUMNS_FILE]
+    assert _rows(events) == [(dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 1), (dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 2),
+                             (dt.date(2026, 10, 3), "2026-10-03/a.jsonl", 1)]
+
+
+def test_an_empty_raw_table_is_still_written_with_its_columns(con, tmp_path):
+    con.execute("create table raw.rejected_lines (arrival_date date, raw_line varchar)")
+    export_sources(con, tmp_path)
+    folder = tmp_path / "sources" / "raw" / "rejected_lines"
+    assert [p.name for p in folder.iterdir()] == [COLUMNS_FILE]
+    assert duckdb.sql(f"describe select * from '{folder / COLUMNS_FILE}'").fetchall()[0][:2] == ("arrival_date", "DATE")
+
+
+def _spark_table(tmp_path, days):
+    """A table as Spark writes one partitioned by arrival date: the model's columns `usage_id,
+    arrival_date, units` in an empty file under schemas/, the rows in `arrival_date=...` folders
+    without that column."""
+    (tmp_path / "schemas" / "marts.fct_x").mkdir(parents=True)
+    duckdb.sql("select 'u'::varchar as usage_id, date '2026-10-01' as arrival_date, 1.5::decimal(38, 12) as units limit 0"
+               ).write_parquet(str(tmp_path / "schemas" / "marts.fct_x" / "part-00000.parquet"))
+    for day, rows in days.items():
+        folder = tmp_path / "tables" / "marts.db" / "fct_x" / f"arrival_date={day}"
+        folder.mkdir(parents=True)
+        values = ", ".join(f"('{u}', {units}::decimal(38, 12))" for u, units in rows)
+        duckdb.sql(f"select * from (values {values}) t(usage_id, units)").write_parquet(str(folder / "part-00000.parquet"))
+
+
+def test_a_table_partitioned_by_arrival_date_comes_back_in_the_models_column_order(tmp_path):
+    _spark_table(tmp_path, {"2026-10-01": [("a", "2.5")], "2026-10-02": [("b", "0.000000000001")]})
+    con = duckdb.connect()
+    import_tables(con, tmp_path, [("marts", "fct_x")])
+    assert con.execute("select column_name, data_type from duckdb_columns() where table_name = 'fct_x'").fetchall() == [
+        ("usage_id", "VARCHAR"), ("arrival_date", "DATE"), ("units", "DECIMAL(38,12)")]
+    assert con.execute("select usage_id, arrival_date::varchar, units::varchar from marts.fct_x order by 1").fetchall() == [
+        ("a", "2026-10-01", "2.500000000000"), ("b", "2026-10-02", "0.000000000001")]
+
+
+def test_a_partitioned_table_with_no_rows_comes_back_empty_with_its_columns(tmp_path):
+    _spark_table(tmp_path, {})
+    con = duckdb.connect()
+    import_tables(con, tmp_path, [("marts", "fct_x")])
+    assert con.execute("select count(*) from marts.fct_x").fetchone() == (0,)
+    assert [c[0] for c in con.execute("describe marts.fct_x").fetchall()] == ["usage_id", "arrival_date", "units"]
+
+
+def test_spark_remote_runs_the_models_through_spark_connect_and_its_master_otherwise():
+    assert spark_exchange.spark_target(None, "local[2]") == ("spark", "Spark local[2]")
+    assert spark_exchange.spark_target("", "local[2]") == ("spark", "Spark local[2]")
+    assert spark_exchange.spark_target("sc://spark.internal:15002", "local[2]") == (
+        "spark_connect", "Spark Connect sc://spark.internal:15002")
+
+
+def test_only_a_connect_server_elsewhere_keeps_its_own_metastore():
+    assert spark_exchange.keeps_metastore_here(None)
+    assert spark_exchange.keeps_metastore_here("local[2]")  # (a Connect server in the run's own process)
+    assert not spark_exchange.keeps_metastore_here("sc://spark.internal:15002")
+
+
+def test_building_the_usage_models_on_another_engine_rebuilds_them_whole(tmp_path):
+    con = duckdb.connect()
+    con.execute("create schema raw; create schema catalog; create schema calendar")
+    for table in usage_state.FINGERPRINT_TABLES:
+        con.execute(f"create table catalog.{table} (code varchar)")
+    con.execute(f"create table calendar.billing_periods as select {', '.join('null::varchar as ' + c.strip() for c in usage_state.PERIOD_COLUMNS.split(','))}")
+    con.execute("create table raw.day_loads (arrival_date date, content_signature varchar)")
+    (tmp_path / "dbt_project.yml").write_text("name: x\n")
+    _, full, on_duckdb = usage_state.plan_usage_rebuild(con, tmp_path)
+    assert full
+    usage_state.record_usage_state(con, on_duckdb)
+    assert usage_state.plan_usage_rebuild(con, tmp_path, "duckdb") == (usage_state.NOTHING_TO_REBUILD, False, on_duckdb)
+    rebuild_from, full, on_spark = usage_state.plan_usage_rebuild(con, tmp_path, "spark")
+    assert (rebuild_from, full) == ("0001-01-01", True) and on_spark != on_duckdb
+    usage_state.record_usage_state(con, on_spark)
+    assert usage_state.plan_usage_rebuild(con, tmp_path, "spark") == (usage_state.NOTHING_TO_REBUILD, False, on_spark)
+
+
+def test_an_incremental_build_brings_back_the_rebuilt_days_only_in_place_of_the_warehouses(tmp_path):
+    _spark_table(tmp_path, {"2026-10-01": [("a", "2.5")], "2026-10-02": [("b", "1")]})
+    con = duckdb.connect()
+    import_tables(con, tmp_path, [("marts", "fct_x")])
+    # Spark rebuilt 2026-10-02 (now two rows) and added 2026-10-03; the warehouse's 2026-10-01 row,
+    # changed here, shows that the days before the rebuild are not read again.
+    con.execute("update marts.fct_x set units = 9 where usage_id = 'a'")
+    table = tmp_path / "tables" / "marts.db" / "fct_x"
+    duckdb.sql("select * from (values ('b', 3::decimal(38, 12)), ('c', 4::decimal(38, 12))) t(usage_id, units)"
+               ).write_parquet(str(table / "arrival_date=2026-10-02" / "part-00000.parquet"))
+    (table / "arrival_date=2026-10-03").mkdir()
+    duckdb.sql("select 'd' as usage_id, 5::decimal(38, 12) as units").write_parquet(str(table / "arrival_date=2026-10-03" / "p.parquet"))
+    import_tables(con, tmp_path, [("marts", "fct_x")], rebuild_from="2026-10-02")
+    assert con.execute("select usage_id, arrival_date::varchar, units::int from marts.fct_x order by 1").fetchall() == [
+        ("a", "2026-10-01", 9), ("b", "2026-10-02", 3), ("c", "2026-10-02", 4), ("d", "2026-10-03", 5)]
+
+
+def test_the_tables_are_kept_by_duckdb_by_spark_here_whatever_its_master_or_by_a_connect_server_elsewhere():
+    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002") == "duckdb"
+    assert spark_exchange.tables_kept_by("spark", None) == "spark"
+    assert spark_exchange.tables_kept_by("spark", "local[2]") == "spark"
+    assert spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002") == "spark sc://spark.internal:15002"
+
+
+def test_spark_tables_or_a_metastore_here_deleted_are_forgotten_and_rebuilt(tmp_path):
+    assert spark_exchange.forgotten(tmp_path, None)
+    (tmp_path / "tables").mkdir()
+    assert spark_exchange.forgotten(tmp_path, None)  # (the metastore that names them is gone)
+    assert not spark_exchange.forgotten(tmp_path, "sc://spark.internal:15002")  # (the server keeps it)
+    (tmp_path / "metastore_db").mkdir()
+    assert not spark_exchange.forgotten(tmp_path, None)
+    assert not spark_exchange.forgotten(tmp_path, "local[2]")

@@ -29,15 +29,16 @@ import jinja2
 
 from dagster_project.billing.money import currency_exponent, format_money, from_cents
 from dagster_project.billing.taxes import RULE_TEXT
+from dagster_project.publish import pdf_fonts
 from dagster_project.publish.lago_json import payment_due_date
 
 TEMPLATES = Path(__file__).parent / "templates"
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 # The characters nearly every document is written in: Latin (Basic, Latin-1, Extended-A and -B),
 # Greek, Cyrillic, general punctuation and currency signs, about 1,200 of DejaVu Sans's 6,253
-# glyphs. fpdf2 parses the whole font file for every document (two thirds of a render), so a
-# document written only in these is drawn from a copy of the font cut to them (`_cut_font`);
-# any other character takes the whole font. The glyphs drawn are the same either way.
+# glyphs. A document written only in these is drawn from a copy of the font cut to them
+# (`_cut_font`), which is quicker to parse and to cut per glyph set (`pdf_fonts`); any other
+# character takes the whole font. The glyphs drawn are the same either way.
 COMMON_CHARACTERS = frozenset(
     [*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x370, 0x530), *range(0x2000, 0x2070), *range(0x20A0, 0x20C1)]
 )
@@ -406,7 +407,7 @@ class _Layout:
         pdf.set_auto_page_break(False)  # pages are broken here, between rows
         if UNICODE_FONT.exists():
             cut = _cut_font() if _characters(view) <= COMMON_CHARACTERS else None
-            pdf.add_font("body", "", str(cut or UNICODE_FONT))
+            pdf_fonts.add_font(pdf, "body", cut or UNICODE_FONT)
             self.family, self.text = "body", str
         else:
             self.family = "helvetica"
@@ -473,7 +474,7 @@ class _Layout:
             y = self._room(y, len(self._wrapped(self.width, note, SMALL)) * SMALL_LINE)
             y = self._write(MARGIN, y, self.width, note, SMALL, SMALL_LINE, color=MUTED)
         self._footers()
-        return bytes(pdf.output())
+        return pdf_fonts.output(pdf)
 
     def _parties(self, y: float) -> float:
         """The parties side by side; the block ends below the tallest."""
@@ -611,9 +612,9 @@ PARALLEL_FROM = 64
 
 
 def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
-    """`render_pdf` of each view, in order. fpdf2 lays out, subsets the font and compresses in
-    Python (about 20 ms a document from the cut font, 50-75 ms from the whole one), so many
-    documents are rendered by one process per core (`workers`: by default the cores this process
+    """`render_pdf` of each view, in order. fpdf2 lays out and compresses in Python (about 5 ms of
+    CPU a bench invoice, the font parsed once per process and cut once per glyph set: `pdf_fonts`),
+    so many documents are rendered by one process per core (`workers`: by default the cores this process
     may use). Each render depends on its view
     alone, so the bytes are those of one process. The workers are started fresh ("spawn"), not
     forked: the parent holds DuckDB's threads."""

@@ -93,10 +93,11 @@ def measured(argv: list[str], log: Path) -> tuple[float, int]:
     return seconds, maxrss_kib * 1024
 
 
-def write_catalog(folder: Path, subscriptions: int, metric_code: str = "mistral_tokens") -> None:
+def write_catalog(folder: Path, subscriptions: int, metric_code: str = "mistral_tokens", wallets: float = 0.0) -> None:
     """The Mistral metric and plans of the bundled example (the metric's code `metric_code`), and one
     UTC customer and subscription (plan `mistral_pricing`, from the day before the first arrival)
-    per generated subscription."""
+    per generated subscription. The first `wallets` share of the customers (0.5: every other one,
+    from the first) hold a wallet of 20.00 USD of granted credits."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -111,6 +112,11 @@ def write_catalog(folder: Path, subscriptions: int, metric_code: str = "mistral_
             for i in ids]
     (folder / "03_customers.json").write_text(json.dumps(customers, indent=1))
     (folder / "05_subscriptions.json").write_text(json.dumps(subs, indent=1))
+    holders = [i for n, i in enumerate(ids) if wallets and n % round(1 / wallets) == 0]
+    if holders:
+        bodies = [{"wallet": {"name": "Free credits", "external_customer_id": f"cus_{i}", "currency": "USD",
+                              "rate_amount": "1.0", "granted_credits": "20.0", "paid_credits": "0"}} for i in holders]
+        (folder / "04_wallets.json").write_text(json.dumps(bodies, indent=1))
 
 
 def generate(events_dir: Path, subscriptions: int, days: int, per_day: int, for_lago: bool = False) -> float:
@@ -218,6 +224,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events over the D days of the full run")
     parser.add_argument("--subscriptions", type=int, default=50)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--wallets", type=float, default=0.0,
+                        help="the share of customers holding a wallet of granted credits (0.5: every other one)")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "meterhouse-bench")
     parser.add_argument("--skip-bare", action="store_true", help="do not time the bare query")
     parser.add_argument("--skip-incremental", action="store_true", help="do not time the one-day run")
@@ -235,15 +243,15 @@ def main() -> None:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     events_dir = work / (f"events-{events}-{args.subscriptions}-{args.days}" + ("-lago" if args.lago else ""))
-    catalog = work / f"catalog-{args.subscriptions}"
+    catalog = work / (f"catalog-{args.subscriptions}" + (f"-wallets-{args.wallets}" if args.wallets else ""))
     run_dir = work / "run"
     last_day = START + dt.timedelta(days=args.days - 1)
     next_day = last_day + dt.timedelta(days=1)
 
     generated = generate(events_dir, args.subscriptions, args.days, per_day, for_lago=args.lago)
     print(f"events: {events:,} over {args.days} days ({per_day:,} a day), {args.subscriptions} subscriptions"
-          f" in {events_dir}" + (f" (generated in {generated:.0f} s)" if generated else " (reused)"), flush=True)
-    write_catalog(catalog, args.subscriptions, LAGO_METRIC_CODE if args.lago else "mistral_tokens")
+          + (f" ({args.wallets:.0%} of the customers with a wallet)" if args.wallets else "") + f" in {events_dir}" + (f" (generated in {generated:.0f} s)" if generated else " (reused)"), flush=True)
+    write_catalog(catalog, args.subscriptions, LAGO_METRIC_CODE if args.lago else "mistral_tokens", args.wallets)
     files = sorted(p for d in range(args.days) for p in (events_dir / (START + dt.timedelta(days=d)).isoformat()).glob("*.jsonl"))
     size = sum(p.stat().st_size for p in files)
     print(f"files: {len(files)}, {gib(size)}", flush=True)
@@ -261,7 +269,7 @@ def main() -> None:
     print(f"  accepted {accepted:,} events, {tokens:,} tokens", flush=True)
     print(f"  steps: {steps_text(step_times(run_dir / 'full.log'))}", flush=True)
 
-    report = {"events": events, "subscriptions": args.subscriptions, "days": args.days, "bytes": size,
+    report = {"events": events, "subscriptions": args.subscriptions, "wallets": args.wallets, "days": args.days, "bytes": size,
               "pipeline_seconds": full_s, "pipeline_peak_bytes": full_peak,
               "pipeline_events_per_second": events / full_s}
     if not args.skip_bare:

@@ -321,6 +321,25 @@ def _rule_credits(rule: Rule, balance: _Balance, ongoing_usage_cents: int) -> tu
     return (Decimal(0), gap) if rule.grants_target_top_up else (gap, Decimal(0))
 
 
+def _days_with_events(days: list[dt.date], wallets: list[WalletSpec], invoices_by_day: dict, manual_by_day: dict,
+                      payments: dict[str, list[tuple[dt.date, int]]], credit_notes, recorded) -> set[dt.date]:
+    """The days on which something can happen to wallets without recurring rules: the first and
+    last day (a wallet created earlier starts on the first; the ongoing balance is the last's), a
+    wallet's start and end, a manual transaction, an invoice issued, a payment collected (paid
+    credits settle), and the day after a credit note is created or voided (it is issued or voided
+    then), and a top-up recorded by an earlier run (replayed as it is). On any other day the
+    replay changes nothing: no rule can fire."""
+    one = dt.timedelta(days=1)
+    return {
+        days[0], days[-1], *invoices_by_day, *manual_by_day,
+        *(w.effective_on for w in wallets), *(w.expires_on for w in wallets if w.expires_on is not None),
+        *(paid_on for collected in payments.values() for paid_on, _ in collected),
+        *(request.created_on + one for request in credit_notes),
+        *(request.voided_on + one for request in credit_notes if request.voided_on is not None),
+        *(r.day for r in recorded),
+    }
+
+
 def replay_customer(
     wallets: list[WalletSpec],
     due_invoices: list[DueInvoice],
@@ -382,6 +401,9 @@ def replay_customer(
         # Nothing happens to a customer without wallets or credit notes but its invoices being
         # issued: only their days are visited (every other day of the loop below does nothing).
         days = [day for day in days if day in invoices_by_day]
+    elif days and not any(w.rules for w in wallets):
+        happening = _days_with_events(days, wallets, invoices_by_day, manual_by_day, payments, credit_notes, recorded)
+        days = [day for day in days if day in happening]
 
     def take_credit_notes(invoice: DueInvoice, day: dt.date) -> int:
         """Credit notes pay the invoice first (oldest first), or exactly as recorded when finalized before."""

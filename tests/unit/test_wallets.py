@@ -9,6 +9,7 @@ import pytest
 
 from dagster_project.billing.wallets import (
     DueInvoice,
+    ManualTransaction,
     Rule,
     WalletSpec,
     _Balance,
@@ -349,7 +350,6 @@ def test_an_interval_rule_tops_up_weekly_a_fixed_amount_and_a_target_tops_up_to_
 
 
 def test_manual_transactions_top_up_and_void_granted_credits_first_never_below_zero():
-    from dagster_project.billing.wallets import ManualTransaction
 
     manual = [
         ManualTransaction("w", oct26(3), 0, paid_credits=D("20"), granted_credits=D("5")),
@@ -442,7 +442,37 @@ def test_a_customer_without_wallets_or_credit_notes_is_replayed_only_on_its_invo
     assert result.credits_applied == {"inv-1": (0, 0), "inv-2": (0, 0)} and result.transactions == []
 
 
-def test_a_customer_with_a_wallet_is_replayed_every_day():
+def test_a_wallet_without_rules_is_replayed_only_on_the_days_something_happens_to_it():
+    """Created Sep 28 (before the first day: it starts on Oct 1), a manual top-up on Oct 4 that
+    waits for its payment (collected Oct 7), an invoice issued Oct 6: the replay visits Oct 1, 4, 6,
+    7 and the last day, Oct 10, and nothing else, and the ledger is the day-by-day one:
+    - Oct 1: 10.00 granted (balance 10.00);
+    - Oct 4: 5.00 granted (15.00), 20.00 paid, pending until paid;
+    - Oct 6: the 25.00 invoice takes 15.00 granted, nothing paid yet (0.00);
+    - Oct 7: the 20.00 paid credits settle (20.00)."""
     usage = _VisitedDays()
-    replay_customer([wallet(granted="10")], [DueInvoice("inv-1", oct26(3), 2500)], usage, DAYS, credit_invoice_id)
+    usage.update({oct26(9): 300})
+    manual = [ManualTransaction("w", oct26(4), 0, paid_credits=D("20"), granted_credits=D("5"),
+                                invoice_requires_successful_payment=True)]
+    result = replay_customer(
+        [wallet(granted="10", on=dt.date(2026, 9, 28))], [DueInvoice("inv-1", oct26(6), 2500)], usage, DAYS,
+        credit_invoice_id, manual=manual, payments={"credit:w:2026-10-04:manual:0": [(oct26(7), 2000)]},
+    )
+    assert usage.visited == [oct26(1), oct26(4), oct26(6), oct26(7), oct26(10)]
+    assert [(t.day, t.source, t.granted_cents, t.paid_cents, t.status, t.settled_on) for t in result.transactions] == [
+        (oct26(1), "wallet_creation", 1000, 0, "settled", None),
+        (oct26(4), "manual", 500, 0, "settled", None),
+        (oct26(4), "manual", 0, 2000, "settled", oct26(7)),
+        (oct26(6), "invoice_payment", 1500, 0, "settled", None),
+    ]
+    assert result.credits_applied["inv-1"] == (1500, 0)
+    assert result.balances["w"].cents == 2000
+
+
+def test_a_wallet_with_a_threshold_rule_is_replayed_every_day():
+    """A threshold depends on each day's open usage, so every day is looked at."""
+    usage = _VisitedDays()
+    rule = Rule("threshold", "fixed", threshold_credits=D("5"), granted_credits=D("10"))
+    replay_customer([wallet(granted="10", rules=(rule,))], [DueInvoice("inv-1", oct26(3), 2500)], usage, DAYS,
+                    credit_invoice_id)
     assert usage.visited == DAYS

@@ -118,8 +118,32 @@ def progressive_invoices(thresholds: Sequence[UsageThreshold], days: Iterable[Us
     return invoices
 
 
-def period_end_credit(period_fees_cents: int, last_progressive_fees_cents: int) -> int:
-    """The progressive-billing credit of a period-end invoice: the fees of the period's last
-    progressive invoice, at most the period's charge fees (Lago credits any excess by a credit note
-    on the progressive invoice, which Meterhouse does not issue: see the docs)."""
-    return max(0, min(last_progressive_fees_cents, period_fees_cents))
+def credit_shares(fees: dict, previous_fees: dict) -> dict:
+    """The progressive-billing credit an invoice takes from the period's previous progressive
+    invoice, per fee (Lago's `Credits::ProgressiveBillingService#apply_credit_to_fees`): each of
+    its fees takes the amount of the previous invoice's fee of the same charge and filter, at most
+    its own amount. `fees` and `previous_fees`: fee key (charge, filter) -> cents; the credit is the
+    sum of the shares, and taxes apply to each fee less its share. (Lago caps the whole credit at
+    the invoice's charge fees and credits any excess by a credit note on the progressive invoice;
+    with usage that only grows no fee is ever below its earlier amount, and Meterhouse issues no
+    such credit note: see docs/architecture.md, "Progressive billing".)"""
+    return {key: min(cents, previous_fees[key]) for key, cents in fees.items()
+            if previous_fees.get(key, 0) > 0 and cents > 0}
+
+
+def last_and_next_threshold(thresholds: Sequence[UsageThreshold], total_cents: int) -> tuple[int | None, int | None]:
+    """The last threshold amount a lifetime usage of `total_cents` has reached and the next one, as
+    Lago's lifetime usage shows them (`UsageThresholdsCompletionService`): the fixed ones by amount;
+    once past them all, the recurring one's steps from the largest fixed one (largest + k * amount).
+    None where there is none."""
+    fixed = sorted(t.amount_cents for t in thresholds if not t.recurring)
+    recurring = next((t for t in thresholds if t.recurring), None)
+    passed = [a for a in fixed if a <= total_cents]
+    last = passed[-1] if passed else None
+    if len(passed) < len(fixed):
+        return last, fixed[len(passed)]
+    if recurring is None:
+        return last, None
+    base = fixed[-1] if fixed else 0
+    steps = (total_cents - base) // recurring.amount_cents
+    return (base + steps * recurring.amount_cents if steps else last), base + (steps + 1) * recurring.amount_cents

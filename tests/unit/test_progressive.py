@@ -4,7 +4,8 @@ progressive_billing invoice bills. Every figure is worked out by hand in the tes
 import datetime as dt
 
 from dagster_project.billing.progressive import (
-    ProgressiveInvoice, UsageDay, UsageThreshold, check_thresholds, period_end_credit, progressive_invoices,
+    ProgressiveInvoice, UsageDay, UsageThreshold, check_thresholds, credit_shares, last_and_next_threshold,
+    progressive_invoices,
 )
 
 T100 = UsageThreshold(10000, False, "100 USD")
@@ -107,9 +108,24 @@ def test_usage_below_what_the_period_already_billed_passes_nothing():
                             billed_cents=15000) == []
 
 
-def test_the_period_end_invoice_deducts_the_last_progressive_invoice_s_fees_at_most_its_own():
-    # 270.00 billed progressively, 310.00 of charges at the period's end: 270.00 deducted (40.00 left).
-    # Had the usage fallen to 250.00, only 250.00 is deducted (the invoice's charges).
-    assert period_end_credit(31000, 27000) == 27000
-    assert period_end_credit(25000, 27000) == 25000
-    assert period_end_credit(31000, 0) == 0
+def test_each_fee_takes_the_credit_of_the_previous_invoice_s_fee_of_its_charge_and_filter_at_most_its_own():
+    # Previous progressive invoice: small 120.00, large 150.00 (270.00). Period end: small 130.00,
+    # large 180.00, medium 5.00 (new): credits 120.00 and 150.00, none on medium: 270.00 in all.
+    # Had large fallen to 140.00 (a max_agg), it takes 140.00 only.
+    previous = {("tokens", "small"): 12000, ("tokens", "large"): 15000}
+    assert credit_shares({("tokens", "small"): 13000, ("tokens", "large"): 18000, ("tokens", "medium"): 500},
+                         previous) == {("tokens", "small"): 12000, ("tokens", "large"): 15000}
+    assert credit_shares({("tokens", "small"): 13000, ("tokens", "large"): 14000}, previous) == {
+        ("tokens", "small"): 12000, ("tokens", "large"): 14000}
+    assert credit_shares({("tokens", "small"): 13000}, {}) == {}
+
+
+def test_the_lifetime_usage_shows_the_last_threshold_reached_and_the_next_one():
+    # Fixed 100.00 and 250.00, recurring 50.00. At 120.00: last 100.00, next 250.00. At 330.00:
+    # past 250.00 by 80.00 = one step of 50.00: last 300.00, next 350.00. At 40.00: none, next 100.00.
+    thresholds = [T250, T100, EVERY_50]
+    assert last_and_next_threshold(thresholds, 12000) == (10000, 25000)
+    assert last_and_next_threshold(thresholds, 33000) == (30000, 35000)
+    assert last_and_next_threshold(thresholds, 4000) == (None, 10000)
+    assert last_and_next_threshold([T100], 50000) == (10000, None)
+    assert last_and_next_threshold([], 50000) == (None, None)

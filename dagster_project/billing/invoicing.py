@@ -265,7 +265,8 @@ def bill(
     # Progressive billing: invoices of the usage so far when it crosses a threshold, each deducting
     # what the period's previous one billed (and the closing invoice the last one's).
     progressive = _progressive(usage, rounded, period_cols, charges, filters, fees, due, usage_thresholds,
-                               current_usage.filter(~pl.col("charge_id").is_in(advance_charges)), through, unpriced_values)
+                               current_usage.filter(~pl.col("charge_id").is_in(advance_charges)), through, unpriced_values,
+                               set(frozen_totals or {}))
     due = pl.concat([due.with_columns(invoice_type=pl.lit("subscription")), progressive.due], how="diagonal_relaxed")
     all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS), progressive.fees], how="vertical_relaxed")
     coupon_credits, fee_coupons, coupon_states = _coupons(
@@ -1209,9 +1210,13 @@ def _threshold_specs(thresholds: pl.DataFrame | None) -> dict[str, list[tuple[pg
 
 
 def _progressive(usage, rounded, periods, charges, filters, fees, due, thresholds, current_usage,
-                 through: dt.date, unpriced_values) -> Progressive:
+                 through: dt.date, unpriced_values, frozen_ids: set[str] = frozenset()) -> Progressive:
     """Progressive billing (`billing/progressive.py`), checked at the end of each arrival day of an
-    open period on the usage arrived by then (charges billed in arrears: those in `usage`)."""
+    open period on the usage arrived by then (charges billed in arrears: those in `usage`).
+
+    A period whose closing invoice an earlier run finalized (`frozen_ids`) gets no progressive
+    invoice it did not have then: that invoice deducted nothing for it (thresholds added to the
+    catalog later bill from the next open period on)."""
     invoiced = _invoiced_charges(fees, due, periods)
     specs = _threshold_specs(thresholds)
     lifetime = _lifetime_usage(periods, invoiced, current_usage, specs, through)
@@ -1260,6 +1265,9 @@ def _progressive(usage, rounded, periods, charges, filters, fees, due, threshold
         ]
         invoices += [(period_rows[i.period_id], i)
                      for i in pg.progressive_invoices([t for t, _ in specs[own[0]["plan_id"]]], days)]
+    closing = dict(due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("billing_period_id", "invoice_id").iter_rows())
+    invoices = [(p, i) for p, i in invoices if closing.get(i.period_id) not in frozen_ids
+                or stable_id("progressive_invoice", i.period_id, i.day) in frozen_ids]
     if not invoices:
         return empty
     due_rows, fee_frames, applied_rows = [], [], []

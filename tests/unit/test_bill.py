@@ -390,3 +390,22 @@ def test_without_thresholds_no_progressive_invoice_and_the_lifetime_usage_is_sti
     # October open on Oct 20: package 2,500,001 tokens = 3 packages = 2.55, nothing invoiced before
     assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"], r["next_threshold_amount_cents"])
             for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 255, None)]
+
+
+def test_thresholds_added_after_a_period_was_finalized_issue_nothing_for_that_period():
+    # October's invoice was finalized by an earlier run (1650 with taxes, no threshold then): the
+    # thresholds now in the catalog would have issued invoices on Oct 5 and Oct 31; they issue none,
+    # and October's invoice deducts nothing.
+    from dagster_project.billing.money import stable_id
+
+    october_invoice = stable_id("invoice", PERIOD)
+    result = bill(
+        through=D(2026, 11, 2), usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        issued_numbers={CUSTOMER: {october_invoice: 1}}, frozen_totals={october_invoice: 1650},
+        usage_thresholds=thresholds((200, False), (200, True)),
+    )
+    assert [(i["number"], i["invoice_type"], i["progressive_billing_credit_amount_cents"])
+            for i in result.invoices.iter_rows(named=True)] == [("MTH-001-001", "subscription", 0)]
+    assert result.progressive_billing_credits.is_empty() and result.applied_usage_thresholds.is_empty()

@@ -13,10 +13,11 @@ from dagster_project.billing.schemas import Fees, Invoices
 # The tables of schema `billing` the pricing step rewrites, in the order it writes them.
 PRICED_TABLES = ["invoices", "fees", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                  "late_usage", "payments", "current_usage", "credit_notes", "credit_note_items", "credit_note_taxes",
-                 "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons"]
+                 "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons",
+                 "applied_usage_thresholds", "progressive_billing_credits", "lifetime_usage"]
 # Those whose rows of an invoice finalized in an earlier run are kept as stored.
 KEPT_WHEN_FINALIZED = ["invoices", "fees", "fee_taxes", "invoice_taxes", "credit_note_applications", "coupon_credits",
-                       "fee_coupons"]
+                       "fee_coupons", "applied_usage_thresholds", "progressive_billing_credits"]
 # What collections say of an invoice, which changes after it is finalized.
 COLLECTIONS = ["payment_status", "paid_on", "paid_amount_cents"]
 
@@ -64,6 +65,9 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
         "coupon_credits": kept["coupon_credits"].sort("invoice_id", "credit_order"),
         "fee_coupons": kept["fee_coupons"].sort("invoice_id", "fee_id", "applied_coupon_id"),
         "applied_coupons": result.applied_coupons.sort("customer_id", "applied_coupon_id"),
+        "applied_usage_thresholds": kept["applied_usage_thresholds"].sort("invoice_id", "threshold_order"),
+        "progressive_billing_credits": kept["progressive_billing_credits"].sort("invoice_id", "fee_id"),
+        "lifetime_usage": result.lifetime_usage.sort("external_subscription_id", "subscription_id"),
     }
 
 

@@ -20,6 +20,7 @@ import polars as pl
 
 from dagster_project.billing import charge_models as cm
 from dagster_project.billing import coupons as cp
+from dagster_project.billing import progressive as pg
 from dagster_project.billing.aggregation import BUCKET, aggregate, carry_over_recurring, cumulative, round_units
 from dagster_project.billing.credit_notes import (
     CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue, next_sequence,
@@ -54,6 +55,9 @@ class BillingResult:
     coupon_credits: pl.DataFrame
     fee_coupons: pl.DataFrame
     applied_coupons: pl.DataFrame
+    applied_usage_thresholds: pl.DataFrame
+    progressive_billing_credits: pl.DataFrame
+    lifetime_usage: pl.DataFrame
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -108,9 +112,10 @@ def including_taxes(amount_cents, taxes_amount_cents):
     return amount_cents + taxes_amount_cents
 
 
-def excluding_taxes(fees_amount_cents, coupons_amount_cents):
-    """An invoice's `sub_total_excluding_taxes_amount_cents`: its fees less its coupons (taxes apply to that)."""
-    return fees_amount_cents - coupons_amount_cents
+def excluding_taxes(fees_amount_cents, coupons_amount_cents, progressive_credit_cents=0):
+    """An invoice's `sub_total_excluding_taxes_amount_cents`: its fees less its coupons and its
+    progressive-billing credit (what earlier progressive invoices billed): taxes apply to that."""
+    return fees_amount_cents - coupons_amount_cents - progressive_credit_cents
 
 
 def amount_due(including_taxes_cents, credit_notes_cents, granted_credits_cents, purchased_credits_cents):
@@ -127,10 +132,12 @@ def with_invoice_totals(invoices: pl.DataFrame) -> pl.DataFrame:
     """The totals of each invoice as columns (Lago's names), from its parts: fees, coupons, taxes,
     credit notes and prepaid credits. Derived from the parts every time, so an invoice kept as stored
     by an earlier run (even by a version without these columns) gets the totals of its own parts."""
-    if "coupons_amount_cents" not in invoices.columns:  # (stored by a version without coupons: none)
-        invoices = invoices.with_columns(coupons_amount_cents=pl.lit(0, pl.Int64))
+    for name in ("coupons_amount_cents", "progressive_billing_credit_amount_cents"):
+        if name not in invoices.columns:  # (stored by a version without coupons or progressive billing: none)
+            invoices = invoices.with_columns(pl.lit(0, pl.Int64).alias(name))
     granted, purchased = pl.col("prepaid_granted_credit_amount_cents"), pl.col("prepaid_purchased_credit_amount_cents")
-    excluded = excluding_taxes(pl.col("fees_amount_cents"), pl.col("coupons_amount_cents"))
+    excluded = excluding_taxes(pl.col("fees_amount_cents"), pl.col("coupons_amount_cents"),
+                               pl.col("progressive_billing_credit_amount_cents"))
     included = including_taxes(excluded, pl.col("taxes_amount_cents"))
     return invoices.with_columns(
         sub_total_excluding_taxes_amount_cents=excluded,
@@ -169,6 +176,7 @@ def bill(
     wallet_rules: pl.DataFrame | None = None,
     applied_coupons: pl.DataFrame | None = None,
     recorded_coupon_credits: dict[str, list[tuple[str, int]]] | None = None,
+    usage_thresholds: pl.DataFrame | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -182,7 +190,8 @@ def bill(
     `wallet_rules`: the wallets' recurring top-up rules (`catalog.wallet_rules`; None: none).
     `applied_coupons`: the coupons applied to customers (`catalog.applied_coupons`; None: none), and
     `recorded_coupon_credits` what they took off invoices finalized by earlier runs (invoice ->
-    [(applied coupon, cents)]), kept as it was.
+    [(applied coupon, cents)]), kept as it was. `usage_thresholds`: the plans' thresholds
+    (`catalog.usage_thresholds`; None: none), which issue progressive_billing invoices.
     """
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
@@ -253,12 +262,20 @@ def bill(
     )
     current_usage = price_buckets(current, charges, filters)
 
-    all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS)], how="vertical_relaxed")
+    # Progressive billing: invoices of the usage so far when it crosses a threshold, each deducting
+    # what the period's previous one billed (and the closing invoice the last one's).
+    progressive = _progressive(usage, rounded, period_cols, charges, filters, fees, due, usage_thresholds,
+                               current_usage.filter(~pl.col("charge_id").is_in(advance_charges)), through, unpriced_values,
+                               set(frozen_totals or {}))
+    due = pl.concat([due.with_columns(invoice_type=pl.lit("subscription")), progressive.due], how="diagonal_relaxed")
+    all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS), progressive.fees], how="vertical_relaxed")
     coupon_credits, fee_coupons, coupon_states = _coupons(
-        all_fees, due, charges, applied_coupons, {**{i: [] for i in frozen_totals or {}}, **(recorded_coupon_credits or {})})
-    all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book, fee_coupons)
+        all_fees, due.filter(pl.col("invoice_type") == "subscription"), charges, applied_coupons,
+        {**{i: [] for i in frozen_totals or {}}, **(recorded_coupon_credits or {})})
+    fee_credits = pl.concat([fee_coupons, progressive.shares])  # what each fee's taxes do not apply to
+    all_fees, fee_taxes, invoice_tax_rows = _taxed(all_fees, due, tax_book, fee_credits)
     current_usage = _taxed_buckets(current_usage, period_cols, tax_book)
-    invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book, coupon_credits)
+    invoice_totals = _invoice_totals(due, all_fees, invoice_tax_rows, tax_book, coupon_credits, progressive.credits)
     # The ongoing balance is a wallet's: priced day by day for the customers who have one.
     open_usage = usage.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on_p"))
     wallet_periods = period_cols.filter(pl.col("customer_id").is_in(wallets["customer_id"].implode()))
@@ -274,11 +291,11 @@ def bill(
         customer_sequences, number_prefix,
         issued_numbers or {}, frozen_totals or {}, _manual_transactions(manual_transactions),
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
-        _recorded(recorded_top_ups), decided_through, book, wallet_fee_amounts(all_fees, fee_coupons, charges),
+        _recorded(recorded_top_ups), decided_through, book, wallet_fee_amounts(all_fees, fee_credits, charges),
     )
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
                          current_usage, matched_payments, rule_top_ups, *notes, coupon_credits, fee_coupons,
-                         coupon_states)
+                         coupon_states, progressive.applied_thresholds, progressive.credits, progressive.lifetime_usage)
 
 
 def fee_coupon_shares(fee_coupons: pl.DataFrame | None) -> dict[str, Decimal]:
@@ -588,9 +605,11 @@ def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
 
 
 def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.DataFrame, book: TaxBook,
-                    coupon_credits: pl.DataFrame) -> pl.DataFrame:
+                    coupon_credits: pl.DataFrame, progressive_credits: pl.DataFrame) -> pl.DataFrame:
     sums = fees.group_by("invoice_id").agg(fees_amount_cents=pl.col("amount_cents").sum())
     coupons = coupon_credits.group_by("invoice_id").agg(coupons_amount_cents=pl.col("amount_cents").sum())
+    progressive = progressive_credits.group_by("invoice_id").agg(
+        progressive_billing_credit_amount_cents=pl.col("amount_cents").sum())
     taxes = invoice_tax_rows.group_by("invoice_id").agg(taxes_amount_cents=pl.col("amount_cents").sum())
     rules = []
     for customer_id, day in zip(due["customer_id"], due["billing_day"], strict=True):
@@ -598,9 +617,9 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.
         rules.append(decision.rule if decision else None)
     return due.with_columns(tax_rule=pl.Series(rules, dtype=pl.String)).join(
         sums, on="invoice_id", how="left").join(taxes, on="invoice_id", how="left").join(
-        coupons, on="invoice_id", how="left").with_columns(
+        coupons, on="invoice_id", how="left").join(progressive, on="invoice_id", how="left").with_columns(
         pl.col("fees_amount_cents").fill_null(0), pl.col("taxes_amount_cents").fill_null(0),
-        pl.col("coupons_amount_cents").fill_null(0),
+        pl.col("coupons_amount_cents").fill_null(0), pl.col("progressive_billing_credit_amount_cents").fill_null(0),
     )
 
 
@@ -854,7 +873,8 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                     "currency": next(w.currency for w in specs[customer_id] if w.wallet_id == issued.wallet_id),
                     "fees_amount_cents": issued.amount_cents, "taxes_amount_cents": 0,
                     "prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
-                    "credit_notes_amount_cents": 0, "coupons_amount_cents": 0, "paid_credits": str(issued.paid_credits),
+                    "credit_notes_amount_cents": 0, "coupons_amount_cents": 0,
+                    "progressive_billing_credit_amount_cents": 0, "paid_credits": str(issued.paid_credits),
                     "tax_rule": None,
                     "net_payment_term_days": customer.get("net_payment_term_days") or 0,
                 }
@@ -914,7 +934,8 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
 
 def _with_taxes(r: dict) -> int:
     """A subscription invoice's sub-total including taxes, from its parts."""
-    return including_taxes(excluding_taxes(r["fees_amount_cents"], r["coupons_amount_cents"]), r["taxes_amount_cents"])
+    return including_taxes(excluding_taxes(r["fees_amount_cents"], r["coupons_amount_cents"],
+                                           r["progressive_billing_credit_amount_cents"]), r["taxes_amount_cents"])
 
 
 COUPON_CREDIT_SCHEMA = {
@@ -1043,7 +1064,7 @@ def credit_note_rows(balance, customer: dict, through: dt.date) -> dict:
 def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None, status: str, granted: int, paid: int,
                  credit_notes: int) -> dict:
     return {
-        "invoice_id": r["invoice_id"], "invoice_type": "subscription", "number": number,
+        "invoice_id": r["invoice_id"], "invoice_type": r["invoice_type"], "number": number,
         "sequential_id": sequential_id, "status": status, "customer_id": r["customer_id"],
         "external_customer_id": customer["external_id"], "subscription_id": r["subscription_id"],
         "external_subscription_id": r["external_subscription_id"], "billing_period_id": r["billing_period_id"],
@@ -1052,6 +1073,7 @@ def _invoice_row(r: dict, customer: dict, number: str, sequential_id: int | None
         "fees_amount_cents": r["fees_amount_cents"], "taxes_amount_cents": r["taxes_amount_cents"],
         "prepaid_granted_credit_amount_cents": granted, "prepaid_purchased_credit_amount_cents": paid,
         "credit_notes_amount_cents": credit_notes, "coupons_amount_cents": r["coupons_amount_cents"],
+        "progressive_billing_credit_amount_cents": r["progressive_billing_credit_amount_cents"],
         "paid_credits": None, "tax_rule": r["tax_rule"],
         # the term in force when the invoice is issued: kept with it, so editing the catalog later
         # does not move the due date of an invoice already finalized
@@ -1067,7 +1089,7 @@ INVOICE_SCHEMA = {
     "currency": pl.String, "fees_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
     "prepaid_granted_credit_amount_cents": pl.Int64, "prepaid_purchased_credit_amount_cents": pl.Int64,
     "credit_notes_amount_cents": pl.Int64, "paid_credits": pl.String, "tax_rule": pl.String,
-    "coupons_amount_cents": pl.Int64,
+    "coupons_amount_cents": pl.Int64, "progressive_billing_credit_amount_cents": pl.Int64,
     "net_payment_term_days": pl.Int64, "payment_status": pl.String, "paid_on": pl.Date, "paid_amount_cents": pl.Int64,
 }
 CREDIT_NOTE_SCHEMA = {
@@ -1121,3 +1143,216 @@ BALANCE_SCHEMA = {
     "granted_balance_cents": pl.Int64, "paid_balance_cents": pl.Int64, "consumed_cents": pl.Int64,
     "ongoing_usage_balance_cents": pl.Int64, "as_of": pl.Date,
 }
+
+
+# --- Progressive billing (usage thresholds): the invoices, their credits, the lifetime usage ---
+
+APPLIED_THRESHOLD_SCHEMA = {
+    "invoice_id": pl.String, "threshold_order": pl.Int64, "usage_threshold_id": pl.String, "amount_cents": pl.Int64,
+    "is_recurring": pl.Boolean, "threshold_display_name": pl.String, "lifetime_usage_amount_cents": pl.Int64,
+    "created_on": pl.Date,
+}
+PROGRESSIVE_CREDIT_SCHEMA = {
+    "invoice_id": pl.String, "fee_id": pl.String, "progressive_billing_invoice_id": pl.String, "amount_cents": pl.Int64,
+    "currency": pl.String,
+}
+LIFETIME_USAGE_SCHEMA = {
+    "subscription_id": pl.String, "external_subscription_id": pl.String, "customer_id": pl.String,
+    "plan_id": pl.String, "currency": pl.String, "billing_period_id": pl.String,
+    "invoiced_usage_amount_cents": pl.Int64, "current_usage_amount_cents": pl.Int64,
+    "total_usage_amount_cents": pl.Int64, "last_threshold_amount_cents": pl.Int64,
+    "next_threshold_amount_cents": pl.Int64, "as_of": pl.Date,
+}
+
+
+@dataclass
+class Progressive:
+    """What progressive billing adds to a run: the invoices (`due` rows and their fees), the credit
+    each invoice takes from the period's previous progressive invoice, per fee (`credits`), the
+    thresholds each invoice applied, and the lifetime usage per subscription."""
+
+    due: pl.DataFrame
+    fees: pl.DataFrame
+    credits: pl.DataFrame
+
+    @property
+    def shares(self) -> pl.DataFrame:
+        """The credits as fee shares (`FEE_COUPON_SCHEMA`): what each fee's taxes do not apply to."""
+        return self.credits.select("fee_id", "invoice_id", pl.lit(None, pl.String).alias("applied_coupon_id"),
+                                   pl.col("amount_cents").cast(cm.MONEY).alias("precise_amount_cents"))
+    applied_thresholds: pl.DataFrame
+    lifetime_usage: pl.DataFrame
+
+
+def _invoiced_charges(fees: pl.DataFrame, due: pl.DataFrame, periods: pl.DataFrame) -> dict[str, int]:
+    """Per billing period: the charge fees its subscription's invoices of earlier periods billed
+    (Lago's lifetime `invoiced_usage_amount_cents`: the charge fees of the subscription invoices,
+    drafts included)."""
+    closing = due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("invoice_id", "billing_period_id")
+    billed = dict(
+        fees.filter(pl.col("fee_type") == "charge").join(closing, on=["invoice_id", "billing_period_id"])
+        .group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows()
+    )
+    out, running = {}, {}
+    for r in periods.sort("subscription_id", "period_index").iter_rows(named=True):
+        out[r["billing_period_id"]] = running.get(r["subscription_id"], 0)
+        running[r["subscription_id"]] = out[r["billing_period_id"]] + billed.get(r["billing_period_id"], 0)
+    return out
+
+
+def _threshold_specs(thresholds: pl.DataFrame | None) -> dict[str, list[tuple[pg.UsageThreshold, str]]]:
+    """Per effective plan: its thresholds, each with its id (`catalog.usage_thresholds`)."""
+    out: dict[str, list[tuple[pg.UsageThreshold, str]]] = {}
+    for r in (thresholds.sort("plan_id", "threshold_index").iter_rows(named=True) if thresholds is not None else ()):
+        out.setdefault(r["plan_id"], []).append(
+            (pg.UsageThreshold(r["amount_cents"], r["is_recurring"], r["threshold_display_name"]), r["usage_threshold_id"]))
+    return out
+
+
+def _progressive(usage, rounded, periods, charges, filters, fees, due, thresholds, current_usage,
+                 through: dt.date, unpriced_values, frozen_ids: set[str] = frozenset()) -> Progressive:
+    """Progressive billing (`billing/progressive.py`), checked at the end of each arrival day of an
+    open period on the usage arrived by then (charges billed in arrears: those in `usage`).
+
+    A period whose closing invoice an earlier run finalized (`frozen_ids`) gets no progressive
+    invoice it did not have then: that invoice deducted nothing for it (thresholds added to the
+    catalog later bill from the next open period on)."""
+    invoiced = _invoiced_charges(fees, due, periods)
+    specs = _threshold_specs(thresholds)
+    lifetime = _lifetime_usage(periods, invoiced, current_usage, specs, through)
+    empty = Progressive(pl.DataFrame(schema={"invoice_id": pl.String}), pl.DataFrame(schema=_FEE_SCHEMA),
+                        pl.DataFrame(schema=PROGRESSIVE_CREDIT_SCHEMA),
+                        pl.DataFrame(schema=APPLIED_THRESHOLD_SCHEMA), lifetime)
+    checked = periods.filter(pl.col("plan_id").is_in(list(specs)))
+    # The usage of each period as its invoice holds it: arrived by its finalization day.
+    held = usage.join(checked.select("billing_period_id", "invoice_finalized_on", "currency"), on="billing_period_id")
+    held = held.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on"))
+    if held.is_empty():
+        return empty
+    priced = price_buckets(rounded(cumulative(held)).join(
+        checked.select("billing_period_id", "currency"), on="billing_period_id"), charges, filters)
+    daily = (
+        priced.with_columns(delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET))
+        .group_by("billing_period_id", "arrival_date").agg(pl.col("delta").sum())
+        .sort("billing_period_id", "arrival_date")
+        .with_columns(cents=pl.col("delta").cum_sum().over("billing_period_id"))
+    )
+    series: dict[str, list[tuple[dt.date, int]]] = {}
+    for period_id, day, cents in daily.select("billing_period_id", "arrival_date", "cents").iter_rows():
+        series.setdefault(period_id, []).append((day, cents))
+
+    def amount_by(period_id: str, day: dt.date) -> int:
+        """The charge fees of a period's usage arrived by `day`."""
+        return next((cents for d, cents in reversed(series.get(period_id, [])) if d <= day), 0)
+
+    period_rows = {r["billing_period_id"]: r for r in checked.iter_rows(named=True)}
+    by_subscription: dict[str, list[dict]] = {}
+    for r in checked.sort("period_index").iter_rows(named=True):
+        by_subscription.setdefault(r["subscription_id"], []).append(r)
+    invoices = []
+    for subscription_id, own in sorted(by_subscription.items()):
+        # Checked at the end of each day something of the subscription arrived, in the period open
+        # that day: lifetime usage = the earlier periods' invoices (their usage arrived by then and
+        # by their finalization) + the open period's usage arrived by then.
+        own_ids = {r["billing_period_id"] for r in own}
+        arrivals = sorted({d for period_id in own_ids for d, _ in series.get(period_id, [])})
+        days = [
+            pg.UsageDay(day, p["billing_period_id"],
+                        sum(amount_by(q["billing_period_id"], min(day, q["invoice_finalized_on"]))
+                            for q in own if q["period_index"] < p["period_index"]),
+                        amount_by(p["billing_period_id"], day))
+            for day in arrivals for p in own if p["period_start_date"] <= day <= p["period_end_date"]
+        ]
+        invoices += [(period_rows[i.period_id], i)
+                     for i in pg.progressive_invoices([t for t, _ in specs[own[0]["plan_id"]]], days)]
+    closing = dict(due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("billing_period_id", "invoice_id").iter_rows())
+    invoices = [(p, i) for p, i in invoices if closing.get(i.period_id) not in frozen_ids
+                or stable_id("progressive_invoice", i.period_id, i.day) in frozen_ids]
+    if not invoices:
+        return empty
+    due_rows, fee_frames, applied_rows = [], [], []
+    for p, i in invoices:
+        invoice_id = stable_id("progressive_invoice", i.period_id, i.day)
+        due_rows.append({**p, "invoice_id": invoice_id, "billing_day": i.day, "invoice_finalized_on": i.day})
+        fee_frames.append(
+            priced.filter((pl.col("billing_period_id") == i.period_id) & (pl.col("arrival_date") <= i.day))
+            .sort(BUCKET + ["arrival_date"]).group_by(BUCKET, maintain_order=True).last()
+            .with_columns(invoice_id=pl.lit(invoice_id))
+        )
+        ids = {(t.amount_cents, t.recurring): threshold_id for t, threshold_id in specs[p["plan_id"]]}
+        applied_rows += [{"invoice_id": invoice_id, "threshold_order": n, "usage_threshold_id": ids[(t.amount_cents, t.recurring)],
+                          "amount_cents": t.amount_cents, "is_recurring": t.recurring,
+                          "threshold_display_name": t.threshold_display_name,
+                          "lifetime_usage_amount_cents": i.lifetime_usage_cents, "created_on": i.day}
+                         for n, t in enumerate(i.thresholds)]
+    progressive_due = pl.DataFrame(due_rows, schema_overrides=dict(periods.schema)).with_columns(
+        is_starting=pl.lit(False), is_advance=pl.lit(False), invoice_type=pl.lit("progressive_billing"),
+        status=pl.when(pl.col("billing_day") < through).then(pl.lit("finalized")).otherwise(pl.lit("draft")),
+    )
+    progressive_fees = pl.concat(fee_frames, how="vertical_relaxed")
+    progressive_fees = progressive_fees.filter(
+        ~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0))
+    ).with_columns(
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
+            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String),
+        fee_type=pl.lit("charge"),
+    )
+    progressive_fees = progressive_fees.with_columns(
+        unpriced_label=_unpriced_labels(progressive_fees, unpriced_values or {})).select(FEE_COLUMNS)
+    credits = _progressive_credits([(p["billing_period_id"], stable_id("progressive_invoice", i.period_id, i.day))
+                                    for p, i in invoices], progressive_fees, fees, due)
+    return Progressive(progressive_due, progressive_fees, credits,
+                       pl.DataFrame(applied_rows, schema=APPLIED_THRESHOLD_SCHEMA), lifetime)
+
+
+def _progressive_credits(invoices: list[tuple[str, str]], progressive_fees: pl.DataFrame, fees: pl.DataFrame,
+                         due: pl.DataFrame) -> pl.DataFrame:
+    """Each invoice's credit from the period's previous progressive invoice (`invoices`: (period,
+    progressive invoice), in date order): the next progressive invoice of the period takes it, and
+    the period's closing invoice takes the last one's (`progressive.credit_shares`, per fee)."""
+    def charge_fees(frame: pl.DataFrame, invoice_id: str) -> dict[tuple[str, str], tuple[str, int]]:
+        return {(r["charge_id"], r["charge_filter_key"]): (r["fee_id"], r["amount_cents"])
+                for r in frame.filter((pl.col("invoice_id") == invoice_id) & (pl.col("fee_type") == "charge")).iter_rows(named=True)}
+
+    closing = dict(due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("billing_period_id", "invoice_id").iter_rows())
+    currency = dict(due.select("billing_period_id", "currency").unique().iter_rows())
+    takers: list[tuple[str, str, dict]] = []  # (taker invoice, progressive invoice it deducts, taker's charge fees)
+    last: dict[str, str] = {}
+    for period, invoice_id in invoices:
+        if period in last:
+            takers.append((invoice_id, last[period], charge_fees(progressive_fees, invoice_id)))
+        last[period] = invoice_id
+    for period, invoice_id in last.items():
+        if period in closing:
+            takers.append((closing[period], invoice_id, charge_fees(fees, closing[period])))
+    rows = []
+    for taker, source, taker_fees in takers:
+        previous = {key: cents for key, (_, cents) in charge_fees(progressive_fees, source).items()}
+        shares = pg.credit_shares({key: cents for key, (_, cents) in taker_fees.items()}, previous)
+        period = next(p for p, i in invoices if i == source)
+        rows += [{"invoice_id": taker, "fee_id": taker_fees[key][0], "progressive_billing_invoice_id": source,
+                  "amount_cents": cents, "currency": currency.get(period)} for key, cents in sorted(shares.items())]
+    return pl.DataFrame(rows, schema=PROGRESSIVE_CREDIT_SCHEMA)
+
+
+def _lifetime_usage(periods, invoiced: dict[str, int], current_usage: pl.DataFrame,
+                    specs: dict[str, list[tuple[pg.UsageThreshold, str]]], through: dt.date) -> pl.DataFrame:
+    """One row per subscription with a period open at the end of `through` (Lago's LifetimeUsage):
+    the charge fees its earlier periods' invoices billed, the open period's usage (charges billed in
+    arrears, as priced in current usage), their sum, and the last threshold reached and the next one
+    (fixed ones by amount; past the largest, the recurring one's multiples)."""
+    current = dict(current_usage.group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows())
+    rows = []
+    for p in periods.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through)).sort(
+            "external_subscription_id", "period_start_date").iter_rows(named=True):
+        cents = current.get(p["billing_period_id"], 0)
+        total = invoiced[p["billing_period_id"]] + cents
+        last, upcoming = pg.last_and_next_threshold([t for t, _ in specs.get(p["plan_id"], [])], total)
+        rows.append({
+            "subscription_id": p["subscription_id"], "external_subscription_id": p["external_subscription_id"],
+            "customer_id": p["customer_id"], "plan_id": p["plan_id"], "currency": p["currency"],
+            "billing_period_id": p["billing_period_id"], "invoiced_usage_amount_cents": invoiced[p["billing_period_id"]],
+            "current_usage_amount_cents": cents, "total_usage_amount_cents": total,
+            "last_threshold_amount_cents": last, "next_threshold_amount_cents": upcoming, "as_of": through,
+        })
+    return pl.DataFrame(rows, schema=LIFETIME_USAGE_SCHEMA)

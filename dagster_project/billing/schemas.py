@@ -23,7 +23,7 @@ class Invoices(pa.DataFrameModel):
     """One row per invoice; credits never exceed the amount due."""
 
     invoice_id: str = pa.Field(unique=True)
-    invoice_type: str = pa.Field(isin=["subscription", "credit"])
+    invoice_type: str = pa.Field(isin=["subscription", "credit", "progressive_billing"])
     status: str = pa.Field(isin=["draft", "finalized"])
     number: str
     fees_amount_cents: pl.Int64 = pa.Field(ge=0)
@@ -32,17 +32,20 @@ class Invoices(pa.DataFrameModel):
     prepaid_purchased_credit_amount_cents: pl.Int64 = pa.Field(ge=0)
     credit_notes_amount_cents: pl.Int64 = pa.Field(ge=0)
     coupons_amount_cents: pl.Int64 = pa.Field(ge=0)
+    progressive_billing_credit_amount_cents: pl.Int64 = pa.Field(ge=0)
 
     @pa.dataframe_check
     def coupons_take_at_most_the_fees(cls, data) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("coupons_amount_cents") <= pl.col("fees_amount_cents"))
+        return data.lazyframe.select(
+            pl.col("coupons_amount_cents") + pl.col("progressive_billing_credit_amount_cents") <= pl.col("fees_amount_cents"))
 
     @pa.dataframe_check
     def credits_cover_at_most_the_total(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("prepaid_granted_credit_amount_cents") + pl.col("prepaid_purchased_credit_amount_cents")
             + pl.col("credit_notes_amount_cents")
-            <= pl.col("fees_amount_cents") - pl.col("coupons_amount_cents") + pl.col("taxes_amount_cents")
+            <= pl.col("fees_amount_cents") - pl.col("coupons_amount_cents")
+            - pl.col("progressive_billing_credit_amount_cents") + pl.col("taxes_amount_cents")
         )
 
     @pa.dataframe_check

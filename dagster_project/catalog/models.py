@@ -135,6 +135,33 @@ class Charge(_Body):
         return self.billable_metric_code or self.billable_metric_id  # type: ignore[return-value]
 
 
+class UsageThresholdBody(_Body):
+    """One of a plan's `usage_thresholds` (progressive billing, `billing/progressive.py`): when the
+    subscription's lifetime usage reaches `amount_cents`, a progressive_billing invoice is issued;
+    a `recurring` one at each multiple of its amount once past the fixed ones."""
+
+    amount_cents: int = Field(gt=0)
+    recurring: bool = False
+    threshold_display_name: str | None = None
+
+
+def usage_threshold_problems(thresholds: list[UsageThresholdBody] | None) -> list[str]:
+    """Lago's rules on a plan's thresholds: at most one recurring, no two fixed ones of one amount."""
+    problems = []
+    seen: dict[int, int] = {}
+    recurring = [i for i, t in enumerate(thresholds or []) if t.recurring]
+    for i in recurring[1:]:
+        problems.append(f"usage_thresholds.{i}.recurring: a plan has at most one recurring threshold "
+                        f"(usage_thresholds.{recurring[0]} is one)")
+    for i, t in enumerate(thresholds or []):
+        if not t.recurring:
+            if t.amount_cents in seen:
+                problems.append(f"usage_thresholds.{i}.amount_cents: {t.amount_cents} is already "
+                                f"usage_thresholds.{seen[t.amount_cents]}'s amount")
+            seen.setdefault(t.amount_cents, i)
+    return problems
+
+
 class Plan(_Body):
     name: str
     code: str
@@ -148,6 +175,13 @@ class Plan(_Body):
     tax_codes: list[str] = []
     minimum_commitment: dict[str, Any] | None = None
     charges: list[Charge] = []
+    usage_thresholds: list[UsageThresholdBody] = []
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Plan:
+        if problems := usage_threshold_problems(self.usage_thresholds):
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class BillingConfiguration(_Body):
@@ -224,6 +258,13 @@ class PlanOverrides(_Body):
     tax_codes: list[str] | None = None
     minimum_commitment: dict[str, Any] | None = None
     charges: list[ChargeOverride] = []
+    usage_thresholds: list[UsageThresholdBody] | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> PlanOverrides:
+        if problems := usage_threshold_problems(self.usage_thresholds):
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Subscription(_Body):

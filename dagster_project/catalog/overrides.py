@@ -3,7 +3,8 @@ effective plan, as Lago's `Plans::OverrideService` makes a child plan.
 
 Lago copies the plan into a child plan (`parent_id`, the same `code`) and replaces, on the copy, the
 fields the override gives: `amount_cents`, `amount_currency`, `name`, `invoice_display_name`,
-`description`, `trial_period`, `tax_codes`, `minimum_commitment`; and on each charge the override
+`description`, `trial_period`, `tax_codes`, `minimum_commitment`, `usage_thresholds` (the whole
+list, when it is not empty: Lago's `Subscription#applicable_usage_thresholds`); and on each charge the override
 names (`Charges::OverrideService`), `properties`, `filters` (the whole list: Lago's batch service
 keeps the filters given and removes the others), `min_amount_cents`, `invoice_display_name` and
 `tax_codes`. The interval, the charge model, the metric and `pay_in_advance` are the plan's. A field
@@ -147,6 +148,8 @@ def effective_plan(plan: Plan, overrides: PlanOverrides) -> Plan:
         update["tax_codes"] = []
     if overrides.minimum_commitment:  # an empty object gives nothing, as in Lago (`present?`)
         update["minimum_commitment"] = dict(overrides.minimum_commitment)
+    if overrides.usage_thresholds:  # replace the plan's whole list; empty or null keeps it (`presence`)
+        update["usage_thresholds"] = list(overrides.usage_thresholds)
     update["charges"] = [override_charge(charge, matched[index]) if index in matched else charge
                          for index, charge in enumerate(plan.charges)]
     return plan.model_copy(update=update)

@@ -343,6 +343,15 @@ def effective_plan_of(catalog: Catalog, subscription: Subscription) -> Plan:
     return plan if subscription.plan_overrides is None else effective_plan(plan, subscription.plan_overrides)
 
 
+def _usage_thresholds_of(catalog: Catalog, subscription: Subscription) -> list:
+    """The usage thresholds a subscription bills with (its plan's, when its overrides cannot be merged:
+    those are reported on their own)."""
+    try:
+        return effective_plan_of(catalog, subscription).usage_thresholds
+    except OverrideError:
+        return catalog.plan(subscription.plan_code).usage_thresholds
+
+
 def currency_problems(where: str, currency: str | None) -> list[str]:
     """`where: unknown currency` when a currency is given and has no ISO 4217 exponent."""
     if currency is None:
@@ -383,10 +392,16 @@ def coupon_problems(catalog: Catalog) -> list[str]:
     coupons = {c.code: c for c in catalog.coupons}
     customers = {c.external_id for c in catalog.customers}
     applied_before: dict[tuple[str, str], AppliedCoupon] = {}
+    progressive = {s.external_customer_id: s.external_id for s in catalog.subscriptions
+                   if s.plan_code in plans and _usage_thresholds_of(catalog, s)}
     for applied in catalog.applied_coupons:
         where = at[id(applied)]
         if applied.external_customer_id not in customers:
             problems.append(f"{where}, field external_customer_id: unknown customer {applied.external_customer_id!r}")
+        if applied.external_customer_id in progressive:
+            problems.append(f"{where}, field coupon_code: coupons for a customer billed progressively (subscription "
+                            f"{progressive[applied.external_customer_id]!r} has usage_thresholds) are not supported "
+                            f"yet by Meterhouse")
         coupon = coupons.get(applied.coupon_code)
         if coupon is None:
             problems.append(f"{where}, field coupon_code: unknown coupon {applied.coupon_code!r}")

@@ -171,6 +171,23 @@ def plans(catalog: Catalog) -> list[dict]:
     ]
 
 
+def usage_thresholds(catalog: Catalog) -> list[dict]:
+    """One row per effective plan and usage threshold (progressive billing), in the plan's order: a
+    subscription's overridden plan holds its override's thresholds, or its parent's."""
+    return [
+        {
+            "usage_threshold_id": stable_id("usage_threshold", e.plan_id, index),
+            "plan_id": e.plan_id,
+            "plan_code": e.plan.code,
+            "threshold_index": index,
+            "amount_cents": t.amount_cents,
+            "is_recurring": t.recurring,
+            "threshold_display_name": t.threshold_display_name,
+        }
+        for e in effective_plans(catalog) for index, t in enumerate(e.plan.usage_thresholds)
+    ]
+
+
 def customers(catalog: Catalog) -> list[dict]:
     entity = catalog.billing_entity
     entity_grace = None
@@ -467,6 +484,7 @@ def decimal_or_none(text: str | None) -> Decimal | None:
 TABLES = {
     "billable_metrics": billable_metrics,
     "plans": plans,
+    "usage_thresholds": usage_thresholds,
     "charges": charges,
     "charge_filters": charge_filters,
     "charge_filter_values": charge_filter_values,

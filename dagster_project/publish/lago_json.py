@@ -159,12 +159,17 @@ def payment_due_date(invoice: dict, customer: dict) -> dt.date:
 
 def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_sequence: int, period: dict | None,
                    applied_taxes: list[dict] = (), billing_entity: dict | None = None,
-                   credit_note_credits: list[dict] = (), coupon_credits: list[dict] = ()) -> dict:
+                   credit_note_credits: list[dict] = (), coupon_credits: list[dict] = (),
+                   progressive_credits: list[dict] = (), applied_usage_thresholds: list[dict] = ()) -> dict:
     """`credit_note_credits`: the credit notes this invoice took (`credit_note_id`, `number`,
     `invoice_number` of the note, `amount_cents`), in the order they were applied;
     `coupon_credits`: what its coupons took (`billing.coupon_credits` rows), before taxes, in the
-    order they applied. The totals are the invoice's as stored by pricing
-    (`billing.invoicing.with_invoice_totals`)."""
+    order they applied; `progressive_credits`: what it deducted of the period's previous
+    progressive_billing invoice (`progressive_billing_invoice_id`, `..._number`, `amount_cents`),
+    a credit of item type `invoice` before taxes, as in Lago; `applied_usage_thresholds`: the
+    thresholds a progressive_billing invoice was issued for (`billing.applied_usage_thresholds`
+    rows; the key is written only when there are some, so other invoices keep their bytes). The
+    totals are the invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
     body = {
         "lago_id": invoice["invoice_id"],
         "billing_entity_code": (billing_entity or {}).get("code"),
@@ -187,7 +192,7 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "prepaid_credit_amount_cents": invoice["prepaid_credit_amount_cents"],
         "prepaid_granted_credit_amount_cents": invoice["prepaid_granted_credit_amount_cents"],
         "prepaid_purchased_credit_amount_cents": invoice["prepaid_purchased_credit_amount_cents"],
-        "progressive_billing_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": invoice.get("progressive_billing_credit_amount_cents") or 0,
         "total_amount_cents": invoice["total_amount_cents"],
         "version_number": 4,
         "self_billed": False,
@@ -216,6 +221,17 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
             for c in coupon_credits
         ] + [
             {
+                "lago_id": stable_id("credit", invoice["invoice_id"], c["progressive_billing_invoice_id"]),
+                "amount_cents": c["amount_cents"],
+                "amount_currency": invoice["currency"],
+                "before_taxes": True,  # deducted from the fees, before taxes
+                "item": {"lago_item_id": c["progressive_billing_invoice_id"], "type": "invoice",
+                         "code": c["progressive_billing_invoice_number"], "name": c["progressive_billing_invoice_number"]},
+                "invoice": {"lago_id": invoice["invoice_id"], "payment_status": invoice.get("payment_status") or "pending"},
+            }
+            for c in progressive_credits
+        ] + [
+            {
                 "lago_id": stable_id("credit", invoice["invoice_id"], c["credit_note_id"]),
                 "amount_cents": c["amount_cents"],
                 "amount_currency": invoice["currency"],
@@ -230,6 +246,19 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
         "subscriptions": [],
         "billing_periods": [],
     }
+    if applied_usage_thresholds:
+        body["applied_usage_thresholds"] = [
+            {
+                "lifetime_usage_amount_cents": t["lifetime_usage_amount_cents"],
+                "created_at": _ts(t["created_on"]),
+                "usage_threshold": {
+                    "lago_id": t["usage_threshold_id"], "threshold_display_name": t["threshold_display_name"],
+                    "amount_cents": t["amount_cents"], "recurring": t["is_recurring"],
+                    "created_at": _ts(t["created_on"]), "updated_at": _ts(t["created_on"]),
+                },
+            }
+            for t in applied_usage_thresholds
+        ]
     if period is not None:
         body["billing_periods"] = [
             {
@@ -240,7 +269,8 @@ def invoice_object(invoice: dict, fees: list[dict], customer: dict, customer_seq
                 "subscription_to_datetime": _ts(period["charges_to_at"] - dt.timedelta(seconds=1)),
                 "charges_from_datetime": _ts(period["charges_from_at"]),
                 "charges_to_datetime": _ts(period["charges_to_at"] - dt.timedelta(seconds=1)),
-                "invoicing_reason": "subscription_periodic",
+                "invoicing_reason": "progressive_billing" if invoice["invoice_type"] == "progressive_billing"
+                else "subscription_periodic",
             }
         ]
     return {"invoice": body}

@@ -38,6 +38,7 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     taxes)."""
     fee_taxes = _grouped(reads.fee_taxes(con), "fee_id")
     coupon_shares = reads.fee_coupon_amounts(con)
+    progressive_shares = reads.progressive_fee_credits(con)
     fees_by_invoice: dict[str, list[dict]] = {}
     for fee in reads.fees(con):
         period = periods.get(fee["billing_period_id"]) or {}
@@ -48,6 +49,8 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
         fee["applied_taxes"] = fee_taxes.get(fee["fee_id"], [])
         if fee["fee_id"] in coupon_shares:  # (only the fees of invoices with coupons carry their share)
             fee["precise_coupons_amount_cents"] = coupon_shares[fee["fee_id"]]
+        if fee["fee_id"] in progressive_shares:  # Lago counts the progressive credit there too
+            fee["precise_coupons_amount_cents"] = fee.get("precise_coupons_amount_cents", 0) + progressive_shares[fee["fee_id"]]
         if fee.get("unpriced_label"):  # named by pricing, kept with the fee once its invoice is finalized
             fee["filter_display_name"] = fee["unpriced_label"]
         fees_by_invoice.setdefault(fee["invoice_id"], []).append(fee)
@@ -61,6 +64,8 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
     entity = reads.billing_entity(con)
     credits = _grouped(reads.credits_applied(con), "invoice_id")
     coupons = _grouped(reads.coupon_credits(con), "invoice_id")
+    progressive = _grouped(reads.progressive_credits(con), "invoice_id")
+    thresholds = _grouped(reads.applied_usage_thresholds(con), "invoice_id")
 
     rendered, views = [], {}
     for inv in reads.invoices(con):
@@ -72,7 +77,8 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
         document = lago_json.invoice_object(
             inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
             periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
-            coupons.get(inv["invoice_id"], []),
+            coupons.get(inv["invoice_id"], []), progressive.get(inv["invoice_id"], []),
+            thresholds.get(inv["invoice_id"], []),
         )
         if inv["status"] == "finalized":
             views[len(rendered)] = invoice_document.invoice_view(

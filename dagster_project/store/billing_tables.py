@@ -25,7 +25,7 @@ READS = [
     ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
     ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "wallet_rules"], ["catalog", "taxes"],
     ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
-    ["catalog", "applied_coupons"],
+    ["catalog", "applied_coupons"], ["catalog", "usage_thresholds"],
     VAT_RATES, ["raw", "payments"],
 ]
 
@@ -57,6 +57,10 @@ def create_append_only_tables(con) -> None:
     con.execute("""create table if not exists billing.finalized_coupon_credits (
         invoice_id varchar, applied_coupon_id varchar, credit_order integer, amount_cents bigint,
         first_billed_through date, primary key (invoice_id, applied_coupon_id))""")
+    # What a finalized invoice deducted of the progressive invoices before it, for good.
+    con.execute("""create table if not exists billing.finalized_progressive_billing_credits (
+        invoice_id varchar primary key, progressive_billing_invoice_id varchar, amount_cents bigint,
+        first_billed_through date)""")
     con.execute("""create table if not exists billing.finalized_credit_note_applications (
         invoice_id varchar, credit_note_id varchar, amount_cents bigint, first_billed_through date,
         primary key (invoice_id, credit_note_id))""")
@@ -79,17 +83,20 @@ def entity_number_prefix(con) -> str | None:
 
 
 def issued(con) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Numbers and totals (fees less coupons, with taxes) of the invoices finalized by earlier runs."""
+    """Numbers and totals (fees less coupons and progressive-billing credit, with taxes) of the
+    invoices finalized by earlier runs."""
     numbers: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
-    for customer_id, invoice_id, sequential_id, fees_cents, taxes_cents, coupons_cents in con.execute(
+    for customer_id, invoice_id, sequential_id, fees_cents, taxes_cents, coupons_cents, progressive_cents in con.execute(
         """select customer_id, invoice_id, sequential_id, fees_amount_cents, taxes_amount_cents,
                   coalesce((select sum(c.amount_cents) from billing.finalized_coupon_credits c
-                            where c.invoice_id = f.invoice_id), 0)::bigint
+                            where c.invoice_id = f.invoice_id), 0)::bigint,
+                  coalesce((select sum(p.amount_cents) from billing.finalized_progressive_billing_credits p
+                            where p.invoice_id = f.invoice_id), 0)::bigint
            from billing.finalized_invoices f"""
     ).fetchall():
         numbers.setdefault(customer_id, {})[invoice_id] = sequential_id
-        totals[invoice_id] = including_taxes(excluding_taxes(fees_cents, coupons_cents), taxes_cents)
+        totals[invoice_id] = including_taxes(excluding_taxes(fees_cents, coupons_cents, progressive_cents), taxes_cents)
     return numbers, totals
 
 
@@ -119,6 +126,7 @@ def bill_tables(con) -> dict[str, pl.DataFrame]:
         "payments": con.execute("select * from raw.payments").pl(),
         "recorded_top_ups": con.execute("select * from billing.wallet_rule_top_ups").pl(),
         "applied_coupons": con.execute("select * from catalog.applied_coupons").pl(),
+        "usage_thresholds": con.execute("select * from catalog.usage_thresholds").pl(),
     }
 
 
@@ -224,7 +232,7 @@ def write_priced(con, tables: dict[str, pl.DataFrame], through: dt.date, rule_to
             write_table(con, "billing", name, frame)
         con.execute("create or replace table billing.run_state as select ?::date as through", [through])
         record_facts(con, tables["invoices"], rule_top_ups, through, tables["credit_notes"],
-                     tables["credit_note_applications"], tables["coupon_credits"])
+                     tables["credit_note_applications"], tables["coupon_credits"], tables["progressive_billing_credits"])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -232,9 +240,17 @@ def write_priced(con, tables: dict[str, pl.DataFrame], through: dt.date, rule_to
 
 
 def record_facts(con, invoices: pl.DataFrame, rule_top_ups: pl.DataFrame, through, credit_notes: pl.DataFrame,
-                 applications: pl.DataFrame, coupon_credits: pl.DataFrame) -> None:
-    """Append what this run decided for good (finalized invoices, the credit notes and coupons they
-    took; issued credit notes; rule top-ups of complete days); rows already there are left as they are."""
+                 applications: pl.DataFrame, coupon_credits: pl.DataFrame, progressive_credits: pl.DataFrame) -> None:
+    """Append what this run decided for good (finalized invoices, the credit notes, coupons and
+    progressive-billing credits they took; issued credit notes; rule top-ups of complete days); rows
+    already there are left as they are."""
+    finalized_ids = invoices.filter(pl.col("status") == "finalized")["invoice_id"]
+    con.register("_progressive", progressive_credits.filter(pl.col("invoice_id").is_in(finalized_ids.implode())).group_by(
+        "invoice_id", "progressive_billing_invoice_id").agg(pl.col("amount_cents").sum()).to_arrow())
+    con.execute("""insert into billing.finalized_progressive_billing_credits
+                   select p.*, ?::date from _progressive p
+                   where invoice_id not in (select invoice_id from billing.finalized_invoices)""", [through])
+    con.unregister("_progressive")
     con.register("_coupon_credits", coupon_credits.select("invoice_id", "applied_coupon_id", "credit_order",
                                                           "amount_cents").to_arrow())
     con.execute("""insert into billing.finalized_coupon_credits

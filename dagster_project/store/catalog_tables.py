@@ -52,6 +52,8 @@ EMPTY_SCHEMAS = {
                         "amount_currency": _S, "percentage_rate": _S, "frequency": _S, "frequency_duration": _I,
                         "plan_codes_json": _S, "billable_metric_codes_json": _S, "created_at": pl.Datetime("us"),
                         "catalog_location": _S},
+    "usage_thresholds": {"usage_threshold_id": _S, "plan_id": _S, "plan_code": _S, "threshold_index": _I,
+                         "amount_cents": _I, "is_recurring": _B, "threshold_display_name": _S},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us"), "metadata_json": _S},
@@ -70,6 +72,7 @@ CATALOG_SCHEMAS = {
                             "metadata_json": _S},
     "credit_notes": {"created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "description": pl.String},
     "coupons": EMPTY_SCHEMAS["coupons"],
+    "usage_thresholds": EMPTY_SCHEMAS["usage_thresholds"],
     "applied_coupons": EMPTY_SCHEMAS["applied_coupons"],
 }
 

@@ -19,6 +19,9 @@ def invoices_off(con) -> list[tuple]:
         """select number from billing.invoices
            where total_amount_cents < 0
               or sub_total_excluding_taxes_amount_cents <> fees_amount_cents - coupons_amount_cents
+                                                          - progressive_billing_credit_amount_cents
+              or progressive_billing_credit_amount_cents <> coalesce((select sum(amount_cents)
+                     from billing.progressive_billing_credits p where p.invoice_id = invoices.invoice_id), 0)
               or sub_total_including_taxes_amount_cents <> sub_total_excluding_taxes_amount_cents + taxes_amount_cents
               or coupons_amount_cents not between 0 and fees_amount_cents
               or coupons_amount_cents <> coalesce((select sum(amount_cents) from billing.coupon_credits c
@@ -30,7 +33,7 @@ def invoices_off(con) -> list[tuple]:
                                                        where a.invoice_id = invoices.invoice_id), 0)
               or fees_amount_cents <> coalesce((select sum(amount_cents) from billing.fees f
                                                where f.invoice_id = invoices.invoice_id), 0)
-                 and invoice_type = 'subscription'
+                 and invoice_type in ('subscription', 'progressive_billing')
               or exists (select 1 from billing.fees f where f.invoice_id = invoices.invoice_id
                          and f.total_amount_cents <> f.amount_cents + f.taxes_amount_cents)
               or taxes_amount_cents <> coalesce((select sum(amount_cents) from billing.invoice_taxes t

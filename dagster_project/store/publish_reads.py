@@ -15,7 +15,7 @@ DOCUMENT_READS = [
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
     ["billing", "credit_note_applications"], ["billing", "coupon_credits"], ["billing", "fee_coupons"],
     ["catalog", "applied_coupons"], ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
-    ["catalog", "billing_entities"],
+    ["catalog", "billing_entities"], ["billing", "progressive_billing_credits"], ["billing", "applied_usage_thresholds"],
 ]
 # And what current usage, wallets and the run summary read (raw.landing_files comes with raw/events,
 # billing.run_state with billing/*).
@@ -92,6 +92,27 @@ def fee_coupon_amounts(con) -> dict[str, object]:
         """select f.fee_id, coalesce(sum(s.precise_amount_cents), 0) from marts.fct_fee_lines f
            left join billing.fee_coupons s using (fee_id)
            where f.invoice_id in (select invoice_id from billing.coupon_credits) group by f.fee_id""").fetchall())
+
+
+def progressive_credits(con) -> list[dict]:
+    """What each invoice deducted of the period's previous progressive_billing invoice (one row per
+    invoice), with that invoice's number."""
+    return rows(con, """select c.invoice_id, c.progressive_billing_invoice_id, sum(c.amount_cents)::bigint as amount_cents,
+                               i.number as progressive_billing_invoice_number
+                        from billing.progressive_billing_credits c
+                        join billing.invoices i on i.invoice_id = c.progressive_billing_invoice_id
+                        group by all order by c.invoice_id""")
+
+
+def progressive_fee_credits(con) -> dict[str, int]:
+    """Each fee's share of its invoice's progressive-billing credit."""
+    return dict(con.execute("select fee_id, sum(amount_cents)::bigint from billing.progressive_billing_credits "
+                            "group by fee_id").fetchall())
+
+
+def applied_usage_thresholds(con) -> list[dict]:
+    """The usage thresholds each progressive_billing invoice applied, in order."""
+    return rows(con, "select * from billing.applied_usage_thresholds order by invoice_id, threshold_order")
 
 
 def invoices(con) -> list[dict]:

@@ -344,3 +344,68 @@ def test_a_coupon_applied_after_the_invoice_was_issued_takes_nothing_from_it():
     # applied Nov 2, the day after the invoice's issue (Nov 1): the invoice keeps its 1650
     invoice = the_invoice(bill_usd_with_coupon(D(2026, 11, 3), applied_coupon(300, dt.datetime(2026, 11, 2))))
     assert (invoice["coupons_amount_cents"], invoice["total_amount_cents"]) == (0, 1650)
+
+
+def thresholds(*rows: tuple[int, bool]) -> pl.DataFrame:
+    return pl.DataFrame([{"usage_threshold_id": f"t{i}", "plan_id": PLAN, "plan_code": "plan", "threshold_index": i,
+                          "amount_cents": cents, "is_recurring": recurring, "threshold_display_name": None}
+                         for i, (cents, recurring) in enumerate(rows)])
+
+
+def test_progressive_invoices_bill_the_usage_so_far_and_each_later_invoice_deducts_it_fee_by_fee_before_taxes():
+    # Thresholds 2.00 fixed and 2.00 recurring, on the USD usage (10% VAT):
+    # Oct 5: package 2,000,001 tokens = 3 packages = 2.55 >= 2.00: invoice 1, fees 255, tax 25.5 -> 26, due 281.
+    # Oct 20: 2,500,001 tokens, still 3 packages: 2.55, nothing new.
+    # Oct 31: + standard 2.45 = 5.00; billed 2.55 >= 2.00, so the recurring one: (500 - 255) + 255 % 200
+    #   = 245 + 55 = 300 >= 200: invoice 2, fees 255 + 245 = 500, less invoice 1's package fee 255 (fee
+    #   by fee): sub-total 245; tax on the package 0, on the standard 24.5 -> 25; due 270.
+    # Nov 1 (October): 1000 + 255 + 245 = 1500, less invoice 2's fees 255 + 245 = 500: sub-total 1000;
+    #   tax 10% of the subscription's 1000 = 100 (the charges' bases are 0); due 1100.
+    # In all: 255 + 245 + 1000 = 1500 before taxes, the month's fees, billed once.
+    result = bill(
+        through=D(2026, 11, 2), usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_thresholds=thresholds((200, False), (200, True)),
+    )
+    invoices = [(i["number"], i["invoice_type"], i["issuing_date"], i["fees_amount_cents"],
+                 i["progressive_billing_credit_amount_cents"], i["sub_total_excluding_taxes_amount_cents"],
+                 i["taxes_amount_cents"], i["total_amount_cents"]) for i in result.invoices.sort("number").iter_rows(named=True)]
+    assert invoices == [
+        ("MTH-001-001", "progressive_billing", D(2026, 10, 5), 255, 0, 255, 26, 281),
+        ("MTH-001-002", "progressive_billing", D(2026, 10, 31), 500, 255, 245, 25, 270),
+        ("MTH-001-003", "subscription", D(2026, 11, 1), 1500, 500, 1000, 100, 1100),
+    ]
+    credits = sorted((r["amount_cents"], r["fee_id"] in set(result.fees.filter(pl.col("charge_id") == PACKAGE_CHARGE)["fee_id"]))
+                     for r in result.progressive_billing_credits.iter_rows(named=True))
+    assert credits == [(245, False), (255, True), (255, True)]
+    applied = [(r["usage_threshold_id"], r["lifetime_usage_amount_cents"], r["created_on"])
+               for r in result.applied_usage_thresholds.sort("created_on").iter_rows(named=True)]
+    assert applied == [("t0", 255, D(2026, 10, 5)), ("t1", 500, D(2026, 10, 31))]
+
+
+def test_without_thresholds_no_progressive_invoice_and_the_lifetime_usage_is_still_kept():
+    result = bill_usd(D(2026, 10, 20))
+    assert result.invoices.is_empty() and result.progressive_billing_credits.is_empty()
+    # October open on Oct 20: package 2,500,001 tokens = 3 packages = 2.55, nothing invoiced before
+    assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"], r["next_threshold_amount_cents"])
+            for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 255, None)]
+
+
+def test_thresholds_added_after_a_period_was_finalized_issue_nothing_for_that_period():
+    # October's invoice was finalized by an earlier run (1650 with taxes, no threshold then): the
+    # thresholds now in the catalog would have issued invoices on Oct 5 and Oct 31; they issue none,
+    # and October's invoice deducts nothing.
+    from dagster_project.billing.money import stable_id
+
+    october_invoice = stable_id("invoice", PERIOD)
+    result = bill(
+        through=D(2026, 11, 2), usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        issued_numbers={CUSTOMER: {october_invoice: 1}}, frozen_totals={october_invoice: 1650},
+        usage_thresholds=thresholds((200, False), (200, True)),
+    )
+    assert [(i["number"], i["invoice_type"], i["progressive_billing_credit_amount_cents"])
+            for i in result.invoices.iter_rows(named=True)] == [("MTH-001-001", "subscription", 0)]
+    assert result.progressive_billing_credits.is_empty() and result.applied_usage_thresholds.is_empty()

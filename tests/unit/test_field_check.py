@@ -90,9 +90,7 @@ def test_a_name_far_from_every_field_lists_the_fields_of_its_level():
 NAMED_IN_THE_ISSUE = [
     ("plan", "charges.properties.pricing_group_keys"),
     ("plan", "charges.prorated"),
-    ("plan", "usage_thresholds"),
     ("plan", "fixed_charges"),
-    ("subscription", "plan_overrides.usage_thresholds"),
 ]
 
 
@@ -113,7 +111,7 @@ def test_every_lago_field_meterhouse_does_not_implement_is_refused_by_name(kind,
 
 def test_the_unsupported_list_is_not_empty_and_holds_the_features_of_the_next_issues():
     unsupported = {f"{k}.{p}" for k, m in BODY_MODELS.items() for p in not_supported(k, m)}
-    assert {"plan.usage_thresholds", "subscription.plan_overrides.usage_thresholds"} <= unsupported
+    assert {"plan.fixed_charges", "subscription.plan_overrides.fixed_charges"} <= unsupported
 
 
 def test_a_charge_model_lago_has_and_meterhouse_does_not_is_not_supported_yet():

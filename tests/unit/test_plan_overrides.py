@@ -203,9 +203,9 @@ def test_an_override_in_another_currency_than_the_customers_is_refused(tmp_path)
 
 
 def test_fields_lago_defines_and_meterhouse_does_not_bill_stay_refused_by_name(tmp_path):
-    assert _catalog_problems(tmp_path, {"usage_thresholds": [{"amount_cents": 100}],
+    assert _catalog_problems(tmp_path, {"fixed_charges": [],
                                         "minimum_commitment": {"amount_cents": 1, "tax_codes": ["vat20"]}}) == [
-        f"{AT}.usage_thresholds: Lago's field 'usage_thresholds' is not supported yet by Meterhouse",
+        f"{AT}.fixed_charges: Lago's field 'fixed_charges' is not supported yet by Meterhouse",
         f"{AT}.minimum_commitment.tax_codes: Lago's field 'tax_codes' is not supported yet by Meterhouse",
     ]
     assert _catalog_problems(tmp_path, {"charges": [{"billable_metric_code": "calls", "charge_model": "dynamic"}]}) == [
@@ -263,3 +263,59 @@ def test_the_http_apis_subscription_shows_the_amount_its_overrides_bill(tmp_path
     shown = {s.external_id: subscription_object(catalog, s, now) for s in catalog.subscriptions}
     assert {k: (v["plan_code"], v["plan_amount_cents"]) for k, v in shown.items()} == {
         "s_acme": ("ai", 10000), "s_globex": ("ai", 25000)}
+
+
+# --- usage thresholds (progressive billing) ---
+
+THRESHOLDS = [{"amount_cents": 10000, "threshold_display_name": "100 USD"}, {"amount_cents": 5000, "recurring": True}]
+
+
+def test_an_overrides_usage_thresholds_replace_the_plans_whole_list_and_an_empty_one_keeps_them():
+    plan = _plan({**PLAN, "usage_thresholds": THRESHOLDS})
+    merged = _merge({"usage_thresholds": [{"amount_cents": 50000}]}, plan)
+    assert [(t.amount_cents, t.recurring) for t in merged.usage_thresholds] == [(50000, False)]
+    # Lago's `usage_thresholds.presence || plan.usage_thresholds`: an empty list is no override
+    assert [(t.amount_cents, t.recurring) for t in _merge({"usage_thresholds": []}, plan).usage_thresholds] == [
+        (10000, False), (5000, True)]
+
+
+def test_the_usage_thresholds_table_holds_each_effective_plans_thresholds(tmp_path):
+    bodies = [*BODIES[:3], {"plan": {**PLAN, "usage_thresholds": THRESHOLDS}}, *BODIES[4:]]
+    (tmp_path / "catalog.json").write_text(json.dumps(bodies + [{"subscription": {
+        "external_customer_id": "globex", "plan_code": "ai", "external_id": "s_globex",
+        "subscription_at": "2026-10-01T00:00:00Z", "plan_overrides": {"usage_thresholds": [{"amount_cents": 2500}]}}}]))
+    catalog = read_catalog(tmp_path)
+    child = {s["external_id"]: s["plan_id"] for s in tables.subscriptions(catalog)}["s_globex"]
+    rows = [(r["plan_id"], r["threshold_index"], r["amount_cents"], r["is_recurring"], r["threshold_display_name"])
+            for r in tables.usage_thresholds(catalog)]
+    assert rows == [(plan_id("ai"), 0, 10000, False, "100 USD"), (plan_id("ai"), 1, 5000, True, None),
+                    (child, 0, 2500, False, None)]
+
+
+def test_two_recurring_thresholds_a_repeated_amount_and_a_zero_amount_are_refused_by_field(tmp_path):
+    bad = [{"amount_cents": 100}, {"amount_cents": 100}, {"amount_cents": 0},
+           {"amount_cents": 50, "recurring": True}, {"amount_cents": 60, "recurring": True}]
+    problems = _catalog_problems(tmp_path, {"usage_thresholds": bad})
+    assert problems == [
+        f"{AT}.usage_thresholds.2.amount_cents: Input should be greater than 0",
+    ]
+    problems = _catalog_problems(tmp_path, {"usage_thresholds": [t for t in bad if t["amount_cents"]]})
+    assert problems == [
+        f"{AT}: Value error, usage_thresholds.3.recurring: a plan has at most one recurring threshold "
+        "(usage_thresholds.2 is one); usage_thresholds.1.amount_cents: 100 is already usage_thresholds.0's amount",
+    ]
+
+
+def test_a_coupon_for_a_customer_billed_progressively_is_refused_as_not_supported_yet(tmp_path):
+    # Lago deducts the progressive invoices before the coupons; Meterhouse does not combine them yet.
+    bodies = [*BODIES[:3], {"plan": {**PLAN, "usage_thresholds": THRESHOLDS}}, *BODIES[4:],
+              {"coupon": {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 500,
+                          "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}},
+              {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome",
+                                  "created_at": "2026-10-05T00:00:00Z"}}]
+    (tmp_path / "catalog.json").write_text(json.dumps(bodies))
+    with pytest.raises(CatalogError) as excinfo:
+        read_catalog(tmp_path)
+    assert excinfo.value.problems == [
+        "catalog.json, body 9 (applied_coupon 'acme'), field coupon_code: coupons for a customer billed progressively "
+        "(subscription 's_acme' has usage_thresholds) are not supported yet by Meterhouse"]

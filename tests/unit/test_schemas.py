@@ -12,7 +12,8 @@ from dagster_project.billing.schemas import Fees, Invoices
 def invoices(**overrides):
     row = {"invoice_id": "i1", "invoice_type": "subscription", "status": "finalized", "number": "MTH-001-001",
            "fees_amount_cents": 1000, "taxes_amount_cents": 0, "prepaid_granted_credit_amount_cents": 100,
-           "prepaid_purchased_credit_amount_cents": 800, "credit_notes_amount_cents": 100, "coupons_amount_cents": 0}
+           "prepaid_purchased_credit_amount_cents": 800, "credit_notes_amount_cents": 100, "coupons_amount_cents": 0,
+           "progressive_billing_credit_amount_cents": 0}
     row.update(overrides)
     return pl.DataFrame([row])
 
@@ -39,6 +40,17 @@ def test_coupons_larger_than_the_fees_are_refused():
     with pytest.raises(pandera.errors.SchemaError, match="coupons_take_at_most_the_fees"):
         Invoices.validate(invoices(coupons_amount_cents=1001, taxes_amount_cents=10, prepaid_granted_credit_amount_cents=0,
                                    prepaid_purchased_credit_amount_cents=0, credit_notes_amount_cents=0))
+
+
+def test_a_progressive_billing_credit_with_the_coupons_above_the_fees_is_refused():
+    # fees 1,000: 300 of coupons + 700 deducted for earlier progressive invoices pass; + 701 does not
+    no_credits = {"prepaid_granted_credit_amount_cents": 0, "prepaid_purchased_credit_amount_cents": 0,
+                  "credit_notes_amount_cents": 0}
+    assert Invoices.validate(invoices(coupons_amount_cents=300, progressive_billing_credit_amount_cents=700,
+                                      **no_credits)).height == 1
+    with pytest.raises(pandera.errors.SchemaError, match="coupons_take_at_most_the_fees"):
+        Invoices.validate(invoices(coupons_amount_cents=300, progressive_billing_credit_amount_cents=701,
+                                   taxes_amount_cents=10, **no_credits))
 
 
 def test_two_finalized_invoices_with_one_number_are_refused():

@@ -2,6 +2,9 @@
 -- metric, the usage-based (charge) fees of finalized invoices, excluding taxes. The usage of open
 -- periods (current usage) is not included.
 with fees as (select * from {{ ref('fct_fees') }}),
+-- A progressive_billing invoice bills usage its period's closing invoice bills again in full (less
+-- the credit of what was billed before): a period's usage counts once, on its closing invoice.
+progressive as (select invoice_id from {{ ref('stg_billing__invoices') }} where invoice_type = 'progressive_billing'),
 
 final as (
     select
@@ -13,6 +16,7 @@ final as (
         count(distinct invoice_id)::bigint as invoices_count
     from fees
     where invoice_status = 'finalized' and fee_type = 'charge'
+      and invoice_id not in (select invoice_id from progressive)
     group by all
 )
 

@@ -2,6 +2,9 @@
 -- (finalized invoices only; fees excluding taxes, with their taxes beside them).
 with fees as (select * from {{ ref('fct_fees') }}),
 fee_taxes as (select fee_id, taxes_amount_cents from {{ ref('stg_billing__fees') }}),
+-- A progressive_billing invoice bills usage its period's closing invoice bills again in full (less
+-- the credit of what was billed before): a period's usage counts once, on its closing invoice.
+progressive as (select invoice_id from {{ ref('stg_billing__invoices') }} where invoice_type = 'progressive_billing'),
 
 final as (
     select
@@ -21,6 +24,7 @@ final as (
     from fees f
     left join fee_taxes t using (fee_id)
     where f.invoice_status = 'finalized'
+      and f.invoice_id not in (select invoice_id from progressive)
     group by all
 )
 

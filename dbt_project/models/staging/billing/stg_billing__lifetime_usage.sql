@@ -1,0 +1,2 @@
+-- billing.lifetime_usage as the pricing step writes it: already typed and named (billing/invoicing.py), so passed through.
+select * from {{ source('billing', 'lifetime_usage') }}

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from dagster_project.catalog import read_catalog, tables
-from dagster_project.publish import invoice_document
+from dagster_project.publish import invoice_document, pdf_fonts
 from dagster_project.publish.invoice_document import (
     credit_words, invoice_view, money, price, pricing_words, render_html, render_pdf,
 )
@@ -334,13 +334,11 @@ def cut_font(tmp_path, monkeypatch):
     """The cut font made afresh in a folder of the test's own, and the font file of each render."""
     if not invoice_document.UNICODE_FONT.exists():
         pytest.skip(f"{invoice_document.UNICODE_FONT} is not installed: documents use Helvetica")
-    from fpdf import FPDF
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     invoice_document._cut_font.cache_clear()
     fonts = []
-    add_font = FPDF.add_font
-    monkeypatch.setattr(FPDF, "add_font", lambda self, family, style, fname, *a: fonts.append(fname) or add_font(self, family, style, fname, *a))
+    add_font = pdf_fonts.add_font
+    monkeypatch.setattr(pdf_fonts, "add_font", lambda pdf, family, path: fonts.append(str(path)) or add_font(pdf, family, path))
     yield fonts
     invoice_document._cut_font.cache_clear()
 

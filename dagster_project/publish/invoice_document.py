@@ -273,7 +273,9 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
     """What the invoice document shows, as a document view (see `render_pdf`): plain strings.
     `credit_note_credits`: the credit notes the invoice took (`number`, `amount_cents`);
     `coupon_credits`: what its coupons took off the fees (`coupon_name`, `coupon_code`,
-    `amount_cents`), shown after the fees and before taxes, as in Lago. The totals are the
+    `amount_cents`), shown after the fees and before taxes, as in Lago, like the usage an earlier
+    progressive billing invoice of the period billed (`progressive_billing_credit_amount_cents`,
+    deducted first). The totals are the
     invoice's as stored by pricing (`billing.invoicing.with_invoice_totals`)."""
     currency = invoice["currency"]
     lines = [
@@ -294,8 +296,12 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
         meta.append(("Subscription", invoice["external_subscription_id"]))
     seller = seller or {}
     totals = []
-    if coupon_credits:
+    progressive = invoice.get("progressive_billing_credit_amount_cents") or 0
+    if coupon_credits or progressive:
         totals.append({"label": "Fees", "value": money(invoice["fees_amount_cents"], currency)})
+    if progressive:  # before the coupons, as Lago deducts it
+        totals.append({"label": "Usage billed on an earlier progressive billing invoice",
+                       "value": f"-{money(progressive, currency)}"})
         totals += [{"label": f"Coupon {c['coupon_name'] or c['coupon_code']} ({c['coupon_code']})",
                     "value": f"-{money(c['amount_cents'], currency)}"} for c in coupon_credits]
     totals.append({"label": "Subtotal excluding taxes", "value": money(invoice["sub_total_excluding_taxes_amount_cents"], currency)})

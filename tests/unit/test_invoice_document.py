@@ -381,3 +381,23 @@ def test_the_cut_font_is_made_once_and_without_a_cache_folder_the_whole_font_is_
 def test_a_pdf_is_the_same_bytes_when_rendered_again():
     view = _named("Jonas Weber")
     assert render_pdf(view) == render_pdf(json.loads(json.dumps(view)))
+
+
+def test_a_period_end_invoice_shows_the_usage_a_progressive_invoice_already_billed():
+    """70.00 of fees, 55.00 of them billed on the period's progressive invoice: 15.00 left, 19 %
+    VAT 2.85, 17.85 due (the totals as pricing stores them)."""
+    invoice = _invoice(fees_amount_cents=7000, progressive_billing_credit_amount_cents=5500,
+                       sub_total_excluding_taxes_amount_cents=1500, taxes_amount_cents=285,
+                       sub_total_including_taxes_amount_cents=1785, prepaid_credit_amount_cents=0,
+                       prepaid_granted_credit_amount_cents=0, prepaid_purchased_credit_amount_cents=0,
+                       total_amount_cents=1785)
+    taxes = [{"tax_name": "VAT DE standard", "tax_rate": Decimal(19), "fees_amount_cents": 1500, "amount_cents": 285}]
+    view = invoice_view(invoice, [_fee(amount_cents=7000)], CUSTOMER, SELLER, taxes)
+    assert view["totals"] == [
+        {"label": "Fees", "value": "70.00 EUR"},
+        {"label": "Usage billed on an earlier progressive billing invoice", "value": "-55.00 EUR"},
+        {"label": "Subtotal excluding taxes", "value": "15.00 EUR"},
+        {"label": "VAT DE standard (19 %) on 15.00 EUR", "value": "2.85 EUR"},
+        {"label": "Total including taxes", "value": "17.85 EUR"},
+        {"label": "Amount due", "value": "17.85 EUR", "strong": True},
+    ]

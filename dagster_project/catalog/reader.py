@@ -223,8 +223,9 @@ def check_references(catalog: Catalog) -> list[str]:
         problems += [
             f"{at[id(customer)]}, field tax_codes: unknown tax {code!r}" for code in customer.tax_codes if code not in taxes
         ]
+    wallets = wallet_index(catalog)
     for transaction in catalog.wallet_transactions:
-        wallet = resolve_wallet(catalog, transaction.wallet_id)
+        wallet = resolve_wallet(catalog, transaction.wallet_id, wallets)
         if wallet is None:
             problems.append(
                 f"{at[id(transaction)]}, field wallet_id: no single wallet has the code (or "
@@ -248,6 +249,7 @@ def check_references(catalog: Catalog) -> list[str]:
         if sub.ending_at and sub.subscription_at and sub.ending_at <= sub.subscription_at:
             problems.append(f"{at[id(sub)]}, field ending_at: must be after subscription_at")
     wallet_keys = []
+    currencies = billing_currencies_by_customer(catalog)
     for wallet in catalog.wallets:
         if wallet.external_customer_id not in customers:
             problems.append(
@@ -257,7 +259,7 @@ def check_references(catalog: Catalog) -> list[str]:
             currency_exponent(wallet.currency)
         except KeyError:
             problems.append(f"{at[id(wallet)]}, field currency: unknown currency {wallet.currency!r}")
-        billed_in = billing_currencies(catalog, wallet.external_customer_id)
+        billed_in = currencies.get(wallet.external_customer_id, set())
         if billed_in and billed_in != {wallet.currency}:
             problems.append(
                 f"{at[id(wallet)]}, field currency: {wallet.currency} differs from the customer's "
@@ -308,6 +310,7 @@ def plan_override_problems(catalog: Catalog) -> list[str]:
     metrics = {m.code: m for m in catalog.billable_metrics}
     taxes = {t.code for t in catalog.taxes}
     problems: list[str] = []
+    currencies = billing_currencies_by_customer(catalog) if any(s.plan_overrides for s in catalog.subscriptions) else {}
     for sub in catalog.subscriptions:
         if sub.plan_overrides is None or sub.plan_code not in plans:
             continue
@@ -319,7 +322,7 @@ def plan_override_problems(catalog: Catalog) -> list[str]:
             problems += [f"{where}.{problem}" for problem in exc.problems]
             continue
         unknown = currency_problems(f"{where}.amount_currency", overrides.amount_currency)
-        others = billing_currencies(catalog, sub.external_customer_id) - {overrides.amount_currency}
+        others = currencies.get(sub.external_customer_id, set()) - {overrides.amount_currency}
         problems += unknown
         if overrides.amount_currency and others and not unknown:
             problems.append(f"{where}.amount_currency: {overrides.amount_currency} differs from the customer's "
@@ -363,14 +366,22 @@ def currency_problems(where: str, currency: str | None) -> list[str]:
     return []
 
 
-def billing_currencies(catalog: Catalog, external_customer_id: str) -> set[str]:
-    """The currencies a customer is billed in: its plans', and its own `currency`."""
+def billing_currencies_by_customer(catalog: Catalog) -> dict[str, set[str]]:
+    """The currencies each customer is billed in: its plans', and its own `currency`. One pass over
+    the subscriptions and customers (a scan per wallet or coupon checked grew with the square of
+    the customers)."""
     plans = {p.code: p for p in catalog.plans}
-    found = {(s.plan_overrides and s.plan_overrides.amount_currency) or plans[s.plan_code].amount_currency
-             for s in catalog.subscriptions if s.external_customer_id == external_customer_id and s.plan_code in plans}
-    customer = next((c for c in catalog.customers if c.external_id == external_customer_id), None)
-    if customer is not None and customer.currency:
-        found.add(customer.currency)
+    found: dict[str, set[str]] = {}
+    for s in catalog.subscriptions:
+        if s.plan_code in plans:
+            found.setdefault(s.external_customer_id, set()).add(
+                (s.plan_overrides and s.plan_overrides.amount_currency) or plans[s.plan_code].amount_currency)
+    seen = set()
+    for customer in catalog.customers:
+        if customer.external_id not in seen:  # (the first body of an external_id, as before)
+            seen.add(customer.external_id)
+            if customer.currency:
+                found.setdefault(customer.external_id, set()).add(customer.currency)
     return found
 
 
@@ -392,6 +403,7 @@ def coupon_problems(catalog: Catalog) -> list[str]:
     coupons = {c.code: c for c in catalog.coupons}
     customers = {c.external_id for c in catalog.customers}
     applied_before: dict[tuple[str, str], AppliedCoupon] = {}
+    currencies = billing_currencies_by_customer(catalog) if catalog.applied_coupons else {}
     progressive = {s.external_customer_id: s.external_id for s in catalog.subscriptions
                    if s.plan_code in plans and _usage_thresholds_of(catalog, s)}
     for applied in catalog.applied_coupons:
@@ -430,7 +442,7 @@ def coupon_problems(catalog: Catalog) -> list[str]:
             if unknown := currency_problems(f"{where}, field amount_currency", currency):
                 problems += unknown
                 continue
-            billed_in = billing_currencies(catalog, applied.external_customer_id)
+            billed_in = currencies.get(applied.external_customer_id, set())
             if billed_in and billed_in != {currency}:
                 problems.append(f"{where}, field amount_currency: the coupon's {currency} differs from the customer's "
                                 f"billing currency {', '.join(sorted(billed_in))}")
@@ -568,11 +580,24 @@ def unsupported_features(catalog: Catalog) -> list[str]:
     return problems
 
 
-def resolve_wallet(catalog: Catalog, wallet_id: str) -> Wallet | None:
+def resolve_wallet(catalog: Catalog, wallet_id: str, index: WalletIndex | None = None) -> Wallet | None:
     """The wallet a `wallet_transaction` names: by `external_customer_id/code`, else by a code (or
-    name) that only one wallet has."""
-    by_key = [w for w in catalog.wallets if wallet_key(w) == wallet_id]
-    if by_key:
-        return by_key[0]
-    by_code = [w for w in catalog.wallets if (w.code or w.name) == wallet_id]
-    return by_code[0] if len(by_code) == 1 else None
+    name) that only one wallet has. `index`: `wallet_index(catalog)`, made once for many lookups."""
+    by_key, by_code = index or wallet_index(catalog)
+    if wallet_id in by_key:
+        return by_key[wallet_id]
+    named = by_code.get(wallet_id, [])
+    return named[0] if len(named) == 1 else None
+
+
+WalletIndex = tuple[dict[str, Wallet], dict[str, list[Wallet]]]
+
+
+def wallet_index(catalog: Catalog) -> WalletIndex:
+    """The wallets by `wallet_key` (the first of each) and by code (or name), for `resolve_wallet`."""
+    by_key: dict[str, Wallet] = {}
+    by_code: dict[str, list[Wallet]] = {}
+    for w in catalog.wallets:
+        by_key.setdefault(wallet_key(w), w)
+        by_code.setdefault(w.code or w.name, []).append(w)
+    return by_key, by_code

@@ -21,6 +21,7 @@ from dagster_project.catalog.reader import (
     Catalog,
     effective_plan_of,
     resolve_wallet,
+    wallet_index,
     wallet_key,
 )
 
@@ -369,8 +370,9 @@ def billing_entities(catalog: Catalog) -> list[dict]:
 def wallet_transactions(catalog: Catalog) -> list[dict]:
     """Manual top-ups and voids, in the order written; each takes effect on its `created_at` day."""
     rows = []
+    wallets = wallet_index(catalog)
     for order, t in enumerate(catalog.wallet_transactions):
-        wallet = resolve_wallet(catalog, t.wallet_id)
+        wallet = resolve_wallet(catalog, t.wallet_id, wallets)
         rows.append(
             {
                 "manual_transaction_id": stable_id("manual_wallet_transaction", order, t.wallet_id, t.created_at),

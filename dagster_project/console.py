@@ -46,7 +46,8 @@ def step_line(name: str, detail: str, seconds: float | None = None) -> str:
 
 CATALOG_COUNTS = (("billable_metrics", "metric"), ("plans", "plan"), ("customers", "customer"),
                   ("subscriptions", "subscription"), ("wallets", "wallet"), ("taxes", "tax", "taxes"),
-                  ("coupons", "coupon"), ("applied_coupons", "applied coupon"))
+                  ("coupons", "coupon"), ("applied_coupons", "applied coupon"),
+                  ("webhook_endpoints", "webhook endpoint"), ("alerts", "alert"))
 
 
 def describe_catalog(rows: dict[str, int]) -> str:

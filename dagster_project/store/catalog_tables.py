@@ -52,6 +52,10 @@ EMPTY_SCHEMAS = {
                         "amount_currency": _S, "percentage_rate": _S, "frequency": _S, "frequency_duration": _I,
                         "plan_codes_json": _S, "billable_metric_codes_json": _S, "created_at": pl.Datetime("us"),
                         "catalog_location": _S},
+    "webhook_endpoints": {"webhook_endpoint_id": _S, "webhook_url": _S, "name": _S, "signature_algo": _S,
+                          "event_types_json": _S},
+    "alerts": {"alert_id": _S, "code": _S, "name": _S, "alert_type": _S, "external_subscription_id": _S,
+               "billable_metric_code": _S, "thresholds_json": _S},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us"), "metadata_json": _S},
@@ -71,6 +75,8 @@ CATALOG_SCHEMAS = {
     "credit_notes": {"created_at": pl.Datetime("us"), "voided_at": pl.Datetime("us"), "description": pl.String},
     "coupons": EMPTY_SCHEMAS["coupons"],
     "applied_coupons": EMPTY_SCHEMAS["applied_coupons"],
+    "webhook_endpoints": EMPTY_SCHEMAS["webhook_endpoints"],
+    "alerts": EMPTY_SCHEMAS["alerts"],
 }
 
 CATALOG_TABLES = [*tables.TABLES, "property_keys"]

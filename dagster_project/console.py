@@ -96,13 +96,17 @@ def describe_pricing(rows: dict[str, int]) -> str:
             f"{plural(rows.get('wallet_transactions', 0), 'wallet transaction')}")
 
 
-def describe_publish(meta: dict, out_dir: str) -> str:
-    """published_outputs metadata (the run summary's counts)."""
+def describe_publish(meta: dict, out_dir: str, outbox: dict | None = None) -> str:
+    """published_outputs metadata (the run summary's counts), and the webhooks the outbox took when
+    the catalog has endpoints or alerts."""
     files = meta.get("invoices_finalized", 0) + meta.get("invoices_draft", 0)
-    return (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')} "
+    text = (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')} "
             f"({meta.get('documents_rendered', 0):,} rendered), "
             f"{plural(meta.get('current_usage_subscriptions', 0), 'usage file')}, "
             f"{plural(meta.get('wallets', 0), 'wallet')} in {out_dir}")
+    if outbox and (outbox.get("webhook_messages") or outbox.get("alerts")):
+        text += f"; {plural(outbox.get('webhooks_added', 0), 'webhook')} added to the outbox"
+    return text
 
 
 def invoice_lines(invoices, with_period: bool = False) -> list[str]:
@@ -161,6 +165,7 @@ PHASES = {
     "billing_marts": "billing marts",
     "published_outputs": "publish",
     "outputs__revenue_report": "publish",
+    "outputs__webhook_outbox": "publish",
 }
 
 
@@ -193,7 +198,8 @@ class Phase:
         if self.name == "pricing":
             return describe_pricing(by_table)
         if self.name == "publish":
-            return describe_publish(self.assets.get("published_outputs", {}), context.out_dir)
+            return describe_publish(self.assets.get("published_outputs", {}), context.out_dir,
+                                    self.assets.get("outputs/webhook_outbox"))
         return plural(self.steps, "step")
 
 

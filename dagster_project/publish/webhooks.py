@@ -100,11 +100,6 @@ def webhook_id(message_id: str, endpoint_id: str) -> str:
     return stable_id("webhook", message_id, endpoint_id)
 
 
-def endpoint_id(webhook_url: str) -> str:
-    """A webhook endpoint's `lago_id`, from its URL (unique per organization in Lago)."""
-    return stable_id("webhook_endpoint", webhook_url)
-
-
 def subscribed(event_types: list[str] | None, webhook_type: str) -> bool:
     """Lago's `subscribed?`: no list (or `["*"]`) takes every type."""
     return event_types is None or event_types == ["*"] or webhook_type in event_types
@@ -148,4 +143,94 @@ def object_messages(organization: str, invoices: list[dict], credit_notes: list[
     found += [message("wallet_transaction.created", t["lago_id"], dt.date.fromisoformat(t["created_at"][:10]),
                       organization, t)
               for t in wallet_transactions]
+    return found
+
+
+def triggered_alert_object(alert: dict, subscription: dict, organization: str, triggered_id: str,
+                           previous: Decimal, current: Decimal, crossed: list[dict], triggered_at: str) -> dict:
+    """lago-api's `TriggeredAlertSerializer` (with its two deprecated names, which Lago still sends).
+    `alert`: a `catalog.alerts` row; `subscription`: its `catalog.subscriptions` row."""
+    return {
+        "lago_id": triggered_id, "lago_organization_id": organization, "lago_alert_id": alert["alert_id"],
+        "lago_subscription_id": subscription["subscription_id"],
+        "external_subscription_id": alert["external_subscription_id"], "lago_wallet_id": None,
+        "external_customer_id": subscription["external_customer_id"],
+        "billable_metric_code": alert["billable_metric_code"], "alert_name": alert["name"],
+        "alert_code": alert["code"], "alert_type": alert["alert_type"],
+        "current_value": current, "previous_value": previous, "crossed_thresholds": crossed,
+        "triggered_at": triggered_at,
+        "subscription_external_id": alert["external_subscription_id"],
+        "customer_external_id": subscription["external_customer_id"],
+    }
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What one run's usage monitoring found: its messages, and the state the next run starts from."""
+
+    messages: list[Message]
+    alert_values: dict[str, Decimal]
+    depleted: dict[str, bool]
+
+
+def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], subscriptions: dict[str, dict],
+                      usage: dict[str, dict], invoices: list[dict], wallets: list[dict],
+                      previous_values: dict[str, Decimal], depleted_before: set[str]) -> Checks:
+    """The checks of a run billed through `through`:
+
+    - each alert of a subscription with an open period (`usage`: external subscription id -> its
+      `customer_usage` object) is checked against its previous value (0 at first); the thresholds
+      crossed make one `alert.triggered` message, and the value checked becomes the previous one
+      (an alert with nothing to check keeps its previous value);
+    - each active wallet whose `ongoing_balance_cents` is at or below 0, and was not at the last
+      check, makes one `wallet.depleted_ongoing_balance` (Lago's `depleted_ongoing_balance` flag: it
+      is cleared when the balance is above 0 again).
+
+    Both are dated `through` (midnight UTC), the billing date: the data's date, not the clock's."""
+    from dagster_project.billing import alerts as rules
+
+    messages, values = [], dict(previous_values)
+    triggered_at = f"{through.isoformat()}T00:00:00Z"
+    for alert in alerts:
+        customer_usage = usage.get(alert["external_subscription_id"])
+        if customer_usage is None:  # no open period: the subscription is not active
+            continue
+        invoiced = rules.invoiced_usage_cents(invoices, alert["external_subscription_id"])
+        current = rules.usage_value(alert["alert_type"], customer_usage, alert["billable_metric_code"], invoiced)
+        if current is None:
+            continue
+        previous = values.get(alert["alert_id"], Decimal(0))
+        thresholds = [rules.Threshold(Decimal(t["value"]), t["code"], t["recurring"])
+                      for t in json.loads(alert["thresholds_json"])]
+        crossed = rules.thresholds_crossed(previous, current, thresholds)
+        if crossed:
+            triggered_id = stable_id("triggered_alert", alert["alert_id"], through, previous, current)
+            obj = triggered_alert_object(alert, subscriptions[alert["external_subscription_id"]], organization,
+                                         triggered_id, previous, current, rules.formatted_crossed(crossed, thresholds),
+                                         triggered_at)
+            messages.append(message("alert.triggered", triggered_id, through, organization, obj))
+        values[alert["alert_id"]] = current
+    depleted = {}
+    for wallet in wallets:
+        if wallet["status"] != "active":
+            continue
+        depleted[wallet["lago_id"]] = wallet["ongoing_balance_cents"] <= 0
+        if depleted[wallet["lago_id"]] and wallet["lago_id"] not in depleted_before:
+            messages.append(message("wallet.depleted_ongoing_balance", wallet["lago_id"], through, organization,
+                                    wallet, through))
+    return Checks(messages, values, depleted)
+
+
+def addressed(messages: list[Message], endpoints: list[dict]) -> list[dict]:
+    """The outbox rows: each message to each endpoint subscribed to its type (`catalog.webhook_endpoints`
+    rows), in the order of the messages' dates, then types and ids (stable across runs)."""
+    found = []
+    for m in sorted(messages, key=lambda m: (m.created_on, m.webhook_type, m.object_id, m.message_id)):
+        for endpoint in endpoints:
+            types = json.loads(endpoint["event_types_json"]) if endpoint["event_types_json"] else None
+            if subscribed(types, m.webhook_type):
+                found.append({"webhook_id": webhook_id(m.message_id, endpoint["webhook_endpoint_id"]),
+                              "message_id": m.message_id, "webhook_type": m.webhook_type, "object_id": m.object_id,
+                              "created_on": m.created_on, "endpoint_id": endpoint["webhook_endpoint_id"],
+                              "webhook_url": endpoint["webhook_url"], "body": m.body.decode("utf-8")})
     return found

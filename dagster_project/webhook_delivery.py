@@ -22,6 +22,7 @@ from dagster_project.store import webhook_outbox as store
 from dagster_project.store.tables import table_exists
 
 HMAC_KEY_VARIABLE = "METERHOUSE_WEBHOOK_HMAC_KEY"
+STATUSES = ("pending", "succeeded", "retrying", "failed")  # the order the console lists them in
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -58,5 +59,6 @@ def deliver(con, key: str, now: dt.datetime, attempts: int = webhooks.DEFAULT_AT
         store.record_attempt(con, webhook["webhook_id"], now, status, error, outcome.status, outcome.attempts,
                              outcome.next_attempt_at)
         outcomes[outcome.status] += 1
-    return {"attempted": sum(outcomes.values()), **{f"attempt_{k}": v for k, v in sorted(outcomes.items())},
-            **{f"outbox_{k}": v for k, v in sorted(store.counts(con).items())}}
+    outbox = store.counts(con)
+    return {"attempted": sum(outcomes.values()), **{f"attempt_{k}": outcomes[k] for k in STATUSES if outcomes[k]},
+            **{f"outbox_{k}": outbox[k] for k in STATUSES if outbox.get(k)}}

@@ -171,3 +171,51 @@ def test_finalized_subscription_invoices_credit_notes_and_wallet_transactions_ma
         ("wallet_transaction.created", "t1", "2026-10-01")]
     # the same fact gives the same message id in another run
     assert found[0].message_id == webhooks.object_messages("org", invoices[:1], [], [])[0].message_id
+
+
+ALERT_ROW = {"alert_id": "a1", "code": "spend", "name": None, "alert_type": "current_usage_amount",
+             "external_subscription_id": "sub_a", "billable_metric_code": None,
+             "thresholds_json": json.dumps([{"code": "warn", "value": "1000", "recurring": False}])}
+SUBSCRIPTIONS = {"sub_a": {"subscription_id": "s1", "external_customer_id": "acme"}}
+
+
+def _check(usage: dict, previous: dict, wallets=(), depleted=frozenset()):
+    return webhooks.monitoring_checks("org", dt.date(2026, 10, 15), [ALERT_ROW], SUBSCRIPTIONS, usage, [],
+                                      list(wallets), previous, set(depleted))
+
+
+def test_a_check_that_crosses_a_threshold_makes_one_message_and_remembers_the_value():
+    checks = _check({"sub_a": {"amount_cents": 1200, "charges_usage": []}}, {"a1": D(900)})
+    (found,) = checks.messages
+    alert = json.loads(found.body)["triggered_alert"]
+    # 900 -> 1,200 crosses 1,000
+    assert (alert["previous_value"], alert["current_value"], alert["crossed_thresholds"], alert["triggered_at"]) == (
+        900, 1200, [{"code": "warn", "value": "1000.0", "recurring": False}], "2026-10-15T00:00:00Z")
+    assert checks.alert_values == {"a1": D(1200)}
+
+
+def test_a_subscription_without_an_open_period_is_not_checked_and_keeps_its_value():
+    checks = _check({}, {"a1": D(900)})
+    assert (checks.messages, checks.alert_values) == ([], {"a1": D(900)})
+
+
+def test_a_wallet_is_announced_depleted_once_until_its_balance_is_above_zero_again():
+    def wallet(cents):
+        return {"lago_id": "w1", "status": "active", "ongoing_balance_cents": cents}
+
+    first = _check({}, {}, [wallet(0)])  # at zero: depleted (Lago's `<= 0`)
+    assert [m.webhook_type for m in first.messages] == ["wallet.depleted_ongoing_balance"]
+    assert first.depleted == {"w1": True}
+    assert _check({}, {}, [wallet(-300)], {"w1"}).messages == []  # still depleted: not again
+    refilled = _check({}, {}, [wallet(500)], {"w1"})
+    assert (refilled.messages, refilled.depleted) == ([], {"w1": False})
+    assert _check({}, {}, [{**wallet(-1), "status": "terminated"}]).messages == []
+
+
+def test_each_message_goes_to_the_endpoints_that_take_its_type():
+    found = webhooks.object_messages("org", [], [], [{"lago_id": "t1", "created_at": "2026-10-01T00:00:00Z"}])
+    endpoints = [{"webhook_endpoint_id": "e1", "webhook_url": "http://a", "event_types_json": None},
+                 {"webhook_endpoint_id": "e2", "webhook_url": "http://b", "event_types_json": '["alert.triggered"]'}]
+    (row,) = webhooks.addressed(found, endpoints)
+    assert (row["webhook_url"], row["webhook_type"], row["webhook_id"]) == (
+        "http://a", "wallet_transaction.created", webhooks.webhook_id(found[0].message_id, "e1"))

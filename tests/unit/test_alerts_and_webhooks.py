@@ -219,3 +219,21 @@ def test_each_message_goes_to_the_endpoints_that_take_its_type():
     (row,) = webhooks.addressed(found, endpoints)
     assert (row["webhook_url"], row["webhook_type"], row["webhook_id"]) == (
         "http://a", "wallet_transaction.created", webhooks.webhook_id(found[0].message_id, "e1"))
+
+
+def test_deliver_webhooks_refuses_to_post_unsigned_and_says_when_there_is_no_outbox(tmp_path, monkeypatch, capfd):
+    import duckdb
+    from click.testing import CliRunner
+
+    from dagster_project.cli import main
+
+    warehouse = tmp_path / "w.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    monkeypatch.delenv("METERHOUSE_WEBHOOK_HMAC_KEY", raising=False)
+    refused = CliRunner().invoke(main, ["deliver-webhooks", "--warehouse", str(warehouse)])
+    assert refused.exit_code == 2
+    assert "error: METERHOUSE_WEBHOOK_HMAC_KEY is not set" in capfd.readouterr().err
+    monkeypatch.setenv("METERHOUSE_WEBHOOK_HMAC_KEY", "k")
+    empty = CliRunner().invoke(main, ["deliver-webhooks", "--warehouse", str(warehouse), "--now", "2026-11-02T12:00:00"])
+    assert (empty.exit_code, capfd.readouterr().out.strip()) == (
+        0, "webhooks at 2026-11-02T12:00:00Z: 0 posted; no webhook outbox in this warehouse")

@@ -261,6 +261,41 @@ def serve(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, h
     run_server(catalog_dir, events_dir, warehouse, out_dir, host, port, refresh_seconds)
 
 
+@main.command("deliver-webhooks")
+@click.option("--warehouse", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The DuckDB file `meterhouse run` filled the webhook outbox of.")
+@click.option("--now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), default=None,
+              help="The time of the attempts, UTC (default: the clock): what is due, and when a retry is due next.")
+@click.option("--attempts", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Attempts before a webhook is failed (Lago's LAGO_WEBHOOK_ATTEMPTS).")
+@click.option("--timeout", default=30.0, show_default=True, type=float, help="Seconds to wait for each answer.")
+def deliver_webhooks(warehouse: Path, now: dt.datetime | None, attempts: int, timeout: float) -> None:
+    """Post the outbox's due webhooks, signed with METERHOUSE_WEBHOOK_HMAC_KEY (hmac, as Lago signs
+    them), and record each attempt; a failed one is retried at a later call after Lago's wait."""
+    import duckdb
+
+    from dagster_project.warehouse_lock import WarehouseBusy, holding
+    from dagster_project.webhook_delivery import HMAC_KEY_VARIABLE, deliver
+
+    console = out.Console.on_terminal()
+    key = os.environ.get(HMAC_KEY_VARIABLE, "")
+    if not key:
+        _refuse(console, [f"{HMAC_KEY_VARIABLE} is not set: the key receivers check X-Lago-Signature with (Lago's "
+                          f"organization HMAC key)"])
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    try:
+        with holding(warehouse, "meterhouse " + " ".join(sys.argv[1:])):
+            with duckdb.connect(str(warehouse)) as con:
+                found = deliver(con, key, now, attempts, timeout)
+    except WarehouseBusy as exc:
+        console.error(f"error: {exc}")
+        sys.exit(BUSY)
+    statuses = ", ".join(f"{v} {k.split('_', 1)[1]}" for k, v in found.items() if k.startswith("attempt_"))
+    outbox = ", ".join(f"{v} {k.split('_', 1)[1]}" for k, v in found.items() if k.startswith("outbox_"))
+    console.line(f"webhooks at {now.isoformat()}Z: {found['attempted']} posted" + (f" ({statuses})" if statuses else "")
+                 + (f"; the outbox: {outbox}" if outbox else "; no webhook outbox in this warehouse"))
+
+
 @main.command("generate-events")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--subscriptions", default=3, show_default=True)

@@ -46,7 +46,8 @@ def step_line(name: str, detail: str, seconds: float | None = None) -> str:
 
 CATALOG_COUNTS = (("billable_metrics", "metric"), ("plans", "plan"), ("customers", "customer"),
                   ("subscriptions", "subscription"), ("wallets", "wallet"), ("taxes", "tax", "taxes"),
-                  ("coupons", "coupon"), ("applied_coupons", "applied coupon"))
+                  ("coupons", "coupon"), ("applied_coupons", "applied coupon"),
+                  ("webhook_endpoints", "webhook endpoint"), ("alerts", "alert"))
 
 
 def describe_catalog(rows: dict[str, int]) -> str:
@@ -95,13 +96,17 @@ def describe_pricing(rows: dict[str, int]) -> str:
             f"{plural(rows.get('wallet_transactions', 0), 'wallet transaction')}")
 
 
-def describe_publish(meta: dict, out_dir: str) -> str:
-    """published_outputs metadata (the run summary's counts)."""
+def describe_publish(meta: dict, out_dir: str, outbox: dict | None = None) -> str:
+    """published_outputs metadata (the run summary's counts), and the webhooks the outbox took when
+    the catalog has endpoints or alerts."""
     files = meta.get("invoices_finalized", 0) + meta.get("invoices_draft", 0)
-    return (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')} "
+    text = (f"{plural(files, 'invoice file')}, {plural(meta.get('invoice_documents', 0), 'document')} "
             f"({meta.get('documents_rendered', 0):,} rendered), "
             f"{plural(meta.get('current_usage_subscriptions', 0), 'usage file')}, "
             f"{plural(meta.get('wallets', 0), 'wallet')} in {out_dir}")
+    if outbox and (outbox.get("webhook_messages") or outbox.get("alerts")):
+        text += f"; {plural(outbox.get('webhooks_added', 0), 'webhook')} added to the outbox"
+    return text
 
 
 def invoice_lines(invoices, with_period: bool = False) -> list[str]:
@@ -160,6 +165,7 @@ PHASES = {
     "billing_marts": "billing marts",
     "published_outputs": "publish",
     "outputs__revenue_report": "publish",
+    "outputs__webhook_outbox": "publish",
 }
 
 
@@ -192,7 +198,8 @@ class Phase:
         if self.name == "pricing":
             return describe_pricing(by_table)
         if self.name == "publish":
-            return describe_publish(self.assets.get("published_outputs", {}), context.out_dir)
+            return describe_publish(self.assets.get("published_outputs", {}), context.out_dir,
+                                    self.assets.get("outputs/webhook_outbox"))
         return plural(self.steps, "step")
 
 

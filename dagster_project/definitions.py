@@ -17,6 +17,7 @@ from dagster_project.defs.outputs import period_invoices, published_outputs
 from dagster_project.defs.payments import raw_payments
 from dagster_project.defs.pricing import priced_billing
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings, checked_catalog
+from dagster_project.defs.webhooks import webhook_outbox_asset
 
 
 def build_definitions(settings: MeterhouseSettings | None = None, parsed_catalog: object = None) -> dg.Definitions:
@@ -34,6 +35,7 @@ def build_definitions(settings: MeterhouseSettings | None = None, parsed_catalog
             published_outputs,
             period_invoices,
             revenue_report,
+            webhook_outbox_asset,
         ],
         asset_checks=CHECKS,
         jobs=[daily_billing_job, period_end_job],

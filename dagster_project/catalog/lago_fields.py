@@ -36,6 +36,8 @@ CREATE_INPUTS = {
     "credit_note": "CreditNoteCreateInput",
     "coupon": "CouponCreateInput",
     "applied_coupon": "AppliedCouponInput",
+    "webhook_endpoint": "WebhookEndpointCreateInput",
+    "alert": "AlertCreateInput",
 }
 
 

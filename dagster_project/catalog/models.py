@@ -525,6 +525,84 @@ class AppliedCoupon(_Body):
     _rates = field_validator("percentage_rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
 
 
+# The webhook types Meterhouse sends (publish/webhooks.py produces them).
+WEBHOOK_TYPES_SENT = ("alert.triggered", "invoice.created", "credit_note.created", "wallet_transaction.created",
+                      "wallet.depleted_ongoing_balance")
+
+
+class WebhookEndpoint(_Body):
+    """Where webhook messages are posted (Lago's `WebhookEndpointCreateInput`). Messages are signed
+    with `hmac` only: Lago's default (no `signature_algo`) is `jwt`, so the field is required here
+    (`reader.webhook_problems`). `event_types`: the types the endpoint takes, all when absent, null
+    or `["*"]`; written as Lago normalizes them (trimmed, lower case)."""
+
+    webhook_url: str
+    signature_algo: Literal["hmac"] | None = None
+    name: str | None = None
+    event_types: list[str] | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+    @field_validator("event_types")
+    @classmethod
+    def _normalized(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        types = list(dict.fromkeys(t.strip().lower() for t in v if t.strip()))
+        return None if types == ["*"] else types
+
+
+class AlertThreshold(_Body):
+    code: str | None = None
+    value: Decimal
+    recurring: bool = False
+
+
+class Alert(_Body):
+    """A usage alert on a subscription (Lago's `AlertCreateInput`). `external_subscription_id` is
+    Meterhouse's: Lago takes the subscription from the request's path
+    (`POST /subscriptions/{external_id}/alerts`). See billing/alerts.py for what each type checks."""
+
+    alert_type: Literal["current_usage_amount", "billable_metric_current_usage_amount",
+                        "billable_metric_current_usage_units", "lifetime_usage_amount"]
+    code: str
+    name: str | None = None
+    thresholds: list[AlertThreshold]
+    billable_metric_code: str | None = None
+    external_subscription_id: str
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: list[AlertThreshold]) -> list[AlertThreshold]:
+        # lago-api's CreateAlertService checks, in its order.
+        if not v:
+            raise ValueError("at least one threshold is required (Lago: value_is_mandatory)")
+        if len(v) > 20:
+            raise ValueError("at most 20 thresholds (Lago: too_many_thresholds)")
+        keys = [(t.value, t.recurring) for t in v]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two thresholds have the same value and recurring (Lago: duplicate_threshold_values)")
+        if any(t.recurring and t.value <= 0 for t in v):
+            raise ValueError("a recurring threshold's value must be above 0 (Lago: recurring_value_is_negative)")
+        if sum(t.recurring for t in v) > 1:
+            raise ValueError("at most one recurring threshold per alert")
+        return v
+
+    @model_validator(mode="after")
+    def _metric_when_needed(self) -> Alert:
+        needs_metric = self.alert_type.startswith("billable_metric_")
+        if needs_metric and not self.billable_metric_code:
+            raise ValueError(f"billable_metric_code is required for a {self.alert_type} alert")
+        if not needs_metric and self.billable_metric_code:
+            raise ValueError(f"billable_metric_code is not used by a {self.alert_type} alert (remove it)")
+        return self
+
+
 # The wrapper key of each body, as in Lago's API, and the model that reads it.
 BODY_MODELS: dict[str, type[_Body]] = {
     "billable_metric": BillableMetric,
@@ -538,4 +616,6 @@ BODY_MODELS: dict[str, type[_Body]] = {
     "credit_note": CreditNote,
     "coupon": Coupon,
     "applied_coupon": AppliedCoupon,
+    "webhook_endpoint": WebhookEndpoint,
+    "alert": Alert,
 }

@@ -30,6 +30,9 @@ from dagster_project.catalog.models import (
     Tax,
     Wallet,
     WalletTransaction,
+    WEBHOOK_TYPES_SENT,
+    Alert,
+    WebhookEndpoint,
 )
 from dagster_project.catalog.overrides import OverrideError, effective_plan, match_charges
 
@@ -70,6 +73,8 @@ class Catalog:
     credit_notes: list[CreditNote] = field(default_factory=list)
     coupons: list[Coupon] = field(default_factory=list)
     applied_coupons: list[AppliedCoupon] = field(default_factory=list)
+    webhook_endpoints: list[WebhookEndpoint] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     where: dict[int, Located] = field(default_factory=dict)
 
     def metric(self, code: str) -> BillableMetric:
@@ -98,11 +103,13 @@ _LISTS = {
     "credit_note": "credit_notes",
     "coupon": "coupons",
     "applied_coupon": "applied_coupons",
+    "webhook_endpoint": "webhook_endpoints",
+    "alert": "alerts",
 }
 
 
 def _body_name(kind: str, body: dict) -> str:
-    for key in ("code", "external_id", "name", "wallet_id", "external_customer_id", "invoice_id"):
+    for key in ("code", "external_id", "name", "wallet_id", "external_customer_id", "invoice_id", "webhook_url"):
         if isinstance(body.get(key), str):
             return body[key]
     return "?"
@@ -273,6 +280,8 @@ def check_references(catalog: Catalog) -> list[str]:
     for dup in _duplicates(wallet_keys):
         problems.append(f"catalog: wallet {dup!r} is defined more than once (give each wallet a distinct code)")
     problems += coupon_problems(catalog)
+    problems += webhook_problems(catalog)
+    problems += alert_problems(catalog)
     seen_notes: dict[tuple, CreditNote] = {}
     for note in catalog.credit_notes:
         key = (note.invoice_id, note.created_at.date(), tuple((i.fee_id, i.amount_cents) for i in note.items),
@@ -446,6 +455,58 @@ def coupon_problems(catalog: Catalog) -> list[str]:
             if billed_in and billed_in != {currency}:
                 problems.append(f"{where}, field amount_currency: the coupon's {currency} differs from the customer's "
                                 f"billing currency {', '.join(sorted(billed_in))}")
+    return problems
+
+
+MAX_WEBHOOK_ENDPOINTS = 10  # lago-api's WebhookEndpoint::LIMIT
+
+
+def webhook_problems(catalog: Catalog) -> list[str]:
+    """Webhook endpoints sign with `hmac` (Lago's default, `jwt`, is not supported yet), take types
+    Meterhouse sends, have distinct URLs, and are at most Lago's ten."""
+    at = catalog.where
+    problems: list[str] = []
+    for endpoint in catalog.webhook_endpoints:
+        where = at[id(endpoint)]
+        if endpoint.signature_algo is None:
+            problems.append(f"{where}, field signature_algo: Lago signs with 'jwt' when no signature_algo is given, "
+                            f"which Meterhouse does not support yet: give signature_algo 'hmac'")
+        for index, webhook_type in enumerate(endpoint.event_types or []):
+            if webhook_type in WEBHOOK_TYPES_SENT:
+                continue
+            hint = (" (Lago has no such webhook: it sends invoice.created when an invoice is finalized)"
+                    if webhook_type == "invoice.finalized" else "")
+            problems.append(f"{where}, field event_types.{index}: Meterhouse does not send {webhook_type!r} "
+                            f"webhooks{hint}; it sends {', '.join(WEBHOOK_TYPES_SENT)}")
+    for dup in _duplicates([e.webhook_url for e in catalog.webhook_endpoints]):
+        problems.append(f"catalog: webhook_endpoint webhook_url {dup!r} is defined more than once")
+    if len(catalog.webhook_endpoints) > MAX_WEBHOOK_ENDPOINTS:
+        problems.append(f"catalog: {len(catalog.webhook_endpoints)} webhook endpoints; Lago allows at most "
+                        f"{MAX_WEBHOOK_ENDPOINTS}")
+    return problems
+
+
+def alert_problems(catalog: Catalog) -> list[str]:
+    """An alert names a subscription and (metric alerts) a metric that exist; its code is unique per
+    subscription, and a subscription has one alert per type (and metric), as lago-api's unique
+    indexes require."""
+    at = catalog.where
+    problems: list[str] = []
+    subscriptions = {s.external_id for s in catalog.subscriptions}
+    metrics = {m.code for m in catalog.billable_metrics}
+    codes, kinds = [], []
+    for alert in catalog.alerts:
+        where = at[id(alert)]
+        if alert.external_subscription_id not in subscriptions:
+            problems.append(f"{where}, field external_subscription_id: unknown subscription "
+                            f"{alert.external_subscription_id!r}")
+        if alert.billable_metric_code is not None and alert.billable_metric_code not in metrics:
+            problems.append(f"{where}, field billable_metric_code: unknown billable metric {alert.billable_metric_code!r}")
+        codes.append(f"{alert.external_subscription_id}/{alert.code}")
+        kinds.append(f"{alert.external_subscription_id}/{alert.alert_type}/{alert.billable_metric_code or ''}".rstrip("/"))
+    problems += [f"catalog: alert code {dup!r} (subscription/code) is defined more than once" for dup in _duplicates(codes)]
+    problems += [f"catalog: two alerts of one type on one subscription ({dup!r}): Lago allows one per type and metric"
+                 for dup in _duplicates(kinds)]
     return problems
 
 

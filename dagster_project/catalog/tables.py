@@ -479,6 +479,24 @@ def filter_keys(catalog: Catalog) -> list[str]:
     return sorted({f.key for m in catalog.billable_metrics for f in m.filters})
 
 
+def webhook_endpoints(catalog: Catalog) -> list[dict]:
+    """Webhook endpoints; `event_types_json` null: every type."""
+    return [{"webhook_endpoint_id": stable_id("webhook_endpoint", e.webhook_url), "webhook_url": e.webhook_url,
+             "name": e.name, "signature_algo": e.signature_algo, "event_types_json": _json(e.event_types)}
+            for e in catalog.webhook_endpoints]
+
+
+def alerts(catalog: Catalog) -> list[dict]:
+    """Usage alerts, one row per alert (key: subscription and code), with their thresholds as JSON
+    (`[{code, value, recurring}]`, values as exact decimal text, in the order written)."""
+    return [{"alert_id": stable_id("alert", a.external_subscription_id, a.code), "code": a.code, "name": a.name,
+             "alert_type": a.alert_type, "external_subscription_id": a.external_subscription_id,
+             "billable_metric_code": a.billable_metric_code,
+             "thresholds_json": json.dumps([{"code": t.code, "value": _text(t.value), "recurring": t.recurring}
+                                            for t in a.thresholds])}
+            for a in catalog.alerts]
+
+
 def decimal_or_none(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
@@ -500,4 +518,6 @@ TABLES = {
     "credit_notes": credit_notes,
     "coupons": coupons,
     "applied_coupons": applied_coupons,
+    "webhook_endpoints": webhook_endpoints,
+    "alerts": alerts,
 }

@@ -54,6 +54,10 @@ EMPTY_SCHEMAS = {
                         "catalog_location": _S},
     "usage_thresholds": {"usage_threshold_id": _S, "plan_id": _S, "plan_code": _S, "threshold_index": _I,
                          "amount_cents": _I, "is_recurring": _B, "threshold_display_name": _S},
+    "webhook_endpoints": {"webhook_endpoint_id": _S, "webhook_url": _S, "name": _S, "signature_algo": _S,
+                          "event_types_json": _S},
+    "alerts": {"alert_id": _S, "code": _S, "name": _S, "alert_type": _S, "external_subscription_id": _S,
+               "billable_metric_code": _S, "thresholds_json": _S},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us"), "metadata_json": _S},
@@ -74,6 +78,8 @@ CATALOG_SCHEMAS = {
     "coupons": EMPTY_SCHEMAS["coupons"],
     "usage_thresholds": EMPTY_SCHEMAS["usage_thresholds"],
     "applied_coupons": EMPTY_SCHEMAS["applied_coupons"],
+    "webhook_endpoints": EMPTY_SCHEMAS["webhook_endpoints"],
+    "alerts": EMPTY_SCHEMAS["alerts"],
 }
 
 CATALOG_TABLES = [*tables.TABLES, "property_keys"]

@@ -233,9 +233,12 @@ def subscriptions(catalog: Catalog) -> list[dict]:
     later body with the same `external_id` and a later `subscription_at` replaces the earlier one.
     The id is made from the body's own `subscription_at`."""
     rows, terms = [], []
+    customers: dict[str, object] = {}
+    for c in catalog.customers:
+        customers.setdefault(c.external_id, c)  # (the first body of an external_id, as `Catalog.customer`)
     for s in catalog.subscriptions:
         plan = effective_plan_of(catalog, s)
-        customer = catalog.customer(s.external_customer_id)
+        customer = customers[s.external_customer_id]
         ended = [t for t in (s.ending_at, s.terminated_at) if t is not None]
         rows.append(
             {

@@ -30,7 +30,7 @@ from dagster_project.billing.money import currency_exponent, round_half_up, stab
 from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.unpriced import unpriced_label
 from dagster_project.billing.wallets import (
-    DueInvoice, FeeKey, ManualTransaction, Rule, RuleTopUp, WalletSpec, replay_customer,
+    DueInvoice, FeeKey, ManualTransaction, OpenUsage, Rule, RuleTopUp, WalletSpec, replay_customer,
 )
 
 NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
@@ -798,10 +798,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
         ]
         # The open usage of each day matters only to wallets: a customer without one skips it.
         ongoing = daily_ongoing.get(customer_id, {}) if customer_id in specs else {}
-        filled, running = {}, {}
-        for day in days if ongoing else ():
-            running = ongoing.get(day, running)
-            filled[day] = dict(running) if is_limited else sum(running.values())
+        filled = OpenUsage(ongoing, per_fee_key=is_limited) if ongoing else {}
         sequence = customer_sequences[customer_id]
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)

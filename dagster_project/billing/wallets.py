@@ -21,6 +21,7 @@ credits those issued after it; a note voided on a day still credits the invoices
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -319,6 +320,23 @@ def _rule_credits(rule: Rule, balance: _Balance, ongoing_usage_cents: int) -> tu
     ongoing = cents_to_credits(balance.cents - ongoing_usage_cents, spec.rate_amount, spec.currency)
     gap = max(rule.target_ongoing_balance - ongoing, Decimal(0))
     return (Decimal(0), gap) if rule.grants_target_top_up else (gap, Decimal(0))
+
+
+class OpenUsage:
+    """A customer's open usage on each day, as `replay_customer` reads it (`get(day, default)`),
+    from the days on which it changed (`changes[day]`: cents per fee key): on any day, that of the
+    latest change on or before it, summed (or per fee key, `per_fee_key`, for limited wallets);
+    before the first change, none. Looked up on the days the replay visits only, not filled in
+    for every day."""
+
+    def __init__(self, changes: dict[dt.date, dict[FeeKey, int]], *, per_fee_key: bool):
+        self.changes, self.per_fee_key = changes, per_fee_key
+        self.days = sorted(changes)
+
+    def get(self, day: dt.date, default=None) -> int | dict[FeeKey, int]:
+        at = bisect.bisect_right(self.days, day)
+        running = self.changes[self.days[at - 1]] if at else {}
+        return dict(running) if self.per_fee_key else sum(running.values())
 
 
 def _days_with_events(days: list[dt.date], wallets: list[WalletSpec], invoices_by_day: dict, manual_by_day: dict,

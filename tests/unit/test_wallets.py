@@ -10,6 +10,7 @@ import pytest
 from dagster_project.billing.wallets import (
     DueInvoice,
     ManualTransaction,
+    OpenUsage,
     Rule,
     WalletSpec,
     _Balance,
@@ -476,3 +477,14 @@ def test_a_wallet_with_a_threshold_rule_is_replayed_every_day():
     replay_customer([wallet(granted="10", rules=(rule,))], [DueInvoice("inv-1", oct26(3), 2500)], usage, DAYS,
                     credit_invoice_id)
     assert usage.visited == DAYS
+
+
+def test_open_usage_on_a_day_is_that_of_the_latest_change_on_or_before_it():
+    """Changes on Oct 3 (2.00 + 1.00 on two fee keys) and Oct 7 (5.00 on one): none before Oct 3,
+    3.00 from Oct 3 to Oct 6, 5.00 from Oct 7 on; per fee key for a limited wallet."""
+    a, b = ("charge", "tokens"), ("subscription", None)
+    changes = {oct26(3): {a: 200, b: 100}, oct26(7): {a: 500}}
+    total = OpenUsage(changes, per_fee_key=False)
+    assert [total.get(oct26(d), 0) for d in (1, 2, 3, 6, 7, 10)] == [0, 0, 300, 300, 500, 500]
+    per_key = OpenUsage(changes, per_fee_key=True)
+    assert [per_key.get(oct26(d), 0) for d in (2, 3, 8)] == [{}, {a: 200, b: 100}, {a: 500}]

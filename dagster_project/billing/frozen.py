@@ -13,10 +13,10 @@ from dagster_project.billing.schemas import Fees, Invoices
 # The tables of schema `billing` the pricing step rewrites, in the order it writes them.
 PRICED_TABLES = ["invoices", "fees", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                  "late_usage", "payments", "current_usage", "credit_notes", "credit_note_items", "credit_note_taxes",
-                 "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons"]
+                 "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons", "fee_groups"]
 # Those whose rows of an invoice finalized in an earlier run are kept as stored.
 KEPT_WHEN_FINALIZED = ["invoices", "fees", "fee_taxes", "invoice_taxes", "credit_note_applications", "coupon_credits",
-                       "fee_coupons"]
+                       "fee_coupons", "fee_groups"]
 # What collections say of an invoice, which changes after it is finalized.
 COLLECTIONS = ["payment_status", "paid_on", "paid_amount_cents"]
 
@@ -49,7 +49,8 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
     ))
     return {
         "invoices": invoices.sort("number"),
-        "fees": Fees.validate(with_fee_totals(kept["fees"])).sort(["invoice_id", "fee_id"]),
+        # (a fee's group is stored apart, in fee_groups, so that billing.fees keeps its columns)
+        "fees": Fees.validate(with_fee_totals(kept["fees"].drop("grouped_by", strict=False))).sort(["invoice_id", "fee_id"]),
         "fee_taxes": kept["fee_taxes"].sort(["invoice_id", "fee_id", "tax_code"]),
         "invoice_taxes": kept["invoice_taxes"].sort(["invoice_id", "tax_code"]),
         "wallet_transactions": result.wallet_transactions,
@@ -64,6 +65,7 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
         "coupon_credits": kept["coupon_credits"].sort("invoice_id", "credit_order"),
         "fee_coupons": kept["fee_coupons"].sort("invoice_id", "fee_id", "applied_coupon_id"),
         "applied_coupons": result.applied_coupons.sort("customer_id", "applied_coupon_id"),
+        "fee_groups": kept["fee_groups"].sort("invoice_id", "fee_id"),
     }
 
 

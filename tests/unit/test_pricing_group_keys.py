@@ -16,6 +16,8 @@ import polars as pl
 
 from dagster_project.billing.grouping import NO_GROUP, group_label, grouped_by, usage_by_group
 from dagster_project.billing.invoicing import bill
+from dagster_project.catalog import tables
+from dagster_project.catalog.ids import plan_id
 from dagster_project.catalog.models import BillableMetric, Charge
 from dagster_project.catalog.reader import grouped_charge_problems, pricing_group_keys_problems, property_problems
 from tests.unit.test_bill import (
@@ -148,3 +150,34 @@ def test_group_keys_on_charges_priced_event_by_event_or_on_unique_counts_are_ref
     assert grouped_charge_problems(_charge(), _metric("unique_count_agg")) == [
         "properties.pricing_group_keys: pricing group keys on a charge on unique_count_agg metric 'tokens' are not "
         "supported yet by Meterhouse"]
+
+
+# --- through the catalog reader and the tables ----------------------------------------------------
+
+def test_an_override_may_group_a_filter_and_the_tables_name_each_grouped_bucket_and_its_keys(tmp_path):
+    """The plan (tests/unit/test_plan_overrides.py's `ai`) groups nothing; Globex's override groups its
+    `large` filter by project and API key (in that order) and its `calls` charge by project."""
+    from tests.unit.test_plan_overrides import _catalog
+
+    catalog = _catalog(tmp_path, {"charges": [
+        {"billable_metric_code": "tokens", "filters": [
+            {"invoice_display_name": "large", "values": {"model": ["large"]},
+             "properties": {"amount": "2", "package_size": 1000000, "pricing_group_keys": ["project_id", "api_key"]}}]},
+        {"billable_metric_code": "calls", "properties": {"amount": "0.05", "pricing_group_keys": ["project_id"]}},
+    ]})
+    charges = {(c["plan_id"] != plan_id("ai"), c["billable_metric_code"]): c["charge_id"] for c in tables.charges(catalog)}
+    (large,) = [f["charge_filter_id"] for f in tables.charge_filters(catalog) if f["charge_id"] == charges[(True, "tokens")]]
+    assert sorted((r["charge_id"], r["charge_filter_key"], r["key_index"], r["group_key"]) for r in tables.pricing_group_keys(catalog)) \
+        == sorted([(charges[(True, "tokens")], large, 0, "project_id"), (charges[(True, "tokens")], large, 1, "api_key"),
+                   (charges[(True, "calls")], "default", 0, "project_id")])
+    # the group keys are loaded with the events (property keys) and are dimensions (with the filter key)
+    assert tables.group_keys(catalog) == ["api_key", "project_id"]
+    assert set(tables.property_keys(catalog)) >= {"api_key", "project_id", "model", "tokens"}
+
+
+def test_group_keys_that_are_not_a_list_in_an_override_are_refused_with_the_override_named(tmp_path):
+    from tests.unit.test_plan_overrides import AT, _catalog_problems
+
+    assert _catalog_problems(tmp_path, {"charges": [
+        {"billable_metric_code": "calls", "properties": {"amount": "0.05", "pricing_group_keys": "project_id"}}]}) == [
+        f'{AT}.charges.0.properties.pricing_group_keys: "project_id" is not a list of event property names (non-empty texts)']

@@ -44,15 +44,15 @@ def usage_by_group(usage: pl.DataFrame, by_dimensions: pl.DataFrame, group_keys:
     buckets priced as a whole, with `NO_GROUP`, and, for the buckets priced per group (`group_keys`:
     (charge id, filter id or 'default') -> keys), the rows of `by_dimensions`
     (`fct_usage_daily_by_dimensions`) with their group, in `usage`'s columns."""
-    bucket = pl.col("charge_filter_id").fill_null("default")
-    grouped = pl.struct(pl.col("charge_id"), bucket.alias("bucket")).map_elements(
-        lambda r: (r["charge_id"], r["bucket"]) in group_keys, return_dtype=pl.Boolean)
-    whole = usage.filter(~grouped) if not usage.is_empty() else usage
-    whole = whole.with_columns(grouped_by=pl.lit(NO_GROUP))
-    if by_dimensions.is_empty() or not group_keys:
-        return whole
+    if not group_keys:  # (the usual catalog: nothing to split, no row looked at)
+        return usage.with_columns(grouped_by=pl.lit(NO_GROUP))
+    bucket = pl.col("charge_filter_id").fill_null("default").alias("bucket")
+    grouped = pl.DataFrame({"charge_id": [c for c, _ in group_keys], "bucket": [b for _, b in group_keys]},
+                           schema={"charge_id": pl.String, "bucket": pl.String})
+    whole = (usage.with_columns(bucket).join(grouped, on=["charge_id", "bucket"], how="anti")
+             .drop("bucket").with_columns(grouped_by=pl.lit(NO_GROUP)))
     split = by_dimensions.with_columns(
-        grouped_by=pl.struct("charge_id", bucket.alias("bucket"), "dimensions_json").map_elements(
+        grouped_by=pl.struct("charge_id", bucket, "dimensions_json").map_elements(
             lambda r: grouped_by(group_keys[(r["charge_id"], r["bucket"])], r["dimensions_json"]), return_dtype=pl.String)
     )
     return pl.concat([whole, split.select(c for c in split.columns if c in whole.columns)], how="diagonal_relaxed")

@@ -14,7 +14,10 @@ import polars as pl
 
 from dagster_project.billing.charge_models import MONEY, ZERO
 
-BUCKET = ["billing_period_id", "charge_id", "charge_filter_key"]
+# The bucket of a charge priced event by event (paid in advance, percentage): never grouped.
+EVENT_BUCKET = ["billing_period_id", "charge_id", "charge_filter_key"]
+# (`grouped_by`: the bucket's group, `grouping.NO_GROUP` for a bucket priced as a whole)
+BUCKET = [*EVENT_BUCKET, "grouped_by"]
 ADDITIVE = ("count_agg", "sum_agg", "unique_count_agg", "weighted_sum_agg")
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from dagster_project.billing.aggregation import BUCKET
+from dagster_project.billing.aggregation import EVENT_BUCKET as BUCKET  # (their charges are never grouped)
 from dagster_project.billing.charge_models import MONEY, ZERO
 
 HUNDRED = pl.lit(Decimal(100), MONEY)

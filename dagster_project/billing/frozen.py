@@ -14,10 +14,11 @@ from dagster_project.billing.schemas import Fees, Invoices
 PRICED_TABLES = ["invoices", "fees", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                  "late_usage", "payments", "current_usage", "credit_notes", "credit_note_items", "credit_note_taxes",
                  "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons",
-                 "applied_usage_thresholds", "progressive_billing_credits", "lifetime_usage"]
+                 "applied_usage_thresholds", "progressive_billing_credits", "lifetime_usage",
+                 "fee_groups"]
 # Those whose rows of an invoice finalized in an earlier run are kept as stored.
 KEPT_WHEN_FINALIZED = ["invoices", "fees", "fee_taxes", "invoice_taxes", "credit_note_applications", "coupon_credits",
-                       "fee_coupons", "applied_usage_thresholds", "progressive_billing_credits"]
+                       "fee_coupons", "applied_usage_thresholds", "progressive_billing_credits", "fee_groups"]
 # What collections say of an invoice, which changes after it is finalized.
 COLLECTIONS = ["payment_status", "paid_on", "paid_amount_cents"]
 
@@ -50,7 +51,8 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
     ))
     return {
         "invoices": invoices.sort("number"),
-        "fees": Fees.validate(with_fee_totals(kept["fees"])).sort(["invoice_id", "fee_id"]),
+        # (a fee's group is stored apart, in fee_groups, so that billing.fees keeps its columns)
+        "fees": Fees.validate(with_fee_totals(kept["fees"].drop("grouped_by", strict=False))).sort(["invoice_id", "fee_id"]),
         "fee_taxes": kept["fee_taxes"].sort(["invoice_id", "fee_id", "tax_code"]),
         "invoice_taxes": kept["invoice_taxes"].sort(["invoice_id", "tax_code"]),
         "wallet_transactions": result.wallet_transactions,
@@ -68,6 +70,7 @@ def priced_tables(result: BillingResult, stored: dict[str, pl.DataFrame | None],
         "applied_usage_thresholds": kept["applied_usage_thresholds"].sort("invoice_id", "threshold_order"),
         "progressive_billing_credits": kept["progressive_billing_credits"].sort("invoice_id", "fee_id"),
         "lifetime_usage": result.lifetime_usage.sort("external_subscription_id", "subscription_id"),
+        "fee_groups": kept["fee_groups"].sort("invoice_id", "fee_id"),
     }
 
 

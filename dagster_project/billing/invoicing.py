@@ -26,6 +26,7 @@ from dagster_project.billing.credit_notes import (
     CreditNoteBook, CreditNoteRefused, FeeFacts, InvoiceFacts, customer_of, issue, next_sequence,
 )
 from dagster_project.billing.event_pricing import incremental_units, per_transaction_amounts
+from dagster_project.billing.grouping import NO_GROUP, usage_by_group
 from dagster_project.billing.money import currency_exponent, round_half_up, stable_id
 from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.unpriced import unpriced_label
@@ -58,6 +59,7 @@ class BillingResult:
     applied_usage_thresholds: pl.DataFrame
     progressive_billing_credits: pl.DataFrame
     lifetime_usage: pl.DataFrame
+    fee_groups: pl.DataFrame | None = None
 
 
 def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:
@@ -177,6 +179,8 @@ def bill(
     applied_coupons: pl.DataFrame | None = None,
     recorded_coupon_credits: dict[str, list[tuple[str, int]]] | None = None,
     usage_thresholds: pl.DataFrame | None = None,
+    usage_by_dimensions: pl.DataFrame | None = None,
+    group_keys: dict[tuple[str, str], list[str]] | None = None,
 ) -> BillingResult:
     """Bill everything due by `through`.
 
@@ -192,7 +196,12 @@ def bill(
     `recorded_coupon_credits` what they took off invoices finalized by earlier runs (invoice ->
     [(applied coupon, cents)]), kept as it was. `usage_thresholds`: the plans' thresholds
     (`catalog.usage_thresholds`; None: none), which issue progressive_billing invoices.
+    `group_keys`: the buckets priced per group ((charge, filter id or 'default') ->
+    `pricing_group_keys`; `catalog.pricing_group_keys`), whose usage is read from
+    `usage_by_dimensions` (`marts.fct_usage_daily_by_dimensions`) instead.
     """
+    usage = usage_by_group(usage, usage_by_dimensions if usage_by_dimensions is not None else usage.clear(),
+                           group_keys or {})
     usage = usage.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default")
     )
@@ -238,9 +247,7 @@ def bill(
     fees = price_buckets(fee_buckets, charges, filters)
     fees = fees.filter(~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0)))
     fees = fees.with_columns(
-        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
-            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String
-        ),
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key", "grouped_by").map_elements(fee_id, return_dtype=pl.String),
         fee_type=pl.lit("charge"),
         unpriced_label=_unpriced_labels(fees, unpriced_values or {}),
     )
@@ -293,9 +300,18 @@ def bill(
         payments if payments is not None else pl.DataFrame(schema=PAYMENT_SCHEMA),
         _recorded(recorded_top_ups), decided_through, book, wallet_fee_amounts(all_fees, fee_credits, charges),
     )
+    fee_groups = all_fees.filter(pl.col("grouped_by") != NO_GROUP).select("fee_id", "invoice_id", "grouped_by")
     return BillingResult(all_fees, invoices, fee_taxes, invoice_tax_rows, transactions, balances, late_usage,
                          current_usage, matched_payments, rule_top_ups, *notes, coupon_credits, fee_coupons,
-                         coupon_states, progressive.applied_thresholds, progressive.credits, progressive.lifetime_usage)
+                         coupon_states, progressive.applied_thresholds, progressive.credits, progressive.lifetime_usage,
+                         fee_groups)
+
+
+def fee_id(fee: dict) -> str:
+    """A charge fee's id, from its invoice, charge, bucket and group (a fee of a bucket priced as a
+    whole keeps the id it had before groups existed)."""
+    group = () if fee["grouped_by"] == NO_GROUP else (fee["grouped_by"],)
+    return stable_id("fee", fee["invoice_id"], fee["charge_id"], fee["charge_filter_key"], *group)
 
 
 def fee_coupon_shares(fee_coupons: pl.DataFrame | None) -> dict[str, Decimal]:
@@ -409,7 +425,7 @@ def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) 
 
 FEE_COLUMNS = [
     "fee_id", "invoice_id", "fee_type", "billing_period_id", "charge_id", "charge_filter_key", "units",
-    "events_count", "precise_amount", "amount_cents", "currency", "unpriced_label",
+    "events_count", "precise_amount", "amount_cents", "currency", "unpriced_label", "grouped_by",
 ]
 
 
@@ -417,13 +433,13 @@ def _charge_events(charge_events, through, periods, charges, filters) -> pl.Data
     """Events priced one by one, with their pricing properties and `event_amount` (the bounded
     percentage amount; null for other models)."""
     schema = {"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
-              "charge_id": pl.String, "charge_filter_key": pl.String, "arrival_date": pl.Date,
+              "charge_id": pl.String, "charge_filter_key": pl.String, "grouped_by": pl.String, "arrival_date": pl.Date,
               "charge_order": pl.Int64, "units": cm.MONEY, "event_amount": cm.MONEY, "currency": pl.String}
     if charge_events is None or charge_events.is_empty():
         return pl.DataFrame(schema=schema)
     events = charge_events.filter(pl.col("arrival_date") <= through).with_columns(
         charge_filter_key=pl.col("charge_filter_id").fill_null("default"), events_count=pl.lit(1, pl.Int64),
-        units=pl.col("units").cast(cm.MONEY),
+        units=pl.col("units").cast(cm.MONEY), grouped_by=pl.lit(NO_GROUP),  # (never priced per group: see reader)
     ).join(periods.select("billing_period_id", "currency"), on="billing_period_id")
     events = _with_properties(events, charges, filters)
     is_percentage = pl.col("charge_model") == "percentage"
@@ -446,7 +462,7 @@ def _advance_invoices(events, periods, charges, filters, through) -> tuple[pl.Da
         .otherwise(through_price["precise_amount"] - before_price["precise_amount"]).cast(cm.MONEY)
     )
     fees = (
-        priced.group_by(["billing_period_id", "arrival_date", "charge_id", "charge_filter_key", "currency"])
+        priced.group_by(["billing_period_id", "arrival_date", "charge_id", "charge_filter_key", "grouped_by", "currency"])
         .agg(pl.col("units").sum().cast(cm.MONEY), pl.len().cast(pl.Int64).alias("events_count"),
              pl.col("event_fee").sum().cast(cm.MONEY).alias("precise_amount"))
         .with_columns(
@@ -457,8 +473,7 @@ def _advance_invoices(events, periods, charges, filters, through) -> tuple[pl.Da
     )
     exponents = pl.Series([currency_exponent(c) for c in fees["currency"]], dtype=pl.Int64)
     fees = fees.with_columns(amount_cents=cm.amount_cents(pl.col("precise_amount"), pl.lit(exponents))).with_columns(
-        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
-            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String)
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key", "grouped_by").map_elements(fee_id, return_dtype=pl.String)
     )
     due = (
         fees.select("billing_period_id", "arrival_date", "invoice_id").unique()
@@ -527,12 +542,13 @@ def _subscription_fees(periods: pl.DataFrame, due: pl.DataFrame) -> pl.DataFrame
             "precise_amount": precise.scaleb(-exponent), "amount_cents": int(round_half_up(precise, 0)),
             "currency": r["currency"],
         })
-    return pl.DataFrame(rows, schema=_FEE_SCHEMA)
+    return pl.DataFrame(rows, schema=_FEE_SCHEMA).with_columns(grouped_by=pl.lit(NO_GROUP))
 
 
 _FEE_SCHEMA = {"fee_id": pl.String, "invoice_id": pl.String, "fee_type": pl.String, "billing_period_id": pl.String,
                "charge_id": pl.String, "charge_filter_key": pl.String, "units": cm.MONEY, "events_count": pl.Int64,
-               "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String, "unpriced_label": pl.String}
+               "precise_amount": cm.MONEY, "amount_cents": pl.Int64, "currency": pl.String, "unpriced_label": pl.String,
+               "grouped_by": pl.String}
 
 
 def _prorated(cents: int, billed_days: int, days_in_period: int) -> int:
@@ -577,7 +593,7 @@ def _minimum_fees(due: pl.DataFrame, fees: pl.DataFrame, subscription_fees: pl.D
             gap = _prorated(commitment, r["billed_days"], r["days_in_period"]) - invoice_sums.get(r["invoice_id"], 0) - true_ups
             if gap > 0:
                 rows.append(fee_row(r, "commitment", "plan", None, gap))
-    return pl.DataFrame(rows, schema=_FEE_SCHEMA)
+    return pl.DataFrame(rows, schema=_FEE_SCHEMA).with_columns(grouped_by=pl.lit(NO_GROUP))
 
 
 def _late_usage(usage, on_time, rounded, due, charges, filters) -> pl.DataFrame:
@@ -1290,8 +1306,8 @@ def _progressive(usage, rounded, periods, charges, filters, fees, due, threshold
     progressive_fees = progressive_fees.filter(
         ~((pl.col("units") == 0) & (pl.col("events_count") == 0) & (pl.col("amount_cents") == 0))
     ).with_columns(
-        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key").map_elements(
-            lambda r: stable_id("fee", r["invoice_id"], r["charge_id"], r["charge_filter_key"]), return_dtype=pl.String),
+        fee_id=pl.struct("invoice_id", "charge_id", "charge_filter_key", "grouped_by").map_elements(
+            fee_id, return_dtype=pl.String),
         fee_type=pl.lit("charge"),
     )
     progressive_fees = progressive_fees.with_columns(
@@ -1307,8 +1323,8 @@ def _progressive_credits(invoices: list[tuple[str, str]], progressive_fees: pl.D
     """Each invoice's credit from the period's previous progressive invoice (`invoices`: (period,
     progressive invoice), in date order): the next progressive invoice of the period takes it, and
     the period's closing invoice takes the last one's (`progressive.credit_shares`, per fee)."""
-    def charge_fees(frame: pl.DataFrame, invoice_id: str) -> dict[tuple[str, str], tuple[str, int]]:
-        return {(r["charge_id"], r["charge_filter_key"]): (r["fee_id"], r["amount_cents"])
+    def charge_fees(frame: pl.DataFrame, invoice_id: str) -> dict[tuple[str, str, str], tuple[str, int]]:
+        return {(r["charge_id"], r["charge_filter_key"], r["grouped_by"]): (r["fee_id"], r["amount_cents"])
                 for r in frame.filter((pl.col("invoice_id") == invoice_id) & (pl.col("fee_type") == "charge")).iter_rows(named=True)}
 
     closing = dict(due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("billing_period_id", "invoice_id").iter_rows())

@@ -35,6 +35,7 @@ CHARGE_PROPERTIES = {
     "graduated_ranges": {**_RANGE, "per_unit_amount": None},
     "volume_ranges": {**_RANGE, "per_unit_amount": None},
     "graduated_percentage_ranges": {**_RANGE, "rate": None},
+    "pricing_group_keys": None,
 }
 # (model name, field) -> the subfields implemented in a field the model keeps as a dict
 DICT_FIELDS: dict[tuple[str, str], dict] = {

@@ -307,7 +307,7 @@ def charge_problems(charge, metric: BillableMetric, taxes: set[str]) -> list[str
             problems += [f"{field_at}: value {value!r} is not declared on metric {metric.code!r}"
                          for value in values if value != ALL_FILTER_VALUES and value not in declared[key]]
     problems += [f"tax_codes: unknown tax {code!r}" for code in charge.tax_codes if code not in taxes]
-    return problems + charge_property_problems(charge)
+    return problems + charge_property_problems(charge) + grouped_charge_problems(charge, metric)
 
 
 def plan_override_problems(catalog: Catalog) -> list[str]:
@@ -562,13 +562,13 @@ def _ranges_problems(key: str, ranges, rate: bool) -> list[str]:
 # The properties each charge model reads; another (Lago's name for another model's) is refused, as it
 # would be ignored.
 MODEL_PROPERTIES = {
-    "standard": {"amount"},
-    "package": {"amount", "package_size", "free_units"},
+    "standard": {"amount", "pricing_group_keys"},
+    "package": {"amount", "package_size", "free_units", "pricing_group_keys"},
     "percentage": {"rate", "fixed_amount", "free_units_per_events", "free_units_per_total_aggregation",
-                   "per_transaction_min_amount", "per_transaction_max_amount"},
-    "graduated": {"graduated_ranges"},
-    "volume": {"volume_ranges"},
-    "graduated_percentage": {"graduated_percentage_ranges"},
+                   "per_transaction_min_amount", "per_transaction_max_amount", "pricing_group_keys"},
+    "graduated": {"graduated_ranges", "pricing_group_keys"},
+    "volume": {"volume_ranges", "pricing_group_keys"},
+    "graduated_percentage": {"graduated_percentage_ranges", "pricing_group_keys"},
 }
 
 
@@ -577,7 +577,39 @@ def property_problems(model: str, properties: dict | None) -> list[str]:
     p = properties or {}
     unused = [f"properties.{key}: not used by the {model} charge model (it would be ignored: remove it)"
               for key in sorted(set(p) - MODEL_PROPERTIES[model])]
-    return unused + _value_problems(model, p)
+    return unused + _value_problems(model, p) + pricing_group_keys_problems(p.get("pricing_group_keys"))
+
+
+def pricing_group_keys_problems(keys) -> list[str]:
+    """`pricing_group_keys` as lago-api's charge validator takes them (`Charges::Validators::
+    BaseService`): a list of non-empty texts, each an event property the charge is priced per value
+    of; an empty list groups nothing. A key named twice would group on it twice: refused too."""
+    at = "properties.pricing_group_keys"
+    if keys is None:
+        return []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+        return [f"{at}: {json.dumps(keys)} is not a list of event property names (non-empty texts)"]
+    return [f"{at}: {key!r} is named more than once" for key in sorted({k for k in keys if keys.count(k) > 1})]
+
+
+def grouped_charge_problems(charge, metric: BillableMetric) -> list[str]:
+    """`pricing_group_keys` on a charge this warehouse cannot yet price per group: refused by name.
+    Groups are priced from the aggregated usage (`marts.fct_usage_daily_by_dimensions`), so charges
+    priced event by event (paid in advance, percentage) and unique counts (whose values count once per
+    bucket, decided in dbt) are not grouped yet."""
+    grouped = [("properties", charge.properties)] + [
+        (f"filters.{i}.properties", f.properties) for i, f in enumerate(charge.filters)]
+    problems = []
+    for at, properties in grouped:
+        if not (properties or {}).get("pricing_group_keys"):
+            continue
+        reason = ("a charge paid in advance" if charge.pay_in_advance
+                  else "a percentage charge" if charge.charge_model == "percentage"
+                  else f"a charge on unique_count_agg metric {metric.code!r}" if metric.aggregation_type == "unique_count_agg"
+                  else None)
+        if reason:
+            problems.append(f"{at}.pricing_group_keys: pricing group keys on {reason} are not supported yet by Meterhouse")
+    return problems
 
 
 def _value_problems(model: str, p: dict) -> list[str]:

@@ -469,11 +469,36 @@ def applied_coupons(catalog: Catalog) -> list[dict]:
 
 
 def property_keys(catalog: Catalog) -> list[str]:
-    """The event property keys the catalog prices or filters on, or its metrics' expressions
-    read: the only ones loaded."""
+    """The event property keys the catalog prices, filters or groups on, or its metrics'
+    expressions read: the only ones loaded."""
     keys = {m.field_name for m in catalog.billable_metrics if m.field_name}
     keys |= {name for m in catalog.billable_metrics if m.expression for name in m.parsed_expression.property_names}
-    return sorted(keys | set(filter_keys(catalog)))
+    return sorted(keys | set(filter_keys(catalog)) | set(group_keys(catalog)))
+
+
+def _grouped_buckets(catalog: Catalog):
+    """(charge id, bucket key: the filter's id or 'default', its `pricing_group_keys`) of every bucket
+    priced per group. As in lago-api (`Fees::ChargeService#grouped_by_keys`), a filter's bucket groups
+    on the filter's own keys and the default bucket on the charge's: a filter without keys of its own
+    is not grouped, even when its charge is."""
+    for effective in effective_plans(catalog):
+        for c_index, charge in enumerate(effective.plan.charges):
+            if keys := (charge.properties or {}).get("pricing_group_keys"):
+                yield charge_id(effective.charge_key, c_index), "default", keys
+            for f_index, charge_filter in enumerate(charge.filters):
+                if keys := (charge_filter.properties or {}).get("pricing_group_keys"):
+                    yield charge_id(effective.charge_key, c_index), charge_filter_id(effective.charge_key, c_index, f_index), keys
+
+
+def pricing_group_keys(catalog: Catalog) -> list[dict]:
+    """One row per bucket priced per group and group key, in the order the charge lists its keys."""
+    return [{"charge_id": charge, "charge_filter_key": bucket, "group_key": key, "key_index": index}
+            for charge, bucket, keys in _grouped_buckets(catalog) for index, key in enumerate(keys)]
+
+
+def group_keys(catalog: Catalog) -> list[str]:
+    """The property keys some charge or filter prices per group (`pricing_group_keys`)."""
+    return sorted({key for _, _, keys in _grouped_buckets(catalog) for key in keys})
 
 
 def filter_keys(catalog: Catalog) -> list[str]:
@@ -523,4 +548,5 @@ TABLES = {
     "applied_coupons": applied_coupons,
     "webhook_endpoints": webhook_endpoints,
     "alerts": alerts,
+    "pricing_group_keys": pricing_group_keys,
 }

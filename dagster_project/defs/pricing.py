@@ -14,7 +14,8 @@ from dagster_project.store import billing_tables
 BILLING_TABLES = ["fees", "invoices", "fee_taxes", "invoice_taxes", "wallet_transactions", "wallet_balances",
                   "late_usage", "current_usage", "payments", "credit_notes", "credit_note_items", "credit_note_taxes",
                   "credit_note_applications", "coupon_credits", "fee_coupons", "applied_coupons",
-                  "applied_usage_thresholds", "progressive_billing_credits", "lifetime_usage"]
+                  "applied_usage_thresholds", "progressive_billing_credits", "lifetime_usage",
+                  "fee_groups"]
 
 
 @dg.multi_asset(

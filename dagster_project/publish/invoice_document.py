@@ -27,6 +27,7 @@ from pathlib import Path
 
 import jinja2
 
+from dagster_project.billing.grouping import group_label
 from dagster_project.billing.money import currency_exponent, format_money, from_cents
 from dagster_project.billing.taxes import RULE_TEXT
 from dagster_project.publish import pdf_fonts
@@ -256,6 +257,8 @@ def _fee_description(fee: dict) -> str:
     description = fee.get("charge_display_name") or "Usage"
     if fee.get("filter_display_name"):
         description += f" — {fee['filter_display_name']}"
+    if label := group_label(fee.get("grouped_by")):  # (a fee of a bucket priced per group: its values)
+        description += f" • {label}"
     return description + (" (minimum spend true-up)" if fee["fee_type"] == "true_up" else "")
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+from dagster_project.billing.grouping import NO_GROUP
 from dagster_project.billing.money import currency_exponent, from_cents, stable_id
 from dagster_project.billing.taxes import RULE_TEXT, half_up_cents
 
@@ -117,6 +118,8 @@ def fee_object(fee: dict, invoice: dict) -> dict:
     }
     if "precise_coupons_amount_cents" in fee:
         body["precise_coupons_amount_cents"] = units_text(coupons)
+    if fee.get("grouped_by"):  # a fee of a bucket priced per group only: the others keep their bytes
+        body["item"]["grouped_by"] = json.loads(fee["grouped_by"])
     return body
 
 
@@ -342,10 +345,51 @@ def credit_fee(invoice: dict) -> dict:
     }
 
 
+def _usage_filters(buckets: list[dict]) -> list[dict]:
+    """Lago's `filters` of a charge's usage (or of one of its groups'): one entry per filter, the
+    default bucket included, summed over the buckets of that filter (one per group, if grouped)."""
+    by_filter: dict[str, list[dict]] = {}
+    for b in buckets:
+        by_filter.setdefault(b["charge_filter_key"], []).append(b)
+    filters = []
+    for key, items in by_filter.items():
+        first, units = items[0], sum((Decimal(b["units"]) for b in items), Decimal(0))
+        usage_filter = {
+            "values": json.loads(first["filter_values_json"]) if first.get("filter_values_json") else {},
+            "units": units_text(units), "total_aggregated_units": units_text(units),
+            "events_count": sum(b["events_count"] for b in items), "amount_cents": sum(b["amount_cents"] for b in items),
+        }
+        if key != "default":  # the default bucket has no filter name
+            usage_filter["invoice_display_name"] = first["filter_display_name"]
+        filters.append(usage_filter)
+    return filters
+
+
+def _grouped_usage(buckets: list[dict]) -> list[dict]:
+    """Lago's `grouped_usage` of a charge (`V1::Customers::ChargeUsageSerializer#grouped_usage`): one
+    entry per group (`grouped_by`), with its totals and its filters."""
+    groups: dict[str, list[dict]] = {}
+    for b in buckets:
+        groups.setdefault(b["grouped_by"], []).append(b)
+    usage = []
+    for group, items in sorted(groups.items()):
+        units = units_text(sum((Decimal(b["units"]) for b in items), Decimal(0)))
+        usage.append({
+            "amount_cents": sum(b["amount_cents"] for b in items), "events_count": sum(b["events_count"] for b in items),
+            "units": units, "total_aggregated_units": units, "grouped_by": json.loads(group),
+            "filters": _usage_filters(items),
+        })
+    return usage
+
+
 def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
-    """`{"customer_usage": ...}` for an open period: one entry per charge, filters inside."""
+    """`{"customer_usage": ...}` for an open period: one entry per charge, filters inside, and, for a
+    charge priced per group (`pricing_group_keys`), its `grouped_usage` (left out otherwise, so that
+    usage without groups keeps the bytes it had)."""
     charges: dict[str, dict] = {}
-    for b in sorted(buckets, key=lambda b: (b["charge_id"], b["charge_filter_key"])):
+    by_charge: dict[str, list[dict]] = {}
+    for b in sorted(buckets, key=lambda b: (b["charge_id"], b["charge_filter_key"], b.get("grouped_by") or NO_GROUP)):
+        by_charge.setdefault(b["charge_id"], []).append(b)
         entry = charges.setdefault(b["charge_id"], {
             "units": Decimal(0), "events_count": 0, "amount_cents": 0, "amount_currency": period["currency"],
             "charge": {"lago_id": b["charge_id"], "charge_model": b["charge_model"],
@@ -353,19 +397,16 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
             "billable_metric": {"lago_id": stable_id("billable_metric", b["billable_metric_code"]),
                                 "name": b["charge_display_name"], "code": b["billable_metric_code"],
                                 "aggregation_type": b["aggregation_type"]},
-            "filters": [],
         })
         entry["units"] += Decimal(b["units"])
         entry["events_count"] += b["events_count"]
         entry["amount_cents"] += b["amount_cents"]
-        usage_filter = {
-            "values": json.loads(b["filter_values_json"]) if b.get("filter_values_json") else {},
-            "units": units_text(Decimal(b["units"])), "total_aggregated_units": units_text(Decimal(b["units"])),
-            "events_count": b["events_count"], "amount_cents": b["amount_cents"],
-        }
-        if b["charge_filter_key"] != "default":  # the default bucket has no filter name
-            usage_filter["invoice_display_name"] = b["filter_display_name"]
-        entry["filters"].append(usage_filter)
+    for charge_id, entry in charges.items():
+        items = by_charge[charge_id]
+        entry["filters"] = _usage_filters(items)
+        grouped = [b for b in items if (b.get("grouped_by") or NO_GROUP) != NO_GROUP]
+        if grouped:
+            entry["grouped_usage"] = _grouped_usage(grouped)
     charges_usage = []
     for entry in charges.values():
         entry["units"] = units_text(entry["units"])

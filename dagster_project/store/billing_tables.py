@@ -21,7 +21,8 @@ VAT_RATES = ["reference", "eu_vat_standard_rates"]
 # Every table the pricing step reads besides its own (billing.*): each a declared dependency of
 # the `priced_billing` asset.
 READS = [
-    ["marts", "fct_usage_daily"], ["marts", "fct_charge_events"], ["marts", "fct_unpriced_usage"],
+    ["marts", "fct_usage_daily"], ["marts", "fct_usage_daily_by_dimensions"], ["marts", "fct_charge_events"],
+    ["marts", "fct_unpriced_usage"], ["catalog", "pricing_group_keys"],
     ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"], ["catalog", "customers"],
     ["catalog", "charges"], ["catalog", "charge_filters"], ["catalog", "wallets"], ["catalog", "wallet_rules"], ["catalog", "taxes"],
     ["catalog", "billing_entities"], ["catalog", "wallet_transactions"], ["catalog", "credit_notes"],
@@ -127,7 +128,18 @@ def bill_tables(con) -> dict[str, pl.DataFrame]:
         "recorded_top_ups": con.execute("select * from billing.wallet_rule_top_ups").pl(),
         "applied_coupons": con.execute("select * from catalog.applied_coupons").pl(),
         "usage_thresholds": con.execute("select * from catalog.usage_thresholds").pl(),
+        "usage_by_dimensions": con.execute("select * from marts.fct_usage_daily_by_dimensions").pl(),
+        "group_keys": group_keys(con),
     }
+
+
+def group_keys(con) -> dict[tuple[str, str], list[str]]:
+    """The buckets priced per group: (charge, filter id or 'default') -> its `pricing_group_keys`, in order."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for charge_id, bucket, key in con.execute(
+            "select charge_id, charge_filter_key, group_key from catalog.pricing_group_keys order by charge_id, charge_filter_key, key_index").fetchall():
+        keys.setdefault((charge_id, bucket), []).append(key)
+    return keys
 
 
 def recorded_coupon_credits(con) -> dict[str, list[tuple[str, int]]]:

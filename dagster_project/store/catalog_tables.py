@@ -58,6 +58,7 @@ EMPTY_SCHEMAS = {
                           "event_types_json": _S},
     "alerts": {"alert_id": _S, "code": _S, "name": _S, "alert_type": _S, "external_subscription_id": _S,
                "billable_metric_code": _S, "thresholds_json": _S},
+    "pricing_group_keys": {"charge_id": _S, "charge_filter_key": _S, "group_key": _S, "key_index": _I},
     "wallet_transactions": {"manual_transaction_id": _S, "transaction_order": _I, "wallet_id": _S, "name": _S,
                             "paid_credits": _S, "granted_credits": _S, "voided_credits": _S,
                             "invoice_requires_successful_payment": _B, "created_at": pl.Datetime("us"), "metadata_json": _S},
@@ -114,8 +115,10 @@ def write_catalog(con, parsed: Catalog) -> dict[str, int]:
         write_table(con, "catalog", name, frame)
         counts[name] = len(rows)
     keys, filter_keys = tables.property_keys(parsed), set(tables.filter_keys(parsed))
+    group_keys = set(tables.group_keys(parsed))
     write_table(con, "catalog", "property_keys", pl.DataFrame(
-        {"key": keys, "is_filter_key": [k in filter_keys for k in keys]}, schema={"key": pl.String, "is_filter_key": pl.Boolean}))
+        {"key": keys, "is_filter_key": [k in filter_keys for k in keys], "is_group_key": [k in group_keys for k in keys]},
+        schema={"key": pl.String, "is_filter_key": pl.Boolean, "is_group_key": pl.Boolean}))
     counts["property_keys"] = len(keys)
     return counts
 

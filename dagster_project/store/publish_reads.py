@@ -11,7 +11,7 @@ from dagster_project.store.tables import rows
 # asset of their own come with the asset that writes them: billing.customer_sequences,
 # issued_credit_notes and finalized_invoices with billing/*.
 DOCUMENT_READS = [
-    ["marts", "fct_fee_lines"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
+    ["marts", "fct_fee_lines"], ["marts", "fct_fee_groups"], ["billing", "invoices"], ["billing", "fee_taxes"], ["billing", "invoice_taxes"],
     ["billing", "credit_notes"], ["billing", "credit_note_items"], ["billing", "credit_note_taxes"],
     ["billing", "credit_note_applications"], ["billing", "coupon_credits"], ["billing", "fee_coupons"],
     ["catalog", "applied_coupons"], ["catalog", "customers"], ["calendar", "billing_periods"], ["catalog", "subscriptions"], ["catalog", "plans"],
@@ -58,8 +58,10 @@ def fees(con) -> list[dict]:
     which the engine's order of equal rows gave before it was written down here."""
     return rows(
         con,
-        """select * exclude (charge_index, filter_index) from marts.fct_fee_lines
-           order by invoice_id, charge_index nulls first, filter_index nulls last, fee_type, fee_id""",
+        """select f.* exclude (charge_index, filter_index), g.grouped_by from marts.fct_fee_lines f
+           left join marts.fct_fee_groups g using (fee_id)
+           order by f.invoice_id, f.charge_index nulls first, f.filter_index nulls last, g.grouped_by nulls first,
+               f.fee_type, f.fee_id""",
     )
 
 

@@ -29,9 +29,12 @@ SCENARIOS = {
     # tests/test_hostile_input.py's lines: each quarantined with its reason, at load or in the one pass
     "hostile": (REPO / "tests" / "scenarios" / "new_york_month_end" / "catalog", REPO / "tests" / "hostile" / "events",
                 "2026-10-12"),
+    # pricing group keys: group keys among the dimensions, fct_usage_daily_by_dimensions
+    "pricing_group_keys": (REPO / "tests" / "scenarios" / "pricing_group_keys" / "catalog",
+                           REPO / "tests" / "scenarios" / "pricing_group_keys" / "events", "2026-11-20"),
 }
 USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "fct_late_events", "fct_event_loads",
-               "fct_charge_events", "fct_usage_by_model_and_type")
+               "fct_charge_events", "fct_usage_by_model_and_type", "fct_usage_daily_by_dimensions")
 
 
 @pytest.fixture(scope="module", params=list(SCENARIOS))

@@ -88,7 +88,7 @@ def test_a_name_far_from_every_field_lists_the_fields_of_its_level():
 
 # The fields the issue found silently ignored, each at the place a Lago user puts it.
 NAMED_IN_THE_ISSUE = [
-    ("plan", "charges.properties.pricing_group_keys"),
+    ("plan", "charges.properties.grouped_by"),  # (pricing_group_keys, its new name, is priced since #24)
     ("plan", "charges.prorated"),
     ("plan", "fixed_charges"),
 ]

@@ -27,12 +27,12 @@ import duckdb
 import pyarrow as pa
 
 from dagster_project.catalog.expressions import evaluate_events
+from dagster_project.ingest.quarantine import load_error_detail_sql, load_error_sql
 
 EVENT_FILE_PATTERNS = ("*.jsonl", "*.json", "*.ndjson", "*.parquet")
 # The fields of a Lago event the loader reads; also the columns of a Parquet landing file (one row
 # per event, other columns are ignored).
 EVENT_FIELDS = ("transaction_id", "code", "external_subscription_id", "timestamp", "properties")
-MAX_ID_LENGTH = 255
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -237,20 +237,7 @@ typed as (
 ),
 checked as (
     select *,
-        case
-            when line_error is not null then line_error
-            when ev_type is distinct from 'OBJECT' then 'not_an_event_object'
-            {''.join(
-                f"when {f}_type is null or {f}_type = 'NULL' or trim({f}) = '' then 'missing_{f}' "
-                f"when {f}_type not in ('VARCHAR', 'BIGINT', 'UBIGINT') then 'invalid_{f}' "
-                f"when length({f}) > {MAX_ID_LENGTH} then 'invalid_{f}' "
-                for f in ('transaction_id', 'code', 'external_subscription_id'))}
-            when timestamp_type is not null and timestamp_type <> 'NULL'
-                and (parsed_at is null or parsed_at < timestamp '1970-01-01'
-                     or parsed_at >= timestamp '2200-01-01') then 'invalid_timestamp'
-            when properties_type is not null and properties_type not in ('OBJECT', 'NULL')
-                then 'invalid_properties'
-        end as load_error,
+        {load_error_sql()} as load_error,
         -- the values of the catalog's keys, in their order (one pass over the object)
         case when properties_type = 'OBJECT' then json_extract_string(props, $paths::varchar[]) end as property_values
     from typed
@@ -270,16 +257,7 @@ select
         when load_error is null then /*NO_PROPERTIES*/
     end as properties,
     load_error,
-    case load_error
-        when 'invalid_utf8' then 'the line is not valid UTF-8'
-        when 'invalid_json' then 'the line is not valid JSON'
-        when 'empty_batch' then 'field events: an empty batch'
-        when 'not_an_event_object' then 'the event is not a JSON object'
-        when 'invalid_timestamp' then 'field timestamp: ' || coalesce(timestamp_text, '') || ' is neither Unix seconds nor ISO-8601 between 1970 and 2200'
-        when 'invalid_properties' then 'field properties: not a JSON object'
-        else case when load_error like 'missing_%' then 'field ' || substr(load_error, 9) || ': missing or empty'
-                  when load_error like 'invalid_%' then 'field ' || substr(load_error, 9) || ': not a string of at most {MAX_ID_LENGTH} characters' end
-    end as load_error_detail
+    {load_error_detail_sql()} as load_error_detail
 from checked
 """
 _PARSE_SQL = _LINES_SQL + "\n" + _TYPED_SQL

@@ -111,7 +111,8 @@ def load_days_with_spark(
 
         def insert(mine: list = mine, folder: Path = folder, staged: list = ()) -> int:
             if any(folder.glob("*.parquet")):
-                con.execute(f"create or replace temp table {_TYPED} as select * from read_parquet('{folder}/*.parquet')")
+                con.execute(f"""create or replace temp table {_TYPED} as select * from read_parquet(
+                                    '{folder}/*.parquet', hive_partitioning = true, hive_types = {{'arrival_date': date}})""")
                 insert_typed_rows(con, _TYPED, expressions)
                 con.execute(f"drop table {_TYPED}")
             for path, _, params in mine:

@@ -5,10 +5,12 @@ lines numbered from 1 (a `.json` file is one document, as in DuckDB's loader), e
 `try_parse_json` into a VARIANT, batches (`{"events": [...]}`, `[...]`) exploded into their items and
 each event typed; the quarantine rules are `ingest/quarantine.py`'s, the same SQL as DuckDB's loader
 renders. The typed rows are written as Parquet, one folder per arrival day
-(`<out>/arrival_date=YYYY-MM-DD/`), with the columns and types of `raw.events`.
+(`<out>/arrival_date=YYYY-MM-DD/`), with the columns and types of `raw.events` (the arrival date in
+the folder's name only).
 
-Why not the `text` source and `from_json`: the text source turns bytes that are not UTF-8 into
-U+FFFD silently (the `invalid_utf8` rule could not hold), and `from_json` with a schema reads any
+Why not the `text` source and `from_json`: the text source (and `split`, through a Java string)
+turns bytes that are not UTF-8 into U+FFFD silently, so the `invalid_utf8` rule could not hold
+(such a file is left to DuckDB's loader, `spark_load.by_spark`); and `from_json` with a schema reads any
 JSON value into a string field, so it cannot tell `"12"` from `12` or `{"id": 5}`, which the rules
 do. A VARIANT keeps each value's JSON type (`schema_of_variant`), mapped here to DuckDB's
 `json_type` names, which the rules read.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from dagster_project.ingest.quarantine import load_error_detail_sql, load_error_sql
 
-# The landing files Spark reads; a day holding any other event file (Parquet) is read by DuckDB's loader.
+# The landing files Spark reads; any other event file (Parquet) is read by DuckDB's loader.
 SPARK_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TYPED_TABLE = "meterhouse_landing_typed"
 

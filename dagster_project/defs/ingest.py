@@ -110,7 +110,7 @@ def _read_by_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, setti
     spark_exchange.place_typed_events(con, settings.spark_dir, typed_dir, [load.arrival_date for load in result.loads
                                                                               if not load.skipped], result.as_spark_wrote)
     context.log.info(f"landing files: {result.files_by_spark} read by {where[0] if where else 'Spark'}, "
-                     f"{result.files_by_duckdb} by DuckDB's loader (Parquet, or not UTF-8)")
+                     f"{result.files_by_duckdb} by DuckDB's loader (Parquet, not UTF-8, or a name Spark lists otherwise)")
     return result.loads
 
 

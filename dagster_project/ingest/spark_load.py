@@ -10,9 +10,10 @@ after the load (billing periods, checks, the run summary, the quarantine) read t
 - the metrics with an expression take their values (`catalog/expressions.py`) after Spark has
   typed their events, as in DuckDB's loader;
 - the text of each rejected line is read again from its file (`events.insert_rejected_lines`);
-- a file Spark does not read (Parquet), or one that is not valid UTF-8 (Spark splits a file into
-  lines as text, which would turn such bytes into U+FFFD), is read by DuckDB's loader, inside the
-  same day's transaction.
+- a file Spark does not read (Parquet; a name Spark's listing skips or takes as a glob, see
+  `spark_reader.spark_can_read`), or one that is not valid UTF-8 (Spark splits a file into lines
+  as text, which would turn such bytes into U+FFFD), is read by DuckDB's loader, inside the same
+  day's transaction.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _TYPED = "_spark_typed_events"  # a day's events as Spark typed them
 class SparkLoads:
     loads: list[DayLoad]  # one per day, in order
     files_by_spark: int  # landing files Spark read and typed
-    files_by_duckdb: int  # landing files DuckDB's loader read (Parquet, or not UTF-8)
+    files_by_duckdb: int  # landing files DuckDB's loader read (`by_spark` is false)
     # The days whose events are Spark's files as written (`<typed_dir>/arrival_date=<day>/`): read
     # by Spark alone and left as typed (no expression value set)
     as_spark_wrote: frozenset[dt.date]

@@ -11,7 +11,7 @@ import json
 import duckdb
 import pytest
 
-from dagster_project.ingest.spark_load import load_days_with_spark
+from dagster_project.ingest.spark_load import by_spark, load_days_with_spark
 
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 NOW = dt.datetime(2026, 11, 2, 9, 30)
@@ -123,3 +123,14 @@ def test_an_unchanged_day_is_not_read_again(landing):
                                   typed_dir=landing / "typed", read=spark)
     assert len(spark.statements) == 1  # (no second Spark job)
     assert [load.skipped for load in result.loads] == [True, True]
+
+
+@pytest.mark.parametrize(("name", "read_by_spark"), [
+    ("events.jsonl", True), ("events.ndjson", True), ("one.json", True),
+    ("events.parquet", False),  # (DuckDB's loader types Parquet columns)
+    ("_events.jsonl", False), (".events.jsonl", False),  # (Hadoop's listing hides them)
+    ("events{1}.jsonl", False), ("a,b.jsonl", False), ("e*.jsonl", False),  # (a glob would read them as patterns)
+])
+def test_spark_reads_json_files_whose_names_its_listing_takes_as_they_are(tmp_path, name, read_by_spark):
+    (tmp_path / name).write_text(_line("t1", input_tokens=1) + "\n")
+    assert by_spark(tmp_path / name) is read_by_spark

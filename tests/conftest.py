@@ -13,7 +13,8 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # while the other has finished.
 SLOW_FIRST = (
     # six runs, three on Spark (each two Spark sessions: Spark reads the landing files, then builds
-    # the usage models): 1,103 s on a busy 2-core machine (session 14, load 8-12)
+    # the usage models): 642 s on a busy 2-core machine (session 14; 1,103 s at load 8-12, before
+    # the files were read in one scan)
     "tests/e2e/test_spark_engine.py",
     "tests/e2e/test_spark_incremental.py",  # two Spark runs and one DuckDB run: 469 s on a busy machine (session 14)
     "tests/e2e/test_golden_outputs.py",  # ~240 s

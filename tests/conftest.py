@@ -12,8 +12,11 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
 # while the other has finished.
 SLOW_FIRST = (
-    "tests/e2e/test_spark_engine.py",  # ~400 s on 2 cores: two Spark builds (a session starts in 20-35 s)
-    "tests/e2e/test_spark_incremental.py",  # two Spark builds and one DuckDB run: ~300 s, 550-700 s on a busy machine
+    # six runs, three on Spark (each two Spark sessions: Spark reads the landing files, then builds
+    # the usage models): 642 s on a busy 2-core machine (session 14; 1,103 s at load 8-12, before
+    # the files were read in one scan)
+    "tests/e2e/test_spark_engine.py",
+    "tests/e2e/test_spark_incremental.py",  # two Spark runs and one DuckDB run: 469 s on a busy machine (session 14)
     "tests/e2e/test_golden_outputs.py",  # ~240 s
     "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s

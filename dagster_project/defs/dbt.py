@@ -133,8 +133,7 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
     the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh."""
     spark_dir = settings.spark_dir
-    os.environ["METERHOUSE_SPARK_DIR"] = str(spark_dir)
-    os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
+    _point_spark_at(settings)
     if full_refresh:
         spark_exchange.clear(spark_dir)
         rebuild_from = "0001-01-01"
@@ -153,6 +152,25 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     views = ["run", "--no-write-json", "--select", USAGE_MODELS,
              "--exclude", "config.materialized:table config.materialized:incremental"]
     dbt.cli(views, target_path=target_path("usage_models", settings)).wait()
+
+
+def _point_spark_at(settings: MeterhouseSettings) -> None:
+    """dbt's Spark profile reads Spark's folder (`<warehouse>.spark/`) and master from these."""
+    os.environ["METERHOUSE_SPARK_DIR"] = str(settings.spark_dir)
+    os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
+
+
+def run_on_spark(dbt: DbtCliResource, settings: MeterhouseSettings, statements: list[str]) -> str:
+    """Run Spark SQL statements, in order, on the Spark of `--engine spark` (the dbt target the
+    usage models use, so the same session settings, master or Spark Connect): `dbt run-operation
+    run_statements` (macros/spark_sources.sql). Where Spark ran, in words."""
+    point_dbt_at(settings)
+    _point_spark_at(settings)
+    target, where = spark_exchange.spark_target(os.environ.get("SPARK_REMOTE"), settings.spark_master)
+    args = ["run-operation", "run_statements", "--args", json.dumps({"statements": statements}),
+            "--target", target, "--no-write-json"]
+    dbt.cli(args, target_path=target_path("landing_spark", settings)).wait()
+    return where
 
 
 @functools.cache

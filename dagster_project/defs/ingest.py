@@ -6,14 +6,17 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from dagster_project.billing.period_table import billing_period_rows, period_horizon, undated_subscriptions
 from dagster_project.catalog import Catalog, read_catalog
 from dagster_project.console import report_progress
 from dagster_project.defs.partitions import arrival_days
 from dagster_project.defs.resources import BillingDate, MeterhouseSettings
+from dagster_project.defs.dbt import run_on_spark
 from dagster_project.ingest.events import ensure_raw_schema, load_arrival_day
-from dagster_project.store import catalog_tables, dbt_builds, periods
+from dagster_project.ingest.spark_load import load_days_with_spark
+from dagster_project.store import catalog_tables, dbt_builds, periods, spark_exchange
 from dagster_project.store.catalog_tables import CATALOG_TABLES
 
 
@@ -61,11 +64,12 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings,
     kinds={"python", "duckdb"},
     pool="duckdb_writer",
 )
-def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) -> dg.MaterializeResult:
+def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings, dbt: DbtCliResource) -> dg.MaterializeResult:
     """Event lines of the landing folder, typed, one arrival date per partition.
 
     Grain: one row per event record (file, line, batch item); key (source_file, line_number,
-    item_index). A range of days runs as one run; each day is replaced idempotently.
+    item_index). A range of days runs as one run; each day is replaced idempotently. With
+    `--engine spark`, Spark reads and types the landing files (`ingest/spark_load.py`).
     """
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     events_dir = Path(settings.events_dir)
@@ -75,8 +79,11 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
         keys = catalog_tables.property_keys(con)
         expressions = catalog_tables.metric_expressions(con)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        for index, day in enumerate(days, start=1):
-            load = load_arrival_day(con, events_dir, day, keys, now, expressions=expressions)
+        if settings.engine == "spark":
+            loads = _read_by_spark(context, dbt, settings, con, days, keys, expressions, now)
+        else:
+            loads = (load_arrival_day(con, events_dir, day, keys, now, expressions=expressions) for day in days)
+        for index, (day, load) in enumerate(zip(days, loads, strict=True), start=1):
             report_progress("events", index, len(days), str(day))  # the console's progress line, if any
             if load.skipped:  # same files and catalog keys as its last load: not read again
                 # (counted for the day folders only: the range also holds the dates without one)
@@ -90,6 +97,21 @@ def raw_events(context: dg.AssetExecutionContext, settings: MeterhouseSettings) 
                     f"({load.events_malformed} unreadable, {load.files_duplicate} duplicate files)"
                 )
     return dg.MaterializeResult(metadata={**totals, "days": len(days)})
+
+
+def _read_by_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings, con,
+                   days: list[dt.date], keys: list[str], expressions: dict, now: dt.datetime) -> list:
+    """The days loaded with Spark reading the landing files (one Spark job for every new file of
+    the range); Spark's typed events become the raw layer the usage models read on Spark."""
+    typed_dir = settings.spark_dir / "landing"
+    where = []
+    result = load_days_with_spark(con, Path(settings.events_dir), days, keys, now, expressions=expressions,
+                                  typed_dir=typed_dir, read=lambda statements: where.append(run_on_spark(dbt, settings, statements)))
+    spark_exchange.place_typed_events(con, settings.spark_dir, typed_dir, [load.arrival_date for load in result.loads
+                                                                              if not load.skipped], result.as_spark_wrote)
+    context.log.info(f"landing files: {result.files_by_spark} read by {where[0] if where else 'Spark'}, "
+                     f"{result.files_by_duckdb} by DuckDB's loader (Parquet, not UTF-8, or a name Spark lists otherwise)")
+    return result.loads
 
 
 @dg.asset(

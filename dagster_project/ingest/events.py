@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import mmap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,12 @@ import duckdb
 import pyarrow as pa
 
 from dagster_project.catalog.expressions import evaluate_events
+from dagster_project.ingest.quarantine import load_error_detail_sql, load_error_sql
 
 EVENT_FILE_PATTERNS = ("*.jsonl", "*.json", "*.ndjson", "*.parquet")
 # The fields of a Lago event the loader reads; also the columns of a Parquet landing file (one row
 # per event, other columns are ignored).
 EVENT_FIELDS = ("transaction_id", "code", "external_subscription_id", "timestamp", "properties")
-MAX_ID_LENGTH = 255
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -237,20 +238,7 @@ typed as (
 ),
 checked as (
     select *,
-        case
-            when line_error is not null then line_error
-            when ev_type is distinct from 'OBJECT' then 'not_an_event_object'
-            {''.join(
-                f"when {f}_type is null or {f}_type = 'NULL' or trim({f}) = '' then 'missing_{f}' "
-                f"when {f}_type not in ('VARCHAR', 'BIGINT', 'UBIGINT') then 'invalid_{f}' "
-                f"when length({f}) > {MAX_ID_LENGTH} then 'invalid_{f}' "
-                for f in ('transaction_id', 'code', 'external_subscription_id'))}
-            when timestamp_type is not null and timestamp_type <> 'NULL'
-                and (parsed_at is null or parsed_at < timestamp '1970-01-01'
-                     or parsed_at >= timestamp '2200-01-01') then 'invalid_timestamp'
-            when properties_type is not null and properties_type not in ('OBJECT', 'NULL')
-                then 'invalid_properties'
-        end as load_error,
+        {load_error_sql()} as load_error,
         -- the values of the catalog's keys, in their order (one pass over the object)
         case when properties_type = 'OBJECT' then json_extract_string(props, $paths::varchar[]) end as property_values
     from typed
@@ -270,16 +258,7 @@ select
         when load_error is null then /*NO_PROPERTIES*/
     end as properties,
     load_error,
-    case load_error
-        when 'invalid_utf8' then 'the line is not valid UTF-8'
-        when 'invalid_json' then 'the line is not valid JSON'
-        when 'empty_batch' then 'field events: an empty batch'
-        when 'not_an_event_object' then 'the event is not a JSON object'
-        when 'invalid_timestamp' then 'field timestamp: ' || coalesce(timestamp_text, '') || ' is neither Unix seconds nor ISO-8601 between 1970 and 2200'
-        when 'invalid_properties' then 'field properties: not a JSON object'
-        else case when load_error like 'missing_%' then 'field ' || substr(load_error, 9) || ': missing or empty'
-                  when load_error like 'invalid_%' then 'field ' || substr(load_error, 9) || ': not a string of at most {MAX_ID_LENGTH} characters' end
-    end as load_error_detail
+    {load_error_detail_sql()} as load_error_detail
 from checked
 """
 _PARSE_SQL = _LINES_SQL + "\n" + _TYPED_SQL
@@ -540,13 +519,7 @@ def _insert_fast(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
     if not wanted:
         return
     lines = staged.table + "_lines"
-    numbers, texts, errors = [], [], []
-    for number, raw in _lines_at(staged.path, wanted).items():
-        text, error = _decoded(raw)
-        numbers.append(number)
-        texts.append(text)
-        errors.append(error)
-    _register_lines(con, lines, numbers, texts, errors)
+    _register_lines_at(con, lines, staged.path, wanted)
     _insert_typed(con, _PARSE_SQL, params,
                   f"(select * from {lines} where line_number in (select line_number from {numbered} where needs_lines))")
     _insert_rejected_lines(con, params, lines)
@@ -623,6 +596,14 @@ def _lines_at(path: Path, numbers: list[int]) -> dict[int, bytes]:
     return found
 
 
+def _register_lines_at(con: duckdb.DuckDBPyConnection, table: str, path: Path, numbers: list[int]) -> None:
+    """The temp table `table` (line_number, line, line_error) of the given lines of a file; a
+    `.json` file is one document, its line 1."""
+    found = {1: path.read_bytes()} if path.suffix == ".json" else _lines_at(path, numbers)
+    decoded = {number: _decoded(raw) for number, raw in found.items()}
+    _register_lines(con, table, list(decoded), [d[0] for d in decoded.values()], [d[1] for d in decoded.values()])
+
+
 def _register_lines(
     con: duckdb.DuckDBPyConnection, table: str, numbers: list[int], texts: list[str], errors: list[str | None]
 ) -> None:
@@ -663,6 +644,86 @@ def load_arrival_day(
     of them reloads the day, as a change of keys does.
     """
     ensure_raw_schema(con)
+    plan = plan_day(con, events_dir, day, property_keys, now, force=force, expressions=expressions)
+    return plan if isinstance(plan, DayLoad) else load_planned_day(con, plan)
+
+
+def load_planned_day(con: duckdb.DuckDBPyConnection, plan: DayPlan) -> DayLoad:
+    """Read the files of a planned day with DuckDB and replace the day (`load_arrival_day`)."""
+    try:
+        staged = stage_files(con, plan.files)
+        return commit_day(con, plan, lambda: insert_staged(con, staged))
+    finally:  # (also after a failure: the connection may load other days)
+        drop_staged(con)
+
+
+def stage_files(con: duckdb.DuckDBPyConnection, files: list[tuple[Path, int, dict]]) -> list[_Staged]:
+    """Read files of a plan (path, number of lines, typing parameters) into temporary tables, before
+    the day's transaction (`_stage_file`)."""
+    return [_stage_file(con, path, f"{_STAGED}{index}", line_count, params)
+            for index, (path, line_count, params) in enumerate(files)]
+
+
+def insert_staged(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> int:
+    """Insert the events of staged files (inside the day's transaction); the number of lines read."""
+    return sum(_insert_staged(con, file) for file in staged)
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    for (table,) in con.execute(
+        f"select table_name from duckdb_tables() where temporary and starts_with(table_name, '{_STAGED}')"
+    ).fetchall():
+        con.execute(f"drop table if exists {table}")
+
+
+def insert_typed_rows(con: duckdb.DuckDBPyConnection, table: str, expressions: dict[str, tuple[str, str]]) -> None:
+    """Insert into `raw.events` the rows of `table`, typed events with the columns of `raw.events`
+    (read by another reader, Spark's), the events of expression metrics taking their values
+    (`_with_expression_values`)."""
+    columns = ", ".join(_RAW_EVENT_COLUMNS)
+    if not expressions:
+        con.execute(f"insert into raw.events ({columns}) select {columns} from {table}")
+        return
+    con.execute(f"create or replace temp table _typed_events as select {columns} from {table}")
+    _with_expression_values(con, expressions)
+    con.execute("drop table _typed_events")
+
+
+def insert_rejected_lines(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> None:
+    """Keep in `raw.rejected_lines` the text of the lines of this file (already in `raw.events`)
+    with a record rejected at load, read again from the file."""
+    wanted = [r[0] for r in con.execute(
+        """select distinct line_number from raw.events
+           where arrival_date = ? and source_file = ? and load_error is not null order by 1""",
+        [params["arrival_date"], params["source_file"]]).fetchall()]
+    if not wanted:
+        return
+    table = f"{_STAGED}rejected"
+    _register_lines_at(con, table, path, wanted)
+    _insert_rejected_lines(con, params, table)
+    con.execute(f"drop table {table}")
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """What a load of an arrival day will write, before any file is read: its landing files, and
+    the files to read, each (path, number of lines, typing parameters)."""
+
+    day: dt.date
+    signature: str
+    keys_signature: str
+    landing_rows: list[tuple]
+    files: list[tuple[Path, int, dict]]
+    duplicates: int
+    now: dt.datetime
+
+
+def plan_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, property_keys: list[str],
+             now: dt.datetime, *, force: bool = False, expressions: dict[str, tuple[str, str]] | None = None,
+             loaded_earlier: frozenset[str] = frozenset()) -> DayPlan | DayLoad:
+    """The day's plan, or its last load (`skipped`) when its files and keys are unchanged since.
+    A file whose bytes were loaded on an earlier day is a duplicate: an earlier day of the
+    warehouse, or one whose plan (not yet written) loads a file of SHA-256 in `loaded_earlier`."""
     keys = sorted(set(property_keys))
     paths = [_json_path(k) for k in keys]
     signature = stat_signature(events_dir, day)
@@ -681,20 +742,7 @@ def load_arrival_day(
             "select source_file, first_loaded_at from raw.landing_files where arrival_date = ?", [day]
         ).fetchall()
     }
-    try:
-        return _load_day(con, events_dir, day, keys, paths, now, signature, registered, expressions or {},
-                         keys_signature)
-    finally:  # (also after a failure: the connection may load other days)
-        for (table,) in con.execute(
-            f"select table_name from duckdb_tables() where temporary and starts_with(table_name, '{_STAGED}')"
-        ).fetchall():
-            con.execute(f"drop table if exists {table}")
-
-
-def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, keys: list[str], paths: list[str],
-              now: dt.datetime, signature: str, registered: dict, expressions: dict, keys_signature: str) -> DayLoad:
-    """`load_arrival_day` once the day is to be read; the caller drops the temporary tables."""
-    landing_rows, staged, duplicates = [], [], 0
+    landing_rows, files, duplicates = [], [], 0
     for path in day_files(events_dir, day):
         source_file = f"{day.isoformat()}/{path.name}"
         digest, line_count = _sha256(path)
@@ -704,7 +752,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, ke
                where content_sha256 = ? and arrival_date < ? and status = 'loaded' limit 1""",
             [digest, day],
         ).fetchone()
-        if earlier is not None or any(r[2] == digest for r in landing_rows):
+        if earlier is not None or digest in loaded_earlier or any(r[2] == digest for r in landing_rows):
             duplicates += 1  # these bytes were already loaded from an earlier file
             landing_rows.append((day, source_file, digest, path.stat().st_size, first_loaded_at, "duplicate_file"))
             continue
@@ -714,11 +762,19 @@ def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, ke
         day_start = dt.datetime.combine(day, dt.time(0))
         ingested_at = min(max(first_loaded_at, day_start), day_start + dt.timedelta(days=1, microseconds=-1))
         params = {"arrival_date": day, "source_file": source_file, "keys": keys, "paths": paths,
-                  "ingested_at": ingested_at, "expressions": expressions}
-        staged.append(_stage_file(con, path, f"{_STAGED}{len(staged)}", line_count, params))
+                  "ingested_at": ingested_at, "expressions": expressions or {}}
+        files.append((path, line_count, params))
     for path in unrecognized_files(events_dir, day):
         source_file = f"{day.isoformat()}/{path.name}"
         landing_rows.append((day, source_file, "", path.stat().st_size, registered.get(source_file, now), "unrecognized"))
+    return DayPlan(day, signature, keys_signature, landing_rows, files, duplicates, now)
+
+
+def commit_day(con: duckdb.DuckDBPyConnection, plan: DayPlan, insert_files: Callable[[], int]) -> DayLoad:
+    """Replace the day in one transaction: its landing files, its events (`insert_files` inserts
+    those of `plan.files` into `raw.events` and `raw.rejected_lines`, and gives the number of lines
+    read) and its `raw.day_loads` row."""
+    day, landing_rows, now = plan.day, plan.landing_rows, plan.now
     con.execute("begin transaction")
     try:
         con.execute("delete from raw.events where arrival_date = ?", [day])
@@ -743,17 +799,17 @@ def _load_day(con: duckdb.DuckDBPyConnection, events_dir: Path, day: dt.date, ke
                    where this.arrival_date = ? and later.arrival_date > ? and later.status = 'loaded')""",
             [day, day],
         )
-        lines = sum(_insert_staged(con, file) for file in staged)
+        lines = insert_files()
         raw, malformed = con.execute(
             "select count(*), count(load_error) from raw.events where arrival_date = ?", [day]).fetchone()
         content = hashlib.sha256("\n".join(f"{r[1]}\t{r[2]}\t{r[5]}" for r in sorted(landing_rows)).encode()).hexdigest()
         con.execute("delete from raw.day_loads where arrival_date = ?", [day])
         con.execute(
             "insert into raw.day_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [day, signature, keys_signature, content, len(staged), duplicates, lines, raw, malformed, now],
+            [day, plan.signature, plan.keys_signature, content, len(plan.files), plan.duplicates, lines, raw, malformed, now],
         )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return DayLoad(day, len(staged), duplicates, lines, raw, malformed)
+    return DayLoad(day, len(plan.files), plan.duplicates, lines, raw, malformed)

@@ -8,6 +8,7 @@ the arrival days it rebuilds only, and Spark replaces those days' partitions. On
 come back into the DuckDB warehouse, where pricing, the billing marts and publishing read them.
 """
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,68 @@ SOURCE_SCHEMAS = ("raw", "catalog", "calendar")
 # A table of arrival days is written one file per day, `<YYYY-MM-DD>.parquet`, beside an empty file
 # of its columns (`_columns.parquet` would be skipped by Spark: its name must not start with `_`).
 COLUMNS_FILE = "columns.parquet"
+# The typed raw layer Spark reads is its own: the events as Spark typed them from the landing files,
+# one folder per arrival day, `arrival_date=YYYY-MM-DD/` (the column in the folder's name only).
+EVENTS = ("raw", "events")
+# The day folder written when there are no events at all (Spark needs a file to read the columns from).
+NO_EVENTS_DAY = dt.date(1, 1, 1)
+
+
+def events_folder(spark_dir: Path) -> Path:
+    return spark_dir / "sources" / EVENTS[0] / EVENTS[1]
+
+
+def day_folder(root: Path, day: dt.date) -> Path:
+    return root / f"arrival_date={day.isoformat()}"
+
+
+def _day_signatures(con) -> dict[dt.date, str]:
+    """What each loaded day's events were read from (its files' content and the catalog keys)."""
+    return {day: f"{content}\n{keys}" for day, content, keys in con.execute(
+        "select arrival_date, content_signature, property_keys from raw.day_loads").fetchall()}
+
+
+SIGNATURE_FILE = "_loaded_from"  # (Spark skips files whose name starts with `_`)
+
+
+def place_typed_events(con, spark_dir: Path, typed_dir: Path, loaded: list[dt.date],
+                       as_spark_wrote: frozenset[dt.date]) -> None:
+    """After a load of the days `loaded`: each day's folder of the raw layer becomes Spark's typed
+    events as written under `typed_dir` (`as_spark_wrote`), or is removed, to be written from the
+    warehouse by `export_sources` (a day DuckDB's loader read, or whose events Python changed).
+    Each folder records what its day was loaded from (`SIGNATURE_FILE`)."""
+    root, signatures = events_folder(spark_dir), _day_signatures(con)
+    for day in loaded:
+        target = day_folder(root, day)
+        shutil.rmtree(target, ignore_errors=True)
+        if day in as_spark_wrote and day in signatures and day_folder(typed_dir, day).is_dir():
+            root.mkdir(parents=True, exist_ok=True)
+            day_folder(typed_dir, day).rename(target)
+            (target / SIGNATURE_FILE).write_text(signatures[day])
+    shutil.rmtree(typed_dir, ignore_errors=True)
+
+
+def _export_event_days(con, folder: Path) -> None:
+    """`raw.events` as Spark reads it, one folder per arrival day: a folder of the day's current load
+    (Spark wrote it at load) is kept; a day without one (read by DuckDB's loader, loaded again by a
+    run on DuckDB, or loaded before Spark read the landing files) is written from the warehouse;
+    the folder of a day no longer loaded is removed."""
+    for old in folder.glob("*.parquet"):  # (one file per day, written here before Spark read the files)
+        old.unlink()
+    days = {day for (day,) in con.execute("select distinct arrival_date from raw.events").fetchall()} or {NO_EVENTS_DAY}
+    signatures = _day_signatures(con)
+    for sub in folder.glob("arrival_date=*"):
+        day = dt.date.fromisoformat(sub.name.removeprefix("arrival_date="))
+        recorded = sub / SIGNATURE_FILE
+        if day not in days or not recorded.is_file() or recorded.read_text() != signatures.get(day, ""):
+            shutil.rmtree(sub)
+    for day in sorted(days):
+        sub = day_folder(folder, day)
+        if not sub.is_dir():
+            sub.mkdir(parents=True)
+            con.execute(f"copy (select * exclude (arrival_date) from raw.events where arrival_date = ?) "
+                        f"to '{sub / 'part-0.parquet'}' (format parquet)", [day])
+            (sub / SIGNATURE_FILE).write_text(signatures.get(day, ""))
 
 
 def spark_target(spark_remote: str | None, master: str) -> tuple[str, str]:
@@ -70,6 +133,10 @@ def export_sources(con, spark_dir: Path, rebuild_from: str = "0001-01-01") -> li
     for schema, table, by_day in _tables(con):
         folder = spark_dir / "sources" / schema / table
         folder.mkdir(parents=True, exist_ok=True)
+        if (schema, table) == EVENTS:
+            _export_event_days(con, folder)
+            written.append(f"{schema}.{table}")
+            continue
         if not by_day:
             for old in folder.glob("*.parquet"):
                 old.unlink()
@@ -91,9 +158,13 @@ def export_sources(con, spark_dir: Path, rebuild_from: str = "0001-01-01") -> li
 
 def clear(spark_dir: Path) -> None:
     """Forget what Spark holds for this warehouse (before a full build): its metastore, tables,
-    source files and model schemas; the next build starts from nothing."""
-    for name in ("metastore_db", "tables", "sources", "schemas"):
+    source files and model schemas; the next build starts from nothing, but for the typed events
+    Spark read from the landing files, which are the warehouse's `raw.events`."""
+    for name in ("metastore_db", "tables", "schemas"):
         shutil.rmtree(spark_dir / name, ignore_errors=True)
+    for folder in (spark_dir / "sources").glob("*/*"):
+        if folder != events_folder(spark_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def import_tables(con, spark_dir: Path, relations: list[tuple[str, str]], rebuild_from: str | None = None) -> None:

@@ -18,6 +18,9 @@
     {%- set root = env_var('METERHOUSE_SPARK_DIR') ~ '/sources' -%}
     {%- set schemas = [] -%}
     {%- set usage_schemas = ['raw', 'catalog', 'calendar'] -%}
+    {#- (raw.events is Spark's own typed raw layer: a folder per arrival day, `arrival_date=YYYY-MM-DD/`,
+        its partitions registered from the folders; spark_exchange.export_sources) -#}
+    {%- set by_day_folders = ['raw.events'] -%}
     {%- for source in graph.sources.values() if source.schema in usage_schemas and source.schema not in schemas -%}
         {%- do schemas.append(source.schema) -%}
     {%- endfor -%}
@@ -25,9 +28,24 @@
     {%- do run_query('create database if not exists ' ~ schema) -%}
     {%- endfor -%}
     {%- for source in graph.sources.values() if source.schema in usage_schemas -%}
-        {%- do run_query('drop table if exists ' ~ source.schema ~ '.' ~ source.name) -%}
-        {%- do run_query('create table ' ~ source.schema ~ '.' ~ source.name ~ " using parquet location '" ~ root ~ '/' ~ source.schema ~ '/' ~ source.name ~ "'") -%}
+        {%- set name = source.schema ~ '.' ~ source.name -%}
+        {%- do run_query('drop table if exists ' ~ name) -%}
+        {%- do run_query('create table ' ~ name ~ " using parquet location '" ~ root ~ '/' ~ source.schema ~ '/' ~ source.name ~ "'") -%}
+        {%- if name in by_day_folders -%}
+            {%- do run_query('msck repair table ' ~ name) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- endif -%}
     set spark.sql.ansi.enabled = true
+{%- endmacro %}
+
+{#
+  `dbt run-operation run_statements --args '{statements: [...]}'`: run Spark SQL statements in order
+  on the target's Spark (the reading of the landing files, `ingest/spark_reader.py`, rendered in
+  Python from the quarantine rules that DuckDB's loader renders too).
+#}
+{% macro run_statements(statements) -%}
+    {%- for statement in statements -%}
+        {%- do run_query(statement) -%}
+    {%- endfor -%}
 {%- endmacro %}

@@ -1,11 +1,12 @@
-"""`meterhouse run --engine spark`: the usage models built by dbt-spark on a local Spark give the
-same bills as on DuckDB, byte for byte.
+"""`meterhouse run --engine spark`: Spark reads the landing files and dbt-spark builds the usage
+models on a local Spark, and the bills are the same as on DuckDB, byte for byte.
 
 Three scenarios are billed on each engine, in separate work folders: the bundled Mistral example
 (seeds/mistral, through 2026-11-14, as `make demo` bills it: duplicates, malformed lines, unpriced
 usage, wallets, taxes), tests/scenarios/every_charge_model (through 2026-11-02: every charge model,
 aggregation and period rule, pay in advance, filters) and the hostile events of
-tests/test_hostile_input.py (every quarantine reason). Every output file (invoices, documents,
+tests/test_hostile_input.py (every quarantine reason: the same lines quarantined for the same reasons
+whether Spark or DuckDB read them). Every output file (invoices, documents,
 current usage, wallets, the run summary with its counts) must be the same bytes, and the usage
 marts the same rows. Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java);
 `make test-spark` fails there instead.
@@ -39,9 +40,10 @@ USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "
 
 @pytest.fixture(scope="module", params=list(SCENARIOS))
 def billed_twice(request, tmp_path_factory):
-    """The scenario billed on DuckDB and on Spark (local[2]): the two work folders."""
+    """The scenario billed on DuckDB and on Spark (local[2]): the two work folders (and the
+    scenario's name, under "name")."""
     catalog, events, through = SCENARIOS[request.param]
-    works = {}
+    works = {"name": request.param}
     for engine in ("duckdb", "spark"):
         work = tmp_path_factory.mktemp(f"{request.param}-{engine}")
         shutil.copytree(events, work / "events")
@@ -49,6 +51,20 @@ def billed_twice(request, tmp_path_factory):
                        extra=["--engine", engine, *(["--spark-master", "local[2]"] if engine == "spark" else [])])
         works[engine] = work
     return works
+
+
+def test_spark_read_the_landing_files_but_those_that_are_not_utf8(billed_twice):
+    """The run's log says who read the landing files; the warehouse counts the files loaded
+    (mistral and every_charge_model: all of them by Spark; hostile: hostile.jsonl by Spark,
+    not-utf8.jsonl by DuckDB's loader, whose line parser keeps each bad line's bytes)."""
+    with duckdb.connect(str(billed_twice["spark"] / "warehouse.duckdb"), read_only=True) as con:
+        loaded = con.execute("select count(*) from raw.landing_files where status = 'loaded'").fetchone()[0]
+    not_utf8 = 1 if billed_twice["name"] == "hostile" else 0
+    log = (billed_twice["spark"] / "warehouse.duckdb.log").read_text(errors="replace")
+    assert loaded > not_utf8
+    assert (f"landing files: {loaded - not_utf8} read by Spark local[2], {not_utf8} by DuckDB's loader"
+            in log)
+    assert "landing files:" not in (billed_twice["duckdb"] / "warehouse.duckdb.log").read_text(errors="replace")
 
 
 def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):
@@ -60,8 +76,8 @@ def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):
 
 def test_the_usage_marts_hold_the_same_rows_on_both_engines(billed_twice):
     con = duckdb.connect()
-    for engine, work in billed_twice.items():
-        con.execute(f"attach '{work / 'warehouse.duckdb'}' as {engine} (read_only)")
+    for engine in ("duckdb", "spark"):
+        con.execute(f"attach '{billed_twice[engine] / 'warehouse.duckdb'}' as {engine} (read_only)")
     for mart in USAGE_MARTS:
         duckdb_rows = con.execute(f"select * from duckdb.marts.{mart} order by all").fetchall()
         spark_rows = con.execute(f"select * from spark.marts.{mart} order by all").fetchall()
@@ -70,8 +86,8 @@ def test_the_usage_marts_hold_the_same_rows_on_both_engines(billed_twice):
 
 def test_the_same_lines_are_quarantined_for_the_same_reasons_on_both_engines(billed_twice):
     reasons = {}
-    for engine, work in billed_twice.items():
-        with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+    for engine in ("duckdb", "spark"):
+        with duckdb.connect(str(billed_twice[engine] / "warehouse.duckdb"), read_only=True) as con:
             reasons[engine] = con.execute(
                 """select source_file, line_number, item_index, rejection_reason, rejection_detail
                    from marts.fct_events_rejected order by all""").fetchall()

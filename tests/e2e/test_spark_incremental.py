@@ -70,6 +70,11 @@ def test_the_second_run_rebuilds_only_the_new_arrival_day(billed_by_day):
     assert "full build" not in second_log
 
 
+def test_the_second_run_s_spark_reads_only_the_new_day_s_file_through_spark_connect(billed_by_day):
+    _, _, second_log = billed_by_day
+    assert "landing files: 1 read by Spark Connect local[2], 0 by DuckDB's loader" in second_log
+
+
 def test_a_run_with_one_more_day_bills_the_same_bytes_as_one_run_over_every_day(billed_by_day):
     twice, once = billed_by_day[:2]
     by_day, in_one = snapshot(twice / "out"), snapshot(once / "out")

@@ -15,9 +15,13 @@ from dagster_project.store.spark_exchange import COLUMNS_FILE, export_sources, i
 def con():
     con = duckdb.connect()
     con.execute("create schema raw; create schema catalog; create schema calendar")
-    con.execute("create table raw.events (arrival_date date, source_file varchar, line_number bigint)")
-    con.execute("""insert into raw.events values ('2026-10-01', '2026-10-01/a.jsonl', 1),
+    con.execute("create table raw.rejected_lines (arrival_date date, source_file varchar, line_number bigint)")
+    con.execute("""insert into raw.rejected_lines values ('2026-10-01', '2026-10-01/a.jsonl', 1),
                    ('2026-10-01', '2026-10-01/a.jsonl', 2), ('2026-10-02', '2026-10-02/a.jsonl', 1)""")
+    con.execute("create table raw.events as select * from raw.rejected_lines")
+    # (what each day was loaded from: its files' content and the catalog keys)
+    con.execute("create table raw.day_loads (arrival_date date, content_signature varchar, property_keys varchar)")
+    con.execute("insert into raw.day_loads values ('2026-10-01', 'c1', 'k'), ('2026-10-02', 'c2', 'k')")
     con.execute("create table catalog.plans (code varchar)")
     con.execute("insert into catalog.plans values ('starter')")
     return con
@@ -27,36 +31,100 @@ def _rows(folder):
     return duckdb.sql(f"select * from read_parquet('{folder}/*.parquet') order by all").fetchall()
 
 
-def test_the_raw_layer_is_written_one_file_per_arrival_day_beside_an_empty_file_of_its_columns(con, tmp_path):
+def test_a_raw_table_is_written_one_file_per_arrival_day_beside_an_empty_file_of_its_columns(con, tmp_path):
     written = export_sources(con, tmp_path)
-    events = tmp_path / "sources" / "raw" / "events"
-    assert written == ["catalog.plans", "raw.events"]
-    assert sorted(p.name for p in events.iterdir()) == ["2026-10-01.parquet", "2026-10-02.parquet", COLUMNS_FILE]
-    assert duckdb.sql(f"select count(*) from '{events / '2026-10-01.parquet'}'").fetchone() == (2,)
-    assert duckdb.sql(f"select count(*) from '{events / COLUMNS_FILE}'").fetchone() == (0,)
+    rejected = tmp_path / "sources" / "raw" / "rejected_lines"
+    assert written == ["catalog.plans", "raw.day_loads", "raw.events", "raw.rejected_lines"]
+    assert sorted(p.name for p in rejected.iterdir()) == ["2026-10-01.parquet", "2026-10-02.parquet", COLUMNS_FILE]
+    assert duckdb.sql(f"select count(*) from '{rejected / '2026-10-01.parquet'}'").fetchone() == (2,)
+    assert duckdb.sql(f"select count(*) from '{rejected / COLUMNS_FILE}'").fetchone() == (0,)
     assert _rows(tmp_path / "sources" / "catalog" / "plans") == [("starter",)]
 
 
 def test_only_the_days_from_the_first_rebuilt_day_are_written_again_and_a_day_no_longer_loaded_is_removed(con, tmp_path):
     export_sources(con, tmp_path)
-    events = tmp_path / "sources" / "raw" / "events"
+    rejected = tmp_path / "sources" / "raw" / "rejected_lines"
     # The first day changes in the warehouse but is not rebuilt: its file stays as written before.
-    con.execute("delete from raw.events where arrival_date = '2026-10-01' and line_number = 2")
+    con.execute("delete from raw.rejected_lines where arrival_date = '2026-10-01' and line_number = 2")
     # The second day is no longer loaded; a third arrives.
-    con.execute("delete from raw.events where arrival_date = '2026-10-02'")
-    con.execute("insert into raw.events values ('2026-10-03', '2026-10-03/a.jsonl', 1)")
+    con.execute("delete from raw.rejected_lines where arrival_date = '2026-10-02'")
+    con.execute("insert into raw.rejected_lines values ('2026-10-03', '2026-10-03/a.jsonl', 1)")
     export_sources(con, tmp_path, rebuild_from="2026-10-02")
-    assert sorted(p.name for p in events.iterdir()) == ["2026-10-01.parquet", "2026-10-03.parquet", COLUMNS_FILE]
-    assert _rows(events) == [(dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 1), (dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 2),
-                             (dt.date(2026, 10, 3), "2026-10-03/a.jsonl", 1)]
+    assert sorted(p.name for p in rejected.iterdir()) == ["2026-10-01.parquet", "2026-10-03.parquet", COLUMNS_FILE]
+    assert _rows(rejected) == [(dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 1), (dt.date(2026, 10, 1), "2026-10-01/a.jsonl", 2),
+                               (dt.date(2026, 10, 3), "2026-10-03/a.jsonl", 1)]
 
 
 def test_an_empty_raw_table_is_still_written_with_its_columns(con, tmp_path):
-    con.execute("create table raw.rejected_lines (arrival_date date, raw_line varchar)")
+    con.execute("delete from raw.rejected_lines")
     export_sources(con, tmp_path)
     folder = tmp_path / "sources" / "raw" / "rejected_lines"
     assert [p.name for p in folder.iterdir()] == [COLUMNS_FILE]
     assert duckdb.sql(f"describe select * from '{folder / COLUMNS_FILE}'").fetchall()[0][:2] == ("arrival_date", "DATE")
+
+
+def _event_days(spark_dir):
+    """{day folder: rows} of the raw layer of events as Spark reads it (the date in the folder's name)."""
+    root = spark_exchange.events_folder(spark_dir)
+    return {sub.name: duckdb.sql(f"select * from read_parquet('{sub}/*.parquet', hive_partitioning = false) order by all").fetchall()
+            for sub in sorted(root.iterdir())}
+
+
+def _typed_by_spark(typed_dir, day, rows):
+    """A day of events as Spark's reader writes it: `arrival_date=<day>/`, without that column."""
+    folder = typed_dir / f"arrival_date={day}"
+    folder.mkdir(parents=True)
+    values = ", ".join(f"('{f}', {n})" for f, n in rows)
+    duckdb.sql(f"select * from (values {values}) t(source_file, line_number)").write_parquet(str(folder / "part-00000.parquet"))
+
+
+def test_the_events_spark_typed_become_the_raw_layer_and_a_day_without_them_is_written_from_the_warehouse(con, tmp_path):
+    # Spark read 2026-10-01 (its own rows, here told apart by their line numbers, 7); 2026-10-02 was
+    # read by DuckDB's loader (or Python changed its events): written from the warehouse.
+    _typed_by_spark(tmp_path / "landing", "2026-10-01", [("2026-10-01/a.jsonl", 7)])
+    spark_exchange.place_typed_events(con, tmp_path, tmp_path / "landing",
+                                      [dt.date(2026, 10, 1), dt.date(2026, 10, 2)], frozenset({dt.date(2026, 10, 1)}))
+    assert not (tmp_path / "landing").exists()
+    export_sources(con, tmp_path)
+    assert _event_days(tmp_path) == {"arrival_date=2026-10-01": [("2026-10-01/a.jsonl", 7)],
+                                     "arrival_date=2026-10-02": [("2026-10-02/a.jsonl", 1)]}
+
+
+def test_a_day_loaded_again_since_its_folder_was_written_is_written_again_and_a_day_no_longer_loaded_is_removed(con, tmp_path):
+    _typed_by_spark(tmp_path / "landing", "2026-10-01", [("2026-10-01/a.jsonl", 7)])
+    spark_exchange.place_typed_events(con, tmp_path, tmp_path / "landing", [dt.date(2026, 10, 1)],
+                                      frozenset({dt.date(2026, 10, 1)}))
+    # A run on DuckDB loads 2026-10-01 again from changed files, and 2026-10-02 is no longer loaded.
+    con.execute("update raw.day_loads set content_signature = 'c1 changed' where arrival_date = '2026-10-01'")
+    con.execute("delete from raw.events where arrival_date = '2026-10-02'")
+    export_sources(con, tmp_path)
+    assert _event_days(tmp_path) == {"arrival_date=2026-10-01": [("2026-10-01/a.jsonl", 1), ("2026-10-01/a.jsonl", 2)]}
+
+
+def test_the_flat_files_of_events_written_before_spark_read_the_landing_files_are_replaced_by_day_folders(con, tmp_path):
+    events = spark_exchange.events_folder(tmp_path)
+    events.mkdir(parents=True)
+    duckdb.sql("select 1 as x").write_parquet(str(events / "2026-10-01.parquet"))
+    duckdb.sql("select 1 as x limit 0").write_parquet(str(events / COLUMNS_FILE))
+    export_sources(con, tmp_path)
+    assert sorted(p.name for p in events.iterdir()) == ["arrival_date=2026-10-01", "arrival_date=2026-10-02"]
+
+
+def test_without_any_event_the_raw_layer_still_has_a_folder_to_read_the_columns_from(con, tmp_path):
+    con.execute("delete from raw.events")
+    export_sources(con, tmp_path)
+    assert _event_days(tmp_path) == {"arrival_date=0001-01-01": []}
+
+
+def test_a_full_build_forgets_spark_s_tables_and_sources_but_keeps_the_events_it_read(con, tmp_path):
+    _typed_by_spark(tmp_path / "landing", "2026-10-01", [("2026-10-01/a.jsonl", 7)])
+    spark_exchange.place_typed_events(con, tmp_path, tmp_path / "landing", [dt.date(2026, 10, 1)],
+                                      frozenset({dt.date(2026, 10, 1)}))
+    export_sources(con, tmp_path)
+    (tmp_path / "tables").mkdir()
+    spark_exchange.clear(tmp_path)
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "sources" / "catalog" / "plans").exists()
+    assert _event_days(tmp_path)["arrival_date=2026-10-01"] == [("2026-10-01/a.jsonl", 7)]
 
 
 def _spark_table(tmp_path, days):

@@ -54,10 +54,24 @@ def replace_folder(folder: Path, documents: dict[str, dict | bytes]) -> None:
     """Write every document (JSON, or bytes as they are) whose file does not already hold exactly
     those bytes, and remove files no longer produced."""
     folder.mkdir(parents=True, exist_ok=True)
+    base = os.fspath(folder)  # (plain paths: tens of thousands of files a run)
     for name, document in documents.items():
         data = document if isinstance(document, bytes) else json_bytes(document)
-        if not (folder / name).exists() or (folder / name).read_bytes() != data:
+        if _content(os.path.join(base, name), len(data)) != data:
             write_atomically(folder / name, data)
-    for stale in folder.iterdir():
-        if stale.is_file() and stale.name not in documents and not stale.name.endswith(".partial"):
-            stale.unlink()
+    with os.scandir(base) as entries:
+        for stale in entries:
+            if stale.is_file() and stale.name not in documents and not stale.name.endswith(".partial"):
+                os.unlink(stale.path)
+
+
+def _content(path: str, size: int) -> bytes | None:
+    """The bytes of the file at `path` if it is `size` long (a file of another size cannot hold
+    the same bytes: it is not read); None when there is no such file."""
+    try:
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size != size:
+                return None
+            return file.read()
+    except (FileNotFoundError, IsADirectoryError):
+        return None

@@ -43,3 +43,24 @@ def test_the_canonical_json_is_the_standard_librarys_byte_for_byte(document):
 def test_a_document_with_integer_keys_is_written_as_the_standard_library_writes_it():
     document = {1: "one", 2: {"b": 1}}
     assert json_bytes(document) == _standard(document) == b'{\n  "1": "one",\n  "2": {\n    "b": 1\n  }\n}\n'
+
+
+def test_a_folder_is_replaced_writing_only_the_files_whose_bytes_differ(tmp_path):
+    """Same bytes: the file is left alone (same inode); other bytes of the same size or of another
+    size: rewritten; a file no longer produced: removed; a `.partial` of another writer: kept."""
+    from dagster_project.publish.files import replace_folder
+
+    (tmp_path / "same.json").write_bytes(json_bytes({"a": 1}))
+    (tmp_path / "same_size.json").write_bytes(json_bytes({"a": 2}))
+    (tmp_path / "other_size.json").write_bytes(json_bytes({"a": 1234}))
+    (tmp_path / "gone.pdf").write_bytes(b"%PDF-old")
+    (tmp_path / "x.json.abc.partial").write_bytes(b"")
+    before = (tmp_path / "same.json").stat().st_ino
+    replace_folder(tmp_path, {"same.json": {"a": 1}, "same_size.json": {"a": 3}, "other_size.json": {"a": 5},
+                              "new.pdf": b"%PDF-new"})
+    assert (tmp_path / "same.json").stat().st_ino == before
+    assert (tmp_path / "same_size.json").read_bytes() == b'{\n  "a": 3\n}\n'
+    assert (tmp_path / "other_size.json").read_bytes() == b'{\n  "a": 5\n}\n'
+    assert (tmp_path / "new.pdf").read_bytes() == b"%PDF-new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "new.pdf", "other_size.json", "same.json", "same_size.json", "x.json.abc.partial"]

@@ -272,8 +272,7 @@ def serve(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, h
 def deliver_webhooks(warehouse: Path, now: dt.datetime | None, attempts: int, timeout: float) -> None:
     """Post the outbox's due webhooks, signed with METERHOUSE_WEBHOOK_HMAC_KEY (hmac, as Lago signs
     them), and record each attempt; a failed one is retried at a later call after Lago's wait."""
-    import duckdb
-
+    from dagster_project.defs.resources import MeterhouseSettings
     from dagster_project.warehouse_lock import WarehouseBusy, holding
     from dagster_project.webhook_delivery import HMAC_KEY_VARIABLE, deliver
 
@@ -285,7 +284,9 @@ def deliver_webhooks(warehouse: Path, now: dt.datetime | None, attempts: int, ti
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     try:
         with holding(warehouse, "meterhouse " + " ".join(sys.argv[1:])):
-            with duckdb.connect(str(warehouse)) as con:
+            # (the settings' connection: UTC, the memory cap; the folders are not read)
+            settings = MeterhouseSettings(catalog_dir="", events_dir="", warehouse_path=str(warehouse), out_dir="")
+            with settings.connect() as con:
                 found = deliver(con, key, now, attempts, timeout)
     except WarehouseBusy as exc:
         console.error(f"error: {exc}")

@@ -117,13 +117,14 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     # 10.00 - 11.00 = -1.00 due
     con.execute("""create table billing.invoices as select 'i1' as invoice_id, 'MTH-001-001' as number,
                    'subscription' as invoice_type, 1000 as fees_amount_cents, 0 as taxes_amount_cents,
-                   0 as credit_notes_amount_cents, 0 as coupons_amount_cents,
+                   0 as credit_notes_amount_cents, 0 as coupons_amount_cents, 0 as progressive_billing_credit_amount_cents,
                    600 as prepaid_granted_credit_amount_cents, 500 as prepaid_purchased_credit_amount_cents,
                    1000 as sub_total_excluding_taxes_amount_cents, 1000 as sub_total_including_taxes_amount_cents,
                    1100 as prepaid_credit_amount_cents, -100 as total_amount_cents""")
     con.execute("""create table billing.credit_note_applications (credit_note_id varchar, invoice_id varchar,
                    applied_on date, amount_cents bigint)""")
     con.execute("create table billing.coupon_credits (invoice_id varchar, applied_coupon_id varchar, amount_cents bigint)")
+    con.execute("create table billing.progressive_billing_credits (invoice_id varchar, fee_id varchar, amount_cents bigint)")
     con.execute("""create table billing.fees as select 'i1' as invoice_id, 1000 as amount_cents, 0 as taxes_amount_cents,
                    1000 as total_amount_cents""")
     con.execute("create table billing.invoice_taxes as select 'i1' as invoice_id, 0 as amount_cents")

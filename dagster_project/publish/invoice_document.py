@@ -305,8 +305,8 @@ def invoice_view(invoice: dict, fees: list[dict], customer: dict, seller: dict |
     if progressive:  # before the coupons, as Lago deducts it
         totals.append({"label": "Usage billed on an earlier progressive billing invoice",
                        "value": f"-{money(progressive, currency)}"})
-        totals += [{"label": f"Coupon {c['coupon_name'] or c['coupon_code']} ({c['coupon_code']})",
-                    "value": f"-{money(c['amount_cents'], currency)}"} for c in coupon_credits]
+    totals += [{"label": f"Coupon {c['coupon_name'] or c['coupon_code']} ({c['coupon_code']})",
+                "value": f"-{money(c['amount_cents'], currency)}"} for c in coupon_credits]
     totals.append({"label": "Subtotal excluding taxes", "value": money(invoice["sub_total_excluding_taxes_amount_cents"], currency)})
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['fees_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in applied_taxes]

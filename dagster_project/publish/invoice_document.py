@@ -616,12 +616,13 @@ def _cut_font() -> Path | None:
 
 
 # From this many PDFs on, `render_pdfs` renders on every core: each worker starts a new Python
-# and imports fpdf2 (about 0.6 s), which 64 documents (about 1.3 s in one process) repay.
-PARALLEL_FROM = 64
+# and imports fpdf2 (about 0.6 s), which two workers repay from about 400 documents (at about 3 ms
+# each: 1.2 s in one process, 0.6 s in each of two).
+PARALLEL_FROM = 400
 
 
 def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
-    """`render_pdf` of each view, in order. fpdf2 lays out and compresses in Python (about 5 ms of
+    """`render_pdf` of each view, in order. fpdf2 lays out and compresses in Python (about 3 ms of
     CPU a bench invoice, the font parsed once per process and cut once per glyph set: `pdf_fonts`),
     so many documents are rendered by one process per core (`workers`: by default the cores this process
     may use). Each render depends on its view

@@ -1,16 +1,20 @@
 """fpdf2's TrueType font without its cost per document, and with the same PDF bytes.
 
 For each document fpdf2 parses the font file (`add_font`) and, when it writes the PDF, cuts the
-font to the glyphs the document uses and saves the cut (`fontTools.subset`): together about four
-fifths of an invoice's render. Both depend only on the font file and, for the cut, on the set of
-glyphs. So a process parses the font once (`add_font` gives each document a copy of that parse,
-with its own glyph map) and cuts it once per set of glyphs (`_cut`, kept in memory): a document
-whose glyphs were all used by an earlier one together costs neither.
+font to the glyphs the document uses, saves the cut, deflates it, and builds and deflates a
+128 KiB map from character codes to glyphs (the CIDToGIDMap, made as a Python list of 131,072
+one-character strings). Together that is most of an invoice's render, and all of it depends only
+on the font file, the set of glyphs and the codes the document gave them. So a process:
+- parses the font once (`add_font` gives each document a copy of that parse, with its own glyph
+  map);
+- cuts, saves and deflates the font once per set of glyphs (`_cut`, kept in memory);
+- builds and deflates the map once per assignment of codes to glyphs (`_glyph_map`), as bytes.
 
-How: the document's font object stands in for fontTools' font (`_CutSource`), and the subsetter
-that fpdf2's output module calls (`fpdf.output.ftsubset.Subsetter`) is swapped, for the duration of
-one `output()`, for `_CachedSubsetter`, which hands fpdf2 the cut made for that glyph set. A cut is
-made the way fpdf2 makes it: from a font object fpdf2 itself parsed, with the options fpdf2 gives.
+How: `output` writes the document with fpdf2's own writer, through its `output_producer_class`
+hook, with one step replaced: `_Producer._add_fonts` adds the font objects of `add_font`'s fonts,
+the same objects in the same order with the same values as fpdf2's `OutputProducer._add_fonts`
+(fpdf2 2.8.9's TrueType branch, which the lock pins), its streams taken from the caches. A cut is
+made the way fpdf2 makes it: from a font object fpdf2 itself parsed, with the options fpdf2 uses.
 The bytes are therefore those of fpdf2 alone; `tests/unit/test_pdf_fonts.py` compares them with a
 plain fpdf2 render, and the golden test compares every published PDF.
 """
@@ -20,40 +24,38 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import threading
+import logging
 import types
+import zlib
 from pathlib import Path
 
-# How many glyph sets a process keeps cut (a cut of an invoice's 60-90 glyphs is 15-30 kB).
+# How many glyph sets a process keeps cut (a cut of an invoice's 60-90 glyphs is 15-30 kB), and how
+# many code-to-glyph maps it keeps deflated (a few hundred bytes each).
 CUTS_KEPT = 2048
+MAPS_KEPT = 8192
 
-_SWAP = threading.Lock()
+# fpdf2's TrueType subset (`OutputProducer._add_fonts`): its options, and the tables it drops.
+DROPPED_TABLES = ("FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC", "EBDT", "EBLC",
+                  "EBSC", "SVG ", "CPAL", "COLR")
 
 
 def add_font(pdf, family: str, path: Path) -> None:
-    """`pdf.add_font(family, "", path)`, from this process's one parse of the file."""
+    """`pdf.add_font(family, "", path)`, from this process's one parse of the file. Write the
+    document with `output`: fpdf2's own `pdf.output()` refuses a font added here."""
     from fpdf.fonts import SubsetMap
 
     font = copy.copy(_parsed(str(path), family))
     font.i = len(pdf.fonts) + 1
     font.desc = copy.copy(font.desc)  # the output step names it and gives it an object number
     font.missing_glyphs, font.biggest_size_pt = [], 0
-    font.ttfont = _CutSource(str(path), family, font.ttfont)
+    font.ttfont = _SharedParse(str(path), family, font.ttfont)
     font.subset = SubsetMap(font)
     pdf.fonts[family] = font
 
 
 def output(pdf) -> bytes:
-    """`pdf.output()`, with the fonts of `add_font` cut through the per-process cache."""
-    import fpdf.output as fpdf_output
-
-    with _SWAP:  # one swap at a time (another thread's render waits; processes are apart anyway)
-        real = fpdf_output.ftsubset
-        fpdf_output.ftsubset = types.SimpleNamespace(Options=real.Options, Subsetter=_CachedSubsetter)
-        try:
-            return bytes(pdf.output())
-        finally:
-            fpdf_output.ftsubset = real
+    """`pdf.output()`, with the fonts of `add_font` written from the per-process caches."""
+    return bytes(pdf.output(output_producer_class=_producer()))
 
 
 @functools.cache
@@ -66,14 +68,13 @@ def _parsed(path: str, family: str):
     return holder.fonts[family]
 
 
-class _CutSource:
-    """Stands in for a document's fontTools font where fpdf2's output step uses it: `subset`
-    (through `_CachedSubsetter`), then `getGlyphID` and `save` of the cut; reading a table reads
-    the shared parse, which is never changed."""
+class _SharedParse:
+    """Stands in for a document's fontTools font: reading a table reads the process's one parse,
+    which is never changed. Anything else fails (fpdf2's own output step would cut the font in
+    place, which must not happen to a parse that every document shares)."""
 
     def __init__(self, path: str, family: str, parsed):
         self.path, self.family, self.parsed = path, family, parsed
-        self.cut: _Cut | None = None
 
     def __contains__(self, tag) -> bool:
         return tag in self.parsed
@@ -81,54 +82,35 @@ class _CutSource:
     def __getitem__(self, tag):
         return self.parsed[tag]
 
-    def getGlyphID(self, name: str) -> int:  # noqa: N802 (fontTools' name)
-        return self.cut.glyph_ids[name]
-
-    def save(self, file) -> None:
-        file.write(self.cut.data)
-
-    def close(self) -> None:
-        pass
-
 
 class _Cut(types.SimpleNamespace):
-    data: bytes  # the saved cut font
+    deflated: bytes  # the saved cut font, deflated as fpdf2 deflates its font stream
+    size: int  # the saved cut's size before deflating (the stream's /Length1)
     glyph_ids: dict[str, int]  # glyph name -> its id in the cut
 
 
-class _CachedSubsetter:
-    """`fontTools.subset.Subsetter` as fpdf2's output step calls it (`populate(glyphs=...)`, then
-    `subset(font)`): a `_CutSource` gets the cached cut for its glyph set; any other font is cut
-    by fontTools itself, as usual."""
-
-    def __init__(self, options):
-        from fontTools import subset
-
-        self.options, self.real = options, subset.Subsetter(options)
-        self.glyphs: frozenset[str] = frozenset()
-
-    def populate(self, glyphs=(), **others) -> None:
-        self.glyphs |= frozenset(glyphs)
-        self.real.populate(glyphs=glyphs, **others)
-
-    def subset(self, font) -> None:
-        if not isinstance(font, _CutSource):
-            self.real.subset(font)
-            return
-        options = tuple(sorted((name, repr(value)) for name, value in vars(self.options).items()))
-        key = (font.path, font.family, self.glyphs, options)
-        if key not in _CUTS:
-            if len(_CUTS) >= CUTS_KEPT:
-                _CUTS.pop(next(iter(_CUTS)))  # the oldest
-            _CUTS[key] = _cut(font.path, font.family, self.glyphs, self.options)
-        font.cut = _CUTS[key]
-
-
-# (font file, family, glyph set, the options' text) -> the cut
+# (font file, family, glyph set) -> the cut;  code -> glyph pairs -> the deflated CIDToGIDMap
 _CUTS: dict[tuple, _Cut] = {}
+_MAPS: dict[tuple, bytes] = {}
 
 
-def _cut(path: str, family: str, glyphs: frozenset[str], options) -> _Cut:
+def _kept(cache: dict, most: int, key, make):
+    """`cache[key]`, made by `make()` when missing; the oldest entry dropped beyond `most`."""
+    if key not in cache:
+        if len(cache) >= most:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]
+
+
+def _deflate(data: bytes) -> bytes:
+    """As fpdf2's `PDFContentStream(data, compress=True)` deflates."""
+    from fpdf.syntax import PDFContentStream
+
+    return zlib.compress(data, level=PDFContentStream._COMPRESSION_LEVEL)
+
+
+def _cut(path: str, family: str, glyphs: frozenset[str]) -> _Cut:
     """The font cut to `glyphs`, as fpdf2 cuts it: from a parse of fpdf2's own (`add_font`, which
     leaves the font as fpdf2 reads it), with the options of fpdf2's output step."""
     from fontTools import subset
@@ -137,9 +119,123 @@ def _cut(path: str, family: str, glyphs: frozenset[str], options) -> _Cut:
     holder = FPDF()
     holder.add_font(family, "", path)
     font = holder.fonts[family].ttfont
+    options = subset.Options(notdef_outline=True, recommended_glyphs=True)
+    options.drop_tables += list(DROPPED_TABLES)
     cutter = subset.Subsetter(options)
     cutter.populate(glyphs=sorted(glyphs))
     cutter.subset(font)
     saved = io.BytesIO()
     font.save(saved)
-    return _Cut(data=saved.getvalue(), glyph_ids={name: font.getGlyphID(name) for name in glyphs})
+    return _Cut(deflated=_deflate(saved.getvalue()), size=len(saved.getvalue()), glyph_ids={name: font.getGlyphID(name) for name in glyphs})
+
+
+def glyph_map(code_to_glyph: dict[int, int]) -> bytes:
+    """The CIDToGIDMap stream's contents: two bytes (big-endian) of glyph id per character code,
+    for every code from 0 to 65535, zero where the code is unused (fpdf2's map)."""
+    data = bytearray(2 * 65536)
+    for code, glyph in code_to_glyph.items():
+        data[2 * code:2 * code + 2] = glyph.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _glyph_map(code_to_glyph: dict[int, int]) -> bytes:
+    """`glyph_map`, deflated, once per assignment of codes to glyphs."""
+    key = tuple(sorted(code_to_glyph.items()))
+    return _kept(_MAPS, MAPS_KEPT, key, lambda: _deflate(glyph_map(code_to_glyph)))
+
+
+@functools.cache
+def _producer():
+    """fpdf2's `OutputProducer`, adding the fonts of `add_font` from the caches (made on first
+    use: importing fpdf2 waits until a document is written)."""
+    from fpdf.output import OutputProducer
+
+    class _Producer(OutputProducer):
+        def _add_fonts(self, *args, **kwargs):
+            fonts = sorted(self.fpdf.fonts.values(), key=lambda font: font.i)
+            ours = [font for font in fonts if isinstance(getattr(font, "ttfont", None), _SharedParse)]
+            if not ours:
+                return super()._add_fonts(*args, **kwargs)
+            if len(ours) != len(fonts) or self.fpdf._compliance:
+                raise TypeError("pdf_fonts.output writes documents whose fonts all come from pdf_fonts.add_font, "
+                                "without PDF/A compliance")
+            return {font.i: _add_font_objects(self, font) for font in fonts}
+
+    return _Producer
+
+
+def _add_font_objects(producer, font):
+    """The objects of one TrueType font, as fpdf2 2.8.9's `OutputProducer._add_fonts` adds them
+    (the branch for a TrueType font that is neither a colour nor a CFF font), in its order: the
+    Type0 font, its CIDFont, the ToUnicode map, the CIDSystemInfo, the descriptor, the CIDToGIDMap
+    and the font file. The last two come from the caches."""
+    from fpdf.output import PDFFont, _build_cmap_blocks, _tt_font_widths, CIDSystemInfo
+    from fpdf.syntax import Name, PDFArray, PDFContentStream
+
+    if font.color_font or font.is_cff:
+        raise TypeError(f"pdf_fonts writes TrueType outlines only, not {font.fontkey}")
+    fontname = f"MPDFAA+{font.name}"
+    if font.missing_glyphs:
+        shown = ", ".join(f"'{chr(x)}' ({chr(x).encode('unicode-escape').decode()})" for x in font.missing_glyphs[:10])
+        more = f", ... (and {len(font.missing_glyphs) - 10} others)" if len(font.missing_glyphs) > 10 else ""
+        logging.getLogger("fpdf.output").warning("Font %s is missing the following glyphs: %s", fontname, shown + more)
+    source = font.ttfont
+    glyphs = frozenset(font.subset.get_all_glyph_names())
+    cut = _kept(_CUTS, CUTS_KEPT, (source.path, source.family, glyphs), lambda: _cut(source.path, source.family, glyphs))
+    code_to_glyph = {code: cut.glyph_ids[glyph.glyph_name] for glyph, code in font.subset.items() if glyph is not None}
+
+    composite = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
+    producer._add_pdf_obj(composite, "fonts")
+    cid_font = PDFFont(subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=_tt_font_widths(font))
+    producer._add_pdf_obj(cid_font, "fonts")
+    composite.descendant_fonts = PDFArray([cid_font])
+
+    def unicode_hex(code: int) -> str:
+        if code > 0xFFFF:  # a surrogate pair
+            return f"{0xD800 | (code - 0x10000) >> 10:04X}{0xDC00 | (code & 0x3FF):04X}"
+        return f"{code:04X}"
+
+    characters = [f'<{code:04X}> <{"".join(unicode_hex(c) for c in glyph.unicode)}>\n'
+                  for glyph, code in font.subset.items()
+                  if glyph is not None and isinstance(glyph.unicode, tuple) and len(glyph.unicode) > 0]
+    to_unicode = PDFContentStream((
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n/CIDSystemInfo\n<</Registry (Adobe)\n"
+        "/Ordering (UCS)\n/Supplement 0\n>> def\n/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+        "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        f"{_build_cmap_blocks(characters, 'bfchar')}"
+        "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
+    ).encode("latin-1"))
+    producer._add_pdf_obj(to_unicode, "fonts")
+    composite.to_unicode = to_unicode
+
+    system_info = CIDSystemInfo()
+    producer._add_pdf_obj(system_info, "fonts")
+    cid_font.c_i_d_system_info = system_info
+
+    descriptor = font.desc
+    descriptor.font_name = Name(fontname)
+    producer._add_pdf_obj(descriptor, "fonts")
+    cid_font.font_descriptor = descriptor
+
+    glyph_map_stream = _Deflated(_glyph_map(code_to_glyph))
+    producer._add_pdf_obj(glyph_map_stream, "fonts")
+    cid_font.c_i_d_to_g_i_d_map = glyph_map_stream
+
+    font_file = _Deflated(cut.deflated)
+    font_file.length1 = cut.size  # (fpdf2's `PDFFontStream`)
+    producer._add_pdf_obj(font_file, "fonts")
+    descriptor.font_file2 = font_file
+
+    font.subset.pick.cache_clear()
+    font.subset.get_glyph.cache_clear()
+    return composite
+
+
+def _Deflated(deflated: bytes):  # noqa: N802 (stands for a class)
+    """A stream object whose contents are already deflated: what `PDFContentStream(data,
+    compress=True)` is, given `_deflate(data)`."""
+    from fpdf.syntax import Name, PDFContentStream
+
+    stream = PDFContentStream(b"")
+    stream._contents, stream.filter, stream.length = deflated, Name("FlateDecode"), len(deflated)
+    return stream

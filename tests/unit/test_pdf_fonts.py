@@ -6,7 +6,6 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-import fpdf.output
 import pytest
 
 from dagster_project.publish import invoice_document, pdf_fonts
@@ -58,19 +57,46 @@ def test_documents_with_the_same_glyphs_share_one_cut_and_others_get_their_own()
     assert len(pdf_fonts._CUTS) == 2
 
 
-def test_fpdf2s_subsetter_is_put_back_after_each_document_also_when_writing_fails(monkeypatch):
-    real = fpdf.output.ftsubset
+def test_the_glyph_map_gives_two_big_endian_bytes_of_glyph_id_for_every_code():
+    """Codes 1 and 2 drawn with glyphs 3 and 258 (0x0102): bytes 2-3 are 00 03, bytes 4-5 are
+    01 02, and the other 131,066 of the 65,536 two-byte entries are zero."""
+    data = pdf_fonts.glyph_map({1: 3, 2: 258})
+    assert len(data) == 2 * 65536
+    assert data[:6] == bytes([0, 0, 0, 3, 1, 2])
+    assert data[6:] == bytes(len(data) - 6)
+
+
+def test_a_document_writes_the_glyph_map_fpdf2_builds_itself(monkeypatch):
+    """fpdf2 builds the map as a list of one-character strings; the deflated map in a document
+    drawn by `pdf_fonts` inflates to that list's bytes."""
+    import re
+    import zlib
+
+    pdf_fonts._MAPS.clear()
     invoice_document.render_pdf(_views()[0])
-    assert fpdf.output.ftsubset is real
+    (deflated,) = pdf_fonts._MAPS.values()
+    pairs = [pair for pair in pdf_fonts._MAPS][0]
+    listed = ["\x00"] * 256 * 256 * 2
+    for code, glyph in pairs:
+        listed[code * 2], listed[code * 2 + 1] = chr(glyph >> 8), chr(glyph & 0xFF)
+    assert zlib.decompress(deflated) == "".join(listed).encode("latin1")
+    assert re.search(rb"/CIDToGIDMap \d+ 0 R", invoice_document.render_pdf(_views()[0]))
 
-    class Broken:
-        def output(self):
-            assert fpdf.output.ftsubset is not real  # swapped while writing
-            raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError, match="disk full"):
-        pdf_fonts.output(Broken())
-    assert fpdf.output.ftsubset is real
+def test_a_font_of_the_shared_parse_cannot_be_written_by_fpdf2s_own_output_step():
+    """fpdf2's own writer would cut the font in place, in the parse every document shares: it is
+    refused, and documents drawn afterwards keep their bytes."""
+    from fpdf import FPDF
+
+    before = invoice_document.render_pdf(_views()[0])
+    pdf = FPDF()
+    pdf_fonts.add_font(pdf, "body", invoice_document.UNICODE_FONT)
+    pdf.add_page()
+    pdf.set_font("body", size=12)
+    pdf.cell(text="Zürich")
+    with pytest.raises(AttributeError):  # fontTools' subsetter finds no tables it could change
+        pdf.output()
+    assert invoice_document.render_pdf(_views()[0]) == before
 
 
 def test_a_font_added_the_usual_way_in_the_same_process_is_cut_by_fonttools_as_before():

@@ -138,11 +138,13 @@ def tiered_amounts(buckets: pl.DataFrame, tier_rows: pl.DataFrame) -> pl.Series:
 
 def tier_frame(properties: list[str | None], models: list[str]) -> pl.DataFrame:
     """One row per bucket and range, from each bucket's properties JSON."""
+    ranges: dict[tuple[str | None, str], list[dict]] = {}  # each distinct text read once
     rows = [
         {"bucket_index": index, **tier}
         for index, (props, model) in enumerate(zip(properties, models, strict=True))
         if model in TIER_KEYS
-        for tier in tiers(props, model)
+        for tier in (ranges[props, model] if (props, model) in ranges
+                     else ranges.setdefault((props, model), tiers(props, model)))
     ]
     return pl.DataFrame(rows, schema=TIER_SCHEMA)
 

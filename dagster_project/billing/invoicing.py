@@ -78,17 +78,18 @@ def _with_properties(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.D
         "filter_values_json",
     )
     out = buckets.join(charge_props, on="charge_id", how="left").join(filter_props, on="charge_filter_key", how="left")
-    props_json = [
-        f if key != "default" else c
-        for key, f, c in zip(
-            out["charge_filter_key"], out["filter_properties_json"], out["charge_properties_json"], strict=True
-        )
-    ]
-    props = [cm.property_columns(p) for p in props_json]
-    return out.with_columns(
-        [pl.Series(col, [p[col] for p in props], dtype=cm.MONEY) for col in cm.PROPERTY_COLUMNS]
-        + [pl.Series("properties_json", props_json, dtype=pl.String)]
+    out = out.with_columns(properties_json=pl.when(pl.col("charge_filter_key") == "default")
+                           .then(pl.col("charge_properties_json")).otherwise(pl.col("filter_properties_json")))
+    # Each distinct properties text is read once (a catalog has a few; the buckets are many).
+    texts = out["properties_json"].drop_nulls().unique().sort().to_list()
+    parsed = [cm.property_columns(text) for text in texts]
+    properties = pl.DataFrame(
+        [pl.Series("properties_json", texts, dtype=pl.String)]
+        + [pl.Series(col, [p[col] for p in parsed], dtype=cm.MONEY) for col in cm.PROPERTY_COLUMNS]
     )
+    columns = [c for c in out.columns if c != "properties_json"]
+    return out.join(properties, on="properties_json", how="left", maintain_order="left").select(
+        *columns, *cm.PROPERTY_COLUMNS, "properties_json")
 
 
 def price_buckets(buckets: pl.DataFrame, charges: pl.DataFrame, filters: pl.DataFrame) -> pl.DataFrame:

@@ -346,7 +346,7 @@ def _days_with_events(days: list[dt.date], wallets: list[WalletSpec], invoices_b
     wallet's start and end, a manual transaction, an invoice issued, a payment collected (paid
     credits settle), and the day after a credit note is created or voided (it is issued or voided
     then), and a top-up recorded by an earlier run (replayed as it is). On any other day the
-    replay changes nothing: no rule can fire."""
+    replay changes nothing: no rule can fire (for rules, see `_days_rules_look_at`)."""
     one = dt.timedelta(days=1)
     return {
         days[0], days[-1], *invoices_by_day, *manual_by_day,
@@ -356,6 +356,24 @@ def _days_with_events(days: list[dt.date], wallets: list[WalletSpec], invoices_b
         *(request.voided_on + one for request in credit_notes if request.voided_on is not None),
         *(r.day for r in recorded),
     }
+
+
+def _days_rules_look_at(days: list[dt.date], wallets: list[WalletSpec], ongoing_usage_cents,
+                        decided_through: dt.date | None) -> set[dt.date]:
+    """The days besides `_days_with_events` on which a recurring rule can top up: an interval
+    rule's anniversaries; the days the open usage changes (a threshold looks at the ongoing
+    balance, which moves with the balance, on event days, and with the open usage); and the first
+    day decided anew after `decided_through` (rules are evaluated from then on). The day after a
+    threshold top-up is added as the replay goes (the top-up may leave the balance at or below the
+    threshold, which fires again the next day). On any other day the wallets' state is the one the
+    previous day's rules left, on which they did not fire."""
+    one = dt.timedelta(days=1)
+    if isinstance(ongoing_usage_cents, OpenUsage):
+        changing = set(ongoing_usage_cents.days)
+    else:  # a plain mapping of day -> usage, none on a missing day: it may change on and after each key
+        changing = {day + shift for day in ongoing_usage_cents for shift in (dt.timedelta(0), one)}
+    due = {day for w in wallets for rule in w.rules for day in days if rule.is_due(day, w.effective_on)}
+    return changing | due | ({decided_through + one} if decided_through is not None else set())
 
 
 def replay_customer(
@@ -418,10 +436,14 @@ def replay_customer(
     if not wallets and not manual and not credit_notes and not any(recorded_applications.values()):
         # Nothing happens to a customer without wallets or credit notes but its invoices being
         # issued: only their days are visited (every other day of the loop below does nothing).
-        days = [day for day in days if day in invoices_by_day]
-    elif days and not any(w.rules for w in wallets):
+        days, visit = [day for day in days if day in invoices_by_day], None
+    elif days:
         happening = _days_with_events(days, wallets, invoices_by_day, manual_by_day, payments, credit_notes, recorded)
-        days = [day for day in days if day in happening]
+        if any(w.rules for w in wallets):
+            happening |= _days_rules_look_at(days, wallets, ongoing_usage_cents, decided_through)
+        visit = happening  # (grows: the day after each threshold top-up)
+    else:
+        visit = None
 
     def take_credit_notes(invoice: DueInvoice, day: dt.date) -> int:
         """Credit notes pay the invoice first (oldest first), or exactly as recorded when finalized before."""
@@ -529,6 +551,8 @@ def replay_customer(
                 waiting.remove(item)
 
     for day in days:
+        if visit is not None and day not in visit:
+            continue
         for balance in sorted(balances.values(), key=_order):
             spec = balance.spec
             if spec.effective_on <= day and not balance.is_active and not balance.is_terminated:
@@ -594,6 +618,8 @@ def replay_customer(
                     continue
                 paid, granted = _rule_credits(rule, balance, shares.get(spec.wallet_id, 0))
                 rule_top_up("threshold_top_up", "threshold_top_up", paid, granted)
+                if visit is not None:
+                    visit.add(day + dt.timedelta(days=1))
                 break  # one top-up per wallet and day
         replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), usage)
     if days:

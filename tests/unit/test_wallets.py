@@ -470,13 +470,55 @@ def test_a_wallet_without_rules_is_replayed_only_on_the_days_something_happens_t
     assert result.balances["w"].cents == 2000
 
 
-def test_a_wallet_with_a_threshold_rule_is_replayed_every_day():
-    """A threshold depends on each day's open usage, so every day is looked at."""
-    usage = _VisitedDays()
+class _VisitedOpenUsage(OpenUsage):
+    """`OpenUsage` that records the days a replay looks at."""
+
+    def __init__(self, changes):
+        super().__init__(changes, per_fee_key=False)
+        self.visited: list[dt.date] = []
+
+    def get(self, day, default=None):
+        self.visited.append(day)
+        return super().get(day, default)
+
+
+TOKENS = ("charge", "tokens")
+
+
+def test_a_wallet_with_a_threshold_rule_is_replayed_on_usage_changes_and_the_day_after_each_top_up():
+    """10 granted credits from Oct 1; threshold 5, a fixed top-up of 10 granted credits; open usage
+    6.00 from Oct 3 and 17.00 from Oct 7. Visited: Oct 1 (creation), Oct 3 (usage: ongoing
+    10 - 6 = 4 <= 5, top-up to 20), Oct 4 (the day after: 20 - 6 = 14, nothing), Oct 7 (usage:
+    20 - 17 = 3 <= 5, top-up to 30), Oct 8 (30 - 17 = 13, nothing), Oct 10 (the last day). On the
+    other days nothing changed since a day on which the rule did not fire."""
+    usage = _VisitedOpenUsage({oct26(3): {TOKENS: 600}, oct26(7): {TOKENS: 1700}})
     rule = Rule("threshold", "fixed", threshold_credits=D("5"), granted_credits=D("10"))
-    replay_customer([wallet(granted="10", rules=(rule,))], [DueInvoice("inv-1", oct26(3), 2500)], usage, DAYS,
-                    credit_invoice_id)
-    assert usage.visited == DAYS
+    result = replay_customer([wallet(granted="10", rules=(rule,))], [], usage, DAYS, credit_invoice_id)
+    assert usage.visited == [oct26(1), oct26(3), oct26(4), oct26(7), oct26(8), oct26(10)]
+    assert [(t.day, t.granted_cents, t.balance_after_cents) for t in top_ups(result)] == [
+        (oct26(3), 1000, 2000), (oct26(7), 1000, 3000)]
+    assert result.ongoing_usage_cents == {"w": 1700}
+
+
+def test_a_top_up_that_leaves_the_balance_at_the_threshold_fires_again_the_next_day():
+    """10 granted credits; threshold 5, a fixed top-up of 1 granted credit; open usage 6.00 from
+    Oct 3: Oct 3 ongoing 10 - 6 = 4 <= 5 (top-up to 11), Oct 4 11 - 6 = 5 <= 5 (top-up to 12),
+    Oct 5 12 - 6 = 6 > 5: nothing. Visited: Oct 1, 3, 4, 5 and the last day."""
+    usage = _VisitedOpenUsage({oct26(3): {TOKENS: 600}})
+    rule = Rule("threshold", "fixed", threshold_credits=D("5"), granted_credits=D("1"))
+    result = replay_customer([wallet(granted="10", rules=(rule,))], [], usage, DAYS, credit_invoice_id)
+    assert usage.visited == [oct26(1), oct26(3), oct26(4), oct26(5), oct26(10)]
+    assert [(t.day, t.balance_after_cents) for t in top_ups(result)] == [(oct26(3), 1100), (oct26(4), 1200)]
+
+
+def test_a_wallet_with_an_interval_rule_is_replayed_on_its_anniversaries():
+    """Created Oct 1 with 10 granted credits, a weekly rule of 2 granted credits: Oct 8 is its one
+    anniversary in the ten days. No usage: visited Oct 1, Oct 8 and the last day."""
+    usage = _VisitedOpenUsage({})
+    rule = Rule("interval", "fixed", granted_credits=D("2"), interval="weekly")
+    result = replay_customer([wallet(granted="10", rules=(rule,))], [], usage, DAYS, credit_invoice_id)
+    assert usage.visited == [oct26(1), oct26(8), oct26(10)]
+    assert [(t.day, t.granted_cents) for t in top_ups(result, "interval_top_up")] == [(oct26(8), 200)]
 
 
 def test_open_usage_on_a_day_is_that_of_the_latest_change_on_or_before_it():

@@ -399,6 +399,11 @@ PAD = 1.5  # space above and below the text of a table row
 MUTED, INK, RULE = (101, 109, 118), (31, 35, 40), (208, 215, 222)
 
 
+# Texts this process found to fit on one line: (font file, width, text, size) -> the text printed.
+_FITS: dict[tuple, str] = {}
+FITS_KEPT = 65536
+
+
 class _Layout:
     """Draws a document view top to bottom: every block is measured before it is drawn, the next one
     starts below it, and a table row that would cross the bottom of the page starts a new page
@@ -408,7 +413,7 @@ class _Layout:
         from fpdf import FPDF
 
         self.view = view
-        self.wrapped: dict[tuple, list[str]] = {}
+        self.wrapped: dict[tuple, list[str]] = {}  # (width, text, size) -> lines, for texts that do not fit
         self.pdf = pdf = FPDF(format="A4")
         pdf.set_creation_date(dt.datetime.fromisoformat(view["date"]).replace(tzinfo=dt.timezone.utc))
         pdf.set_title(f"{view['title']} {view['number']}")
@@ -418,8 +423,9 @@ class _Layout:
             cut = _cut_font() if _characters(view) <= COMMON_CHARACTERS else None
             pdf_fonts.add_font(pdf, "body", cut or UNICODE_FONT)
             self.family, self.text = "body", str
+            self.font_file = str(cut or UNICODE_FONT)
         else:
-            self.family = "helvetica"
+            self.family, self.font_file = "helvetica", None
             self.text = lambda value: value.replace("—", "-").replace("•", "-").encode("latin-1", "replace").decode("latin-1")
         self.width = PAGE_WIDTH - 2 * MARGIN
         weights = [c["width"] for c in view["columns"]]
@@ -432,19 +438,23 @@ class _Layout:
 
     def _wrapped(self, width: float, text: str, size: float) -> list[str]:
         """The lines `text` takes in a box `width` wide (explicit newlines kept), as printed. Each
-        text is measured once (a row is measured, then drawn), and one that fits is not broken
-        (fpdf2's line breaking costs most of a render)."""
-        key = (width, text, size)
-        if key not in self.wrapped:
+        text is measured once per process and font (a row is measured, then drawn, and most texts
+        recur from one document to the next: labels, column headers, totals' names), and one that
+        fits is not broken (fpdf2's line breaking costs most of a render)."""
+        key = (self.font_file, width, text, size)
+        if key in _FITS:
+            return [_FITS[key]] if text else []
+        if (width, text, size) not in self.wrapped:
             self._font(size)
             printed = self.text(text)
-            if not text:
-                self.wrapped[key] = []
-            elif "\n" not in printed and self.pdf.get_string_width(printed) <= width - 2 * self.pdf.c_margin:
-                self.wrapped[key] = [printed]
-            else:
-                self.wrapped[key] = self.pdf.multi_cell(width, 1, printed, dry_run=True, output="LINES")
-        return self.wrapped[key]
+            if not text or ("\n" not in printed and self.pdf.get_string_width(printed) <= width - 2 * self.pdf.c_margin):
+                if len(_FITS) >= FITS_KEPT:
+                    _FITS.pop(next(iter(_FITS)))  # the oldest
+                _FITS[key] = printed
+                return [printed] if text else []
+            # (broken by fpdf2 each time: its dry run leaves traces in the document's glyph codes)
+            self.wrapped[width, text, size] = self.pdf.multi_cell(width, 1, printed, dry_run=True, output="LINES")
+        return self.wrapped[width, text, size]
 
     def _write(self, x: float, y: float, width: float, text: str, size: float, height: float, align="L", color=INK) -> float:
         """Draw wrapped text with its top at `y`; returns the y below it."""

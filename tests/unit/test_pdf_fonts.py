@@ -114,3 +114,21 @@ def test_a_font_added_the_usual_way_in_the_same_process_is_cut_by_fonttools_as_b
         return write(pdf)
 
     assert plain(pdf_fonts.output) == plain(lambda pdf: bytes(pdf.output()))
+
+
+def test_a_text_that_fits_is_measured_once_per_process_and_the_bytes_stay(monkeypatch):
+    """The second render of an invoice measures again only its texts that take several lines (the
+    long addresses: fpdf2 breaks them each time), none of those found to fit on one line, and gives
+    the same bytes as the first."""
+    from fpdf import FPDF
+
+    view = _views()[0]
+    invoice_document._FITS.clear()
+    first = invoice_document.render_pdf(view)
+    fits = set(invoice_document._FITS.values())
+    measured = []
+    real = FPDF.get_string_width
+    monkeypatch.setattr(FPDF, "get_string_width", lambda pdf, s, *a, **k: measured.append(s) or real(pdf, s, *a, **k))
+    assert invoice_document.render_pdf(view) == first
+    assert "Subtotal excluding taxes" in fits and "15 rue des Halles, escalier B, troisième étage, porte de gauche" in measured
+    assert not set(measured) & fits

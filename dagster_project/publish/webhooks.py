@@ -174,12 +174,13 @@ class Checks:
 
 
 def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], subscriptions: dict[str, dict],
-                      usage: dict[str, dict], invoices: list[dict], wallets: list[dict],
+                      usage: dict[str, dict], lifetime_cents: dict[str, int], wallets: list[dict],
                       previous_values: dict[str, Decimal], depleted_before: set[str]) -> Checks:
     """The checks of a run billed through `through`:
 
     - each alert of a subscription with an open period (`usage`: external subscription id -> its
-      `customer_usage` object) is checked against its previous value (0 at first); the thresholds
+      `customer_usage` object; `lifetime_cents`: its lifetime usage, `billing.lifetime_usage`'s
+      total) is checked against its previous value (0 at first); the thresholds
       crossed make one `alert.triggered` message, and the value checked becomes the previous one
       (an alert with nothing to check keeps its previous value);
     - each active wallet whose `ongoing_balance_cents` is at or below 0, and was not at the last
@@ -195,8 +196,8 @@ def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], s
         customer_usage = usage.get(alert["external_subscription_id"])
         if customer_usage is None:  # no open period: the subscription is not active
             continue
-        invoiced = rules.invoiced_usage_cents(invoices, alert["external_subscription_id"])
-        current = rules.usage_value(alert["alert_type"], customer_usage, alert["billable_metric_code"], invoiced)
+        current = rules.usage_value(alert["alert_type"], customer_usage, alert["billable_metric_code"],
+                                    lifetime_cents.get(alert["external_subscription_id"], 0))
         if current is None:
             continue
         previous = values.get(alert["alert_id"], Decimal(0))

@@ -409,3 +409,40 @@ def test_thresholds_added_after_a_period_was_finalized_issue_nothing_for_that_pe
     assert [(i["number"], i["invoice_type"], i["progressive_billing_credit_amount_cents"])
             for i in result.invoices.iter_rows(named=True)] == [("MTH-001-001", "subscription", 0)]
     assert result.progressive_billing_credits.is_empty() and result.applied_usage_thresholds.is_empty()
+
+
+ADVANCE_CHARGE = "charge-advance"
+
+
+def test_a_pay_in_advance_charge_counts_in_the_lifetime_usage_and_its_threshold_but_is_not_billed_progressively():
+    # The USD charges plus a standard charge paid in advance, 1.00 USD an image; 1 image arrives Oct 3.
+    # Threshold 3.00 fixed. Oct 3: arrears 0 + advance 100 = 100. Oct 5: package 2,000,001 tokens
+    # = 3 packages = 255, + 100 = 355 >= 300: a progressive invoice of the arrears 255 only (the
+    # image has its own invoice, Oct 3), VAT 10% 25.5 -> 26, due 281; lifetime on it 355.
+    # Through Oct 20 the lifetime usage is nothing invoiced before October + current 255 + 100 = 355.
+    # (Without the advance charge, 255 < 300: no progressive invoice at all.)
+    charges = pl.concat([USD_CHARGES, pl.DataFrame([{**charge(ADVANCE_CHARGE, "standard", {"amount": "1"}, 2),
+                                                     "billable_metric_id": "metric-images", "billable_metric_code": "images",
+                                                     "is_pay_in_advance": True}], schema=CHARGE_SCHEMA)])
+    image_usage = pl.DataFrame([usage(ADVANCE_CHARGE, 1, D(2026, 10, 3))], schema=USAGE_SCHEMA)
+    events = pl.DataFrame([{"event_record_id": "e-image", "subscription_id": SUBSCRIPTION, "billing_period_id": PERIOD,
+                            "charge_id": ADVANCE_CHARGE, "charge_filter_id": None, "arrival_date": D(2026, 10, 3),
+                            "charge_order": 1, "units": Decimal(1)}],
+                          schema={"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
+                                  "charge_id": pl.String, "charge_filter_id": pl.String, "arrival_date": pl.Date,
+                                  "charge_order": pl.Int64, "units": MONEY})
+    result = bill(
+        through=D(2026, 10, 20), usage=pl.concat([USD_USAGE, image_usage]), periods=october(), charges=charges,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_thresholds=thresholds((300, False)), charge_events=events,
+    )
+    invoices = [(i["invoice_type"], i["issuing_date"], i["fees_amount_cents"], i["taxes_amount_cents"], i["total_amount_cents"])
+                for i in result.invoices.sort("issuing_date").iter_rows(named=True)]
+    assert invoices == [("subscription", D(2026, 10, 3), 100, 10, 110),
+                        ("progressive_billing", D(2026, 10, 5), 255, 26, 281)]
+    assert [(r["lifetime_usage_amount_cents"], r["created_on"]) for r in result.applied_usage_thresholds.iter_rows(named=True)] == [
+        (355, D(2026, 10, 5))]
+    assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"], r["total_usage_amount_cents"])
+            for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 355, 355)]
+

@@ -288,6 +288,7 @@ def bill(
     daily_ongoing = _daily_ongoing_usage(
         open_usage.join(wallet_periods.select("billing_period_id"), on="billing_period_id", how="semi"),
         rounded, period_cols, charges, filters, tax_book,
+        _progressive_billed(progressive.due, wallet_periods, all_fees, progressive.credits, charges),
     )
     book = credit_notes or CreditNoteBook()
     book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes), **(book.fees or {})},
@@ -638,12 +639,34 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.
     )
 
 
+def _progressive_billed(progressive_due, periods, fees, credits, charges) -> dict[str, list]:
+    """Per customer: what each fee of its progressive invoices in `periods` billed, for the ongoing
+    usage (`progressive.ongoing_billed_changes`): (invoice day, its period's finalization day, fee
+    key, amount less its progressive credit plus its taxes)."""
+    if progressive_due.is_empty():
+        return {}
+    progressive_due = progressive_due.join(periods.select("billing_period_id"), on="billing_period_id", how="semi")
+    metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
+    credit = dict(credits.group_by("fee_id").agg(pl.col("amount_cents").sum()).iter_rows())
+    finalized_on = dict(periods.select("billing_period_id", "invoice_finalized_on").iter_rows())
+    invoices = {r["invoice_id"]: r for r in progressive_due.iter_rows(named=True)}
+    out: dict[str, list] = {}
+    for f in fees.filter(pl.col("invoice_id").is_in(list(invoices))).iter_rows(named=True):
+        invoice = invoices[f["invoice_id"]]
+        out.setdefault(invoice["customer_id"], []).append(
+            (invoice["billing_day"], finalized_on[invoice["billing_period_id"]], ("charge", metric_of.get(f["charge_id"])),
+             f["amount_cents"] - credit.get(f["fee_id"], 0) + f["taxes_amount_cents"]))
+    return out
+
+
 def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
-                         book: TaxBook) -> dict[str, dict[dt.date, dict[FeeKey, int]]]:
+                         book: TaxBook, billed: dict[str, list] | None = None) -> dict[str, dict[dt.date, dict[FeeKey, int]]]:
     """Per customer and day: the amount (cents, taxes included) of usage arrived by that day in
     periods whose invoice is not finalized yet (`open_usage`: usage arrived by its invoice's
-    finalization), per fee key (`charge` and the billable metric: what a limited wallet looks at).
-    Priced on cumulative units, so package rounding is exact; each bucket's tax is rounded half-up."""
+    finalization), per fee key (`charge` and the billable metric: what a limited wallet looks at),
+    less what progressive invoices already billed of it (`billed`, per customer:
+    `_progressive_billed`). Priced on cumulative units, so package rounding is exact; each bucket's
+    tax is rounded half-up."""
     cumulative_units = rounded(cumulative(open_usage)).join(
         periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
@@ -657,16 +680,19 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
     changes: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
     metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
 
-    def add(r: dict, day: dt.date, cents: int) -> None:
-        key = ("charge", metric_of.get(r["charge_id"]))
-        keys = changes.setdefault(r["customer_id"], {}).setdefault(day, {})
+    def add(customer: str, key: FeeKey, day: dt.date, cents: int) -> None:
+        keys = changes.setdefault(customer, {}).setdefault(day, {})
         keys[key] = keys.get(key, 0) + cents
 
     for r in priced.iter_rows(named=True):
-        add(r, r["arrival_date"], r["delta"])
+        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["arrival_date"], r["delta"])
     finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
-    for r in finals.iter_rows(named=True):
-        add(r, r["invoice_finalized_on"] + dt.timedelta(days=1), -r["delta"])  # usage leaves the open balance
+    for r in finals.iter_rows(named=True):  # usage leaves the open balance
+        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["invoice_finalized_on"] + dt.timedelta(days=1),
+            -r["delta"])
+    for customer, rows in (billed or {}).items():
+        for day, key, cents in pg.ongoing_billed_changes(rows):
+            add(customer, key, day, cents)
     out: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
     for customer, days in changes.items():
         running: dict[FeeKey, int] = {}

@@ -152,6 +152,20 @@ def invoiced_usage_cents(fees: Iterable[tuple[str, str, str, int]]) -> int:
                if invoice_type == "subscription" and status in INVOICED_USAGE_STATUSES and fee_type == "charge")
 
 
+def ongoing_billed_changes(billed: Iterable[tuple[dt.date, dt.date, object, int]]) -> list[tuple[dt.date, object, int]]:
+    """What progressive invoices change in a wallet's ongoing usage (Lago's `RefreshWalletsService`
+    takes the fees of the open period's progressive invoices, `sub_total_excluding_taxes_amount_cents
+    + taxes_amount_cents`, off the current usage). `billed`: (the invoice's day, its period's
+    invoice finalization day, fee key, what the fee billed: its amount less its progressive credit,
+    plus its taxes). A wallet pays an invoice the day after its day: from then on the usage it
+    billed is no longer ongoing (-cents). The day after the period's own invoice is finalized, the
+    whole period's usage leaves the ongoing usage, so the deduction ends (+cents): nothing is taken
+    out twice. Returns (day, fee key, cents) changes."""
+    one = dt.timedelta(days=1)
+    return [change for day, finalized_on, key, cents in billed
+            for change in ((day + one, key, -cents), (finalized_on + one, key, cents))]
+
+
 def credit_shares(fees: dict, previous_fees: dict) -> dict:
     """The progressive-billing credit an invoice takes from the period's previous progressive
     invoice, per fee (Lago's `Credits::ProgressiveBillingService#apply_credit_to_fees`): each of

@@ -446,3 +446,23 @@ def test_a_pay_in_advance_charge_counts_in_the_lifetime_usage_and_its_threshold_
     assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"], r["total_usage_amount_cents"])
             for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 355, 355)]
 
+
+@pytest.mark.parametrize(("through", "balance", "ongoing_usage"), [
+    # Oct 20: MTH-001-001 (Oct 5: package 255 + VAT 26 = 281) was paid by the wallet on Oct 6:
+    #   5,000 - 281 = 4,719. The open usage is the same 3 packages: 255 + 26 = 281, all of it billed
+    #   by MTH-001-001 (255 - no credit + 26): ongoing usage 281 - 281 = 0 (not 281 counted twice).
+    (D(2026, 10, 20), 4719, 0),
+    # Nov 1: MTH-001-002 (Oct 31: package 255 - credit 255 + VAT 0, standard 245 + VAT 25 = 270) was
+    #   paid on Nov 1: 4,719 - 270 = 4,449. Open usage 281 + 270 = 551, billed 281 + 0 + 270 = 551: 0.
+    (D(2026, 11, 1), 4449, 0),
+])
+def test_usage_billed_on_a_progressive_invoice_leaves_the_wallet_s_ongoing_usage_once_the_wallet_paid_it(
+        through, balance, ongoing_usage):
+    result = bill(
+        through=through, usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("50"),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_thresholds=thresholds((200, False), (200, True)),
+    )
+    (row,) = result.wallet_balances.to_dicts()
+    assert (row["balance_cents"], row["ongoing_usage_balance_cents"]) == (balance, ongoing_usage)

@@ -5,6 +5,7 @@ import datetime as dt
 
 from dagster_project.billing.progressive import (
     invoiced_usage_cents,
+    ongoing_billed_changes,
     ProgressiveInvoice, UsageDay, UsageThreshold, check_thresholds, credit_shares, last_and_next_threshold,
     progressive_invoices,
 )
@@ -171,3 +172,13 @@ def test_past_the_fixed_thresholds_pay_in_advance_usage_moves_the_recurring_step
     assert progressive_invoices([EVERY_50], days) == [ProgressiveInvoice(oct_(2), "oct", (EVERY_50,), 4000, 0, 6000),
                                                       ProgressiveInvoice(oct_(4), "oct", (EVERY_50,), 8000, 4000, 10500)]
 
+
+def test_a_progressive_invoice_s_usage_leaves_the_ongoing_usage_from_its_payment_until_the_period_s_invoice():
+    # Billed Oct 5 (paid Oct 6): 281 of tokens leave the ongoing usage on Oct 6; the period's invoice
+    # is finalized Nov 1, when the whole period's usage leaves it (Nov 2): the 281 come back then,
+    # so they are not taken out twice. Oct 31 (paid Nov 1): 270, back on Nov 2 too.
+    key = ("charge", "tokens")
+    assert ongoing_billed_changes([(oct_(5), dt.date(2026, 11, 1), key, 281),
+                                   (oct_(31), dt.date(2026, 11, 1), key, 270)]) == [
+        (oct_(6), key, -281), (dt.date(2026, 11, 2), key, 281),
+        (dt.date(2026, 11, 1), key, -270), (dt.date(2026, 11, 2), key, 270)]

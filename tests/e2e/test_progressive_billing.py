@@ -97,6 +97,17 @@ def test_the_lifetime_usage_mart_holds_invoiced_and_current_usage_and_the_thresh
                         ("MTH-001-003", "subscription"), ("MTH-001-004", "progressive_billing")]
 
 
+def test_the_revenue_mart_counts_a_progressive_period_once_with_all_the_taxes_charged_on_it(out):
+    # October's tokens count once, on MTH-001-003 (Nov 1): 80.00. Their taxes were charged on three
+    # invoices: 20% of 55.00 = 11.00 (MTH-001-001), of 15.00 = 3.00 (MTH-001-002) and of the 10.00
+    # left = 2.00 (MTH-001-003): 16.00 = 20% of 80.00. The subscription fee: 10.00, VAT 2.00.
+    # November's MTH-001-004 (Oct usage's period still open) is not counted yet.
+    with duckdb.connect(str(out.parent / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.sql("""select revenue_date::varchar, fee_type, amount_cents, taxes_amount_cents
+                          from marts.fct_revenue_daily order by revenue_date, fee_type""").fetchall()
+    assert rows == [("2026-11-01", "charge", 8000, 1600), ("2026-11-01", "subscription", 1000, 200)]
+
+
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_the_progressive_invoices_validate_against_lagos_schema(out):
     assert_lago_schemas(out, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage")))

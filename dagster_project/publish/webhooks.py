@@ -224,12 +224,15 @@ def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], s
 
 def addressed(messages: list[Message], endpoints: list[dict]) -> list[dict]:
     """The outbox rows: each message to each endpoint subscribed to its type (`catalog.webhook_endpoints`
-    rows), in the order of the messages' dates, then types and ids (stable across runs)."""
+    rows) and existing on the message's date (an endpoint's `created_on`, when it has one: Lago sends
+    an endpoint what happens after it was created, not the history), in the order of the messages'
+    dates, then types and ids (stable across runs)."""
     found = []
     for m in sorted(messages, key=lambda m: (m.created_on, m.webhook_type, m.object_id, m.message_id)):
         for endpoint in endpoints:
             types = json.loads(endpoint["event_types_json"]) if endpoint["event_types_json"] else None
-            if subscribed(types, m.webhook_type):
+            created_on = endpoint.get("created_on")
+            if subscribed(types, m.webhook_type) and (created_on is None or m.created_on >= created_on):
                 found.append({"webhook_id": webhook_id(m.message_id, endpoint["webhook_endpoint_id"]),
                               "message_id": m.message_id, "webhook_type": m.webhook_type, "object_id": m.object_id,
                               "created_on": m.created_on, "endpoint_id": endpoint["webhook_endpoint_id"],

@@ -207,6 +207,20 @@ def test_each_message_goes_to_the_endpoints_that_take_its_type():
         "http://a", "wallet_transaction.created", webhooks.webhook_id(found[0].message_id, "e1"))
 
 
+def test_an_endpoint_created_later_receives_only_the_messages_dated_from_its_day_on():
+    # Transactions of Oct 1, Oct 15 and Oct 16; the endpoint was created on Oct 15 (at 10:30): it
+    # gets Oct 15's (the batch's day: the same day counts) and Oct 16's, not the Oct 1 history. An
+    # endpoint without `created_on` gets all three.
+    found = webhooks.object_messages("org", [], [], [{"lago_id": f"t{d}", "created_at": f"2026-10-{d:02d}T08:00:00Z"}
+                                                     for d in (1, 15, 16)])
+    endpoints = [{"webhook_endpoint_id": "late", "webhook_url": "http://late", "event_types_json": None,
+                  "created_on": dt.date(2026, 10, 15)},
+                 {"webhook_endpoint_id": "old", "webhook_url": "http://old", "event_types_json": None, "created_on": None}]
+    rows = webhooks.addressed(found, endpoints)
+    assert sorted((r["endpoint_id"], r["object_id"]) for r in rows) == [
+        ("late", "t15"), ("late", "t16"), ("old", "t1"), ("old", "t15"), ("old", "t16")]
+
+
 def test_deliver_webhooks_refuses_to_post_unsigned_and_says_when_there_is_no_outbox(tmp_path, monkeypatch, capfd):
     import duckdb
     from click.testing import CliRunner

@@ -1289,7 +1289,7 @@ def _progressive(usage, advance_usage, rounded, periods, charges, filters, fees,
         return out
 
     arrears, advance = held(usage), held(advance_usage)
-    if arrears.is_empty() and advance.is_empty():
+    if arrears.is_empty():  # (no fee to bill: pay-in-advance usage alone passes no threshold, see progressive_invoices)
         return empty
     priced = priced_so_far(arrears)
     series = day_series(priced)

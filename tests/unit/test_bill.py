@@ -414,6 +414,16 @@ def test_thresholds_added_after_a_period_was_finalized_issue_nothing_for_that_pe
 ADVANCE_CHARGE = "charge-advance"
 
 
+def image_events(images: int) -> pl.DataFrame:
+    """One event of `images` images on the charge paid in advance, arrived Oct 3."""
+    return pl.DataFrame([{"event_record_id": "e-image", "subscription_id": SUBSCRIPTION, "billing_period_id": PERIOD,
+                          "charge_id": ADVANCE_CHARGE, "charge_filter_id": None, "arrival_date": D(2026, 10, 3),
+                          "charge_order": 1, "units": Decimal(images)}],
+                        schema={"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
+                                "charge_id": pl.String, "charge_filter_id": pl.String, "arrival_date": pl.Date,
+                                "charge_order": pl.Int64, "units": MONEY})
+
+
 def test_a_pay_in_advance_charge_counts_in_the_lifetime_usage_and_its_threshold_but_is_not_billed_progressively():
     # The USD charges plus a standard charge paid in advance, 1.00 USD an image; 1 image arrives Oct 3.
     # Threshold 3.00 fixed. Oct 3: arrears 0 + advance 100 = 100. Oct 5: package 2,000,001 tokens
@@ -425,17 +435,11 @@ def test_a_pay_in_advance_charge_counts_in_the_lifetime_usage_and_its_threshold_
                                                      "billable_metric_id": "metric-images", "billable_metric_code": "images",
                                                      "is_pay_in_advance": True}], schema=CHARGE_SCHEMA)])
     image_usage = pl.DataFrame([usage(ADVANCE_CHARGE, 1, D(2026, 10, 3))], schema=USAGE_SCHEMA)
-    events = pl.DataFrame([{"event_record_id": "e-image", "subscription_id": SUBSCRIPTION, "billing_period_id": PERIOD,
-                            "charge_id": ADVANCE_CHARGE, "charge_filter_id": None, "arrival_date": D(2026, 10, 3),
-                            "charge_order": 1, "units": Decimal(1)}],
-                          schema={"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
-                                  "charge_id": pl.String, "charge_filter_id": pl.String, "arrival_date": pl.Date,
-                                  "charge_order": pl.Int64, "units": MONEY})
     result = bill(
         through=D(2026, 10, 20), usage=pl.concat([USD_USAGE, image_usage]), periods=october(), charges=charges,
         filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
         customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
-        usage_thresholds=thresholds((300, False)), charge_events=events,
+        usage_thresholds=thresholds((300, False)), charge_events=image_events(1),
     )
     invoices = [(i["invoice_type"], i["issuing_date"], i["fees_amount_cents"], i["taxes_amount_cents"], i["total_amount_cents"])
                 for i in result.invoices.sort("issuing_date").iter_rows(named=True)]
@@ -466,3 +470,22 @@ def test_usage_billed_on_a_progressive_invoice_leaves_the_wallet_s_ongoing_usage
     )
     (row,) = result.wallet_balances.to_dicts()
     assert (row["balance_cents"], row["ongoing_usage_balance_cents"]) == (balance, ongoing_usage)
+
+
+def test_a_plan_whose_charges_are_all_paid_in_advance_gets_no_progressive_invoice_but_keeps_its_lifetime_usage():
+    # Only the images charge (1.00 USD an image, paid in advance): 5 images on Oct 3 = 500, past the
+    # 3.00 threshold, but billed on their own invoice (500 + VAT 50): nothing is left for a
+    # progressive invoice to bill. Lifetime usage through Oct 20: 0 invoiced before + 500 current.
+    charges = pl.DataFrame([{**charge(ADVANCE_CHARGE, "standard", {"amount": "1"}, 0), "is_pay_in_advance": True}],
+                           schema=CHARGE_SCHEMA)
+    result = bill(
+        through=D(2026, 10, 20), usage=pl.DataFrame([usage(ADVANCE_CHARGE, 5, D(2026, 10, 3))], schema=USAGE_SCHEMA),
+        periods=october(), charges=charges, filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(),
+        wallets=wallet("0").clear(), customer_sequences={CUSTOMER: 1}, number_prefix="MTH",
+        tax_book=customer_tax_book(), usage_thresholds=thresholds((300, False), (100, True)),
+        charge_events=image_events(5),
+    )
+    assert [(i["invoice_type"], i["fees_amount_cents"], i["total_amount_cents"]) for i in result.invoices.iter_rows(named=True)] == [
+        ("subscription", 500, 550)]
+    assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"])
+            for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 500)]

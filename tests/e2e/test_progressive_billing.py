@@ -135,3 +135,30 @@ def test_a_finalized_progressive_invoice_is_never_altered_by_later_days(out, tmp
     later = snapshot(work / "out")
     assert {k: later[k] for k in early if k.startswith("invoices/")} == {k: v for k, v in early.items() if k.startswith("invoices/")}
     assert later == snapshot(out)
+
+
+def test_a_wallet_pays_the_progressive_invoices_and_its_ongoing_balance_does_not_count_their_usage_again(tmp_path):
+    """The scenario with a wallet of 100 granted credits (1 credit = 1.00 USD = 100 cents) from Oct 1,
+    billed through Oct 21:
+      MTH-001-001 (Oct 9): 55.00 + VAT 11.00 = 66.00, paid by the wallet Oct 10: 100.00 - 66.00 = 34.00.
+      MTH-001-002 (Oct 20): 70.00 - 55.00 = 15.00 + VAT 3.00 = 18.00, paid Oct 21: 34.00 - 18.00 = 16.00.
+    October's open usage on Oct 21: 7,000,000 tokens = 70.00 + VAT 14.00 = 84.00, all of it billed
+    by the two (66.00 + 18.00): ongoing usage 0, ongoing balance 16.00 (counted again it would be
+    16.00 - 84.00 = -68.00)."""
+    bodies = json.loads((SCENARIO / "catalog" / "catalog.json").read_text())
+    bodies.append({"wallet": {"external_customer_id": "dev", "name": "Credits", "code": "credits", "currency": "USD",
+                              "rate_amount": "1", "granted_credits": "100", "created_at": "2026-10-01T00:00:00Z"}})
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "catalog.json").write_text(json.dumps(bodies))
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(SCENARIO / "events", work / "events")
+    out = run_meterhouse(catalog, work / "events", work, "2026-10-21")
+    (wallet_file,) = (out / "wallets").glob("*.json")
+    wallet = json.loads(wallet_file.read_text())["wallet"]
+    assert (wallet["balance_cents"], wallet["ongoing_usage_balance_cents"], wallet["ongoing_balance_cents"]) == (
+        1600, 0, 1600)
+    assert [(i["number"], i["prepaid_credit_amount_cents"], i["total_amount_cents"])
+            for i in (json.loads(p.read_text())["invoice"] for p in sorted((out / "invoices").glob("*.json")))] == [
+        ("MTH-001-001", 6600, 0), ("MTH-001-002", 1800, 0)]

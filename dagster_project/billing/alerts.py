@@ -9,9 +9,9 @@ An alert watches one value of a subscription and remembers the value of its prev
   `amount_cents` / `units` of the current usage's fees on the alert's metric (Lago takes `.max` over
   the fees of the charges on that metric: here each charge filter's bucket and the default bucket
   is one fee, as in Lago's current usage); no value (no check) when the plan has no charge on it;
-- `lifetime_usage_amount`: Lago's lifetime usage `total_amount_cents`: the charge fees of the
-  subscription's invoices, draft or finalized (`invoiced_usage_amount_cents`), plus the current
-  usage's `amount_cents`.
+- `lifetime_usage_amount`: Lago's lifetime usage `total_amount_cents` (the same `LifetimeUsage`
+  record progressive billing checks its thresholds on): `billing.lifetime_usage`'s total, computed
+  once by progressive billing (`progressive.invoiced_usage_cents` plus the current usage).
 
 Thresholds are increasing (Lago's subscription alerts are): a check fires when the value went up
 past one or more of them; the crossed ones are listed in one `alert.triggered` message. A value that
@@ -92,27 +92,18 @@ def decimal_text(value: Decimal) -> str:
 
 
 def usage_value(alert_type: str, customer_usage: dict, metric_code: str | None = None,
-                invoiced_usage_cents: int = 0) -> Decimal | None:
+                lifetime_usage_cents: int = 0) -> Decimal | None:
     """The value an alert of `alert_type` checks, from a Lago `customer_usage` object (the open
-    period of the subscription). None: nothing to check (a metric alert whose metric the plan does
-    not charge, as lago-api returns early)."""
+    period of the subscription) and the subscription's lifetime usage (`billing.lifetime_usage`).
+    None: nothing to check (a metric alert whose metric the plan does not charge, as lago-api
+    returns early)."""
     if alert_type == "current_usage_amount":
         return Decimal(customer_usage["amount_cents"])
     if alert_type == "lifetime_usage_amount":
-        return Decimal(invoiced_usage_cents + customer_usage["amount_cents"])
+        return Decimal(lifetime_usage_cents)
     fees = [f for charge in customer_usage["charges_usage"] if charge["billable_metric"]["code"] == metric_code
             for f in charge["filters"]]
     if not fees:
         return None
     key = "units" if alert_type == "billable_metric_current_usage_units" else "amount_cents"
     return max(Decimal(str(f[key])) for f in fees)
-
-
-def invoiced_usage_cents(invoices: list[dict], external_subscription_id: str) -> int:
-    """Lago's lifetime `invoiced_usage_amount_cents`: the charge fees (`amount_cents`, before
-    taxes) of the subscription's `subscription` invoices, draft or finalized. `invoices`: Lago
-    `invoice` objects."""
-    return sum(fee["amount_cents"] for invoice in invoices
-               if invoice["invoice_type"] == "subscription" and invoice["status"] in ("draft", "finalized")
-               for fee in invoice["fees"]
-               if fee["item"]["type"] == "charge" and fee.get("external_subscription_id") == external_subscription_id)

@@ -272,9 +272,8 @@ def bill(
 
     # Progressive billing: invoices of the usage so far when it crosses a threshold, each deducting
     # what the period's previous one billed (and the closing invoice the last one's).
-    progressive = _progressive(usage, rounded, period_cols, charges, filters, fees, due, usage_thresholds,
-                               current_usage.filter(~pl.col("charge_id").is_in(advance_charges)), through, unpriced_values,
-                               set(frozen_totals or {}))
+    progressive = _progressive(usage, advance_usage, rounded, period_cols, charges, filters, fees, due, usage_thresholds,
+                               current_usage, through, unpriced_values, set(frozen_totals or {}))
     due = pl.concat([due.with_columns(invoice_type=pl.lit("subscription")), progressive.due], how="diagonal_relaxed")
     all_fees = pl.concat([fees, subscription_fees.select(FEE_COLUMNS), progressive.fees], how="vertical_relaxed")
     coupon_credits, fee_coupons, coupon_states = _coupons(
@@ -290,6 +289,7 @@ def bill(
     daily_ongoing = _daily_ongoing_usage(
         open_usage.join(wallet_periods.select("billing_period_id"), on="billing_period_id", how="semi"),
         rounded, period_cols, charges, filters, tax_book,
+        _progressive_billed(progressive.due, wallet_periods, all_fees, progressive.credits, charges),
     )
     book = credit_notes or CreditNoteBook()
     book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes), **(book.fees or {})},
@@ -640,12 +640,34 @@ def _invoice_totals(due: pl.DataFrame, fees: pl.DataFrame, invoice_tax_rows: pl.
     )
 
 
+def _progressive_billed(progressive_due, periods, fees, credits, charges) -> dict[str, list]:
+    """Per customer: what each fee of its progressive invoices in `periods` billed, for the ongoing
+    usage (`progressive.ongoing_billed_changes`): (invoice day, its period's finalization day, fee
+    key, amount less its progressive credit plus its taxes)."""
+    if progressive_due.is_empty():
+        return {}
+    progressive_due = progressive_due.join(periods.select("billing_period_id"), on="billing_period_id", how="semi")
+    metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
+    credit = dict(credits.group_by("fee_id").agg(pl.col("amount_cents").sum()).iter_rows())
+    finalized_on = dict(periods.select("billing_period_id", "invoice_finalized_on").iter_rows())
+    invoices = {r["invoice_id"]: r for r in progressive_due.iter_rows(named=True)}
+    out: dict[str, list] = {}
+    for f in fees.filter(pl.col("invoice_id").is_in(list(invoices))).iter_rows(named=True):
+        invoice = invoices[f["invoice_id"]]
+        out.setdefault(invoice["customer_id"], []).append(
+            (invoice["billing_day"], finalized_on[invoice["billing_period_id"]], ("charge", metric_of.get(f["charge_id"])),
+             f["amount_cents"] - credit.get(f["fee_id"], 0) + f["taxes_amount_cents"]))
+    return out
+
+
 def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
-                         book: TaxBook) -> dict[str, dict[dt.date, dict[FeeKey, int]]]:
+                         book: TaxBook, billed: dict[str, list] | None = None) -> dict[str, dict[dt.date, dict[FeeKey, int]]]:
     """Per customer and day: the amount (cents, taxes included) of usage arrived by that day in
     periods whose invoice is not finalized yet (`open_usage`: usage arrived by its invoice's
-    finalization), per fee key (`charge` and the billable metric: what a limited wallet looks at).
-    Priced on cumulative units, so package rounding is exact; each bucket's tax is rounded half-up."""
+    finalization), per fee key (`charge` and the billable metric: what a limited wallet looks at),
+    less what progressive invoices already billed of it (`billed`, per customer:
+    `_progressive_billed`). Priced on cumulative units, so package rounding is exact; each bucket's
+    tax is rounded half-up."""
     cumulative_units = rounded(cumulative(open_usage)).join(
         periods.select("billing_period_id", "currency", "customer_id", "invoice_finalized_on"), on="billing_period_id"
     )
@@ -659,16 +681,19 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
     changes: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
     metric_of = dict(zip(charges["charge_id"], charges["billable_metric_code"], strict=True))
 
-    def add(r: dict, day: dt.date, cents: int) -> None:
-        key = ("charge", metric_of.get(r["charge_id"]))
-        keys = changes.setdefault(r["customer_id"], {}).setdefault(day, {})
+    def add(customer: str, key: FeeKey, day: dt.date, cents: int) -> None:
+        keys = changes.setdefault(customer, {}).setdefault(day, {})
         keys[key] = keys.get(key, 0) + cents
 
     for r in priced.iter_rows(named=True):
-        add(r, r["arrival_date"], r["delta"])
+        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["arrival_date"], r["delta"])
     finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
-    for r in finals.iter_rows(named=True):
-        add(r, r["invoice_finalized_on"] + dt.timedelta(days=1), -r["delta"])  # usage leaves the open balance
+    for r in finals.iter_rows(named=True):  # usage leaves the open balance
+        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["invoice_finalized_on"] + dt.timedelta(days=1),
+            -r["delta"])
+    for customer, rows in (billed or {}).items():
+        for day, key, cents in pg.ongoing_billed_changes(rows):
+            add(customer, key, day, cents)
     out: dict[str, dict[dt.date, dict[FeeKey, int]]] = {}
     for customer, days in changes.items():
         running: dict[FeeKey, int] = {}
@@ -1199,18 +1224,19 @@ class Progressive:
 
 
 def _invoiced_charges(fees: pl.DataFrame, due: pl.DataFrame, periods: pl.DataFrame) -> dict[str, int]:
-    """Per billing period: the charge fees its subscription's invoices of earlier periods billed
-    (Lago's lifetime `invoiced_usage_amount_cents`: the charge fees of the subscription invoices,
-    drafts included)."""
-    closing = due.filter(~pl.col("is_starting") & ~pl.col("is_advance")).select("invoice_id", "billing_period_id")
-    billed = dict(
-        fees.filter(pl.col("fee_type") == "charge").join(closing, on=["invoice_id", "billing_period_id"])
-        .group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows()
-    )
+    """Per billing period: the charge fees the subscription's invoices of its earlier periods billed
+    (`progressive.invoiced_usage_cents`: period-end and pay-in-advance invoices, drafts included).
+    Earlier periods are those of the same external subscription id, so a plan change keeps the
+    lifetime usage of the plan it left (Lago counts every subscription sharing the external id)."""
+    billed: dict[str, list] = {}
+    for r in fees.join(due.select("invoice_id", "billing_period_id", "status"), on=["invoice_id", "billing_period_id"]).select(
+            "billing_period_id", "status", "fee_type", "amount_cents").iter_rows():
+        billed.setdefault(r[0], []).append(("subscription", *r[1:]))
     out, running = {}, {}
-    for r in periods.sort("subscription_id", "period_index").iter_rows(named=True):
-        out[r["billing_period_id"]] = running.get(r["subscription_id"], 0)
-        running[r["subscription_id"]] = out[r["billing_period_id"]] + billed.get(r["billing_period_id"], 0)
+    for r in periods.sort("external_subscription_id", "period_start_date", "period_index").iter_rows(named=True):
+        out[r["billing_period_id"]] = running.get(r["external_subscription_id"], 0)
+        running[r["external_subscription_id"]] = out[r["billing_period_id"]] + pg.invoiced_usage_cents(
+            billed.get(r["billing_period_id"], []))
     return out
 
 
@@ -1223,10 +1249,13 @@ def _threshold_specs(thresholds: pl.DataFrame | None) -> dict[str, list[tuple[pg
     return out
 
 
-def _progressive(usage, rounded, periods, charges, filters, fees, due, thresholds, current_usage,
+def _progressive(usage, advance_usage, rounded, periods, charges, filters, fees, due, thresholds, current_usage,
                  through: dt.date, unpriced_values, frozen_ids: set[str] = frozenset()) -> Progressive:
     """Progressive billing (`billing/progressive.py`), checked at the end of each arrival day of an
-    open period on the usage arrived by then (charges billed in arrears: those in `usage`).
+    open period on the usage arrived by then. The check is on the lifetime usage, every charge
+    (`usage` billed in arrears and `advance_usage`, priced on the period's units so far); the
+    invoices bill the charges billed in arrears. The earlier periods count as invoiced: their usage
+    arrived by then and by their finalization, and their pay-in-advance invoices issued by then.
 
     A period whose closing invoice an earlier run finalized (`frozen_ids`) gets no progressive
     invoice it did not have then: that invoice deducted nothing for it (thresholds added to the
@@ -1239,25 +1268,41 @@ def _progressive(usage, rounded, periods, charges, filters, fees, due, threshold
                         pl.DataFrame(schema=APPLIED_THRESHOLD_SCHEMA), lifetime)
     checked = periods.filter(pl.col("plan_id").is_in(list(specs)))
     # The usage of each period as its invoice holds it: arrived by its finalization day.
-    held = usage.join(checked.select("billing_period_id", "invoice_finalized_on", "currency"), on="billing_period_id")
-    held = held.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on"))
-    if held.is_empty():
-        return empty
-    priced = price_buckets(rounded(cumulative(held)).join(
-        checked.select("billing_period_id", "currency"), on="billing_period_id"), charges, filters)
-    daily = (
-        priced.with_columns(delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET))
-        .group_by("billing_period_id", "arrival_date").agg(pl.col("delta").sum())
-        .sort("billing_period_id", "arrival_date")
-        .with_columns(cents=pl.col("delta").cum_sum().over("billing_period_id"))
-    )
-    series: dict[str, list[tuple[dt.date, int]]] = {}
-    for period_id, day, cents in daily.select("billing_period_id", "arrival_date", "cents").iter_rows():
-        series.setdefault(period_id, []).append((day, cents))
+    def held(frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.join(checked.select("billing_period_id", "invoice_finalized_on", "currency"), on="billing_period_id")
+        return frame.filter(pl.col("arrival_date") <= pl.col("invoice_finalized_on"))
 
-    def amount_by(period_id: str, day: dt.date) -> int:
-        """The charge fees of a period's usage arrived by `day`."""
-        return next((cents for d, cents in reversed(series.get(period_id, [])) if d <= day), 0)
+    def priced_so_far(frame: pl.DataFrame) -> pl.DataFrame:
+        return price_buckets(rounded(cumulative(frame)).join(
+            checked.select("billing_period_id", "currency"), on="billing_period_id"), charges, filters)
+
+    def day_series(frame: pl.DataFrame) -> dict[str, list[tuple[dt.date, int]]]:
+        """Per period: (arrival day, the charge fees of its usage arrived by that day)."""
+        daily = (
+            frame.with_columns(delta=pl.col("amount_cents") - pl.col("amount_cents").shift(1, fill_value=0).over(BUCKET))
+            .group_by("billing_period_id", "arrival_date").agg(pl.col("delta").sum())
+            .sort("billing_period_id", "arrival_date")
+            .with_columns(cents=pl.col("delta").cum_sum().over("billing_period_id"))
+        )
+        out: dict[str, list[tuple[dt.date, int]]] = {}
+        for period_id, day, cents in daily.select("billing_period_id", "arrival_date", "cents").iter_rows():
+            out.setdefault(period_id, []).append((day, cents))
+        return out
+
+    arrears, advance = held(usage), held(advance_usage)
+    if arrears.is_empty():  # (no fee to bill: pay-in-advance usage alone passes no threshold, see progressive_invoices)
+        return empty
+    priced = priced_so_far(arrears)
+    series = day_series(priced)
+    all_series = day_series(pl.concat([priced, priced_so_far(advance)], how="vertical_relaxed")) if advance.height else series
+    advance_due = due.filter(pl.col("is_advance")).select("invoice_id", "billing_day")
+    advance_series = day_series(fees.join(advance_due, on="invoice_id").select(
+        *BUCKET, pl.col("billing_day").alias("arrival_date"), "amount_cents").sort(*BUCKET, "arrival_date").with_columns(
+        amount_cents=pl.col("amount_cents").cum_sum().over(BUCKET)))
+
+    def amount_by(period_id: str, day: dt.date, found=series) -> int:
+        """The charge fees of a period's usage arrived by `day` (`found`: which series)."""
+        return next((cents for d, cents in reversed(found.get(period_id, [])) if d <= day), 0)
 
     period_rows = {r["billing_period_id"]: r for r in checked.iter_rows(named=True)}
     by_subscription: dict[str, list[dict]] = {}
@@ -1269,12 +1314,13 @@ def _progressive(usage, rounded, periods, charges, filters, fees, due, threshold
         # that day: lifetime usage = the earlier periods' invoices (their usage arrived by then and
         # by their finalization) + the open period's usage arrived by then.
         own_ids = {r["billing_period_id"] for r in own}
-        arrivals = sorted({d for period_id in own_ids for d, _ in series.get(period_id, [])})
+        arrivals = sorted({d for period_id in own_ids for d, _ in all_series.get(period_id, [])})
         days = [
             pg.UsageDay(day, p["billing_period_id"],
                         sum(amount_by(q["billing_period_id"], min(day, q["invoice_finalized_on"]))
+                            + amount_by(q["billing_period_id"], day, advance_series)
                             for q in own if q["period_index"] < p["period_index"]),
-                        amount_by(p["billing_period_id"], day))
+                        amount_by(p["billing_period_id"], day, all_series), amount_by(p["billing_period_id"], day))
             for day in arrivals for p in own if p["period_start_date"] <= day <= p["period_end_date"]
         ]
         invoices += [(period_rows[i.period_id], i)
@@ -1352,9 +1398,10 @@ def _progressive_credits(invoices: list[tuple[str, str]], progressive_fees: pl.D
 def _lifetime_usage(periods, invoiced: dict[str, int], current_usage: pl.DataFrame,
                     specs: dict[str, list[tuple[pg.UsageThreshold, str]]], through: dt.date) -> pl.DataFrame:
     """One row per subscription with a period open at the end of `through` (Lago's LifetimeUsage):
-    the charge fees its earlier periods' invoices billed, the open period's usage (charges billed in
-    arrears, as priced in current usage), their sum, and the last threshold reached and the next one
-    (fixed ones by amount; past the largest, the recurring one's multiples)."""
+    the charge fees its earlier periods' invoices billed (`_invoiced_charges`), the open period's
+    current usage (every charge, pay-in-advance ones included, as priced in current usage), their
+    sum, and the last threshold reached and the next one (fixed ones by amount; past the largest,
+    the recurring one's multiples). The `lifetime_usage_amount` alerts read this sum."""
     current = dict(current_usage.group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows())
     rows = []
     for p in periods.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through)).sort(

@@ -534,12 +534,18 @@ class WebhookEndpoint(_Body):
     """Where webhook messages are posted (Lago's `WebhookEndpointCreateInput`). Messages are signed
     with `hmac` only: Lago's default (no `signature_algo`) is `jwt`, so the field is required here
     (`reader.webhook_problems`). `event_types`: the types the endpoint takes, all when absent, null
-    or `["*"]`; written as Lago normalizes them (trimmed, lower case)."""
+    or `["*"]`; written as Lago normalizes them (trimmed, lower case). `created_at` (a Meterhouse
+    extension; Lago takes it from the clock): the endpoint receives the messages of facts dated on
+    or after its day only, as a Lago endpoint receives what happens after it was created; without
+    it, every message."""
 
     webhook_url: str
     signature_algo: Literal["hmac"] | None = None
     name: str | None = None
     event_types: list[str] | None = None
+    created_at: dt.datetime | None = None
+
+    _utc_times = field_validator("created_at")(classmethod(lambda cls, v: _utc(v)))
 
     @field_validator("webhook_url")
     @classmethod

@@ -508,9 +508,10 @@ def filter_keys(catalog: Catalog) -> list[str]:
 
 
 def webhook_endpoints(catalog: Catalog) -> list[dict]:
-    """Webhook endpoints; `event_types_json` null: every type."""
+    """Webhook endpoints; `event_types_json` null: every type; `created_on` null: no date (every message)."""
     return [{"webhook_endpoint_id": stable_id("webhook_endpoint", e.webhook_url), "webhook_url": e.webhook_url,
-             "name": e.name, "signature_algo": e.signature_algo, "event_types_json": _json(e.event_types)}
+             "name": e.name, "signature_algo": e.signature_algo, "event_types_json": _json(e.event_types),
+             "created_on": e.created_at.date() if e.created_at else None}
             for e in catalog.webhook_endpoints]
 
 

@@ -29,7 +29,7 @@ def fill_outbox(con, out_dir: Path) -> dict[str, int]:
     usage = {path.stem: json.loads(path.read_text(encoding="utf-8"))["customer_usage"]
              for path in sorted((out_dir / "current_usage").glob("*.json"))}
     checks = webhooks.monitoring_checks(
-        organization, through, alerts, store.subscriptions(con), usage, invoices,
+        organization, through, alerts, store.subscriptions(con), usage, store.lifetime_usage_cents(con),
         [d["wallet"] for d in _documents(out_dir / "wallets")], store.previous_values(con), store.depleted_wallets(con))
     messages = checks.messages
     if endpoints:

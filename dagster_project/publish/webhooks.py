@@ -174,12 +174,13 @@ class Checks:
 
 
 def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], subscriptions: dict[str, dict],
-                      usage: dict[str, dict], invoices: list[dict], wallets: list[dict],
+                      usage: dict[str, dict], lifetime_cents: dict[str, int], wallets: list[dict],
                       previous_values: dict[str, Decimal], depleted_before: set[str]) -> Checks:
     """The checks of a run billed through `through`:
 
     - each alert of a subscription with an open period (`usage`: external subscription id -> its
-      `customer_usage` object) is checked against its previous value (0 at first); the thresholds
+      `customer_usage` object; `lifetime_cents`: its lifetime usage, `billing.lifetime_usage`'s
+      total) is checked against its previous value (0 at first); the thresholds
       crossed make one `alert.triggered` message, and the value checked becomes the previous one
       (an alert with nothing to check keeps its previous value);
     - each active wallet whose `ongoing_balance_cents` is at or below 0, and was not at the last
@@ -195,8 +196,8 @@ def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], s
         customer_usage = usage.get(alert["external_subscription_id"])
         if customer_usage is None:  # no open period: the subscription is not active
             continue
-        invoiced = rules.invoiced_usage_cents(invoices, alert["external_subscription_id"])
-        current = rules.usage_value(alert["alert_type"], customer_usage, alert["billable_metric_code"], invoiced)
+        current = rules.usage_value(alert["alert_type"], customer_usage, alert["billable_metric_code"],
+                                    lifetime_cents.get(alert["external_subscription_id"], 0))
         if current is None:
             continue
         previous = values.get(alert["alert_id"], Decimal(0))
@@ -223,12 +224,15 @@ def monitoring_checks(organization: str, through: dt.date, alerts: list[dict], s
 
 def addressed(messages: list[Message], endpoints: list[dict]) -> list[dict]:
     """The outbox rows: each message to each endpoint subscribed to its type (`catalog.webhook_endpoints`
-    rows), in the order of the messages' dates, then types and ids (stable across runs)."""
+    rows) and existing on the message's date (an endpoint's `created_on`, when it has one: Lago sends
+    an endpoint what happens after it was created, not the history), in the order of the messages'
+    dates, then types and ids (stable across runs)."""
     found = []
     for m in sorted(messages, key=lambda m: (m.created_on, m.webhook_type, m.object_id, m.message_id)):
         for endpoint in endpoints:
             types = json.loads(endpoint["event_types_json"]) if endpoint["event_types_json"] else None
-            if subscribed(types, m.webhook_type):
+            created_on = endpoint.get("created_on")
+            if subscribed(types, m.webhook_type) and (created_on is None or m.created_on >= created_on):
                 found.append({"webhook_id": webhook_id(m.message_id, endpoint["webhook_endpoint_id"]),
                               "message_id": m.message_id, "webhook_type": m.webhook_type, "object_id": m.object_id,
                               "created_on": m.created_on, "endpoint_id": endpoint["webhook_endpoint_id"],

@@ -55,7 +55,7 @@ EMPTY_SCHEMAS = {
     "usage_thresholds": {"usage_threshold_id": _S, "plan_id": _S, "plan_code": _S, "threshold_index": _I,
                          "amount_cents": _I, "is_recurring": _B, "threshold_display_name": _S},
     "webhook_endpoints": {"webhook_endpoint_id": _S, "webhook_url": _S, "name": _S, "signature_algo": _S,
-                          "event_types_json": _S},
+                          "event_types_json": _S, "created_on": pl.Date},
     "alerts": {"alert_id": _S, "code": _S, "name": _S, "alert_type": _S, "external_subscription_id": _S,
                "billable_metric_code": _S, "thresholds_json": _S},
     "pricing_group_keys": {"charge_id": _S, "charge_filter_key": _S, "group_key": _S, "key_index": _I},

@@ -21,7 +21,7 @@ from dagster_project.store.tables import rows
 
 # What the outbox asset reads in the warehouse (and the published files of `published_outputs`).
 READS = [["catalog", "webhook_endpoints"], ["catalog", "alerts"], ["catalog", "subscriptions"],
-         ["catalog", "billing_entities"]]
+         ["catalog", "billing_entities"], ["billing", "lifetime_usage"]]
 
 _DDL = [
     "create schema if not exists state",
@@ -57,6 +57,15 @@ def subscriptions(con) -> dict[str, dict]:
     found = rows(con, """select external_id, subscription_id, external_customer_id from catalog.subscriptions
                          order by external_id, subscription_at nulls first""")
     return {s["external_id"]: s for s in found}
+
+
+def lifetime_usage_cents(con) -> dict[str, int]:
+    """external subscription id -> its lifetime usage (`billing.lifetime_usage`, the one progressive
+    billing computes). Two periods open at once (a plan change) both count the earlier periods of
+    the external id; the larger total is the one with the most usage."""
+    found = con.execute("""select external_subscription_id, max(total_usage_amount_cents) from billing.lifetime_usage
+                           group by external_subscription_id order by external_subscription_id""").fetchall()
+    return dict(found)
 
 
 def billing_entity_code(con) -> str | None:

@@ -97,6 +97,17 @@ def test_the_lifetime_usage_mart_holds_invoiced_and_current_usage_and_the_thresh
                         ("MTH-001-003", "subscription"), ("MTH-001-004", "progressive_billing")]
 
 
+def test_the_revenue_mart_counts_a_progressive_period_once_with_all_the_taxes_charged_on_it(out):
+    # October's tokens count once, on MTH-001-003 (Nov 1): 80.00. Their taxes were charged on three
+    # invoices: 20% of 55.00 = 11.00 (MTH-001-001), of 15.00 = 3.00 (MTH-001-002) and of the 10.00
+    # left = 2.00 (MTH-001-003): 16.00 = 20% of 80.00. The subscription fee: 10.00, VAT 2.00.
+    # November's MTH-001-004 (Oct usage's period still open) is not counted yet.
+    with duckdb.connect(str(out.parent / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.sql("""select revenue_date::varchar, fee_type, amount_cents, taxes_amount_cents
+                          from marts.fct_revenue_daily order by revenue_date, fee_type""").fetchall()
+    assert rows == [("2026-11-01", "charge", 8000, 1600), ("2026-11-01", "subscription", 1000, 200)]
+
+
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_the_progressive_invoices_validate_against_lagos_schema(out):
     assert_lago_schemas(out, folders=(("invoices", "Invoice"), ("current_usage", "CustomerUsage")))
@@ -124,3 +135,30 @@ def test_a_finalized_progressive_invoice_is_never_altered_by_later_days(out, tmp
     later = snapshot(work / "out")
     assert {k: later[k] for k in early if k.startswith("invoices/")} == {k: v for k, v in early.items() if k.startswith("invoices/")}
     assert later == snapshot(out)
+
+
+def test_a_wallet_pays_the_progressive_invoices_and_its_ongoing_balance_does_not_count_their_usage_again(tmp_path):
+    """The scenario with a wallet of 100 granted credits (1 credit = 1.00 USD = 100 cents) from Oct 1,
+    billed through Oct 21:
+      MTH-001-001 (Oct 9): 55.00 + VAT 11.00 = 66.00, paid by the wallet Oct 10: 100.00 - 66.00 = 34.00.
+      MTH-001-002 (Oct 20): 70.00 - 55.00 = 15.00 + VAT 3.00 = 18.00, paid Oct 21: 34.00 - 18.00 = 16.00.
+    October's open usage on Oct 21: 7,000,000 tokens = 70.00 + VAT 14.00 = 84.00, all of it billed
+    by the two (66.00 + 18.00): ongoing usage 0, ongoing balance 16.00 (counted again it would be
+    16.00 - 84.00 = -68.00)."""
+    bodies = json.loads((SCENARIO / "catalog" / "catalog.json").read_text())
+    bodies.append({"wallet": {"external_customer_id": "dev", "name": "Credits", "code": "credits", "currency": "USD",
+                              "rate_amount": "1", "granted_credits": "100", "created_at": "2026-10-01T00:00:00Z"}})
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "catalog.json").write_text(json.dumps(bodies))
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(SCENARIO / "events", work / "events")
+    out = run_meterhouse(catalog, work / "events", work, "2026-10-21")
+    (wallet_file,) = (out / "wallets").glob("*.json")
+    wallet = json.loads(wallet_file.read_text())["wallet"]
+    assert (wallet["balance_cents"], wallet["ongoing_usage_balance_cents"], wallet["ongoing_balance_cents"]) == (
+        1600, 0, 1600)
+    assert [(i["number"], i["prepaid_credit_amount_cents"], i["total_amount_cents"])
+            for i in (json.loads(p.read_text())["invoice"] for p in sorted((out / "invoices").glob("*.json")))] == [
+        ("MTH-001-001", 6600, 0), ("MTH-001-002", 1800, 0)]

@@ -3,6 +3,7 @@ accepted, what is refused by name (file, body, field), and the catalog tables th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def test_an_endpoint_and_an_alert_become_rows_of_their_catalog_tables(tmp_path):
 def test_an_endpoint_that_takes_every_type_keeps_no_list(tmp_path):
     catalog = _catalog(tmp_path, {"webhook_endpoint": {**ENDPOINT, "event_types": ["*"]}})
     assert tables.webhook_endpoints(catalog)[0]["event_types_json"] is None
+
+
+def test_an_endpoint_s_created_at_is_kept_as_its_day_in_utc(tmp_path):
+    # 2026-10-15T23:30:00-02:00 is 2026-10-16T01:30Z: the endpoint's day is Oct 16 (UTC, as every date here)
+    catalog = _catalog(tmp_path, {"webhook_endpoint": {**ENDPOINT, "created_at": "2026-10-15T23:30:00-02:00"}})
+    assert tables.webhook_endpoints(catalog)[0]["created_on"] == dt.date(2026, 10, 16)
+    (tmp_path / "without").mkdir()
+    assert tables.webhook_endpoints(_catalog(tmp_path / "without", {"webhook_endpoint": ENDPOINT}))[0]["created_on"] is None
 
 
 def test_jwt_signatures_are_refused_as_not_supported_yet():

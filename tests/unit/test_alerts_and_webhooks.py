@@ -14,7 +14,6 @@ from dagster_project.billing.alerts import (
     Threshold,
     decimal_text,
     formatted_crossed,
-    invoiced_usage_cents,
     thresholds_crossed,
     usage_value,
 )
@@ -88,26 +87,13 @@ def test_each_alert_type_checks_its_own_value_of_the_current_usage():
     # Lago's max over the metric's fees: 1,500,000 small tokens against 270,000.5 large ones.
     assert usage_value("billable_metric_current_usage_units", USAGE, "tokens") == D("1500000.0")
     assert usage_value("billable_metric_current_usage_amount", USAGE, "tokens") == D(1084)
-    # lifetime: 5,000 cents already invoiced + 1,234 of the open period = 6,234
-    assert usage_value("lifetime_usage_amount", USAGE, invoiced_usage_cents=5000) == D(6234)
+    # lifetime: the subscription's lifetime usage as progressive billing computes it
+    # (`billing.lifetime_usage`), not derived again from the current usage
+    assert usage_value("lifetime_usage_amount", USAGE, lifetime_usage_cents=6234) == D(6234)
 
 
 def test_a_metric_alert_on_a_metric_the_plan_does_not_charge_checks_nothing():
     assert usage_value("billable_metric_current_usage_units", USAGE, "images") is None
-
-
-def test_invoiced_lifetime_usage_counts_the_charge_fees_of_the_subscriptions_draft_and_finalized_invoices():
-    def fee(kind, cents, sub="sub_a"):
-        return {"item": {"type": kind}, "amount_cents": cents, "external_subscription_id": sub}
-
-    invoices = [
-        {"invoice_type": "subscription", "status": "finalized",
-         "fees": [fee("charge", 700), fee("subscription", 2000), fee("charge", 50, "sub_b")]},
-        {"invoice_type": "subscription", "status": "draft", "fees": [fee("charge", 300)]},
-        {"invoice_type": "credit", "status": "finalized", "fees": [fee("credit", 10000)]},
-    ]
-    # 700 (finalized) + 300 (draft); not the subscription fee, sub_b's charge or the credit invoice
-    assert invoiced_usage_cents(invoices, "sub_a") == 1000
 
 
 def test_the_envelope_is_lagos_with_the_object_under_its_type():
@@ -180,7 +166,7 @@ SUBSCRIPTIONS = {"sub_a": {"subscription_id": "s1", "external_customer_id": "acm
 
 
 def _check(usage: dict, previous: dict, wallets=(), depleted=frozenset()):
-    return webhooks.monitoring_checks("org", dt.date(2026, 10, 15), [ALERT_ROW], SUBSCRIPTIONS, usage, [],
+    return webhooks.monitoring_checks("org", dt.date(2026, 10, 15), [ALERT_ROW], SUBSCRIPTIONS, usage, {},
                                       list(wallets), previous, set(depleted))
 
 
@@ -219,6 +205,20 @@ def test_each_message_goes_to_the_endpoints_that_take_its_type():
     (row,) = webhooks.addressed(found, endpoints)
     assert (row["webhook_url"], row["webhook_type"], row["webhook_id"]) == (
         "http://a", "wallet_transaction.created", webhooks.webhook_id(found[0].message_id, "e1"))
+
+
+def test_an_endpoint_created_later_receives_only_the_messages_dated_from_its_day_on():
+    # Transactions of Oct 1, Oct 15 and Oct 16; the endpoint was created on Oct 15 (at 10:30): it
+    # gets Oct 15's (the batch's day: the same day counts) and Oct 16's, not the Oct 1 history. An
+    # endpoint without `created_on` gets all three.
+    found = webhooks.object_messages("org", [], [], [{"lago_id": f"t{d}", "created_at": f"2026-10-{d:02d}T08:00:00Z"}
+                                                     for d in (1, 15, 16)])
+    endpoints = [{"webhook_endpoint_id": "late", "webhook_url": "http://late", "event_types_json": None,
+                  "created_on": dt.date(2026, 10, 15)},
+                 {"webhook_endpoint_id": "old", "webhook_url": "http://old", "event_types_json": None, "created_on": None}]
+    rows = webhooks.addressed(found, endpoints)
+    assert sorted((r["endpoint_id"], r["object_id"]) for r in rows) == [
+        ("late", "t15"), ("late", "t16"), ("old", "t1"), ("old", "t15"), ("old", "t16")]
 
 
 def test_deliver_webhooks_refuses_to_post_unsigned_and_says_when_there_is_no_outbox(tmp_path, monkeypatch, capfd):

@@ -409,3 +409,83 @@ def test_thresholds_added_after_a_period_was_finalized_issue_nothing_for_that_pe
     assert [(i["number"], i["invoice_type"], i["progressive_billing_credit_amount_cents"])
             for i in result.invoices.iter_rows(named=True)] == [("MTH-001-001", "subscription", 0)]
     assert result.progressive_billing_credits.is_empty() and result.applied_usage_thresholds.is_empty()
+
+
+ADVANCE_CHARGE = "charge-advance"
+
+
+def image_events(images: int) -> pl.DataFrame:
+    """One event of `images` images on the charge paid in advance, arrived Oct 3."""
+    return pl.DataFrame([{"event_record_id": "e-image", "subscription_id": SUBSCRIPTION, "billing_period_id": PERIOD,
+                          "charge_id": ADVANCE_CHARGE, "charge_filter_id": None, "arrival_date": D(2026, 10, 3),
+                          "charge_order": 1, "units": Decimal(images)}],
+                        schema={"event_record_id": pl.String, "subscription_id": pl.String, "billing_period_id": pl.String,
+                                "charge_id": pl.String, "charge_filter_id": pl.String, "arrival_date": pl.Date,
+                                "charge_order": pl.Int64, "units": MONEY})
+
+
+def test_a_pay_in_advance_charge_counts_in_the_lifetime_usage_and_its_threshold_but_is_not_billed_progressively():
+    # The USD charges plus a standard charge paid in advance, 1.00 USD an image; 1 image arrives Oct 3.
+    # Threshold 3.00 fixed. Oct 3: arrears 0 + advance 100 = 100. Oct 5: package 2,000,001 tokens
+    # = 3 packages = 255, + 100 = 355 >= 300: a progressive invoice of the arrears 255 only (the
+    # image has its own invoice, Oct 3), VAT 10% 25.5 -> 26, due 281; lifetime on it 355.
+    # Through Oct 20 the lifetime usage is nothing invoiced before October + current 255 + 100 = 355.
+    # (Without the advance charge, 255 < 300: no progressive invoice at all.)
+    charges = pl.concat([USD_CHARGES, pl.DataFrame([{**charge(ADVANCE_CHARGE, "standard", {"amount": "1"}, 2),
+                                                     "billable_metric_id": "metric-images", "billable_metric_code": "images",
+                                                     "is_pay_in_advance": True}], schema=CHARGE_SCHEMA)])
+    image_usage = pl.DataFrame([usage(ADVANCE_CHARGE, 1, D(2026, 10, 3))], schema=USAGE_SCHEMA)
+    result = bill(
+        through=D(2026, 10, 20), usage=pl.concat([USD_USAGE, image_usage]), periods=october(), charges=charges,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_thresholds=thresholds((300, False)), charge_events=image_events(1),
+    )
+    invoices = [(i["invoice_type"], i["issuing_date"], i["fees_amount_cents"], i["taxes_amount_cents"], i["total_amount_cents"])
+                for i in result.invoices.sort("issuing_date").iter_rows(named=True)]
+    assert invoices == [("subscription", D(2026, 10, 3), 100, 10, 110),
+                        ("progressive_billing", D(2026, 10, 5), 255, 26, 281)]
+    assert [(r["lifetime_usage_amount_cents"], r["created_on"]) for r in result.applied_usage_thresholds.iter_rows(named=True)] == [
+        (355, D(2026, 10, 5))]
+    assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"], r["total_usage_amount_cents"])
+            for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 355, 355)]
+
+
+@pytest.mark.parametrize(("through", "balance", "ongoing_usage"), [
+    # Oct 20: MTH-001-001 (Oct 5: package 255 + VAT 26 = 281) was paid by the wallet on Oct 6:
+    #   5,000 - 281 = 4,719. The open usage is the same 3 packages: 255 + 26 = 281, all of it billed
+    #   by MTH-001-001 (255 - no credit + 26): ongoing usage 281 - 281 = 0 (not 281 counted twice).
+    (D(2026, 10, 20), 4719, 0),
+    # Nov 1: MTH-001-002 (Oct 31: package 255 - credit 255 + VAT 0, standard 245 + VAT 25 = 270) was
+    #   paid on Nov 1: 4,719 - 270 = 4,449. Open usage 281 + 270 = 551, billed 281 + 0 + 270 = 551: 0.
+    (D(2026, 11, 1), 4449, 0),
+])
+def test_usage_billed_on_a_progressive_invoice_leaves_the_wallet_s_ongoing_usage_once_the_wallet_paid_it(
+        through, balance, ongoing_usage):
+    result = bill(
+        through=through, usage=USD_USAGE, periods=october(), charges=USD_CHARGES,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("50"),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_thresholds=thresholds((200, False), (200, True)),
+    )
+    (row,) = result.wallet_balances.to_dicts()
+    assert (row["balance_cents"], row["ongoing_usage_balance_cents"]) == (balance, ongoing_usage)
+
+
+def test_a_plan_whose_charges_are_all_paid_in_advance_gets_no_progressive_invoice_but_keeps_its_lifetime_usage():
+    # Only the images charge (1.00 USD an image, paid in advance): 5 images on Oct 3 = 500, past the
+    # 3.00 threshold, but billed on their own invoice (500 + VAT 50): nothing is left for a
+    # progressive invoice to bill. Lifetime usage through Oct 20: 0 invoiced before + 500 current.
+    charges = pl.DataFrame([{**charge(ADVANCE_CHARGE, "standard", {"amount": "1"}, 0), "is_pay_in_advance": True}],
+                           schema=CHARGE_SCHEMA)
+    result = bill(
+        through=D(2026, 10, 20), usage=pl.DataFrame([usage(ADVANCE_CHARGE, 5, D(2026, 10, 3))], schema=USAGE_SCHEMA),
+        periods=october(), charges=charges, filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(),
+        wallets=wallet("0").clear(), customer_sequences={CUSTOMER: 1}, number_prefix="MTH",
+        tax_book=customer_tax_book(), usage_thresholds=thresholds((300, False), (100, True)),
+        charge_events=image_events(5),
+    )
+    assert [(i["invoice_type"], i["fees_amount_cents"], i["total_amount_cents"]) for i in result.invoices.iter_rows(named=True)] == [
+        ("subscription", 500, 550)]
+    assert [(r["invoiced_usage_amount_cents"], r["current_usage_amount_cents"])
+            for r in result.lifetime_usage.iter_rows(named=True)] == [(0, 500)]

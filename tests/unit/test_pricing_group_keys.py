@@ -181,3 +181,49 @@ def test_group_keys_that_are_not_a_list_in_an_override_are_refused_with_the_over
     assert _catalog_problems(tmp_path, {"charges": [
         {"billable_metric_code": "calls", "properties": {"amount": "0.05", "pricing_group_keys": "project_id"}}]}) == [
         f'{AT}.charges.0.properties.pricing_group_keys: "project_id" is not a list of event property names (non-empty texts)']
+
+
+def test_progressive_invoices_bill_each_group_and_each_later_invoice_deducts_the_fee_of_the_same_group():
+    """The grouped package charge (1.00 USD per 1,000,000 tokens per project) with thresholds 2.00
+    fixed and 1.00 recurring, VAT 10%:
+    Oct 5: alpha 1,500,000 tokens = 2 packages = 200: lifetime 200 passes 2.00: MTH-001-001 bills
+      alpha 200, VAT 20, total 220.
+    Oct 20: alpha + 300,000 = 1,800,000 (still 2 packages: 200), beta 100,000 = 1 package (100):
+      300; billed 200, so (300 - 200) + 200 % 100 = 100 >= 100: the recurring one. MTH-001-002 bills
+      alpha 200 + beta 100 = 300, less MTH-001-001's alpha fee (200) on its alpha fee only (beta's
+      group had no fee there): sub-total 100; VAT alpha 0 + beta 10 = 10; total 110.
+    Nov 1 (October): 1000 + alpha 200 + beta 100 = 1300, less MTH-001-002's fees group by group
+      (alpha 200, beta 100): sub-total 1000, VAT 100, total 1100. In all 200 + 100 + 1000 = 1300
+      before taxes: each group's usage billed once."""
+    from tests.unit.test_bill import thresholds
+
+    charges = pl.DataFrame([charge(GROUPED, "package", {"amount": "1", "package_size": 1000000,
+                                                        "pricing_group_keys": ["project_id"]}, 0)], schema=CHARGE_SCHEMA)
+    rows = [_by_dimensions(GROUPED, {"project_id": "alpha"}, 1_500_000, D(2026, 10, 5)),
+            _by_dimensions(GROUPED, {"project_id": "alpha"}, 300_000, D(2026, 10, 20)),
+            _by_dimensions(GROUPED, {"project_id": "beta"}, 100_000, D(2026, 10, 20))]
+    whole = pl.DataFrame([usage(GROUPED, 1_500_000, D(2026, 10, 5)), usage(GROUPED, 400_000, D(2026, 10, 20))],
+                         schema=USAGE_SCHEMA)
+    result = bill(
+        through=D(2026, 11, 2), usage=whole, periods=october(), charges=charges,
+        filters=pl.DataFrame(schema=FILTER_SCHEMA), customers=customers(), wallets=wallet("0").clear(),
+        customer_sequences={CUSTOMER: 1}, number_prefix="MTH", tax_book=customer_tax_book(),
+        usage_by_dimensions=pl.DataFrame(rows), group_keys={(GROUPED, "default"): ["project_id"]},
+        usage_thresholds=thresholds((200, False), (100, True)),
+    )
+    invoices = {i["number"]: (i["invoice_type"], i["issuing_date"], i["fees_amount_cents"],
+                              i["progressive_billing_credit_amount_cents"], i["taxes_amount_cents"], i["total_amount_cents"])
+                for i in result.invoices.iter_rows(named=True)}
+    assert invoices == {"MTH-001-001": ("progressive_billing", D(2026, 10, 5), 200, 0, 20, 220),
+                        "MTH-001-002": ("progressive_billing", D(2026, 10, 20), 300, 200, 10, 110),
+                        "MTH-001-003": ("subscription", D(2026, 11, 1), 1300, 300, 100, 1100)}
+    number = dict(result.invoices.select("invoice_id", "number").iter_rows())
+    group_of = {f["fee_id"]: (number[f["invoice_id"]], f["grouped_by"]) for f in result.fees.iter_rows(named=True)}
+    # each credit sits on the taker's fee of the group it deducts, and names the invoice it deducts
+    credits = sorted((group_of[c["fee_id"]], number[c["progressive_billing_invoice_id"]], c["amount_cents"])
+                     for c in result.progressive_billing_credits.iter_rows(named=True))
+    assert credits == [(("MTH-001-002", '{"project_id":"alpha"}'), "MTH-001-001", 200),
+                       (("MTH-001-003", '{"project_id":"alpha"}'), "MTH-001-002", 200),
+                       (("MTH-001-003", '{"project_id":"beta"}'), "MTH-001-002", 100)]
+    # the fee ids are distinct per invoice and group (the group is part of the id)
+    assert len(group_of) == result.fees.height == 1 + 2 + 3

@@ -4,6 +4,8 @@ progressive_billing invoice bills. Every figure is worked out by hand in the tes
 import datetime as dt
 
 from dagster_project.billing.progressive import (
+    invoiced_usage_cents,
+    ongoing_billed_changes,
     ProgressiveInvoice, UsageDay, UsageThreshold, check_thresholds, credit_shares, last_and_next_threshold,
     progressive_invoices,
 )
@@ -129,3 +131,54 @@ def test_the_lifetime_usage_shows_the_last_threshold_reached_and_the_next_one():
     assert last_and_next_threshold(thresholds, 4000) == (None, 10000)
     assert last_and_next_threshold([T100], 50000) == (10000, None)
     assert last_and_next_threshold([], 50000) == (None, None)
+
+
+def test_invoiced_lifetime_usage_counts_the_charge_fees_of_period_end_and_pay_in_advance_invoices_draft_or_finalized():
+    fees = [
+        ("subscription", "finalized", "charge", 700),      # a period-end invoice's charge fee
+        ("subscription", "finalized", "subscription", 2000),  # its subscription fee: not usage
+        ("subscription", "finalized", "charge", 120),      # a pay-in-advance charge's invoice (Lago's type: subscription)
+        ("subscription", "draft", "charge", 300),          # a draft (in its grace period) counts
+        ("subscription", "voided", "charge", 999),         # a voided invoice does not
+        ("progressive_billing", "finalized", "charge", 5500),  # still in the current usage, then on the period-end invoice
+        ("credit", "finalized", "credit", 10000),
+    ]
+    # 700 + 120 + 300 = 1,120
+    assert invoiced_usage_cents(fees) == 1120
+
+
+def test_a_pay_in_advance_charge_counts_toward_the_threshold_but_only_the_arrears_charges_are_billed_progressively():
+    # Fixed 100.00. Oct 2: arrears usage 60.00 and pay-in-advance usage 30.00 (its own invoices):
+    # lifetime 90.00, nothing. Oct 3: arrears 75.00 + advance 30.00 = 105.00 >= 100.00: an invoice
+    # of the arrears 75.00 only (Lago's progressive invoice leaves pay-in-advance charges out), the
+    # lifetime usage on it 105.00. Oct 4: arrears 80.00 + 30.00 = 110.00; billed = 75.00 + the
+    # 30.00 paid in advance = 105.00, past 100.00: nothing passes again (lago-api, counting only the
+    # 75.00 as billed, would pass 100.00 again: 100.00 in (75.00, 110.00]; see progressive_invoices).
+    days = [UsageDay(oct_(2), "oct", 0, 9000, 6000), UsageDay(oct_(3), "oct", 0, 10500, 7500),
+            UsageDay(oct_(4), "oct", 0, 11000, 8000)]
+    assert progressive_invoices([T100], days) == [ProgressiveInvoice(oct_(3), "oct", (T100,), 7500, 0, 10500)]
+    # Without the pay-in-advance usage (current = arrears: 60.00, 75.00, 80.00) 100.00 is never reached.
+    assert progressive_invoices([T100], [UsageDay(d.day, "oct", 0, d.fees_cents) for d in days]) == []
+
+
+def test_past_the_fixed_thresholds_pay_in_advance_usage_moves_the_recurring_steps_too():
+    # Recurring 50.00 only. Oct 2: arrears 40.00 + advance 20.00 = 60.00: billed 0 + 20.00 = 20.00,
+    # actual 40.00, invoiced_usage 20.00: 40 + 20 % 50 = 60 >= 50: an invoice of 40.00, lifetime 60.00.
+    # Oct 3: arrears 70.00 + advance 25.00 = 95.00: billed 40.00 + 25.00 = 65.00, actual 30.00:
+    # 30 + 65 % 50 = 45 < 50: nothing. Oct 4: arrears 80.00 + 25.00 = 105.00: actual 40.00,
+    # 40 + 15 = 55 >= 50: an invoice of 80.00 less the 40.00 already billed, lifetime 105.00.
+    days = [UsageDay(oct_(2), "oct", 0, 6000, 4000), UsageDay(oct_(3), "oct", 0, 9500, 7000),
+            UsageDay(oct_(4), "oct", 0, 10500, 8000)]
+    assert progressive_invoices([EVERY_50], days) == [ProgressiveInvoice(oct_(2), "oct", (EVERY_50,), 4000, 0, 6000),
+                                                      ProgressiveInvoice(oct_(4), "oct", (EVERY_50,), 8000, 4000, 10500)]
+
+
+def test_a_progressive_invoice_s_usage_leaves_the_ongoing_usage_from_its_payment_until_the_period_s_invoice():
+    # Billed Oct 5 (paid Oct 6): 281 of tokens leave the ongoing usage on Oct 6; the period's invoice
+    # is finalized Nov 1, when the whole period's usage leaves it (Nov 2): the 281 come back then,
+    # so they are not taken out twice. Oct 31 (paid Nov 1): 270, back on Nov 2 too.
+    key = ("charge", "tokens")
+    assert ongoing_billed_changes([(oct_(5), dt.date(2026, 11, 1), key, 281),
+                                   (oct_(31), dt.date(2026, 11, 1), key, 270)]) == [
+        (oct_(6), key, -281), (dt.date(2026, 11, 2), key, 281),
+        (dt.date(2026, 11, 1), key, -270), (dt.date(2026, 11, 2), key, 270)]

@@ -1,10 +1,28 @@
 -- Invoiced revenue per issuing day, customer, fee type, metric, model and token type
 -- (finalized invoices only; fees excluding taxes, with their taxes beside them).
 with fees as (select * from {{ ref('fct_fees') }}),
-fee_taxes as (select fee_id, taxes_amount_cents from {{ ref('stg_billing__fees') }}),
 -- A progressive_billing invoice bills usage its period's closing invoice bills again in full (less
 -- the credit of what was billed before): a period's usage counts once, on its closing invoice.
 progressive as (select invoice_id from {{ ref('stg_billing__invoices') }} where invoice_type = 'progressive_billing'),
+keyed as (
+    select f.fee_id, f.invoice_id, f.billing_period_id, f.charge_id, f.charge_filter_key, f.taxes_amount_cents,
+        coalesce(g.grouped_by, '') as grouped_by, f.invoice_id in (select invoice_id from progressive) as is_progressive
+    from {{ ref('stg_billing__fees') }} f
+    left join {{ ref('stg_billing__fee_groups') }} g using (fee_id)
+),
+-- Each fee's taxes. The closing invoice's fee is taxed only on what the progressive invoices did
+-- not bill (their credit comes off before taxes); the rest of its taxes are on the period's
+-- progressive invoices' fees of the same charge, filter and group. They are added to it, so that
+-- the taxes stand beside the whole amount they belong to (not dropped with those invoices' lines).
+fee_taxes as (
+    select c.fee_id, (c.taxes_amount_cents + coalesce(sum(p.taxes_amount_cents), 0))::bigint as taxes_amount_cents
+    from keyed c
+    left join keyed p
+      on p.is_progressive and p.billing_period_id = c.billing_period_id and p.charge_id = c.charge_id
+     and p.charge_filter_key = c.charge_filter_key and p.grouped_by = c.grouped_by
+    where not c.is_progressive
+    group by c.fee_id, c.taxes_amount_cents
+),
 
 final as (
     select

@@ -1,6 +1,6 @@
 -- Each subscription's lifetime usage as of the billing date, as Lago's LifetimeUsage shows it: the
--- charge fees its earlier periods' invoices billed, the open period's usage (charges billed in
--- arrears), their sum, and the usage thresholds reached last and next (progressive billing).
+-- charge fees its earlier periods' invoices billed (period-end and pay-in-advance invoices), the
+-- open period's current usage (every charge), their sum, and the usage thresholds reached last and next (progressive billing).
 with lifetime as (select * from {{ ref('stg_billing__lifetime_usage') }}),
 
 final as (

@@ -22,9 +22,13 @@ def write_atomically(path: Path, data: bytes) -> None:
             break
         except FileExistsError:  # another writer's name: draw again
             continue
-    with open(fd, "wb") as tmp:
-        tmp.write(data)
-    os.replace(partial, path)
+    try:
+        with open(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # (a full disk, a folder in the way: no partial file left)
+        raise
 
 
 # orjson writes the canonical form below (two-space indent, sorted keys, UTF-8, `str()` of what

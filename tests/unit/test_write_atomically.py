@@ -26,3 +26,14 @@ def test_a_written_file_has_the_mode_open_gives_under_the_umask(tmp_path, umask,
     assert target.read_bytes() == b"second"
     assert target.stat().st_mode & 0o777 == mode == plain.stat().st_mode & 0o777
     assert [p.name for p in target.parent.iterdir()] == ["invoice.json"]  # no partial file left
+
+
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path):
+    """The target is a folder: the rename fails (IsADirectoryError), the error reaches the caller,
+    and the temporary file is removed."""
+    from dagster_project.publish.files import write_atomically
+
+    (tmp_path / "invoice.json").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_atomically(tmp_path / "invoice.json", b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["invoice.json"]

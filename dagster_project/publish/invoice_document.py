@@ -141,8 +141,10 @@ def _percentage_words(fee, props, units, currency) -> str:
     rate, fixed = _decimal(props.get("rate")), _decimal(props.get("fixed_amount"))
     free_units, free_events = _decimal(props.get("free_units_per_total_aggregation")), _decimal(props.get("free_units_per_events"))
     low, high = props.get("per_transaction_min_amount"), props.get("per_transaction_max_amount")
+    bounded = low not in (None, "") or high not in (None, "")
     free = [_first(free_units, "unit")] if free_units else []
-    free += [_first(free_events, "transaction")] if free_events else []
+    # (with a bound and free units, Lago's per-transaction loop frees transactions by units alone)
+    free += [_first(free_events, "transaction")] if free_events and not (bounded and free_units) else []
     free_words = f" ({' and '.join(free)} free)" if free else ""
     paid_units = max(units - free_units, Decimal(0))
     paid_events = max(Decimal(fee.get("events_count") or 0) - free_events, Decimal(0))

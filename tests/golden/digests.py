@@ -13,6 +13,15 @@ unchanged (a script compared the two manifests key by key):
 
     .venv/bin/python -m tests.golden.digests record
 
+In session 15, every_charge_model's second run was re-recorded for one intended change, and only
+the digests it moved: sub_h's percentage charge with per-transaction bounds is priced as lago-api
+prices it (2.70 instead of 5.70, see tests/e2e/test_every_charge_model.py), which changes its
+invoice MTH-008-001 (JSON, HTML, PDF), the revenue report, the run summary's invoiced total and the
+marts that sum its fee (fct_fees, fct_fee_lines, fct_invoices, fct_invoiced_usage,
+fct_revenue_daily, fct_revenue_monthly, fct_daily_revenue_by_model_and_type, fct_gross_revenue,
+fct_top_customers). A script billed the scenario with `bill`, checked that exactly these digests
+differed from the manifest (the first run's none), and replaced only them.
+
 `tests/e2e/test_golden_outputs.py` bills the same runs with the code of today and compares. A digest
 is a SHA-256: of a file's bytes, and of a mart's rows written as CSV (all columns, in the mart's
 column order, rows sorted), so a changed figure, a changed column or a changed row shows, and the

@@ -53,6 +53,13 @@ RUNS = {
 }
 
 
+# Columns added to a recorded mart since: left out of its digest (when recording and when comparing),
+# so the columns recorded must still hold the same rows, while a catalog using the feature behind a
+# new column is tested by that feature's own tests. Session 15: fct_invoices' coupons_amount_cents
+# (0 on every invoice of these scenarios, which have no coupons).
+COLUMNS_ADDED_SINCE = {"fct_invoices": ("coupons_amount_cents",)}
+
+
 def file_digests(out: Path) -> dict[str, str]:
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(out.rglob("*")) if p.is_file()}
@@ -68,9 +75,10 @@ def mart_digests(warehouse: Path) -> dict[str, str]:
         for name in marts:
             columns = [c for (c,) in con.sql(
                 "select column_name from information_schema.columns where table_schema = 'marts' and table_name = ? "
-                "order by ordinal_position", params=[name]).fetchall()]
+                "order by ordinal_position", params=[name]).fetchall() if c not in COLUMNS_ADDED_SINCE.get(name, ())]
             header = ",".join(columns)
-            rows = con.sql(f'select * from marts."{name}"').fetchall()
+            selected = ", ".join('"' + c + '"' for c in columns)
+            rows = con.sql(f'select {selected} from marts."{name}"').fetchall()
             text = "\n".join([header, *sorted(",".join("" if v is None else repr(v) for v in row) for row in rows)])
             digests[name] = hashlib.sha256(text.encode()).hexdigest()
     return digests

@@ -357,7 +357,10 @@ def credit_note_view(note: dict, items: list[dict], taxes: list[dict], invoice: 
         meta.append(("Subscription", invoice["external_subscription_id"]))
     lines = [{"cells": [_fee_description(item), _rate(item.get("taxes_rate") or 0), money(item["credit_amount_cents"], currency)],
               "detail": f"of {money(item['amount_cents'], currency)} invoiced"} for item in items]
-    totals = [{"label": "Subtotal excluding taxes", "value": money(note["sub_total_excluding_taxes_amount_cents"], currency)}]
+    # the items less their share of the invoice's coupons (the key is absent before coupons were credited)
+    coupons = note.get("coupons_adjustment_amount_cents") or 0
+    totals = [{"label": "Less coupons on these fees", "value": money(-coupons, currency)}] if coupons else []
+    totals.append({"label": "Subtotal excluding taxes", "value": money(note["sub_total_excluding_taxes_amount_cents"], currency)})
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['base_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in taxes]
     totals.append({"label": "Total credited including taxes", "value": money(note["total_amount_cents"], currency), "strong": True})

@@ -169,3 +169,39 @@ def test_a_coupon_applied_later_changes_no_finalized_invoice(out, tmp_path):
         assert con.sql("""select status, consumed_amount_cents from marts.fct_applied_coupons
                           where external_customer_id = 'globex' and coupon_code = 'loyal'""").fetchall() == [("active", 0)]
 
+
+@pytest.fixture(scope="module")
+def credited(out, tmp_path_factory):
+    """The billed warehouse, copied; then a credit note on MTH-001-002's tokens fee (8.00 of
+    which 1.31 went to coupons) dated Dec 2, as a user writes it from the invoice JSON, billed again
+    through Dec 2. No invoice is issued after it: its credit stays available, the figures above hold."""
+    work = tmp_path_factory.mktemp("credited")
+    shutil.copytree(out.parent, work, dirs_exist_ok=True)
+    catalog = work / "catalog"
+    shutil.copytree(REPO / "tests" / "scenarios" / "coupons" / "catalog", catalog)
+    tokens = next(f for f in _invoice(out, "MTH-001-002")["fees"] if f["item"]["code"] == "tokens")
+    (catalog / "credit_notes.json").write_text(json.dumps({"credit_note": {
+        "invoice_id": "MTH-001-002", "reason": "product_unsatisfactory", "credit_amount_cents": 803,
+        "items": [{"fee_id": tokens["lago_id"], "amount_cents": 800}], "created_at": "2026-12-02T10:00:00Z"}}))
+    run_meterhouse(catalog, work / "events", work, THROUGH)
+    return work / "out"
+
+
+def test_a_credit_note_on_an_invoice_with_coupons_gives_back_the_fee_less_its_coupons(credited):
+    # the tokens fee, 8.00, took 800 x 465 / 2850 = 130.526315789474 of the coupons: the note credits
+    # 800 - 130.526... = 669.47... -> 6.69, VAT 20 % of 669.47... = 133.89... -> 1.34, total
+    # half-up(669.47... + 133.89...) = 8.03 (not 8.00 + 1.60 = 9.60); coupons adjustment 1.31
+    note = json.loads((credited / "credit_notes" / "MTH-001-002-CN001.json").read_text())["credit_note"]
+    assert (note["sub_total_excluding_taxes_amount_cents"], note["coupons_adjustment_amount_cents"],
+            note["taxes_amount_cents"], note["total_amount_cents"], note["credit_amount_cents"],
+            note["balance_amount_cents"]) == (669, 131, 134, 803, 803, 803)
+    assert [(t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [(669, 134)]
+    html = (credited / "documents" / "MTH-001-002-CN001.html").read_text()
+    order = [html.index(text) for text in ("8.00 USD", "Less coupons on these fees", "-1.31 USD",
+                                           "Subtotal excluding taxes", "6.69 USD", "8.03 USD")]
+    assert order == sorted(order)
+
+
+@pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
+def test_the_credit_note_on_an_invoice_with_coupons_validates_against_lagos_schema(credited):
+    assert_lago_schemas(credited, folders=(("credit_notes", "CreditNote"),))

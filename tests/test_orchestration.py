@@ -169,7 +169,8 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     con.execute("""create table billing.credit_notes as select 'cn1' as credit_note_id, 'MTH-001-001-CN001' as number,
                    400 as sub_total_excluding_taxes_amount_cents, 80 as taxes_amount_cents, 480 as total_amount_cents,
                    180 as credit_amount_cents, 300 as refund_amount_cents, 300 as consumed_amount_cents,
-                   0 as balance_amount_cents, 0 as voided_amount_cents, date '2026-12-02' as as_of""")
+                   0 as balance_amount_cents, 0 as voided_amount_cents, date '2026-12-02' as as_of,
+                   0 as coupons_adjustment_amount_cents, 0.0::decimal(38, 12) as precise_coupons_adjustment_amount_cents""")
     con.execute("create table billing.credit_note_items as select 'cn1' as credit_note_id, 400 as amount_cents")
     con.close()
     assert invoice_arithmetic(settings=settings).passed
@@ -187,6 +188,19 @@ def test_the_money_checks_fail_on_a_warehouse_whose_figures_do_not_add_up(tmp_pa
     assert not credit_note_arithmetic(settings=settings).passed  # 3.00 used of a 1.80 credit
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("update billing.credit_notes set credit_amount_cents = 300, refund_amount_cents = 180")
+    con.close()
+    assert credit_note_arithmetic(settings=settings).passed
+    # the items gave back 1.004 of coupons (1.00 half-up): their sub-total is 4.00 - 1.004 = 2.996 -> 3.00,
+    # not the 4.00 stored
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("""update billing.credit_notes set coupons_adjustment_amount_cents = 100,
+                   precise_coupons_adjustment_amount_cents = 100.4""")
+    con.close()
+    assert not credit_note_arithmetic(settings=settings).passed
+    # 3.00 + 0.60 of tax = 3.60 = 3.00 credit (all used) + 0.60 refund
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("""update billing.credit_notes set sub_total_excluding_taxes_amount_cents = 300, taxes_amount_cents = 60,
+                   total_amount_cents = 360, credit_amount_cents = 300, refund_amount_cents = 60""")
     con.close()
     assert credit_note_arithmetic(settings=settings).passed
 

@@ -93,14 +93,6 @@ def package(units: pl.Expr, amount: pl.Expr, package_size: pl.Expr, free_units: 
     return _ceil_div(paid, package_size) * amount
 
 
-def percentage(units: pl.Expr, events: pl.Expr, rate: pl.Expr, fixed_amount: pl.Expr,
-               free_events: pl.Expr, free_units: pl.Expr) -> pl.Expr:
-    """`(units - free units) * rate / 100 + (events - free events) * fixed_amount`, each part at least 0."""
-    paid_units = pl.max_horizontal(units - free_units.fill_null(ZERO), ZERO)
-    paid_events = pl.max_horizontal(events.cast(MONEY) - free_events.fill_null(ZERO), ZERO)
-    return paid_units * rate.fill_null(ZERO) / pl.lit(Decimal(100), MONEY) + paid_events * fixed_amount.fill_null(ZERO)
-
-
 def tiered_amounts(buckets: pl.DataFrame, tier_rows: pl.DataFrame) -> pl.Series:
     """Amounts of graduated, volume and graduated-percentage buckets, one per bucket row (0 for
     other models). `tier_rows` has one row per bucket and range (see `tiers`)."""
@@ -153,6 +145,11 @@ def precise_amount(buckets: pl.DataFrame, tier_rows: pl.DataFrame | None = None)
     """The unrounded amount of each bucket, by its `charge_model`, its `p_*` property columns and,
     for tiered models, its ranges in `tier_rows` (see `tier_frame`).
 
+    A percentage bucket is priced event by event, as Lago prices it (its free units and events
+    depend on the order of the events, so no formula over the bucket's totals gives Lago's amount):
+    its amount is the sum of its events' amounts, `bounded_amount` (see
+    `event_pricing.per_transaction_amounts`), 0 when it has none.
+
     A bucket without pricing properties (a default bucket when the charge has no properties) has
     no amount: 0. Negative results become 0.
     """
@@ -161,19 +158,15 @@ def precise_amount(buckets: pl.DataFrame, tier_rows: pl.DataFrame | None = None)
         column: pl.col(column).cast(MONEY) if column in buckets.columns else pl.lit(None, MONEY)
         for column in PROPERTY_COLUMNS
     }
-    events = pl.col("events_count") if "events_count" in buckets.columns else pl.lit(0)
-    bounded = pl.col("bounded_amount").cast(MONEY) if "bounded_amount" in buckets.columns else pl.lit(None, MONEY)
+    events_amount = pl.col("bounded_amount").cast(MONEY) if "bounded_amount" in buckets.columns else pl.lit(None, MONEY)
     tiered = tiered_amounts(buckets, tier_rows if tier_rows is not None else pl.DataFrame(schema=TIER_SCHEMA))
     amount = (
         pl.when(pl.col("charge_model") == "standard")
         .then(standard(units, p["p_amount"]))
         .when(pl.col("charge_model") == "package")
         .then(package(units, p["p_amount"], p["p_package_size"], p["p_free_units"]))
-        .when((pl.col("charge_model") == "percentage") & bounded.is_not_null())
-        .then(bounded)  # priced event by event (see event_pricing.per_transaction_amounts)
         .when(pl.col("charge_model") == "percentage")
-        .then(percentage(units, events, p["p_rate"], p["p_fixed_amount"], p["p_free_units_per_events"],
-                         p["p_free_units_per_total_aggregation"]))
+        .then(events_amount.fill_null(ZERO))
         .when(pl.col("charge_model").is_in(list(TIER_KEYS)))
         .then(pl.lit(tiered))
     )

@@ -5,7 +5,8 @@ taxes, and splits that total into a credit (applied to the customer's next invoi
 and before wallets) and a refund (money to pay back, recorded with `refund_status: pending`).
 This module checks and computes one credit note (`issue`), as Lago's `CreditNotes::CreateService`,
 `ApplyTaxesService`, `ValidateItemService`, `ValidateService` and
-`AdjustAmountsWithRoundingService` do; applying credits to later invoices is part of the wallet
+`AdjustAmountsWithRoundingService` do (on an invoice with coupons, each item gives back its share of
+its fee's coupons: Lago's coupons adjustment); applying credits to later invoices is part of the wallet
 replay (`wallets.replay_customer`), which processes days in order.
 
 Amounts are integer cents; taxes are computed exactly (`Decimal`) and rounded half-up once.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from dagster_project.billing.money import stable_id
 from dagster_project.billing.taxes import Tax, fee_tax_precise, half_up_cents
@@ -44,11 +45,20 @@ class CreditNoteRequest:
 
 @dataclass(frozen=True)
 class FeeFacts:
-    """What a credit note needs of one fee of the invoice: its amount and its taxes."""
+    """What a credit note needs of one fee of the invoice: its amount, its taxes and its exact share
+    of the invoice's coupons (Lago's `precise_coupons_amount_cents`)."""
 
     fee_id: str
     amount_cents: int
     taxes: tuple[Tax, ...] = ()
+    precise_coupons_amount_cents: Decimal = Decimal(0)
+
+    def coupons_share(self, item_cents: int) -> Decimal:
+        """The part of the fee's coupons an item of `item_cents` takes back: the coupons in
+        proportion to the part of the fee credited (none on a fee of 0)."""
+        if not self.amount_cents:
+            return Decimal(0)
+        return self.precise_coupons_amount_cents * Decimal(item_cents) / Decimal(self.amount_cents)
 
     @property
     def taxes_rate(self) -> Decimal:
@@ -93,6 +103,12 @@ class IssuedCreditNote:
     credit_amount_cents: int
     refund_amount_cents: int
     applied_taxes: tuple[CreditNoteTax, ...]
+    precise_coupons_adjustment_amount_cents: Decimal = Decimal(0)
+
+    @property
+    def coupons_adjustment_amount_cents(self) -> int:
+        """What the items give back of the invoice's coupons, half-up to cents."""
+        return half_up_cents(self.precise_coupons_adjustment_amount_cents)
 
     @property
     def credit_note_id(self) -> str:
@@ -119,26 +135,37 @@ class CreditNoteRefused(ValueError):
         super().__init__("\n".join(problems))
 
 
+def coupons_adjustment(invoice: InvoiceFacts, items: tuple[tuple[str, int], ...]) -> Decimal:
+    """Lago's `precise_coupons_adjustment_amount_cents`: what the items give back of the coupons,
+    each item its fee's coupons in proportion to the part of the fee it credits, rounded half-up to
+    the 12 decimals `billing.credit_notes` keeps (so the note's sub-total, derived from it, can be
+    checked against the stored value)."""
+    fees = {f.fee_id: f for f in invoice.fees}
+    exact = sum((fees[fee_id].coupons_share(amount) for fee_id, amount in items), Decimal(0))
+    return exact.quantize(Decimal("1E-12"), rounding=ROUND_HALF_UP)
+
+
 def credit_note_taxes(invoice: InvoiceFacts, items: tuple[tuple[str, int], ...]) -> tuple[tuple[CreditNoteTax, ...], Decimal, Decimal]:
     """(taxes per tax code, the precise total tax in cents, the credit note's tax rate), as Lago's
-    `ApplyTaxesService`: per tax, the items of the fees it applies to are its base; each tax is
-    `base * rate / 100`, rounded half-up on its own; the note's tax rate is each rate weighted by
-    the share of the items it applies to."""
+    `ApplyTaxesService`: per tax, the items of the fees it applies to, less their share of the
+    fee's coupons, are its base (exact; shown half-up); each tax is `base * rate / 100`, rounded
+    half-up on its own; the note's tax rate is each rate weighted by its base's share of the items
+    less their coupons."""
     fees = {f.fee_id: f for f in invoice.fees}
-    bases: dict[str, tuple[Tax, int]] = {}
+    bases: dict[str, tuple[Tax, Decimal]] = {}
     for fee_id, amount in items:
         for tax in fees[fee_id].taxes:
-            _, base = bases.get(tax.code, (tax, 0))
-            bases[tax.code] = (tax, base + amount)
-    total_items = sum(amount for _, amount in items)
+            _, base = bases.get(tax.code, (tax, Decimal(0)))
+            bases[tax.code] = (tax, base + amount - fees[fee_id].coupons_share(amount))
+    total_items = sum(amount for _, amount in items) - coupons_adjustment(invoice, items)
     applied, precise_total, rate = [], Decimal(0), Decimal(0)
     for code in sorted(bases):
         tax, base = bases[code]
         precise = fee_tax_precise(base, tax.rate)
-        applied.append(CreditNoteTax(tax, base, half_up_cents(precise)))
+        applied.append(CreditNoteTax(tax, half_up_cents(base), half_up_cents(precise)))
         precise_total += precise
         if total_items:
-            rate += Decimal(base) / Decimal(total_items) * tax.rate
+            rate += base / total_items * tax.rate
     return tuple(applied), precise_total, rate.quantize(Decimal("0.00001"))
 
 
@@ -155,9 +182,6 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
     if invoice.invoice_type != "subscription":
         raise CreditNoteRefused([f"{at}, field invoice_id: {invoice.number} is a {invoice.invoice_type} invoice: "
                                  f"credit notes on prepaid-credit invoices are not supported yet by Meterhouse"])
-    if invoice.coupons_amount_cents:
-        raise CreditNoteRefused([f"{at}, field invoice_id: {invoice.number} has coupons: credit notes on invoices with "
-                                 f"coupons (Lago's coupons adjustment) are not supported yet by Meterhouse"])
     problems = []
     fees = {f.fee_id: f for f in invoice.fees}
     credited_per_fee: dict[str, int] = {}
@@ -182,7 +206,10 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
         raise CreditNoteRefused(problems)
 
     applied, precise_taxes, taxes_rate = credit_note_taxes(invoice, request.items)
-    sub_total = sum(amount for _, amount in request.items)
+    # Lago's sub-total: the items less what they give back of the coupons, half-up
+    precise_coupons = coupons_adjustment(invoice, request.items)
+    precise_sub_total = sum(amount for _, amount in request.items) - precise_coupons
+    sub_total = half_up_cents(precise_sub_total)
     # Lago's adjust_credit_note_tax_rounding: the note that credits all that is left of the invoice
     # takes back what rounding added to the earlier notes' taxes, so that the notes' taxes add up
     # to the invoice's (three notes of 3.33, 0.33 and 1.34 at 20%: 0.67 + 0.07 + 0.26, not 0.27).
@@ -192,7 +219,7 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
     if all(credited_after[f.fee_id] >= f.amount_cents for f in invoice.fees):
         precise_taxes -= sum((Decimal(n.taxes_amount_cents) - n.precise_taxes_amount_cents for n in earlier), Decimal(0))
     taxes = half_up_cents(precise_taxes)
-    expected = half_up_cents(Decimal(sub_total) + precise_taxes)
+    expected = half_up_cents(precise_sub_total + precise_taxes)
     credit, refund = request.credit_amount_cents, request.refund_amount_cents
     total = credit + refund
     if total <= 0:
@@ -239,7 +266,7 @@ def issue(request: CreditNoteRequest, invoice: InvoiceFacts | None, earlier: lis
         sequential_id=sequential_id or max((n.sequential_id for n in earlier), default=0) + 1,
         sub_total_excluding_taxes_amount_cents=sub_total, precise_taxes_amount_cents=precise_taxes,
         taxes_amount_cents=taxes, taxes_rate=taxes_rate, credit_amount_cents=credit, refund_amount_cents=refund,
-        applied_taxes=applied,
+        applied_taxes=applied, precise_coupons_adjustment_amount_cents=precise_coupons,
     )
 
 

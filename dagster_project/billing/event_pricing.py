@@ -1,9 +1,11 @@
 """Charges priced event by event, in the order events were charged (`charge_order`).
 
 - Percentage charges: each event's share of the rate (beyond the free units still left) plus the
-  fixed amount (beyond the free events), bounded by `per_transaction_min_amount` and
-  `per_transaction_max_amount`. Without bounds, the free units and free events are those of
-  lago-api's `ChargeModels::PercentageService` (see `_lago_free_allowances`).
+  fixed amount (beyond the free events), as lago-api's `ChargeModels::PercentageService` prices
+  them: without per-transaction bounds, with the free units and free events of its bucket formula
+  (`_lago_free_allowances`); with `per_transaction_min_amount` or `per_transaction_max_amount`, its
+  per-transaction path (`_lago_bounded_allowances`), each paid transaction held between the bounds.
+  A percentage bucket's amount is the sum of its events' amounts (`charge_models.precise_amount`).
 - Charges paid in advance: each event costs what it adds to the bucket's price,
   `price(units through this event) - price(units before it)`.
 """
@@ -57,37 +59,53 @@ def _lago_free_allowances(units: pl.Expr, through: pl.Expr, before: pl.Expr, ord
     return free_units, free_of_fixed
 
 
+def _lago_bounded_allowances(units: pl.Expr, through: pl.Expr, before: pl.Expr, order: pl.Expr,
+                             free_events: pl.Expr, free_total: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Whether an event is free (it owes nothing, not even the minimum) and the units it pays the
+    rate on, as lago-api's `PercentageService#compute_amount_with_transaction_min_max` decides them
+    for a charge with per-transaction bounds. That loop walks the events in order with the free
+    events N and free units A (0 when absent) still left, and an event is free while either is left:
+    - with A: the events whose running total is still below A are free (A is taken off them, and N
+      is counted down but never stops them); the event that reaches A pays the rate on its units
+      beyond A (`through - A`, 0 when it reaches A exactly) plus the fixed amount, and every later
+      event pays on all its units. N plays no part: Lago's loop keeps freeing events after N while
+      free units are left, and stops freeing them (N set to 0) when A runs out first;
+    - without A: the first N events are free; the others pay on all their units.
+    """
+    has_a = free_total > ZERO
+    is_free = pl.when(has_a).then(through < free_total).otherwise(order.cast(MONEY) <= free_events)
+    paid_units = pl.when(is_free).then(ZERO).when(has_a).then(through - pl.max_horizontal(before, free_total)).otherwise(units)
+    return is_free, paid_units
+
+
 def per_transaction_amounts(events: pl.DataFrame) -> pl.Series:
     """The percentage amount of each event. `events` holds BUCKET, `charge_order`, `units`
     and the percentage `p_*` columns."""
     ordered = events.with_row_index("_row").sort([*BUCKET, "charge_order"])
     units = pl.max_horizontal(pl.col("units").cast(MONEY), ZERO)
-    free_units = pl.col("p_free_units_per_total_aggregation").cast(MONEY).fill_null(ZERO)
+    free_total = pl.col("p_free_units_per_total_aggregation").cast(MONEY).fill_null(ZERO)
     free_events = pl.col("p_free_units_per_events").cast(MONEY).fill_null(ZERO)
     through = units.cum_sum().over(BUCKET)
     before = through - units
     low = pl.col("p_per_transaction_min_amount").cast(MONEY)
     high = pl.col("p_per_transaction_max_amount").cast(MONEY)
-    lago_free_units, lago_free_of_fixed = _lago_free_allowances(
-        units, through, before, pl.col("charge_order"), free_events, free_units)
-    # With bounds: the free units come off the total aggregation only, and the first N events
-    # are free of the fixed amount (not yet Lago's per-transaction rule: see docs/architecture.md).
-    is_bounded = low.is_not_null() | high.is_not_null()
-    paid_units = pl.when(is_bounded).then(
-        pl.max_horizontal(through - free_units, ZERO) - pl.max_horizontal(before - free_units, ZERO)
-    ).otherwise(units - lago_free_units)
-    is_free_event = pl.when(is_bounded).then(pl.col("charge_order") <= free_events).otherwise(lago_free_of_fixed)
-    amount = paid_units * pl.col("p_rate").cast(MONEY).fill_null(ZERO) / HUNDRED + pl.when(is_free_event).then(
-        ZERO
-    ).otherwise(pl.col("p_fixed_amount").cast(MONEY).fill_null(ZERO))
+    rate = pl.col("p_rate").cast(MONEY).fill_null(ZERO)
+    fixed = pl.col("p_fixed_amount").cast(MONEY).fill_null(ZERO)
+    order = pl.col("charge_order")
+    # Without bounds: Lago's bucket formula, shared out event by event.
+    free_units, free_of_fixed = _lago_free_allowances(units, through, before, order, free_events, free_total)
+    unbounded = (units - free_units) * rate / HUNDRED + pl.when(free_of_fixed).then(ZERO).otherwise(fixed)
+    # With bounds: Lago's per-transaction loop.
+    is_free, paid_units = _lago_bounded_allowances(units, through, before, order, free_events, free_total)
+    paid = paid_units * rate / HUNDRED + fixed
     bounded = (
-        pl.when(amount <= ZERO).then(ZERO)  # a free transaction owes no minimum
-        .when(low.is_not_null() & (amount < low)).then(low)
-        .when(high.is_not_null() & (amount > high)).then(high)
-        .otherwise(amount)
-        .cast(MONEY)
+        pl.when(is_free).then(ZERO)  # a free transaction owes no minimum
+        .when(low.is_not_null() & (paid < low)).then(low)
+        .when(high.is_not_null() & (paid > high)).then(high)
+        .otherwise(paid)
     )
-    return ordered.with_columns(event_amount=bounded).sort("_row")["event_amount"]
+    amount = pl.when(low.is_not_null() | high.is_not_null()).then(bounded).otherwise(unbounded).cast(MONEY)
+    return ordered.with_columns(event_amount=amount).sort("_row")["event_amount"]
 
 
 def incremental_units(events: pl.DataFrame) -> pl.DataFrame:

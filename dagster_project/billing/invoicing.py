@@ -292,7 +292,7 @@ def bill(
         _progressive_billed(progressive.due, wallet_periods, all_fees, progressive.credits, charges),
     )
     book = credit_notes or CreditNoteBook()
-    book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes), **(book.fees or {})},
+    book = CreditNoteBook(book.requests, {**fee_facts(all_fees, fee_taxes, fee_coupons), **(book.fees or {})},
                           book.recorded_sequences or {}, book.recorded_applications or {})
     matched_payments, invoices, transactions, balances, rule_top_ups, notes = _replay_wallets(
         invoice_totals, wallets, wallet_rules, customers, daily_ongoing, open_usage["arrival_date"].min(), through,
@@ -353,14 +353,18 @@ def _unpriced_labels(fees: pl.DataFrame, values: dict[tuple[str, str], list[dict
     ], dtype=pl.String)
 
 
-def fee_facts(fees: pl.DataFrame, fee_taxes: pl.DataFrame) -> dict[str, tuple[FeeFacts, ...]]:
-    """Per invoice, each fee's amount and taxes: what a credit note on it is checked against."""
+def fee_facts(fees: pl.DataFrame, fee_taxes: pl.DataFrame,
+              fee_coupons: pl.DataFrame | None = None) -> dict[str, tuple[FeeFacts, ...]]:
+    """Per invoice, each fee's amount, taxes and exact share of the coupons (`fee_coupons`): what a
+    credit note on it is checked against."""
+    coupon_shares = fee_coupon_shares(fee_coupons)
     taxes: dict[str, list[Tax]] = {}
     for t in fee_taxes.iter_rows(named=True):
         taxes.setdefault(t["fee_id"], []).append(Tax(t["tax_code"], t["tax_name"], Decimal(t["tax_rate"]), t["tax_description"]))
     facts: dict[str, list[FeeFacts]] = {}
     for f in fees.select("fee_id", "invoice_id", "amount_cents").iter_rows(named=True):
-        facts.setdefault(f["invoice_id"], []).append(FeeFacts(f["fee_id"], f["amount_cents"], tuple(taxes.get(f["fee_id"], ()))))
+        facts.setdefault(f["invoice_id"], []).append(FeeFacts(f["fee_id"], f["amount_cents"], tuple(taxes.get(f["fee_id"], ())),
+                                                              coupon_shares.get(f["fee_id"], Decimal(0))))
     return {invoice_id: tuple(items) for invoice_id, items in facts.items()}
 
 
@@ -1083,6 +1087,8 @@ def credit_note_rows(balance, customer: dict, through: dt.date) -> dict:
             "external_customer_id": customer["external_id"], "issuing_date": request.created_on,
             "reason": request.reason, "description": request.description, "currency": invoice.currency,
             "sub_total_excluding_taxes_amount_cents": note.sub_total_excluding_taxes_amount_cents,
+            "coupons_adjustment_amount_cents": note.coupons_adjustment_amount_cents,
+            "precise_coupons_adjustment_amount_cents": note.precise_coupons_adjustment_amount_cents,
             "taxes_amount_cents": note.taxes_amount_cents, "precise_taxes_amount_cents": note.precise_taxes_amount_cents,
             "taxes_rate": note.taxes_rate, "credit_amount_cents": note.credit_amount_cents,
             "refund_amount_cents": note.refund_amount_cents, "total_amount_cents": note.total_amount_cents,
@@ -1135,7 +1141,8 @@ CREDIT_NOTE_SCHEMA = {
     "credit_note_id": pl.String, "number": pl.String, "sequential_id": pl.Int64, "invoice_id": pl.String,
     "invoice_number": pl.String, "customer_id": pl.String, "external_customer_id": pl.String, "issuing_date": pl.Date,
     "reason": pl.String, "description": pl.String, "currency": pl.String,
-    "sub_total_excluding_taxes_amount_cents": pl.Int64, "taxes_amount_cents": pl.Int64,
+    "sub_total_excluding_taxes_amount_cents": pl.Int64, "coupons_adjustment_amount_cents": pl.Int64,
+    "precise_coupons_adjustment_amount_cents": cm.MONEY, "taxes_amount_cents": pl.Int64,
     "precise_taxes_amount_cents": cm.MONEY, "taxes_rate": cm.MONEY, "credit_amount_cents": pl.Int64,
     "refund_amount_cents": pl.Int64, "total_amount_cents": pl.Int64, "balance_amount_cents": pl.Int64,
     "consumed_amount_cents": pl.Int64, "voided_amount_cents": pl.Int64, "credit_status": pl.String,

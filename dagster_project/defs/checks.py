@@ -40,8 +40,8 @@ def invoice_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=dg.AssetKey(["billing", "credit_notes"]), blocking=True,
-                description="Credit note arithmetic: total = credit + refund = items + taxes; credit = used by "
-                            "invoices + balance left + voided, none below zero.")
+                description="Credit note arithmetic: total = credit + refund = items less coupons adjustment "
+                            "(half-up) + taxes; credit = used by invoices + balance left + voided, none below zero.")
 def credit_note_arithmetic(settings: MeterhouseSettings) -> dg.AssetCheckResult:
     with settings.connect() as con:
         bad = check_queries.credit_notes_off(con)

@@ -141,8 +141,10 @@ def _percentage_words(fee, props, units, currency) -> str:
     rate, fixed = _decimal(props.get("rate")), _decimal(props.get("fixed_amount"))
     free_units, free_events = _decimal(props.get("free_units_per_total_aggregation")), _decimal(props.get("free_units_per_events"))
     low, high = props.get("per_transaction_min_amount"), props.get("per_transaction_max_amount")
+    bounded = low not in (None, "") or high not in (None, "")
     free = [_first(free_units, "unit")] if free_units else []
-    free += [_first(free_events, "transaction")] if free_events else []
+    # (with a bound and free units, Lago's per-transaction loop frees transactions by units alone)
+    free += [_first(free_events, "transaction")] if free_events and not (bounded and free_units) else []
     free_words = f" ({' and '.join(free)} free)" if free else ""
     paid_units = max(units - free_units, Decimal(0))
     paid_events = max(Decimal(fee.get("events_count") or 0) - free_events, Decimal(0))
@@ -355,7 +357,10 @@ def credit_note_view(note: dict, items: list[dict], taxes: list[dict], invoice: 
         meta.append(("Subscription", invoice["external_subscription_id"]))
     lines = [{"cells": [_fee_description(item), _rate(item.get("taxes_rate") or 0), money(item["credit_amount_cents"], currency)],
               "detail": f"of {money(item['amount_cents'], currency)} invoiced"} for item in items]
-    totals = [{"label": "Subtotal excluding taxes", "value": money(note["sub_total_excluding_taxes_amount_cents"], currency)}]
+    # the items less their share of the invoice's coupons (the key is absent before coupons were credited)
+    coupons = note.get("coupons_adjustment_amount_cents") or 0
+    totals = [{"label": "Less coupons on these fees", "value": money(-coupons, currency)}] if coupons else []
+    totals.append({"label": "Subtotal excluding taxes", "value": money(note["sub_total_excluding_taxes_amount_cents"], currency)})
     totals += [{"label": f"{t['tax_name']} ({_rate(t['tax_rate'])}) on {money(t['base_amount_cents'], currency)}",
                 "value": money(t["amount_cents"], currency)} for t in taxes]
     totals.append({"label": "Total credited including taxes", "value": money(note["total_amount_cents"], currency), "strong": True})

@@ -309,7 +309,8 @@ def credit_note_object(note: dict, items: list[dict], taxes: list[dict], invoice
             "credit_amount_cents": note["credit_amount_cents"],
             "refund_amount_cents": note["refund_amount_cents"],
             "offset_amount_cents": 0,
-            "coupons_adjustment_amount_cents": 0,
+            # (absent from a credit_notes table stored before coupons were credited: none then)
+            "coupons_adjustment_amount_cents": note.get("coupons_adjustment_amount_cents") or 0,
             "created_at": _ts(note["issuing_date"]),
             "updated_at": _ts(note["updated_on"]),
             "file_url": None,

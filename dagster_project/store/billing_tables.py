@@ -175,10 +175,10 @@ def unpriced_values(con) -> dict[tuple[str, str], list[dict]]:
 def credit_note_book(con, frozen_ids: set[str]) -> CreditNoteBook:
     """The catalog's credit notes, the stored fees of finalized invoices (what a note is checked
     against), and what earlier runs recorded of credit notes."""
-    fees, fee_taxes = (stored(con, name, frozen_ids) for name in ("fees", "fee_taxes"))
+    fees, fee_taxes, fee_coupons = (stored(con, name, frozen_ids) for name in ("fees", "fee_taxes", "fee_coupons"))
     return CreditNoteBook(
         requests=credit_note_requests(con),
-        fees=fee_facts(fees, fee_taxes) if fees is not None else {},
+        fees=fee_facts(fees, fee_taxes, fee_coupons) if fees is not None else {},
         recorded_sequences=recorded_credit_note_sequences(con),
         recorded_applications=recorded_credit_note_applications(con),
     )

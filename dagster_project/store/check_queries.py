@@ -47,8 +47,10 @@ def credit_notes_off(con) -> list[tuple]:
         """select number from billing.credit_notes n
            where total_amount_cents <> credit_amount_cents + refund_amount_cents
               or total_amount_cents <> sub_total_excluding_taxes_amount_cents + taxes_amount_cents
-              or sub_total_excluding_taxes_amount_cents <> coalesce((select sum(amount_cents)
+              or sub_total_excluding_taxes_amount_cents <> round(coalesce((select sum(amount_cents)
                      from billing.credit_note_items i where i.credit_note_id = n.credit_note_id), 0)
+                     - precise_coupons_adjustment_amount_cents)
+              or coupons_adjustment_amount_cents <> round(precise_coupons_adjustment_amount_cents)
               or consumed_amount_cents <> coalesce((select sum(amount_cents) from billing.credit_note_applications a
                                                    where a.credit_note_id = n.credit_note_id and a.applied_on <= n.as_of), 0)
               or credit_amount_cents <> consumed_amount_cents + balance_amount_cents + voided_amount_cents

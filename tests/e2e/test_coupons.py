@@ -101,6 +101,49 @@ def test_the_marts_carry_the_coupon_credits_and_what_is_left_of_each_coupon(out)
                       ("MTH-002-001", 4100, 3100, 3100), ("MTH-002-002", 2333, 2166, 2166)]
 
 
+def _marts(out, sql):
+    with duckdb.connect(str(out.parent / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_fct_invoices_carries_each_invoices_coupons(out):
+    assert _marts(out, """select number, fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents
+                          from marts.fct_invoices order by number""") == [
+        ("MTH-001-001", 3800, 3800, 0), ("MTH-001-002", 2850, 465, 2385),
+        ("MTH-002-001", 4100, 1000, 3100), ("MTH-002-002", 2333, 167, 2166)]
+
+
+def test_each_fee_takes_its_share_of_the_coupons_in_whole_cents_adding_up_to_the_invoices(out):
+    # MTH-001-002's 4.65 spread over 28.50 of fees: 2000 x 465 / 2850 = 326.3157...,
+    # 800 x 465 / 2850 = 130.5263..., 50 x 465 / 2850 = 8.1578...; rounded down 326 + 130 + 8 = 464,
+    # the cent left goes to the largest remainder (tokens' .5263): 326, 131, 8 = 465.
+    # October's 38.00 (welcome) takes each fee whole; tokens_half only the tokens' fees (10.00, 1.67).
+    rows = _marts(out, """select f.invoice_number, coalesce(f.billable_metric_code, f.fee_type), c.coupons_amount_cents
+                          from marts.fct_fee_coupons c join marts.fct_fees f using (fee_id) order by all""")
+    assert rows == [("MTH-001-001", "calls", 300), ("MTH-001-001", "subscription", 2000), ("MTH-001-001", "tokens", 1500),
+                    ("MTH-001-002", "calls", 8), ("MTH-001-002", "subscription", 326), ("MTH-001-002", "tokens", 131),
+                    ("MTH-002-001", "tokens", 1000), ("MTH-002-002", "tokens", 167)]
+
+
+def test_the_revenue_marts_count_the_fees_after_their_coupons(out):
+    # a customer's revenue of a day is the sub-total excluding taxes of its invoices that day
+    assert _marts(out, """select revenue_date::varchar, external_customer_id, sum(amount_cents)::bigint
+                          from marts.fct_revenue_daily group by all order by all""") == [
+        ("2026-11-01", "acme", 0), ("2026-11-01", "globex", 3100),
+        ("2026-12-01", "acme", 2385), ("2026-12-01", "globex", 2166)]
+    # Lago's invoiced usage subtracts each charge fee's coupons: November tokens 0 (Acme) + 20.00 - 10.00
+    # (Globex), calls 0 + 1.00; December tokens 8.00 - 1.31 + 3.33 - 1.67 = 8.35, calls 0.50 - 0.08 = 0.42
+    assert _marts(out, """select month::varchar, code, amount_cents from marts.fct_invoiced_usage order by all""") == [
+        ("2026-11-01", "calls", 100), ("2026-11-01", "tokens", 1000),
+        ("2026-12-01", "calls", 42), ("2026-12-01", "tokens", 835)]
+    # Lago's MRR: the subscription fee less its coupons, plus its taxes. Acme in December: 20.00 - 3.26
+    # = 16.74, VAT 20 % of (20.00 - 3.263157...) = 3.347368... -> 3.35: 20.09
+    assert _marts(out, """select month::varchar, external_customer_id, amount_cents, amount_excluding_taxes_cents
+                          from marts.fct_mrr order by all""") == [
+        ("2026-11-01", "acme", 0, 0), ("2026-11-01", "globex", 2000, 2000),
+        ("2026-12-01", "acme", 2009, 1674), ("2026-12-01", "globex", 2000, 2000)]
+
+
 @pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
 def test_the_invoices_with_coupons_validate_against_lagos_schema(out):
     assert_lago_schemas(out, folders=(("invoices", "Invoice"),))
@@ -125,3 +168,40 @@ def test_a_coupon_applied_later_changes_no_finalized_invoice(out, tmp_path):
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("""select status, consumed_amount_cents from marts.fct_applied_coupons
                           where external_customer_id = 'globex' and coupon_code = 'loyal'""").fetchall() == [("active", 0)]
+
+
+@pytest.fixture(scope="module")
+def credited(out, tmp_path_factory):
+    """The billed warehouse, copied; then a credit note on MTH-001-002's tokens fee (8.00 of
+    which 1.31 went to coupons) dated Dec 2, as a user writes it from the invoice JSON, billed again
+    through Dec 2. No invoice is issued after it: its credit stays available, the figures above hold."""
+    work = tmp_path_factory.mktemp("credited")
+    shutil.copytree(out.parent, work, dirs_exist_ok=True)
+    catalog = work / "catalog"
+    shutil.copytree(REPO / "tests" / "scenarios" / "coupons" / "catalog", catalog)
+    tokens = next(f for f in _invoice(out, "MTH-001-002")["fees"] if f["item"]["code"] == "tokens")
+    (catalog / "credit_notes.json").write_text(json.dumps({"credit_note": {
+        "invoice_id": "MTH-001-002", "reason": "product_unsatisfactory", "credit_amount_cents": 803,
+        "items": [{"fee_id": tokens["lago_id"], "amount_cents": 800}], "created_at": "2026-12-02T10:00:00Z"}}))
+    run_meterhouse(catalog, work / "events", work, THROUGH)
+    return work / "out"
+
+
+def test_a_credit_note_on_an_invoice_with_coupons_gives_back_the_fee_less_its_coupons(credited):
+    # the tokens fee, 8.00, took 800 x 465 / 2850 = 130.526315789474 of the coupons: the note credits
+    # 800 - 130.526... = 669.47... -> 6.69, VAT 20 % of 669.47... = 133.89... -> 1.34, total
+    # half-up(669.47... + 133.89...) = 8.03 (not 8.00 + 1.60 = 9.60); coupons adjustment 1.31
+    note = json.loads((credited / "credit_notes" / "MTH-001-002-CN001.json").read_text())["credit_note"]
+    assert (note["sub_total_excluding_taxes_amount_cents"], note["coupons_adjustment_amount_cents"],
+            note["taxes_amount_cents"], note["total_amount_cents"], note["credit_amount_cents"],
+            note["balance_amount_cents"]) == (669, 131, 134, 803, 803, 803)
+    assert [(t["base_amount_cents"], t["amount_cents"]) for t in note["applied_taxes"]] == [(669, 134)]
+    html = (credited / "documents" / "MTH-001-002-CN001.html").read_text()
+    order = [html.index(text) for text in ("8.00 USD", "Less coupons on these fees", "-1.31 USD",
+                                           "Subtotal excluding taxes", "6.69 USD", "8.03 USD")]
+    assert order == sorted(order)
+
+
+@pytest.mark.skipif(not OPENAPI.exists(), reason=f"Lago's OpenAPI file is not at {OPENAPI}")
+def test_the_credit_note_on_an_invoice_with_coupons_validates_against_lagos_schema(credited):
+    assert_lago_schemas(credited, folders=(("credit_notes", "CreditNote"),))

@@ -23,7 +23,7 @@ Scenario tests/scenarios/every_charge_model, customers in UTC, billed through 20
 - sub_f, weekly from Monday 2026-10-19, 7.00 a week in arrears, standard at 1:
     week of Oct 19: 3 units -> 3.00 + 7.00 = 10.00 (invoiced Oct 26); week of Oct 26: 7.00 (Nov 2)
 - sub_g, package of 10 units at 1.00 paid in advance: an invoice per arrival day (see below)
-- sub_h, percentage with per-transaction bounds (see below)
+- sub_h, percentage with per-transaction bounds, as lago-api prices them (see below): 2.70
 - sub_i, graduated percentage 0-100 at 1% + 0.50 flat, 101- at 0.5%: 250 units
   = 100 * 1% + 0.50 + 150 * 0.5% = 1.00 + 0.50 + 0.75 = 2.25
 - sub_j, a recurring sum (see below); sub_k, filters (see below)
@@ -63,7 +63,7 @@ def test_each_charge_model_totals_as_worked_out_by_hand(out):
         ("sub_g", "2026-10-20"): 200,
         ("sub_g", "2026-10-25"): 0,
         ("sub_g", "2026-11-01"): 0,
-        ("sub_h", "2026-11-01"): 570,
+        ("sub_h", "2026-11-01"): 270,
         ("sub_i", "2026-11-01"): 225,
         ("sub_j", "2026-10-01"): 500,
         ("sub_j", "2026-11-01"): 800,
@@ -100,11 +100,13 @@ def test_a_charge_paid_in_advance_bills_each_event_for_what_it_adds(out):
     assert by_day[("sub_g", "2026-11-01")]["fees"] == []
 
 
-def test_percentage_bounds_apply_to_each_transaction(out):
-    # 10% + 0.20 a transaction (the first one's 0.20 is free), each between 0.50 and 3.00:
-    # 100 -> 10.00 capped to 3.00; 2 -> 0.20 + 0.20 = 0.40 raised to 0.50; 20 -> 2.00 + 0.20 = 2.20
+def test_percentage_bounds_apply_to_each_paid_transaction(out):
+    # 10% + 0.20 a transaction, the first transaction free, each between 0.50 and 3.00. lago-api's
+    # per-transaction path frees the first transaction whole (its units and its 0.20, no minimum):
+    # 100 -> 0; 2 -> 0.20 + 0.20 = 0.40 raised to 0.50; 20 -> 2.00 + 0.20 = 2.20; total 2.70
+    # (before session 15, Meterhouse freed only the first 0.20: 100 -> 10.20 capped to 3.00, 5.70)
     (fee,) = invoices(out)[("sub_h", "2026-11-01")]["fees"]
-    assert (fee["units"], fee["events_count"], fee["amount_cents"]) == ("122.0", 3, 570)
+    assert (fee["units"], fee["events_count"], fee["amount_cents"]) == ("122.0", 3, 270)
 
 
 def test_every_aggregation_and_minimum_on_the_mid_month_subscription(out):

@@ -3,7 +3,7 @@
 `tests/golden/outputs.json` holds, for each scenario billed twice on one warehouse (a fresh build, then
 an incremental run: `tests.golden.digests.RUNS`), the SHA-256 of every output file and of every mart's
 rows, recorded at commit 642f2b3 (issue #20's end, with the revenue report's order fixed) (`python -m tests.golden.digests record`;
-recorded again for one intended id change and once to add new files only, see `tests/golden/digests.py`). Here the same runs are
+recorded again for one intended id change, once to add new files only, and once for every_charge_model's percentage charge priced as lago-api prices it, see `tests/golden/digests.py`). Here the same runs are
 billed by today's code: the same files, each with the same bytes, and every mart recorded then with
 the same rows and columns (a mart added since is allowed; one removed or changed is not).
 """

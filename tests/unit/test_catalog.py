@@ -563,11 +563,58 @@ def test_a_coupon_that_is_not_reusable_cannot_be_applied_twice_to_a_customer(tmp
                 "applied to customer 'acme' by catalog.json, body 6")
 
 
+EVERYONE_5 = {"coupon": {"name": "5 off", "code": "five", "coupon_type": "fixed_amount", "amount_cents": 500,
+                         "amount_currency": "USD", "frequency": "once", "expiration": "no_expiration"}}
+
+
 def test_a_reusable_coupon_may_be_applied_twice_the_same_day_and_each_keeps_its_own_id(tmp_path):
-    applied = {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "tok10",
+    # (a coupon without limitations: a limited one would overlap itself, see plan_overlapping below)
+    applied = {"applied_coupon": {"external_customer_id": "acme", "coupon_code": "five",
                                   "created_at": "2026-10-01T00:00:00Z"}}
-    rows = tables.applied_coupons(read_catalog(_coupon_catalog(tmp_path, applied, applied)))
+    rows = tables.applied_coupons(read_catalog(_coupon_catalog(tmp_path, EVERYONE_5, applied, applied)))
     assert len({r["applied_coupon_id"] for r in rows}) == 2
+
+
+# Lago's plan_overlapping: plan `chat` charges the `tokens` metric; `pro` charges nothing.
+CHAT = {"plan": {"name": "Chat", "code": "chat", "interval": "monthly", "amount_cents": 0, "amount_currency": "USD",
+                 "charges": [{"billable_metric_code": "tokens", "charge_model": "standard", "properties": {"amount": "1"}}]}}
+
+
+def _limited(code: str, **applies_to) -> dict:
+    return {"coupon": {"name": code, "code": code, "coupon_type": "percentage", "percentage_rate": "5",
+                       "frequency": "forever", "expiration": "no_expiration", "applies_to": applies_to}}
+
+
+def _apply(code: str, day: str, customer: str = "acme") -> dict:
+    return {"applied_coupon": {"external_customer_id": customer, "coupon_code": code, "created_at": f"{day}T00:00:00Z"}}
+
+
+@pytest.mark.parametrize(("earlier", "later"), [
+    (_limited("tok5", billable_metric_codes=["tokens"]), _limited("tok6", billable_metric_codes=["tokens"])),  # a metric of both
+    (_limited("chat5", plan_codes=["chat"]), _limited("chat6", plan_codes=["chat"])),  # a plan of both
+    (_limited("chat5", plan_codes=["chat"]), _limited("tok6", billable_metric_codes=["tokens"])),  # chat charges tokens
+    (_limited("tok5", billable_metric_codes=["tokens"]), _limited("chat6", plan_codes=["chat"])),  # the other way round
+], ids=["same_metric", "same_plan", "metric_charged_by_the_plan", "plan_charging_the_metric"])
+def test_a_limited_coupon_overlapping_one_applied_before_is_refused_as_lagos_plan_overlapping(tmp_path, earlier, later):
+    first, second = earlier["coupon"]["code"], later["coupon"]["code"]
+    # written first but applied later (Oct 2): the one applied on Oct 1 stands, this one is refused
+    problems = problems_of(_coupon_catalog(tmp_path, CHAT, earlier, later, _apply(second, "2026-10-02"),
+                                           _apply(first, "2026-10-01")))
+    assert problems == [
+        f"catalog.json, body 9 (applied_coupon 'acme'), field coupon_code: the coupon {second!r} is limited to plans or "
+        f"metrics that overlap those of coupon {first!r}, applied to customer 'acme' before by catalog.json, body 10 "
+        f"(applied_coupon 'acme'): Lago refuses it while that coupon is active (plan_overlapping); Meterhouse does not "
+        f"yet follow when a coupon stops being active, so it refuses the overlap"]
+
+
+def test_coupons_that_do_not_overlap_or_belong_to_other_customers_are_applied(tmp_path):
+    # pro charges no metric: a coupon on pro and one on tokens do not overlap; a coupon without
+    # limitations overlaps nothing; the same limited coupon may be applied to two customers
+    read_catalog(_coupon_catalog(
+        tmp_path, CHAT, _limited("pro5", plan_codes=["pro"]), EVERYONE_5,
+        {"customer": {"external_id": "globex", "currency": "USD"}},
+        _apply("tok10", "2026-10-01"), _apply("pro5", "2026-10-02"), _apply("five", "2026-10-03"),
+        _apply("tok10", "2026-10-01", customer="globex")))
 
 
 # --- expression metrics ---------------------------------------------------------------------------

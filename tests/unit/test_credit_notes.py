@@ -194,11 +194,80 @@ def test_a_new_note_is_numbered_after_every_number_issued_on_its_invoice():
     assert next_sequence("fresh", [], recorded) == 1
 
 
-def test_a_credit_note_on_an_invoice_with_coupons_is_refused_as_not_supported_yet():
-    # Lago adjusts such a note by the coupons' share of each item (coupons_adjustment_amount_cents): not done here
-    with_coupons = InvoiceFacts(INVOICE.invoice_id, INVOICE.number, "subscription", INVOICE.issuing_date, "USD",
-                                INVOICE.fees, coupons_amount_cents=500)
-    assert refused(request([("fee_large", 400)], credit=480), with_coupons, [], 0, DAY) == [
-        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field invoice_id: MTH-001-001 has coupons: credit notes "
-        "on invoices with coupons (Lago's coupons adjustment) are not supported yet by Meterhouse"
+# --- on an invoice with coupons: Lago's coupons adjustment (CreditNotes::ApplyTaxesService) -----------
+# The coupons scenario's MTH-001-002: 20.00 subscription, 8.00 tokens, 0.50 calls at 20 % VAT, coupons
+# 4.65 spread over the fees in proportion to their amounts (each share as billing.fee_coupons keeps it,
+# to 12 decimals: 2000 x 465 / 2850 = 326.315789473684..., 800 x 465 / 2850, 50 x 465 / 2850).
+WITH_COUPONS = InvoiceFacts(
+    "inv_nov", "MTH-001-001", "subscription", dt.date(2026, 12, 1), "USD",
+    (FeeFacts("fee_sub", 2000, (VAT,), Decimal("326.315789473684")),
+     FeeFacts("fee_tokens", 800, (VAT,), Decimal("130.526315789474")),
+     FeeFacts("fee_calls", 50, (VAT,), Decimal("8.157894736843"))),
+    coupons_amount_cents=465,
+)
+
+
+def test_a_fee_credited_whole_gives_back_its_share_of_the_coupons():
+    # 800 less its share 130.526315789474 = 669.473684210526 -> sub-total 669; VAT 20 % of that
+    # = 133.894736842105... -> 134; total half-up(669.4736... + 133.8947...) = half-up(803.368...) = 803
+    note = issue(request([("fee_tokens", 800)], credit=803), WITH_COUPONS, [], 0, DAY)
+    assert (note.precise_coupons_adjustment_amount_cents, note.coupons_adjustment_amount_cents,
+            note.sub_total_excluding_taxes_amount_cents, note.taxes_amount_cents, note.total_amount_cents) == (
+        Decimal("130.526315789474"), 131, 669, 134, 803)
+    assert [(t.base_amount_cents, t.amount_cents) for t in note.applied_taxes] == [(669, 134)]
+
+
+def test_part_of_a_fee_gives_back_the_same_part_of_its_coupons():
+    # half the subscription: 326.315789473684 x 1000 / 2000 = 163.157894736842 given back;
+    # 1000 - 163.157894736842 = 836.842105263158 -> 837; VAT 167.368421052631... -> 167;
+    # total half-up(836.842... + 167.368...) = half-up(1004.2105...) = 1004 = 837 + 167
+    note = issue(request([("fee_sub", 1000)], credit=1004), WITH_COUPONS, [], 0, DAY)
+    assert (note.precise_coupons_adjustment_amount_cents, note.sub_total_excluding_taxes_amount_cents,
+            note.taxes_amount_cents, note.total_amount_cents) == (Decimal("163.157894736842"), 837, 167, 1004)
+
+
+def test_the_whole_invoice_credited_gives_back_its_sub_total_and_taxes():
+    # all three fees: the shares add up to 465.000000000001 -> 465; 2850 - 465.000000000001
+    # = 2384.999999999999 -> 2385 (the invoice's sub-total); VAT 476.9999999999998 -> 477 (the
+    # invoice's); total 2862, the invoice's total
+    note = issue(request([("fee_sub", 2000), ("fee_tokens", 800), ("fee_calls", 50)], credit=2862), WITH_COUPONS, [], 0, DAY)
+    assert (note.coupons_adjustment_amount_cents, note.sub_total_excluding_taxes_amount_cents, note.taxes_amount_cents,
+            note.total_amount_cents) == (465, 2385, 477, 2862)
+
+
+def test_a_credit_note_that_ignores_the_coupons_is_refused_with_the_expected_figure():
+    # 800 + 20 % = 960 is what the fee would give back without coupons: 803 is expected
+    assert refused(request([("fee_tokens", 800)], credit=960), WITH_COUPONS, [], 0, DAY) == [
+        "credit_notes.json, body 1 (credit_note 'MTH-001-001'), field credit_amount_cents: credit_amount_cents + "
+        "refund_amount_cents = 960 does not match the items: 669 + taxes 134 = 803 cents"
     ]
+
+
+def test_each_tax_applies_to_its_items_less_their_coupons_and_weights_the_rate():
+    # A 10 % coupon of 2.00 over a 10.00 fee at 20 % VAT and a 10.00 fee at 5.5 %: 1.00 of each.
+    # Half the first (5.00, coupons 0.50) and all the second (10.00, coupons 1.00): sub-total
+    # 15.00 - 1.50 = 13.50; VAT 20 % of 4.50 = 0.90; reduced 5.5 % of 9.00 = 0.495 -> 0.50; taxes
+    # 0.90 + 0.495 = 1.395 -> 1.40; total half-up(13.50 + 1.395) = 14.90 (= 13.50 + 1.40); rate
+    # 20 x 4.50 / 13.50 + 5.5 x 9.00 / 13.50 = 6.6666... + 3.6666... = 10.33333
+    invoice = InvoiceFacts("inv", "MTH-001-001", "subscription", DAY, "USD",
+                           (FeeFacts("fee_a", 1000, (VAT,), Decimal(100)), FeeFacts("fee_b", 1000, (REDUCED,), Decimal(100))),
+                           coupons_amount_cents=200)
+    note = issue(request([("fee_a", 500), ("fee_b", 1000)], credit=1490), invoice, [], 0, DAY)
+    assert [(t.tax.code, t.base_amount_cents, t.amount_cents) for t in note.applied_taxes] == [
+        ("vat20", 450, 90), ("vat5_5", 900, 50)]
+    assert (note.sub_total_excluding_taxes_amount_cents, note.taxes_amount_cents, note.total_amount_cents,
+            note.coupons_adjustment_amount_cents, note.taxes_rate) == (1350, 140, 1490, 150, Decimal("10.33333"))
+
+
+def test_a_fee_of_nothing_has_no_coupons_to_give_back():
+    assert FeeFacts("fee_zero", 0, (VAT,), Decimal(0)).coupons_share(0) == 0
+
+
+def test_the_coupons_adjustment_is_kept_to_twelve_decimals_half_up():
+    # a third of a 3.00 fee whose share is 1.00: 100 x 1 / 3 = 33.3333... -> 33.333333333333 (the
+    # scale billing.credit_notes keeps); sub-total 100 - 33.333333333333 = 66.666666666667 -> 67
+    invoice = InvoiceFacts("inv", "MTH-001-001", "subscription", DAY, "USD",
+                           (FeeFacts("fee", 300, (), Decimal(100)),), coupons_amount_cents=100)
+    note = issue(request([("fee", 100)], credit=67), invoice, [], 0, DAY)
+    assert (note.precise_coupons_adjustment_amount_cents, note.sub_total_excluding_taxes_amount_cents,
+            note.total_amount_cents) == (Decimal("33.333333333333"), 67, 67)

@@ -109,11 +109,17 @@ def test_a_percentage_line_gives_the_rate_the_fixed_fees_and_what_was_free():
     fee = _charge("percentage", PERCENTAGE, "11000", "262.5", events=30)
     assert pricing_words(fee, "USD") == \
         "2.5 % of 10,000 units + 25 transactions at 0.50 USD (first 1,000 units and first 5 transactions free)"
-    # held between a minimum and a maximum per transaction, the amount is the transactions': the rule
+    # held between a minimum and a maximum per transaction, the amount is the transactions': the rule;
+    # with free units, Lago's per-transaction loop frees transactions by their units alone
     bounded = {**PERCENTAGE, "per_transaction_min_amount": "0.1", "per_transaction_max_amount": "5"}
     assert pricing_words(_charge("percentage", bounded, "11000", "100", events=30), "USD") == (
         "2.5 % of each transaction + 0.50 USD per transaction, at least 0.10 USD and at most 5.00 USD per transaction"
-        " (first 1,000 units and first 5 transactions free)")
+        " (first 1,000 units free)")
+    # without free units, the first transactions are free whole
+    events_only = {**bounded, "free_units_per_total_aggregation": None}
+    assert pricing_words(_charge("percentage", events_only, "11000", "100", events=30), "USD") == (
+        "2.5 % of each transaction + 0.50 USD per transaction, at least 0.10 USD and at most 5.00 USD per transaction"
+        " (first 5 transactions free)")
     # one transaction free: 11,000 units and 30 transactions, 2.5 % of 10,000 + 29 x 0.50 = 250 + 14.5
     one_free = {**PERCENTAGE, "free_units_per_events": 1}
     assert pricing_words(_charge("percentage", one_free, "11000", "264.5", events=30), "USD") == \

@@ -1,4 +1,5 @@
-"""Tiered charge models (graduated, volume, graduated_percentage) and percentage over polars frames.
+"""Tiered charge models (graduated, volume, graduated_percentage) over polars frames, and how a
+percentage bucket takes its amount from its events (priced in `event_pricing`, tested there).
 
 Rules (docs "Charges and charge filters", as implemented in `charge_models`):
 - graduated: sum over every tier reached of `units_in_tier * per_unit_amount + flat_amount`; a tier's
@@ -8,8 +9,7 @@ Rules (docs "Charges and charge filters", as implemented in `charge_models`):
 - volume: the single tier `u` falls in (first tier includes 0, else `prev_to < u <= to`):
   `u * per_unit_amount + flat_amount`.
 - graduated_percentage: as graduated, with `units_in_tier * rate / 100 + flat_amount`.
-- percentage: `max(u - free_units_per_total_aggregation, 0) * rate / 100
-  + max(events - free_units_per_events, 0) * fixed_amount`.
+- percentage: the sum of the bucket's events' amounts (`bounded_amount`), 0 without events.
 - Negative results become 0; amounts are exact polars Decimal(38, 12); cents half-up.
 
 Figures in the tables are worked by hand in the comments; hypothesis properties compare the polars
@@ -46,14 +46,16 @@ D = Decimal
 
 
 def bucket_frame(rows: list[dict]) -> pl.DataFrame:
-    """One bucket per dict: `units`, `charge_model`, optional `events_count` and `p_*` (None: absent)."""
+    """One bucket per dict: `units`, `charge_model`, optional `events_count`, `bounded_amount` (a
+    percentage bucket's events' amounts) and `p_*` (None: absent)."""
     data = {
         "units": [r["units"] for r in rows],
         "charge_model": [r["charge_model"] for r in rows],
         "events_count": [r.get("events_count", 0) for r in rows],
+        "bounded_amount": [r.get("bounded_amount") for r in rows],
         **{col: [r.get(col) for r in rows] for col in PROPERTY_COLUMNS},
     }
-    schema = {"units": MONEY, "charge_model": pl.String, "events_count": pl.Int64,
+    schema = {"units": MONEY, "charge_model": pl.String, "events_count": pl.Int64, "bounded_amount": MONEY,
               **{col: MONEY for col in PROPERTY_COLUMNS}}
     return pl.DataFrame(data, schema=schema)
 
@@ -300,41 +302,16 @@ def test_graduated_percentage_does_not_read_per_unit_amount():
 
 # --- percentage ----------------------------------------------------------------------------------
 
-PERCENTAGE_CASES = [
-    # id, units, events, rate, fixed_amount, free_units_per_events, free_units_per_total_aggregation, precise, cents
-    # 1000 * 2.5 / 100 + 10 * 0.1 = 25 + 1 = 26
-    ("rate_and_fixed_amount", D(1000), 10, D("2.5"), D("0.1"), None, None, D(26), 2600),
-    # (1000 - 200) * 2.5 / 100 + (10 - 3) * 0.1 = 20 + 0.7 = 20.7
-    ("free_units_and_free_events", D(1000), 10, D("2.5"), D("0.1"), D(3), D(200), D("20.7"), 2070),
-    # max(1000 - 5000, 0) = 0 and max(10 - 50, 0) = 0 -> 0
-    ("free_units_and_events_larger_than_usage", D(1000), 10, D("2.5"), D("0.1"), D(50), D(5000), D(0), 0),
-    # free units > usage: 0; no free events: 10 * 0.1 = 1
-    ("free_units_larger_than_usage_keep_the_fixed_amount", D(1000), 10, D("2.5"), D("0.1"), None, D(5000), D(1), 100),
-    # free events > events: 1000 * 2.5 / 100 = 25 + 0
-    ("free_events_larger_than_events_keep_the_rate", D(1000), 10, D("2.5"), D("0.1"), D(11), None, D(25), 2500),
-    # (123.45 - 0.45) * 1.5 / 100 + (4 - 1) * 0.05 = 1.845 + 0.15 = 1.995 -> 199.5 half-up 200
-    ("fractional_units_round_half_up", D("123.45"), 4, D("1.5"), D("0.05"), D(1), D("0.45"), D("1.995"), 200),
-    # fixed amount absent: 1000 * 2.5 / 100 = 25
-    ("no_fixed_amount", D(1000), 10, D("2.5"), None, None, None, D(25), 2500),
-    # rate absent: (10 - 0) * 0.1 = 1
-    ("no_rate", D(1000), 10, None, D("0.1"), None, None, D(1), 100),
-    # 0.000001 * 0.0001 / 100 = 1e-12, the smallest amount MONEY holds
-    ("smallest_amount", D("0.000001"), 0, D("0.0001"), None, None, None, D("0.000000000001"), 0),
-]
+def test_a_percentage_bucket_costs_what_its_events_cost():
+    # the events' amounts, summed in event_pricing: 26.005 -> 2601 cents half-up; the units, events
+    # and properties are not priced again
+    assert one(D(1000), "percentage", events_count=10, p_rate=D("2.5"), p_fixed_amount=D("0.1"),
+               bounded_amount=D("26.005")) == (D("26.005"), 2601)
 
 
-@pytest.mark.parametrize(
-    ("units", "events", "rate", "fixed", "free_events", "free_units", "precise", "cents"),
-    [c[1:] for c in PERCENTAGE_CASES], ids=[c[0] for c in PERCENTAGE_CASES],
-)
-def test_percentage(units, events, rate, fixed, free_events, free_units, precise, cents):
-    assert one(units, "percentage", events_count=events, p_rate=rate, p_fixed_amount=fixed,
-               p_free_units_per_events=free_events, p_free_units_per_total_aggregation=free_units) == (precise, cents)
-
-
-def test_percentage_negative_fixed_amount_becomes_zero():
-    # 0 * 1 / 100 + 3 * -2 = -6 -> 0
-    assert one(D(0), "percentage", events_count=3, p_rate=D(1), p_fixed_amount=D(-2)) == (D(0), 0)
+def test_a_percentage_bucket_without_priced_events_costs_nothing():
+    # usage carried over without events of its own (a recurring metric): no transaction, no amount
+    assert one(D(1000), "percentage", events_count=0, p_rate=D("2.5"), p_fixed_amount=D("0.1")) == (D(0), 0)
 
 
 # --- frames mixing models ------------------------------------------------------------------------
@@ -347,7 +324,7 @@ def test_a_frame_mixing_models_prices_each_row_with_its_own_ranges():
         {"units": D(11), "charge_model": "volume", "properties": ranges_json("volume", LAGO_BOUNDS)},  # 21.5
         {"units": D(7), "charge_model": "graduated", "properties": None},  # default bucket, no properties: 0
         {"units": D(1000), "charge_model": "percentage", "events_count": 10,
-         "p_rate": D("2.5"), "p_fixed_amount": D("0.1")},  # 25 + 1 = 26
+         "p_rate": D("2.5"), "p_fixed_amount": D("0.1"), "bounded_amount": D(26)},  # its events' 26
         {"units": D(11), "charge_model": "graduated_percentage",
          "properties": ranges_json("graduated_percentage", GP_TIERS)},  # 0.855
         {"units": D("0.1"), "charge_model": "volume", "properties": ranges_json("volume", DECIMAL_BOUNDS)},  # 1.5
@@ -366,7 +343,7 @@ def test_tiered_models_without_tier_rows_have_no_amount():
 def test_the_result_is_a_polars_decimal_never_a_float(model):
     props = ranges_json(model, LAGO_BOUNDS) if model in TIER_KEYS else None
     precise, _ = price([{"units": D(11), "charge_model": model, "properties": props, "events_count": 2,
-                         "p_rate": D(1), "p_fixed_amount": D(1)}])
+                         "p_rate": D(1), "p_fixed_amount": D(1), "bounded_amount": D("2.11")}])
     assert isinstance(precise.dtype, pl.Decimal)
     assert not precise.dtype.is_float()
     assert precise.dtype == MONEY
@@ -375,10 +352,9 @@ def test_the_result_is_a_polars_decimal_never_a_float(model):
 # --- properties: polars against a row-by-row Decimal reference -----------------------------------
 
 
-def reference_amount(model: str, units: Decimal, ranges: list[dict], events: int = 0, p: dict | None = None) -> Decimal:
+def reference_amount(model: str, units: Decimal, ranges: list[dict]) -> Decimal:
     """The rules above, one bucket at a time in plain Python. `ranges`: dicts of to_value (None: open),
     per_unit_amount, flat_amount, rate, in order."""
-    p = p or {}
     with decimal.localcontext() as ctx:
         ctx.prec = 100
         total = D(0)
@@ -404,12 +380,6 @@ def reference_amount(model: str, units: Decimal, ranges: list[dict], events: int
                     total = units * r["per_unit_amount"] + r["flat_amount"]
                     break
                 lower = upper
-        elif model == "percentage":
-            def get(name):
-                return p.get(name) or D(0)
-            paid_units = max(units - get("p_free_units_per_total_aggregation"), D(0))
-            paid_events = max(D(events) - get("p_free_units_per_events"), D(0))
-            total = paid_units * get("p_rate") / 100 + paid_events * get("p_fixed_amount")
         return max(total, D(0))
 
 
@@ -471,28 +441,9 @@ def tiered_bucket(draw, rate_places: int = 4, models: tuple[str, ...] = tuple(so
     return model, units, properties, ranges
 
 
-@st.composite
-def percentage_bucket(draw, rate_places: int = 4):
-    def maybe(strategy):
-        return draw(st.one_of(st.none(), strategy))
-
-    units = draw(decimals(10**7, 6))
-    events = draw(st.integers(0, 10_000))
-    p = {
-        "p_rate": maybe(decimals(100, rate_places)),
-        "p_fixed_amount": maybe(decimals(1_000, 6)),
-        # free units/events sometimes far larger than the usage
-        "p_free_units_per_events": maybe(st.integers(0, 20_000).map(Decimal)),
-        "p_free_units_per_total_aggregation": maybe(decimals(2 * 10**7, 6)),
-    }
-    return units, events, p
-
-
-def price_generated(tiered: list[tuple], percent: list[tuple], exponent: int) -> tuple[pl.Series, list[int], list[Decimal]]:
+def price_generated(tiered: list[tuple], exponent: int) -> tuple[pl.Series, list[int], list[Decimal]]:
     rows = [{"units": u, "charge_model": m, "properties": props} for m, u, props, _ in tiered]
-    rows += [{"units": u, "charge_model": "percentage", "events_count": e, **p} for u, e, p in percent]
     expected = [reference_amount(m, u, ranges) for m, u, _, ranges in tiered]
-    expected += [reference_amount("percentage", u, [], e, p) for u, e, p in percent]
     precise, cents = price(rows, exponent)
     return precise, cents, expected
 
@@ -500,13 +451,12 @@ def price_generated(tiered: list[tuple], percent: list[tuple], exponent: int) ->
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(tiered_bucket(), min_size=1, max_size=25),
-    st.lists(percentage_bucket(), max_size=10),
     st.sampled_from([0, 2, 3]),
 )
-def test_polars_pricing_matches_a_decimal_reference_exactly(tiered, percent, exponent):
+def test_polars_pricing_matches_a_decimal_reference_exactly(tiered, exponent):
     # prices and units with up to 6 decimals and rates with up to 4: every exact amount fits the 12
     # decimals of MONEY, so polars must agree to the last digit, and so must the half-up cents.
-    precise, cents, expected = price_generated(tiered, percent, exponent)
+    precise, cents, expected = price_generated(tiered, exponent)
     assert isinstance(precise.dtype, pl.Decimal)
     assert not precise.dtype.is_float()
     assert precise.dtype == MONEY
@@ -519,14 +469,13 @@ def test_polars_pricing_matches_a_decimal_reference_exactly(tiered, percent, exp
     # (generated as graduated_percentage, not filtered to it: filtering two buckets in three failed
     # Hypothesis's health check now and then)
     st.lists(tiered_bucket(rate_places=6, models=("graduated_percentage",)), min_size=1, max_size=20),
-    st.lists(percentage_bucket(rate_places=6), max_size=10),
 )
-def test_six_decimal_rates_stay_within_the_money_scale(tiered, percent):
+def test_six_decimal_rates_stay_within_the_money_scale(tiered):
     # with 6-decimal rates, units * rate / 100 can need 14 decimals; MONEY keeps 12, so each range's
-    # (or the percentage's) share may be rounded by at most half of 1e-12
-    precise, _, expected = price_generated(tiered, percent, 2)
+    # share may be rounded by at most half of 1e-12
+    precise, _, expected = price_generated(tiered, 2)
     assert precise.dtype == MONEY
-    shares = [len(ranges) for _, _, _, ranges in tiered] + [1] * len(percent)
+    shares = [len(ranges) for _, _, _, ranges in tiered]
     for got, want, n in zip(precise.to_list(), expected, shares, strict=True):
         assert abs(got - want) <= n * D("0.5e-12"), (got, want)
 

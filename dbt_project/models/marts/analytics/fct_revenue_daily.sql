@@ -1,6 +1,8 @@
 -- Invoiced revenue per issuing day, customer, fee type, metric, model and token type
--- (finalized invoices only; fees excluding taxes, with their taxes beside them).
+-- (finalized invoices only; fees excluding taxes and after coupons, with their taxes beside them):
+-- a day's revenue of a customer is the sub-total excluding taxes of its invoices that day.
 with fees as (select * from {{ ref('fct_fees') }}),
+fee_coupons as (select fee_id, coupons_amount_cents from {{ ref('fct_fee_coupons') }}),
 -- A progressive_billing invoice bills usage its period's closing invoice bills again in full (less
 -- the credit of what was billed before): a period's usage counts once, on its closing invoice.
 progressive as (select invoice_id from {{ ref('stg_billing__invoices') }} where invoice_type = 'progressive_billing'),
@@ -35,12 +37,13 @@ final as (
         coalesce(f.token_type, case when f.fee_type = 'charge' then '(unfiltered)' else '(' || f.fee_type || ')' end) as token_type,
         f.currency,
         sum(f.units) as units,
-        sum(f.amount_cents)::bigint as amount_cents,
+        sum(f.amount_cents - coalesce(c.coupons_amount_cents, 0))::bigint as amount_cents,
         sum(coalesce(t.taxes_amount_cents, 0))::bigint as taxes_amount_cents,
         count(*)::bigint as fees_count,
         count(distinct f.invoice_id)::bigint as invoices_count
     from fees f
     left join fee_taxes t using (fee_id)
+    left join fee_coupons c using (fee_id)
     where f.invoice_status = 'finalized'
       and f.invoice_id not in (select invoice_id from progressive)
     group by all

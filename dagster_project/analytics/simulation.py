@@ -75,6 +75,19 @@ def load_plan(path: Path) -> dict:
     raise SimulationError(f'{path}: expected a Lago plan body {{"plan": {{...}}}}')
 
 
+def grouped_charges(plan_body: dict) -> list[str]:
+    """Where the candidate plan prices per group (`pricing_group_keys` in a charge's or a filter's
+    properties), as `charges.<i>` or `charges.<i>.filters.<j>`: the simulation prices the usage of
+    a bucket as a whole, so such a plan is refused rather than priced without its groups."""
+    found = []
+    for i, charge in enumerate(plan_body["plan"].get("charges") or []):
+        if (charge.get("properties") or {}).get("pricing_group_keys"):
+            found.append(f"charges.{i}")
+        found += [f"charges.{i}.filters.{j}" for j, f in enumerate(charge.get("filters") or [])
+                  if (f.get("properties") or {}).get("pricing_group_keys")]
+    return found
+
+
 def _catalog_with(catalog_dir: Path, plan_body: dict):
     """The catalog as billed, with the candidate plan in place of the plan of the same code,
     checked as a whole by the catalog reader (so the plan gets the same checks as a real one)."""
@@ -166,6 +179,9 @@ def _month_bounds(period: str) -> tuple[dt.date, dt.date]:
 def simulate(warehouse: Path, catalog_dir: Path, plan_body: dict, period: str) -> list[SimulatedCustomer]:
     """Re-price the billing periods starting in `period` (YYYY-MM) under the candidate plan."""
     first, last = _month_bounds(period)
+    if grouped := grouped_charges(plan_body):
+        raise SimulationError(f"the candidate plan prices per group ({', '.join(f'{g}.properties.pricing_group_keys' for g in grouped)}): "
+                              "the simulation does not price per group yet; remove pricing_group_keys to simulate without groups")
     catalog = _catalog_with(catalog_dir, plan_body)
     code = plan_body["plan"]["code"]
     plan_row = next(p for p in tables.plans(catalog) if p["code"] == code)

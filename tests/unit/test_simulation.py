@@ -52,3 +52,18 @@ def test_plan_file_and_csv(tmp_path):
         "period,external_customer_id,currency,subscriptions,old_plan_codes,new_plan_code,old_amount_cents,new_amount_cents,difference_cents",
         "2026-11,alpha,USD,s_alpha,pro,x,2600,3300,700",
     ]
+
+
+def test_a_candidate_plan_that_prices_per_group_is_refused_by_name(tmp_path):
+    """pricing_group_keys on the second charge and on a filter of the first: both named, nothing
+    priced (the simulation prices each bucket as a whole)."""
+    from dagster_project.analytics.simulation import grouped_charges, simulate
+
+    plan = {"plan": {"code": "p", "charges": [
+        {"properties": {"amount": "1"}, "filters": [{"properties": {"amount": "2", "pricing_group_keys": ["project"]}}]},
+        {"properties": {"amount": "1", "pricing_group_keys": ["api_key"]}},
+    ]}}
+    assert grouped_charges(plan) == ["charges.0.filters.0", "charges.1"]
+    with pytest.raises(SimulationError, match=r"charges\.0\.filters\.0\.properties\.pricing_group_keys, "
+                                              r"charges\.1\.properties\.pricing_group_keys"):
+        simulate(tmp_path / "none.duckdb", tmp_path, plan, "2026-10")

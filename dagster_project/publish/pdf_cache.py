@@ -61,6 +61,8 @@ class PdfCache:
 
 
 def _render(views: list[dict]) -> list[tuple[bytes, bytes]]:
+    if not views:  # (nothing to render: not even the renderers' imports)
+        return []
     pdfs = invoice_document.render_pdfs(views)
     return [(invoice_document.render_html(view).encode("utf-8"), pdf) for view, pdf in zip(views, pdfs, strict=True)]
 

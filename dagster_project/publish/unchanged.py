@@ -13,9 +13,10 @@ them is recorded with the same digest and still has the size and times recorded.
 (a fee, a payment, a customer's name, the code) gives another digest, so the files are built again
 and written if their bytes differ. A published file that was deleted, replaced or edited by hand
 has another size or other times (an edit that keeps the size still sets the modification and change
-times; the change time cannot be set back), so it is built again and rewritten. Only a file written
-with the same size and both times restored (not possible without changing the clock) would go
-unnoticed.
+times; the change time cannot be set back), so it is built again and rewritten. A file whose times
+are not older than the end of the publish that wrote it is not stamped, since an edit within the
+same tick of the file system's clock would keep them (`filesystem_now`). Only a file written with
+the same size and both times restored (not possible without changing the clock) would go unnoticed.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class Publication:
     def write(self, folders: list[str]) -> dict[tuple[str, str], Stamp]:
         """Write each of `folders` (`replace_folder`: a built file only where its bytes differ; kept
         files stay; any other file is removed), and return the stamp of every file published."""
-        stamps = {}
+        stamps: dict[tuple[str, str], Stamp | None] = {}
         for folder in folders:
             built, kept = self.built.get(folder, {}), self.kept.get(folder, {})
             replace_folder(self.out_dir / folder, built, keep=kept.keys())
@@ -129,4 +130,19 @@ class Publication:
                 digest, key = self.made_from[folder, name]
                 stamps[folder, name] = stamp_of(os.path.join(base, name), digest, key)
             stamps.update({(folder, name): s for name, s in kept.items()})
-        return stamps
+        now = filesystem_now(self.out_dir)
+        return {key: s for key, s in stamps.items() if s is not None and s.mtime_ns < now and s.ctime_ns < now}
+
+
+def filesystem_now(folder: Path) -> int:
+    """The file system's clock now, in nanoseconds (the times it gives a file written in `folder`).
+
+    It ticks coarsely (a few milliseconds on Linux): a file edited in the same tick in which it was
+    written keeps its times. So a file whose times are not older than this is not stamped (`write`
+    drops its stamp: the next publish builds it again), as git treats a file as "racily clean"."""
+    probe = folder / f".published-probe-{os.getpid()}.partial"
+    probe.write_bytes(b"")
+    try:
+        return os.stat(probe).st_mtime_ns
+    finally:
+        probe.unlink()

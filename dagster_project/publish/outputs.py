@@ -18,7 +18,8 @@ from dagster_project.store import publish_state
 @dataclass
 class InvoiceInputs:
     """What one invoice's files are made from: `lago_json.invoice_object`'s arguments (`json_args`)
-    and, for a finalized invoice, `invoice_document.invoice_view`'s (`view_args`)."""
+    and, for a finalized invoice, `invoice_document.invoice_view`'s (`view_args`, each of them one
+    of `json_args` too: the digest covers `json_args` and whether there are documents)."""
     invoice: dict
     json_args: tuple
     view_args: tuple | None
@@ -43,7 +44,7 @@ class InvoiceInputs:
 @dataclass
 class CreditNoteInputs:
     """What one credit note's files are made from: `credit_note_object`'s arguments and
-    `credit_note_view`'s."""
+    `credit_note_view`'s (each of them one of `json_args` too)."""
     note: dict
     json_args: tuple
     view_args: tuple
@@ -189,7 +190,7 @@ def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: l
     changed_invoices, changed_notes = [], []
     for group, changed in ((invoices, changed_invoices), (notes, changed_notes)):
         for inputs in group:
-            digest = inputs_digest(inputs.json_args, inputs.view_args)
+            digest = inputs_digest(inputs.json_args, inputs.view_args is not None)
             if not out.unchanged(inputs.files, digest):
                 changed.append((inputs, digest))
     for r, (inputs, digest) in zip(_render_invoices([i for i, _ in changed_invoices], pdfs), changed_invoices, strict=True):

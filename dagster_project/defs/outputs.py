@@ -23,15 +23,22 @@ def published_outputs(context: dg.AssetExecutionContext, settings: MeterhouseSet
     Grain: one file per invoice (`invoices/<number>.json`), per subscription with an open period
     (`current_usage/<external_subscription_id>.json`) and per wallet (`wallets/<id>.json`); each
     finalized invoice also as a document a customer reads (`documents/<number>.html` and `.pdf`).
-    A document (HTML and PDF) is rendered only when what it shows changed (`PdfCache`); a file
-    already holding its bytes is not rewritten.
+    Files whose inputs and code are those they were written from, and which are untouched since,
+    are recognized without being built (`publish.unchanged`, `state.published_files`); a document
+    (HTML and PDF) is rendered only when what it shows changed (`PdfCache`); a file already holding
+    its bytes is not rewritten.
     """
     out_dir = Path(settings.out_dir)
     with settings.connect() as con:
         summary = publish(con, out_dir, pdf_cache_dir(settings.warehouse))
     context.log.info(f"published to {out_dir}: {summary}")
     context.log.info(f"document files rendered: {summary['documents_rendered']} of {summary['invoice_documents']} "
-                     "(the others read back from the document cache)")
+                     "(the others read back from the document cache or recognized unchanged)")
+    context.log.info(
+        f"built: {summary['invoices_built']} invoices, "
+        f"{summary['credit_notes_built']} of {summary['credit_notes']} credit notes, "
+        f"{summary['current_usage_built']} of {summary['current_usage_subscriptions']} current-usage files, "
+        f"{summary['wallets_built']} of {summary['wallets']} wallets (the others recognized unchanged, not built)")
     for warning in summary["warnings"]:
         context.log.warning(warning)
     return dg.MaterializeResult(metadata={**{k: v for k, v in summary.items() if isinstance(v, int)},

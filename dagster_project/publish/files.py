@@ -54,9 +54,10 @@ def write_json_atomically(path: Path, document: dict) -> None:
     write_atomically(path, json_bytes(document))
 
 
-def replace_folder(folder: Path, documents: dict[str, dict | bytes]) -> None:
+def replace_folder(folder: Path, documents: dict[str, dict | bytes], keep=frozenset()) -> None:
     """Write every document (JSON, or bytes as they are) whose file does not already hold exactly
-    those bytes, and remove files no longer produced."""
+    those bytes, and remove files no longer produced: all but `documents` and the names in `keep`
+    (files still published, recognized unchanged without being built)."""
     folder.mkdir(parents=True, exist_ok=True)
     base = os.fspath(folder)  # (plain paths: tens of thousands of files a run)
     for name, document in documents.items():
@@ -65,7 +66,8 @@ def replace_folder(folder: Path, documents: dict[str, dict | bytes]) -> None:
             write_atomically(folder / name, data)
     with os.scandir(base) as entries:
         for stale in entries:
-            if stale.is_file() and stale.name not in documents and not stale.name.endswith(".partial"):
+            if (stale.is_file() and stale.name not in documents and stale.name not in keep
+                    and not stale.name.endswith(".partial")):
                 os.unlink(stale.path)
 
 

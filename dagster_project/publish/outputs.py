@@ -10,20 +10,61 @@ from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.files import replace_folder, write_json_atomically
 from dagster_project.publish.pdf_cache import PdfCache
+from dagster_project.publish.unchanged import Publication, inputs_digest
 from dagster_project.store import publish_reads as reads
+from dagster_project.store import publish_state
 
 
 @dataclass
-class RenderedInvoice:
+class InvoiceInputs:
+    """What one invoice's files are made from: `lago_json.invoice_object`'s arguments (`json_args`)
+    and, for a finalized invoice, `invoice_document.invoice_view`'s (`view_args`, each of them one
+    of `json_args` too: the digest covers `json_args` and whether there are documents)."""
     invoice: dict
-    json_name: str
-    document: dict
-    files: dict[str, bytes]  # the HTML and PDF documents of a finalized invoice
+    json_args: tuple
+    view_args: tuple | None
+
+    @property
+    def json_name(self) -> str:
+        inv = self.invoice
+        return f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
+
+    @property
+    def files(self) -> dict[str, list[str]]:
+        """Its files by folder: the JSON, and the HTML and PDF documents of a finalized invoice."""
+        number = self.invoice["number"]
+        return {"invoices": [self.json_name], **({"documents": [f"{number}.html", f"{number}.pdf"]} if self.view_args else {})}
 
     @property
     def billing_month(self) -> str:
         """`YYYY-MM` of the period the invoice bills (its issuing date for credit invoices)."""
         return (self.invoice["period_start_date"] or self.invoice["issuing_date"]).strftime("%Y-%m")
+
+
+@dataclass
+class CreditNoteInputs:
+    """What one credit note's files are made from: `credit_note_object`'s arguments and
+    `credit_note_view`'s (each of them one of `json_args` too)."""
+    note: dict
+    json_args: tuple
+    view_args: tuple
+
+    @property
+    def files(self) -> dict[str, list[str]]:
+        number = self.note["number"]
+        return {"credit_notes": [f"{number}.json"], "documents": [f"{number}.html", f"{number}.pdf"]}
+
+
+@dataclass
+class RenderedInvoice:
+    inputs: InvoiceInputs
+    document: dict
+    files: dict[str, bytes]  # the HTML and PDF documents of a finalized invoice
+    document_key: str | None = None  # their key in the document cache
+
+    @property
+    def invoice(self) -> dict:
+        return self.inputs.invoice
 
 
 def _grouped(items: list[dict], key: str) -> dict[str, list[dict]]:
@@ -57,9 +98,9 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
     return fees_by_invoice
 
 
-def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_by_invoice: dict[str, list[dict]],
-                     pdfs: PdfCache) -> list[RenderedInvoice]:
-    """Every invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
+def _invoice_inputs(con, customers: dict, sequences: dict, periods: dict,
+                    fees_by_invoice: dict[str, list[dict]]) -> list[InvoiceInputs]:
+    """What every invoice's JSON, and each finalized one's documents, are made from."""
     invoice_taxes = _grouped(reads.invoice_taxes(con), "invoice_id")
     entity = reads.billing_entity(con)
     credits = _grouped(reads.credits_applied(con), "invoice_id")
@@ -67,35 +108,42 @@ def _render_invoices(con, customers: dict, sequences: dict, periods: dict, fees_
     progressive = _grouped(reads.progressive_credits(con), "invoice_id")
     thresholds = _grouped(reads.applied_usage_thresholds(con), "invoice_id")
 
-    rendered, views = [], {}
+    found = []
     for inv in reads.invoices(con):
         fees = fees_by_invoice.get(inv["invoice_id"], [])
         if inv["invoice_type"] == "credit":
             fees = [lago_json.credit_fee(inv)]
-        name = f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
         applied_taxes = invoice_taxes.get(inv["invoice_id"], [])
-        document = lago_json.invoice_object(
-            inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
-            periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
-            coupons.get(inv["invoice_id"], []), progressive.get(inv["invoice_id"], []),
-            thresholds.get(inv["invoice_id"], []),
-        )
+        json_args = (inv, fees, customers[inv["customer_id"]], sequences[inv["customer_id"]],
+                     periods.get(inv["billing_period_id"]), applied_taxes, entity, credits.get(inv["invoice_id"], []),
+                     coupons.get(inv["invoice_id"], []), progressive.get(inv["invoice_id"], []),
+                     thresholds.get(inv["invoice_id"], []))
+        view_args = None
         if inv["status"] == "finalized":
-            views[len(rendered)] = invoice_document.invoice_view(
-                inv, fees, customers[inv["customer_id"]], entity, applied_taxes, credits.get(inv["invoice_id"], []),
-                coupons.get(inv["invoice_id"], []))
-        rendered.append(RenderedInvoice(inv, name, document, {}))
+            view_args = (inv, fees, customers[inv["customer_id"]], entity, applied_taxes,
+                         credits.get(inv["invoice_id"], []), coupons.get(inv["invoice_id"], []))
+        found.append(InvoiceInputs(inv, json_args, view_args))
+    return found
+
+
+def _render_invoices(inputs: list[InvoiceInputs], pdfs: PdfCache) -> list[RenderedInvoice]:
+    """Each invoice as Lago JSON, and each finalized one as HTML and PDF documents."""
+    rendered = [RenderedInvoice(i, lago_json.invoice_object(*i.json_args), {}) for i in inputs]
     # the documents last, all together: those not rendered before are rendered (PDFs on every core)
-    for i, (html, pdf) in zip(views, pdfs.documents(list(views.values())), strict=True):
-        number = rendered[i].invoice["number"]
-        rendered[i].files.update({f"{number}.html": html, f"{number}.pdf": pdf})
+    finalized = [r for r in rendered if r.inputs.view_args]
+    views = [invoice_document.invoice_view(*r.inputs.view_args) for r in finalized]
+    keys = [invoice_document.document_key(view) for view in views]
+    for r, key, (html, pdf) in zip(finalized, keys, pdfs.documents(views, keys), strict=True):
+        number = r.invoice["number"]
+        r.files.update({f"{number}.html": html, f"{number}.pdf": pdf})
+        r.document_key = key
     return rendered
 
 
-def _credit_note_documents(con, customers: dict, sequences: dict, fees_by_invoice: dict[str, list[dict]],
-                           pdfs: PdfCache) -> tuple[dict[str, dict], dict[str, bytes]]:
-    """Each credit note as `{"credit_note": ...}` (`<number>.json`), and as the document its
-    customer reads (`<number>.html` and `.pdf`)."""
+def _credit_note_inputs(con, customers: dict, sequences: dict,
+                        fees_by_invoice: dict[str, list[dict]]) -> list[CreditNoteInputs]:
+    """What each credit note's JSON (`{"credit_note": ...}`, `<number>.json`) and the document its
+    customer reads (`<number>.html` and `.pdf`) are made from."""
     fees = {fee["fee_id"]: fee for rows in fees_by_invoice.values() for fee in rows}
     invoices = {i["invoice_id"]: i for i in reads.invoices(con)}
     entity = reads.billing_entity(con)
@@ -103,68 +151,120 @@ def _credit_note_documents(con, customers: dict, sequences: dict, fees_by_invoic
     for item in reads.credit_note_items(con):
         items.setdefault(item["credit_note_id"], []).append({**fees[item["fee_id"]], "credit_amount_cents": item["amount_cents"]})
     taxes = _grouped(reads.credit_note_taxes(con), "credit_note_id")
-    notes = reads.credit_notes(con)
-    documents, files, views = {}, {}, []
-    for note in notes:
+    found = []
+    for note in reads.credit_notes(con):
         args = (note, items.get(note["credit_note_id"], []), taxes.get(note["credit_note_id"], []), invoices[note["invoice_id"]],
                 customers[note["customer_id"]])
-        documents[f"{note['number']}.json"] = lago_json.credit_note_object(*args, sequences[note["customer_id"]], entity)
-        views.append(invoice_document.credit_note_view(*args, entity))
-    for note, (html, pdf) in zip(notes, pdfs.documents(views), strict=True):
-        files.update({f"{note['number']}.html": html, f"{note['number']}.pdf": pdf})
-    return documents, files
+        found.append(CreditNoteInputs(note, (*args, sequences[note["customer_id"]], entity), (*args, entity)))
+    return found
 
 
-def _documents(con, pdfs: PdfCache) -> tuple[dict, list[RenderedInvoice], tuple[dict[str, dict], dict[str, bytes]]]:
-    """The billing periods by id, every invoice rendered, and the credit notes with their documents."""
+def _credit_note_documents(inputs: list[CreditNoteInputs], pdfs: PdfCache) -> tuple[dict[str, dict], dict[str, bytes], list[str]]:
+    """Each credit note's JSON by file name, its HTML and PDF documents by file name, and each
+    note's document key (in order)."""
+    documents = {f"{n.note['number']}.json": lago_json.credit_note_object(*n.json_args) for n in inputs}
+    views = [invoice_document.credit_note_view(*n.view_args) for n in inputs]
+    keys = [invoice_document.document_key(view) for view in views]
+    files = {}
+    for n, (html, pdf) in zip(inputs, pdfs.documents(views, keys), strict=True):
+        files.update({f"{n.note['number']}.html": html, f"{n.note['number']}.pdf": pdf})
+    return documents, files, keys
+
+
+def _inputs(con) -> tuple[dict, list[InvoiceInputs], list[CreditNoteInputs]]:
+    """The billing periods by id, and what every invoice and credit note is made from."""
     customers, sequences, periods = reads.customers(con), reads.customer_sequences(con), reads.billing_periods(con)
     fees_by_invoice = _fees_by_invoice(con, periods)
-    rendered = _render_invoices(con, customers, sequences, periods, fees_by_invoice, pdfs)
-    return periods, rendered, _credit_note_documents(con, customers, sequences, fees_by_invoice, pdfs)
+    return (periods, _invoice_inputs(con, customers, sequences, periods, fees_by_invoice),
+            _credit_note_inputs(con, customers, sequences, fees_by_invoice))
+
+
+# The folders `publish` writes whole: any other file in them is removed.
+FOLDERS = ["invoices", "documents", "credit_notes", "current_usage", "wallets", "wallet_transactions"]
+
+
+def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: list[CreditNoteInputs],
+                       pdfs: PdfCache) -> dict[str, int]:
+    """Add to `out` every invoice and credit note whose files are not recognized unchanged, with its
+    documents (rendered only when the document cache lacks them). How many of each were built."""
+    changed_invoices, changed_notes = [], []
+    for group, changed in ((invoices, changed_invoices), (notes, changed_notes)):
+        for inputs in group:
+            digest = inputs_digest(inputs.json_args, inputs.view_args is not None)
+            if not out.unchanged(inputs.files, digest):
+                changed.append((inputs, digest))
+    for r, (inputs, digest) in zip(_render_invoices([i for i, _ in changed_invoices], pdfs), changed_invoices, strict=True):
+        out.add("invoices", inputs.json_name, r.document, digest)
+        for name, data in r.files.items():
+            out.add("documents", name, data, digest, r.document_key)
+    note_json, note_files, note_keys = _credit_note_documents([n for n, _ in changed_notes], pdfs)
+    for (inputs, digest), key in zip(changed_notes, note_keys, strict=True):
+        number = inputs.note["number"]
+        out.add("credit_notes", f"{number}.json", note_json[f"{number}.json"], digest)
+        for name in (f"{number}.html", f"{number}.pdf"):
+            out.add("documents", name, note_files[name], digest, key)
+    return {"invoices_built": len(changed_invoices), "credit_notes_built": len(changed_notes)}
+
+
+def _publish_current_usage(con, out: Publication, periods: dict) -> int:
+    """Add the current usage of each subscription's open period (`<external_subscription_id>.json`),
+    where not recognized unchanged. How many were built."""
+    buckets = _grouped(reads.current_usage(con), "billing_period_id")
+    through = reads.billed_through(con)
+    built = 0
+    for period in sorted(periods.values(), key=lambda p: (p["external_subscription_id"], p["period_start_date"])):
+        if period["period_start_date"] <= through < period["billing_day"]:
+            name, rows = f"{period['external_subscription_id']}.json", buckets.get(period["billing_period_id"], [])
+            digest = inputs_digest(period, rows)
+            if not out.unchanged({"current_usage": [name]}, digest):
+                out.add("current_usage", name, lago_json.customer_usage_object(period, rows), digest)
+                built += 1
+    return built
+
+
+def _publish_wallets(con, out: Publication) -> int:
+    """Add each wallet (`wallets/<id>.json`) and its ledger (`wallet_transactions/<id>.json`), where
+    not recognized unchanged. How many wallets were built."""
+    balances, rules, ledgers = reads.wallet_balances(con), reads.wallet_rules(con), reads.wallet_transactions(con)
+    built = 0
+    for wallet in reads.wallets(con):
+        balance, name = balances[wallet["wallet_id"]], f"{wallet['wallet_id']}.json"
+        wallet_rules, ledger = rules.get(wallet["wallet_id"], []), ledgers.get(wallet["wallet_id"], [])
+        digest = inputs_digest(wallet, wallet_rules, balance, ledger)
+        if out.unchanged({"wallets": [name], "wallet_transactions": [name]}, digest):
+            continue
+        rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
+        out.add("wallets", name, lago_json.wallet_object(
+            wallet, wallet_rules, balance, cents_to_credits(balance["consumed_cents"], rate, currency),
+            lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
+        ), digest)
+        out.add("wallet_transactions", name, {"wallet_transactions": [
+            lago_json.wallet_transaction_object(t, wallet) for t in ledger]}, digest)
+        built += 1
+    return built
 
 
 def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
-    holding the documents of this run only. Returns the run summary, and how many documents this
-    run rendered (`documents_rendered`: the others were read back from the cache; not in the file,
-    which depends on the data alone)."""
-    invoices, documents = {}, {}
+    holding the documents of the files published. Files recognized unchanged (`publish.unchanged`:
+    the same inputs and code as when they were written, and untouched since) are neither built nor
+    read. Returns the run summary, and what this run built (not in the file, which depends on the
+    data alone): `documents_rendered` (HTML and PDF files rendered; the other documents built were
+    read back from the cache), `invoices_built`, `credit_notes_built`, `current_usage_built`,
+    `wallets_built` (the others recognized unchanged)."""
     pdfs = PdfCache(pdf_cache)
-    periods, rendered_invoices, (credit_notes, note_documents) = _documents(con, pdfs)
-    for rendered in rendered_invoices:
-        invoices[rendered.json_name] = rendered.document
-        documents.update(rendered.files)
-    documents.update(note_documents)
+    out = Publication(out_dir, publish_state.recorded(con, out_dir))
+    periods, invoice_inputs, note_inputs = _inputs(con)
+    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs)
+    built["current_usage_built"] = _publish_current_usage(con, out, periods)
+    built["wallets_built"] = _publish_wallets(con, out)
+    pdfs.keep(out.kept_document_keys())
     pdfs.prune()
-    replace_folder(out_dir / "invoices", invoices)
-    replace_folder(out_dir / "documents", documents)
-    replace_folder(out_dir / "credit_notes", credit_notes)
+    publish_state.record(con, out_dir, out.write(FOLDERS))
 
-    usage_docs = {}
-    buckets = _grouped(reads.current_usage(con), "billing_period_id")
     through = reads.billed_through(con)
-    for period in sorted(periods.values(), key=lambda p: (p["external_subscription_id"], p["period_start_date"])):
-        if period["period_start_date"] <= through < period["billing_day"]:
-            usage_docs[f"{period['external_subscription_id']}.json"] = lago_json.customer_usage_object(
-                period, buckets.get(period["billing_period_id"], [])
-            )
-    replace_folder(out_dir / "current_usage", usage_docs)
-
-    wallet_docs, ledger_docs = {}, {}
-    balances, rules, ledgers = reads.wallet_balances(con), reads.wallet_rules(con), reads.wallet_transactions(con)
-    for wallet in reads.wallets(con):
-        balance = balances[wallet["wallet_id"]]
-        rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
-        wallet_docs[f"{wallet['wallet_id']}.json"] = lago_json.wallet_object(
-            wallet, rules.get(wallet["wallet_id"], []), balance, cents_to_credits(balance["consumed_cents"], rate, currency),
-            lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
-        )
-        ledger_docs[f"{wallet['wallet_id']}.json"] = {"wallet_transactions": [
-            lago_json.wallet_transaction_object(t, wallet) for t in ledgers.get(wallet["wallet_id"], [])]}
-    replace_folder(out_dir / "wallets", wallet_docs)
-    replace_folder(out_dir / "wallet_transactions", ledger_docs)
-
     unpriced_usage = unpriced.summary_entries(reads.unpriced_usage(con, through))
+    finalized = [i.invoice for i in invoice_inputs if i.invoice["status"] == "finalized"]
     summary = {
         "through": through.isoformat(),
         **reads.event_totals(con, through),
@@ -173,20 +273,18 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
         "files_duplicate": reads.landing_files(con, "duplicate_file", through),
         "files_unrecognized": reads.landing_files(con, "unrecognized", through),
         "late_amount_cents": reads.late_amount_cents(con),
-        "invoices_finalized": sum(1 for d in invoices.values() if d["invoice"]["status"] == "finalized"),
-        "invoice_documents": len(documents),
-        "invoices_draft": sum(1 for d in invoices.values() if d["invoice"]["status"] == "draft"),
-        "invoiced_total_amount_cents": sum(
-            d["invoice"]["total_amount_cents"] for d in invoices.values() if d["invoice"]["status"] == "finalized"
-        ),
-        "credit_notes": len(credit_notes),
-        "current_usage_subscriptions": len(usage_docs),
-        "wallets": len(wallet_docs),
+        "invoices_finalized": len(finalized),
+        "invoice_documents": len(out.names("documents")),
+        "invoices_draft": sum(1 for i in invoice_inputs if i.invoice["status"] == "draft"),
+        "invoiced_total_amount_cents": sum(i["total_amount_cents"] for i in finalized),
+        "credit_notes": len(note_inputs),
+        "current_usage_subscriptions": len(out.names("current_usage")),
+        "wallets": len(out.names("wallets")),
         "unpriced_usage": unpriced_usage,
         "warnings": unpriced.warnings(unpriced_usage),
     }
     write_json_atomically(out_dir / "run_summary.json", summary)
-    return {**summary, "documents_rendered": pdfs.rendered}
+    return {**summary, "documents_rendered": pdfs.rendered, **built}
 
 
 def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) -> dict:
@@ -195,12 +293,13 @@ def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) 
     issued in it, as JSON, HTML and PDF, and `manifest.json` with their numbers and totals and the
     number of drafts. Returns the manifest."""
     pdfs = PdfCache(pdf_cache)
-    _, rendered, (notes, note_files) = _documents(con, pdfs)
-    rendered = [r for r in rendered if r.billing_month == month]
+    _, invoice_inputs, note_inputs = _inputs(con)
+    rendered = _render_invoices([i for i in invoice_inputs if i.billing_month == month], pdfs)
+    notes, note_files, _ = _credit_note_documents(note_inputs, pdfs)
     files: dict[str, dict | bytes] = {}
     finalized = [r for r in rendered if r.invoice["status"] == "finalized"]
     for r in finalized:
-        files[r.json_name] = r.document
+        files[r.inputs.json_name] = r.document
         files.update(r.files)
     # the credit notes issued that month, with their documents
     issued = {name.removesuffix(".json"): doc["credit_note"] for name, doc in notes.items()

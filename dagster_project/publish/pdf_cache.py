@@ -23,13 +23,14 @@ class PdfCache:
         self.used: set[str] = set()
         self.rendered = 0
 
-    def documents(self, views: list[dict]) -> list[tuple[bytes, bytes]]:
+    def documents(self, views: list[dict], keys: list[str] | None = None) -> list[tuple[bytes, bytes]]:
         """The HTML and PDF of each view, in order: read back where rendered before; the others
-        rendered together (`render_pdfs`: on every core when there are many) and kept."""
+        rendered together (`render_pdfs`: on every core when there are many) and kept. `keys`: each
+        view's `document_key`, when the caller has them."""
         if self.folder is None:
             self.rendered += 2 * len(views)
             return _render(views)
-        keys = [invoice_document.document_key(view) for view in views]
+        keys = keys or [invoice_document.document_key(view) for view in views]
         found = {}
         for i, key in enumerate(keys):
             html, pdf = self.folder / f"{key}.html", self.folder / f"{key}.pdf"
@@ -46,6 +47,11 @@ class PdfCache:
         self.rendered += 2 * len(missing)
         return [found[i] for i in range(len(views))]
 
+    def keep(self, keys: set[str]) -> None:
+        """Keep the documents of these keys at the next `prune` (documents still published, whose
+        files were recognized unchanged without asking for them)."""
+        self.used.update(name for key in keys for name in (f"{key}.html", f"{key}.pdf"))
+
     def prune(self) -> None:
         """Remove the documents no one asked for since the cache was opened."""
         if self.folder is not None and self.folder.is_dir():
@@ -55,6 +61,8 @@ class PdfCache:
 
 
 def _render(views: list[dict]) -> list[tuple[bytes, bytes]]:
+    if not views:  # (nothing to render: not even the renderers' imports)
+        return []
     pdfs = invoice_document.render_pdfs(views)
     return [(invoice_document.render_html(view).encode("utf-8"), pdf) for view, pdf in zip(views, pdfs, strict=True)]
 

@@ -134,13 +134,15 @@ def credit_notes(con) -> list[dict]:
 
 
 def current_usage(con) -> list[dict]:
-    """The buckets of the open periods, with their metric's aggregation and filter values."""
+    """The buckets of the open periods, with their metric's aggregation and filter values, in one
+    order (a period's buckets are digested as read: `publish.unchanged`)."""
     return rows(
         con,
         """select u.*, m.aggregation_type, cf.filter_values_json from billing.current_usage u
            join catalog.charges c using (charge_id)
            join catalog.billable_metrics m on m.billable_metric_id = c.billable_metric_id
-           left join catalog.charge_filters cf on cf.charge_filter_id = u.charge_filter_key""",
+           left join catalog.charge_filters cf on cf.charge_filter_id = u.charge_filter_key
+           order by u.billing_period_id, u.charge_id, u.charge_filter_key, u.grouped_by""",
     )
 
 

@@ -1,0 +1,58 @@
+"""`state.published_files`: what each published file was made from, and how it was when last written
+or checked (`publish.unchanged`). One row per file of an output folder (`out_dir`, the folder's
+absolute path, so that a publish into another folder finds nothing recorded and builds every file):
+`folder` (`invoices`, `documents`, ...), `name`, `inputs_sha256`, `document_key` (an HTML or PDF's
+key in the document cache, kept while its file is published), `size`, `mtime_ns`, `ctime_ns`.
+Replaced whole for its `out_dir` at the end of each publish; deleting it only makes the next
+publish build every file again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from dagster_project.publish.unchanged import Stamp
+
+_DDL = [
+    "create schema if not exists state",
+    """create table if not exists state.published_files (
+        out_dir varchar not null, folder varchar not null, name varchar not null, inputs_sha256 varchar not null,
+        document_key varchar, size bigint not null, mtime_ns bigint not null, ctime_ns bigint not null)""",
+]
+_SCHEMA = {"out_dir": pl.String, "folder": pl.String, "name": pl.String, "inputs_sha256": pl.String,
+           "document_key": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "ctime_ns": pl.Int64}
+
+
+def _key(out_dir: Path) -> str:
+    return str(Path(out_dir).resolve())
+
+
+def recorded(con, out_dir: Path) -> dict[tuple[str, str], Stamp]:
+    """The stamps recorded for the files under `out_dir`, by (folder, name)."""
+    for statement in _DDL:
+        con.execute(statement)
+    found = con.execute("select folder, name, inputs_sha256, document_key, size, mtime_ns, ctime_ns "
+                        "from state.published_files where out_dir = ?", [_key(out_dir)]).fetchall()
+    return {(folder, name): Stamp(*rest) for folder, name, *rest in found}
+
+
+def record(con, out_dir: Path, stamps: dict[tuple[str, str], Stamp | None]) -> None:
+    """Replace the rows of `out_dir` with `stamps` (a file gone since it was written: no row), in
+    one transaction."""
+    key = _key(out_dir)
+    frame = pl.DataFrame(
+        [(key, folder, name, s.inputs_sha256, s.document_key, s.size, s.mtime_ns, s.ctime_ns)
+         for (folder, name), s in stamps.items() if s is not None],
+        schema=_SCHEMA, orient="row",
+    )
+    con.execute("begin")
+    try:
+        con.execute("delete from state.published_files where out_dir = ?", [key])
+        con.register("_stamps", frame.to_arrow())
+        con.execute("insert into state.published_files by name select * from _stamps")
+        con.unregister("_stamps")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

@@ -1,0 +1,164 @@
+"""A day's publish recognizes unchanged files without building them (issue #25), on
+tests/scenarios/eu_vat (figures in tests/test_cli.py's docstring):
+
+- billed through Nov 2: MIS-001-001, MIS-002-001 and MIS-003-001 finalized (6 documents), us_customer's
+  invoice a draft of 16.00 EUR (3-day grace period), fr_consumer's wallet;
+- then through Nov 3, a day with one event (0.6M input tokens for us_customer's October) and no new
+  finalized invoice: only the draft changes (16.00 -> 18.00 EUR: 3 packages of 2.00 instead of 2).
+
+Counted, never timed: what the run says it built (its log), and in-process, calls to the builders
+and renderers themselves (replaced by spies or by functions that fail the test).
+"""
+
+import json
+import os
+import shutil
+
+import duckdb
+import pytest
+
+from dagster_project.publish import invoice_document, lago_json
+from dagster_project.publish.outputs import publish
+from tests.conftest import REPO, run_meterhouse
+
+SCENARIO = REPO / "tests" / "scenarios" / "eu_vat"
+FINALIZED = ["MIS-001-001", "MIS-002-001", "MIS-003-001"]
+
+
+def files(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def published(tree):
+    """The files `publish` writes (`reports/` is the revenue report asset's)."""
+    return {name: data for name, data in tree.items() if not name.startswith("reports/")}
+
+
+def inodes(out):
+    return {str(p.relative_to(out)): p.stat().st_ino for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def billed(tmp_path_factory):
+    """The scenario billed through Nov 2, then through Nov 3: the output files after each, the
+    inodes after the first, and the second run's own log."""
+    work = tmp_path_factory.mktemp("daily_publish")
+    shutil.copytree(SCENARIO / "events", work / "events")
+    out = run_meterhouse(SCENARIO / "catalog", work / "events", work, "2026-11-02")
+    first, first_inodes = files(out), inodes(out)
+    log = work / "warehouse.duckdb.log"
+    first_log = log.read_text()
+    run_meterhouse(SCENARIO / "catalog", work / "events", work, "2026-11-03")
+    return {"work": work, "first": first, "first_inodes": first_inodes, "second": files(out),
+            "second_inodes": inodes(out), "second_log": log.read_text()[len(first_log):]}
+
+
+@pytest.fixture
+def copy(billed, tmp_path):
+    """The billed warehouse, outputs and document cache copied, and published once into the copy
+    (another folder: everything is built there once, with nothing rendered)."""
+    work = billed["work"]
+    for name in ("warehouse.duckdb", "out", "warehouse.duckdb.pdf-cache"):
+        source = work / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("set TimeZone = 'UTC'")
+    summary = publish(con, tmp_path / "out", tmp_path / "warehouse.duckdb.pdf-cache")
+    assert summary["documents_rendered"] == 0 and summary["invoices_built"] == 4
+    yield con, tmp_path
+    con.close()
+
+
+def again(con, folder):
+    return publish(con, folder / "out", folder / "warehouse.duckdb.pdf-cache")
+
+
+def test_a_day_with_no_new_invoice_renders_no_document_and_builds_only_the_changed_draft(billed):
+    """The Nov 3 run: of the 4 invoices, only the draft whose usage changed is built (its file
+    changed: 16.00 -> 18.00 EUR); the 3 finalized invoices and their 6 documents are neither built
+    nor rewritten (same bytes, same inodes), and no document is rendered."""
+    log = billed["second_log"]
+    assert "document files rendered: 0 of 6 " in log
+    assert "built: 1 invoices, 0 of 0 credit notes, " in log
+    draft = next(name for name in billed["second"] if name.startswith("invoices/draft-"))
+    assert billed["first"][draft] != billed["second"][draft]
+    assert json.loads(billed["first"][draft])["invoice"]["total_amount_cents"] == 1600
+    assert json.loads(billed["second"][draft])["invoice"]["total_amount_cents"] == 1800
+    for number in FINALIZED:
+        for name in (f"invoices/{number}.json", f"documents/{number}.html", f"documents/{number}.pdf"):
+            assert billed["second"][name] == billed["first"][name]
+            assert billed["second_inodes"][name] == billed["first_inodes"][name]  # not written again
+
+
+def test_a_publish_with_nothing_changed_builds_and_renders_nothing_and_leaves_every_file(copy, monkeypatch):
+    con, folder = copy
+    before, before_inodes = files(folder / "out"), inodes(folder / "out")
+
+    def fail(*args, **kwargs):
+        pytest.fail("a file was built although nothing changed")
+
+    for module, name in ((lago_json, "invoice_object"), (lago_json, "credit_note_object"),
+                         (lago_json, "customer_usage_object"), (lago_json, "wallet_object"),
+                         (invoice_document, "invoice_view"), (invoice_document, "render_pdfs"),
+                         (invoice_document, "render_html")):
+        monkeypatch.setattr(module, name, fail)
+    summary = again(con, folder)
+    assert {k: summary[k] for k in ("documents_rendered", "invoices_built", "credit_notes_built",
+                                    "current_usage_built", "wallets_built")} == dict.fromkeys(
+        ("documents_rendered", "invoices_built", "credit_notes_built", "current_usage_built", "wallets_built"), 0)
+    assert summary["invoice_documents"] == 6 and summary["invoices_finalized"] == 3 and summary["wallets"] == 1
+    after = files(folder / "out")
+    assert after == before
+    # run_summary.json is written each run (same bytes); no other file is written again
+    assert {n for n, i in inodes(folder / "out").items() if before_inodes[n] != i} == {"run_summary.json"}
+
+
+def test_a_changed_fee_builds_its_invoice_and_renders_its_documents_again(copy, monkeypatch):
+    """One fee of MIS-002-001 (de_consumer) raised by 1.00 EUR: its JSON shows 100 cents more on that
+    fee, and its HTML and PDF are rendered again (2 files); the other invoices are not built."""
+    con, folder = copy
+    fee_id, cents = con.execute(
+        """select f.fee_id, f.amount_cents from marts.fct_fee_lines f join billing.invoices i using (invoice_id)
+           where i.number = 'MIS-002-001' and f.amount_cents > 0 order by f.fee_id limit 1""").fetchone()
+    con.execute("update billing.fees set amount_cents = amount_cents + 100 where fee_id = ?", [fee_id])  # (the mart is a view of it)
+    before = files(folder / "out")
+    built = []
+    original = lago_json.invoice_object
+    monkeypatch.setattr(lago_json, "invoice_object", lambda inv, *a: built.append(inv["number"]) or original(inv, *a))
+    summary = again(con, folder)
+    assert built == ["MIS-002-001"] and summary["invoices_built"] == 1
+    assert summary["documents_rendered"] == 2
+    after = files(folder / "out")
+    changed = sorted(n for n in after if after[n] != before[n])
+    assert changed == ["documents/MIS-002-001.html", "documents/MIS-002-001.pdf", "invoices/MIS-002-001.json"]
+    fees = {f["lago_id"]: f for f in json.loads(after["invoices/MIS-002-001.json"])["invoice"]["fees"]}
+    was = {f["lago_id"]: f for f in json.loads(before["invoices/MIS-002-001.json"])["invoice"]["fees"]}
+    assert fees[fee_id]["amount_cents"] == was[fee_id]["amount_cents"] + 100 == cents + 100
+
+
+def test_a_deleted_or_hand_edited_file_is_written_again_from_the_cache(copy):
+    """MIS-001-001.pdf deleted and MIS-003-001.json edited by hand with its size kept: both invoices
+    are built again and their files get back their bytes; the PDF comes from the document cache, so
+    nothing is rendered."""
+    con, folder = copy
+    out = folder / "out"
+    before = files(out)
+    (out / "documents" / "MIS-001-001.pdf").unlink()
+    edited = out / "invoices" / "MIS-003-001.json"
+    text = edited.read_bytes()
+    edited.write_bytes(text.replace(b'"total_amount_cents": 1420', b'"total_amount_cents": 9999'))
+    assert len(edited.read_bytes()) == len(text) and edited.read_bytes() != text
+    summary = again(con, folder)
+    assert summary["invoices_built"] == 2 and summary["documents_rendered"] == 0
+    assert files(out) == before
+
+
+def test_the_files_are_those_of_a_publish_from_nothing(billed, copy, tmp_path_factory):
+    """The files kept from run to run are byte for byte those of a publish into an empty folder with
+    no document cache (every file built and rendered)."""
+    con, folder = copy
+    fresh = tmp_path_factory.mktemp("fresh") / "out"
+    summary = publish(con, fresh, None)
+    assert summary["documents_rendered"] == 6 and summary["invoices_built"] == 4
+    assert files(fresh) == published(files(folder / "out")) == published(billed["second"])
+    assert files(fresh)["documents/MIS-001-001.pdf"] == billed["first"]["documents/MIS-001-001.pdf"]

@@ -1,0 +1,90 @@
+"""Published files recognized unchanged (`publish.unchanged`): by the digest of their inputs, and by
+their size and times as recorded when they were written."""
+
+import datetime as dt
+import os
+from decimal import Decimal
+
+from dagster_project.publish.unchanged import Publication, inputs_digest
+
+
+def test_the_digest_covers_every_value_exactly_and_not_the_order_of_a_rows_columns():
+    row = {"fee_id": "f1", "amount_cents": 400, "precise_amount": Decimal("4.00"), "day": dt.date(2026, 11, 1)}
+    assert inputs_digest([row]) == inputs_digest([dict(reversed(list(row.items())))])
+    others = [{**row, "amount_cents": 401}, {**row, "precise_amount": Decimal("4.0")}, {**row, "day": dt.date(2026, 11, 2)},
+              {**row, "extra": None}]
+    assert len({inputs_digest([row]), *(inputs_digest([o]) for o in others)}) == 5
+    assert inputs_digest([row], None) != inputs_digest([row])  # what is handed over, argument by argument
+
+
+def publish_once(out, documents, digest, recorded=None):
+    """One publish of `documents` ({folder: {name: bytes}}) as one group of files made from `digest`:
+    (whether it was recognized unchanged, the stamps recorded)."""
+    publication = Publication(out, recorded or {})
+    files = {folder: list(names) for folder, names in documents.items()}
+    unchanged = publication.unchanged(files, digest)
+    if not unchanged:
+        for folder, names in documents.items():
+            for name, data in names.items():
+                publication.add(folder, name, data, digest)
+    return unchanged, publication.write(list(documents))
+
+
+def stamped(out, documents, digest):
+    """Published until every file is stamped (a file written in the file system's current clock
+    tick is not stamped until a later publish finds it older)."""
+    _, recorded = publish_once(out, documents, digest)
+    while len(recorded) < sum(map(len, documents.values())):
+        _, recorded = publish_once(out, documents, digest, {**recorded})
+    return recorded
+
+
+DOCUMENTS = {"invoices": {"A-1.json": b'{"total": 1420}\n'}, "documents": {"A-1.pdf": b"%PDF-1"}}
+
+
+def test_files_recorded_from_the_same_inputs_and_untouched_are_not_built(tmp_path):
+    recorded = stamped(tmp_path, DOCUMENTS, "d1")
+    assert sorted(recorded) == [("documents", "A-1.pdf"), ("invoices", "A-1.json")]
+    unchanged, again = publish_once(tmp_path, DOCUMENTS, "d1", recorded)
+    assert unchanged and again == recorded
+
+
+def test_other_inputs_build_the_files_again(tmp_path):
+    recorded = stamped(tmp_path, DOCUMENTS, "d1")
+    changed = {"invoices": {"A-1.json": b'{"total": 1520}\n'}, "documents": {"A-1.pdf": b"%PDF-2"}}
+    unchanged, _ = publish_once(tmp_path, changed, "d2", recorded)
+    assert not unchanged
+    assert (tmp_path / "invoices" / "A-1.json").read_bytes() == b'{"total": 1520}\n'
+
+
+def test_a_deleted_or_edited_file_of_the_same_size_is_built_again(tmp_path):
+    recorded = stamped(tmp_path, DOCUMENTS, "d1")
+    (tmp_path / "documents" / "A-1.pdf").unlink()
+    assert not publish_once(tmp_path, DOCUMENTS, "d1", recorded)[0]
+    assert (tmp_path / "documents" / "A-1.pdf").read_bytes() == b"%PDF-1"
+
+    recorded = stamped(tmp_path, DOCUMENTS, "d1")
+    edited = tmp_path / "invoices" / "A-1.json"
+    edited.write_bytes(b'{"total": 9999}\n')  # the same size, in place (the same inode)
+    unchanged, after = publish_once(tmp_path, DOCUMENTS, "d1", recorded)
+    assert not unchanged and edited.read_bytes() == b'{"total": 1420}\n'
+
+
+def test_a_file_not_older_than_the_publish_that_wrote_it_is_not_stamped(tmp_path):
+    """Its times could be those of an edit in the same tick of the file system's clock."""
+    publication = Publication(tmp_path, {})
+    publication.add("invoices", "A-1.json", b"{}\n", "d1")
+    future = 2**62  # its times set far ahead: never older than the publish's end
+    publication.write(["invoices"])
+    os.utime(tmp_path / "invoices" / "A-1.json", ns=(future, future))
+    publication = Publication(tmp_path, {})
+    publication.add("invoices", "A-1.json", b"{}\n", "d1")
+    assert publication.write(["invoices"]) == {}
+
+
+def test_files_no_longer_published_are_removed_and_kept_ones_stay(tmp_path):
+    recorded = stamped(tmp_path, {"invoices": {"A-1.json": b"1\n", "A-2.json": b"2\n"}}, "d1")
+    publication = Publication(tmp_path, recorded)
+    assert publication.unchanged({"invoices": ["A-1.json"]}, "d1")
+    assert publication.write(["invoices"]) == {("invoices", "A-1.json"): recorded["invoices", "A-1.json"]}
+    assert sorted(p.name for p in (tmp_path / "invoices").iterdir()) == ["A-1.json"]

@@ -11,7 +11,7 @@ class PdfCache:
     """Documents already rendered, kept between runs in a folder as `<key>.html` and `<key>.pdf`,
     found by `document_key`.
 
-    Every run publishes every finalized invoice again, and a PDF costs about 5 ms of CPU to lay
+    Every run publishes every finalized invoice again, and a PDF costs about 3 ms of CPU to lay
     out and write (more for long invoices). A document rendered earlier from an equal view by an equal
     renderer has the same bytes, so it is read back instead: a run with no new or changed document
     renders none (`rendered` counts the files it rendered: an HTML and a PDF a document). Anything the document shows (customer, seller,

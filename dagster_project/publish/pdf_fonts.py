@@ -217,11 +217,11 @@ def _add_font_objects(producer, font):
     producer._add_pdf_obj(descriptor, "fonts")
     cid_font.font_descriptor = descriptor
 
-    glyph_map_stream = _Deflated(_glyph_map(code_to_glyph))
+    glyph_map_stream = _deflated_stream(_glyph_map(code_to_glyph))
     producer._add_pdf_obj(glyph_map_stream, "fonts")
     cid_font.c_i_d_to_g_i_d_map = glyph_map_stream
 
-    font_file = _Deflated(cut.deflated)
+    font_file = _deflated_stream(cut.deflated)
     font_file.length1 = cut.size  # (fpdf2's `PDFFontStream`)
     producer._add_pdf_obj(font_file, "fonts")
     descriptor.font_file2 = font_file
@@ -231,7 +231,7 @@ def _add_font_objects(producer, font):
     return composite
 
 
-def _Deflated(deflated: bytes):  # noqa: N802 (stands for a class)
+def _deflated_stream(deflated: bytes):
     """A stream object whose contents are already deflated: what `PDFContentStream(data,
     compress=True)` is, given `_deflate(data)`."""
     from fpdf.syntax import Name, PDFContentStream

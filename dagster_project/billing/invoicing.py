@@ -424,7 +424,10 @@ def _bucket_rates(frame: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> 
 def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
     """Current usage with the tax rate and tax (half-up per bucket) its invoice would apply."""
     rates = _bucket_rates(buckets, periods, book)
-    taxes = [half_up_cents(fee_tax_precise(a, r)) for a, r in zip(buckets["amount_cents"], rates, strict=True)]
+    # (each distinct amount and rate taxed once: the buckets are many, their amounts and rates repeat)
+    taxed: dict[tuple[int, Decimal], int] = {}
+    taxes = [taxed[key] if key in taxed else taxed.setdefault(key, half_up_cents(fee_tax_precise(*key)))
+             for key in zip(buckets["amount_cents"], rates, strict=True)]
     return buckets.with_columns(taxes_rate=rates, taxes_amount_cents=pl.Series(taxes, dtype=pl.Int64))
 
 
@@ -689,12 +692,14 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
         keys = changes.setdefault(customer, {}).setdefault(day, {})
         keys[key] = keys.get(key, 0) + cents
 
-    for r in priced.iter_rows(named=True):
-        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["arrival_date"], r["delta"])
-    finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
-    for r in finals.iter_rows(named=True):  # usage leaves the open balance
-        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["invoice_finalized_on"] + dt.timedelta(days=1),
-            -r["delta"])
+    # (the changes of a customer's charge on a day, summed in polars first: the loops below see one
+    # row per customer, charge and day, not one per bucket with every priced column converted)
+    daily = priced.group_by("customer_id", "charge_id", "arrival_date", maintain_order=True).agg(pl.col("delta").sum())
+    for customer, charge_id, day, delta in daily.iter_rows():
+        add(customer, ("charge", metric_of.get(charge_id)), day, delta)
+    finals = priced.group_by("customer_id", "charge_id", "invoice_finalized_on").agg(pl.col("delta").sum())
+    for customer, charge_id, finalized_on, delta in finals.iter_rows():  # usage leaves the open balance
+        add(customer, ("charge", metric_of.get(charge_id)), finalized_on + dt.timedelta(days=1), -delta)
     for customer, rows in (billed or {}).items():
         for day, key, cents in pg.ongoing_billed_changes(rows):
             add(customer, key, day, cents)
@@ -830,6 +835,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
     ).partition_by("customer_sequence", as_dict=True).items() if key is not None}
     days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
+    no_payments = payments.clear()
     for customer_id in sorted(customer_rows):
         customer = customer_rows[customer_id]
         subscription_invoices = invoices_by_customer.get(customer_id, [])
@@ -848,7 +854,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
         sequence = customer_sequences[customer_id]
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
-        mine = payments_by_sequence.get(f"{sequence:03d}", payments.clear())
+        mine = payments_by_sequence.get(f"{sequence:03d}", no_payments)
         collected = collected_by_number(mine.filter(pl.col("currency") == currency)) if mine.height else {}
         # Numbers already issued never change; a new invoice takes the next one, gap-free.
         numbers = dict(issued_numbers.get(customer_id, {}))
@@ -924,7 +930,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
             status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
             invoice_rows.append({**row, "payment_status": status, "paid_on": paid_on, "paid_amount_cents": paid_cents})
         issued_numbers_now = {i.number for i in replay.issued}
-        for p in mine.iter_rows(named=True):
+        for p in mine.iter_rows(named=True) if mine.height else ():
             match = ("unknown_invoice_number" if p["invoice_number"] not in issued_numbers_now
                      else "currency_mismatch" if p["currency"] != currency else "applied")
             payment_rows.append({**p, "customer_id": customer_id, "match_status": match})

@@ -408,26 +408,26 @@ def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook,
 
 
 def _bucket_rates(frame: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.Series:
-    """The total tax rate of each usage bucket, as on its period's invoice."""
-    context = {r["billing_period_id"]: r for r in periods.select("billing_period_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
-    cache: dict[tuple[str, str], Decimal] = {}
-    rates = []
-    for charge_id, period_id in zip(frame["charge_id"], frame["billing_period_id"], strict=True):
-        key = (charge_id, period_id)
-        if key not in cache:
-            p = context[period_id]
-            cache[key] = sum((t.rate for t in book.fee_taxes(charge_id, p["plan_id"], p["customer_id"], p["billing_day"])), Decimal(0))
-        rates.append(cache[key])
-    return pl.Series(rates, dtype=cm.MONEY)
+    """The total tax rate of each usage bucket, as on its period's invoice (looked up once per
+    charge and period: the buckets of a period's days and filters share it)."""
+    pairs = frame.select("charge_id", "billing_period_id").unique(maintain_order=True)
+    context = pairs.join(periods.select("billing_period_id", "plan_id", "customer_id", "billing_day"),
+                         on="billing_period_id", how="left", maintain_order="left")
+    rates = [sum((t.rate for t in book.fee_taxes(charge_id, plan_id, customer_id, billing_day)), Decimal(0))
+             for charge_id, _, plan_id, customer_id, billing_day in context.iter_rows()]
+    keyed = pairs.with_columns(taxes_rate=pl.Series(rates, dtype=cm.MONEY))
+    return frame.select("charge_id", "billing_period_id").join(
+        keyed, on=["charge_id", "billing_period_id"], how="left", maintain_order="left")["taxes_rate"]
 
 
 def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
     """Current usage with the tax rate and tax (half-up per bucket) its invoice would apply."""
     rates = _bucket_rates(buckets, periods, book)
-    # (each distinct amount and rate taxed once: the buckets are many, their amounts and rates repeat)
+    # (a bucket without taxes owes none; the others, each distinct amount and rate taxed once)
     taxed: dict[tuple[int, Decimal], int] = {}
-    taxes = [taxed[key] if key in taxed else taxed.setdefault(key, half_up_cents(fee_tax_precise(*key)))
-             for key in zip(buckets["amount_cents"], rates, strict=True)]
+    taxes = [0 if not rate else taxed[(amount, rate)] if (amount, rate) in taxed
+             else taxed.setdefault((amount, rate), half_up_cents(fee_tax_precise(amount, rate)))
+             for amount, rate in zip(buckets["amount_cents"].to_list(), rates.to_list(), strict=True)]
     return buckets.with_columns(taxes_rate=rates, taxes_amount_cents=pl.Series(taxes, dtype=pl.Int64))
 
 
@@ -523,15 +523,16 @@ def _subscription_fees(periods: pl.DataFrame, due: pl.DataFrame) -> pl.DataFrame
     amount * fee days / days in period, half-up. In arrears it is on the invoice closing the period;
     in advance, on the invoice issued when the period starts (the previous period's closing invoice,
     or the subscription's starting invoice)."""
-    by_period = {r["billing_period_id"]: r for r in due.filter(~pl.col("is_starting")).iter_rows(named=True)}
-    starting = {r["billing_period_id"]: r for r in due.filter(pl.col("is_starting")).iter_rows(named=True)}
-    previous = {
-        (r["subscription_id"], r["period_index"]): r["billing_period_id"] for r in periods.iter_rows(named=True)
-    }
+    by_period = {r["billing_period_id"]: r for r in due.filter(~pl.col("is_starting")).select(
+        "billing_period_id", "invoice_id").iter_rows(named=True)}
+    starting = {r["billing_period_id"]: r for r in due.filter(pl.col("is_starting")).select(
+        "billing_period_id", "invoice_id").iter_rows(named=True)}
+    previous = {(subscription_id, index): period_id for subscription_id, index, period_id
+                in periods.select("subscription_id", "period_index", "billing_period_id").iter_rows()}
     rows = []
-    for r in periods.iter_rows(named=True):
-        if not r["amount_cents_plan"] or not r["fee_days"]:
-            continue
+    # (only the periods with a plan amount and fee days have a fee)
+    with_fee = periods.filter((pl.col("amount_cents_plan").fill_null(0) != 0) & (pl.col("fee_days").fill_null(0) != 0))
+    for r in with_fee.iter_rows(named=True):
         if not r["is_plan_pay_in_advance"]:
             invoice = by_period.get(r["billing_period_id"])
         elif r["period_index"] == 0:

@@ -499,7 +499,9 @@ def _advance_invoices(events, periods, charges, filters, through) -> tuple[pl.Da
 def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
     """The subscription invoices issued by `through`: one at the end of each period, and, for a plan
     paid in advance, one when the subscription starts (it holds the first period's fee)."""
-    closing = periods.with_columns(
+    # (issued by `through` first, then named: the periods to come are many and need no id yet)
+    issued = pl.col("billing_day") <= through
+    closing = periods.filter(issued).with_columns(
         is_starting=pl.lit(False),
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
     )
@@ -508,9 +510,10 @@ def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
         invoice_finalized_on=pl.col("period_start_date") + grace,
         billing_day=pl.col("period_start_date"),
         is_starting=pl.lit(True),
+    ).filter(issued).with_columns(
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("starting_invoice", p), return_dtype=pl.String),
     )
-    return pl.concat([closing, starting], how="vertical_relaxed").filter(pl.col("billing_day") <= through).with_columns(
+    return pl.concat([closing, starting], how="vertical_relaxed").with_columns(
         is_advance=pl.lit(False),
         # Finalized by the first run after its finalization day: that day's landing folder is then
         # complete, so no on-time event can reach the folder after the invoice is frozen.
@@ -1247,10 +1250,10 @@ def _invoiced_charges(fees: pl.DataFrame, due: pl.DataFrame, periods: pl.DataFra
             "billing_period_id", "status", "fee_type", "amount_cents").iter_rows():
         billed.setdefault(r[0], []).append(("subscription", *r[1:]))
     out, running = {}, {}
-    for r in periods.sort("external_subscription_id", "period_start_date", "period_index").iter_rows(named=True):
-        out[r["billing_period_id"]] = running.get(r["external_subscription_id"], 0)
-        running[r["external_subscription_id"]] = out[r["billing_period_id"]] + pg.invoiced_usage_cents(
-            billed.get(r["billing_period_id"], []))
+    for period_id, external_id in periods.sort("external_subscription_id", "period_start_date", "period_index").select(
+            "billing_period_id", "external_subscription_id").iter_rows():
+        out[period_id] = running.get(external_id, 0)
+        running[external_id] = out[period_id] + pg.invoiced_usage_cents(billed.get(period_id, []))
     return out
 
 
@@ -1419,7 +1422,9 @@ def _lifetime_usage(periods, invoiced: dict[str, int], current_usage: pl.DataFra
     current = dict(current_usage.group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows())
     rows = []
     for p in periods.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through)).sort(
-            "external_subscription_id", "period_start_date").iter_rows(named=True):
+            "external_subscription_id", "period_start_date").select(
+            "subscription_id", "external_subscription_id", "customer_id", "plan_id", "currency",
+            "billing_period_id").iter_rows(named=True):
         cents = current.get(p["billing_period_id"], 0)
         total = invoiced[p["billing_period_id"]] + cents
         last, upcoming = pg.last_and_next_threshold([t for t, _ in specs.get(p["plan_id"], [])], total)

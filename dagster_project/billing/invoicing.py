@@ -408,23 +408,26 @@ def _taxed(fees: pl.DataFrame, due: pl.DataFrame, book: TaxBook,
 
 
 def _bucket_rates(frame: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.Series:
-    """The total tax rate of each usage bucket, as on its period's invoice."""
-    context = {r["billing_period_id"]: r for r in periods.select("billing_period_id", "plan_id", "customer_id", "billing_day").iter_rows(named=True)}
-    cache: dict[tuple[str, str], Decimal] = {}
-    rates = []
-    for charge_id, period_id in zip(frame["charge_id"], frame["billing_period_id"], strict=True):
-        key = (charge_id, period_id)
-        if key not in cache:
-            p = context[period_id]
-            cache[key] = sum((t.rate for t in book.fee_taxes(charge_id, p["plan_id"], p["customer_id"], p["billing_day"])), Decimal(0))
-        rates.append(cache[key])
-    return pl.Series(rates, dtype=cm.MONEY)
+    """The total tax rate of each usage bucket, as on its period's invoice (looked up once per
+    charge and period: the buckets of a period's days and filters share it)."""
+    pairs = frame.select("charge_id", "billing_period_id").unique(maintain_order=True)
+    context = pairs.join(periods.select("billing_period_id", "plan_id", "customer_id", "billing_day"),
+                         on="billing_period_id", how="left", maintain_order="left")
+    rates = [sum((t.rate for t in book.fee_taxes(charge_id, plan_id, customer_id, billing_day)), Decimal(0))
+             for charge_id, _, plan_id, customer_id, billing_day in context.iter_rows()]
+    keyed = pairs.with_columns(taxes_rate=pl.Series(rates, dtype=cm.MONEY))
+    return frame.select("charge_id", "billing_period_id").join(
+        keyed, on=["charge_id", "billing_period_id"], how="left", maintain_order="left")["taxes_rate"]
 
 
 def _taxed_buckets(buckets: pl.DataFrame, periods: pl.DataFrame, book: TaxBook) -> pl.DataFrame:
     """Current usage with the tax rate and tax (half-up per bucket) its invoice would apply."""
     rates = _bucket_rates(buckets, periods, book)
-    taxes = [half_up_cents(fee_tax_precise(a, r)) for a, r in zip(buckets["amount_cents"], rates, strict=True)]
+    # (a bucket without taxes owes none; the others, each distinct amount and rate taxed once)
+    taxed: dict[tuple[int, Decimal], int] = {}
+    taxes = [0 if not rate else taxed[(amount, rate)] if (amount, rate) in taxed
+             else taxed.setdefault((amount, rate), half_up_cents(fee_tax_precise(amount, rate)))
+             for amount, rate in zip(buckets["amount_cents"].to_list(), rates.to_list(), strict=True)]
     return buckets.with_columns(taxes_rate=rates, taxes_amount_cents=pl.Series(taxes, dtype=pl.Int64))
 
 
@@ -496,7 +499,9 @@ def _advance_invoices(events, periods, charges, filters, through) -> tuple[pl.Da
 def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
     """The subscription invoices issued by `through`: one at the end of each period, and, for a plan
     paid in advance, one when the subscription starts (it holds the first period's fee)."""
-    closing = periods.with_columns(
+    # (issued by `through` first, then named: the periods to come are many and need no id yet)
+    issued = pl.col("billing_day") <= through
+    closing = periods.filter(issued).with_columns(
         is_starting=pl.lit(False),
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("invoice", p), return_dtype=pl.String),
     )
@@ -505,9 +510,10 @@ def _due_invoices(periods: pl.DataFrame, through: dt.date) -> pl.DataFrame:
         invoice_finalized_on=pl.col("period_start_date") + grace,
         billing_day=pl.col("period_start_date"),
         is_starting=pl.lit(True),
+    ).filter(issued).with_columns(
         invoice_id=pl.col("billing_period_id").map_elements(lambda p: stable_id("starting_invoice", p), return_dtype=pl.String),
     )
-    return pl.concat([closing, starting], how="vertical_relaxed").filter(pl.col("billing_day") <= through).with_columns(
+    return pl.concat([closing, starting], how="vertical_relaxed").with_columns(
         is_advance=pl.lit(False),
         # Finalized by the first run after its finalization day: that day's landing folder is then
         # complete, so no on-time event can reach the folder after the invoice is frozen.
@@ -520,15 +526,16 @@ def _subscription_fees(periods: pl.DataFrame, due: pl.DataFrame) -> pl.DataFrame
     amount * fee days / days in period, half-up. In arrears it is on the invoice closing the period;
     in advance, on the invoice issued when the period starts (the previous period's closing invoice,
     or the subscription's starting invoice)."""
-    by_period = {r["billing_period_id"]: r for r in due.filter(~pl.col("is_starting")).iter_rows(named=True)}
-    starting = {r["billing_period_id"]: r for r in due.filter(pl.col("is_starting")).iter_rows(named=True)}
-    previous = {
-        (r["subscription_id"], r["period_index"]): r["billing_period_id"] for r in periods.iter_rows(named=True)
-    }
+    by_period = {r["billing_period_id"]: r for r in due.filter(~pl.col("is_starting")).select(
+        "billing_period_id", "invoice_id").iter_rows(named=True)}
+    starting = {r["billing_period_id"]: r for r in due.filter(pl.col("is_starting")).select(
+        "billing_period_id", "invoice_id").iter_rows(named=True)}
+    previous = {(subscription_id, index): period_id for subscription_id, index, period_id
+                in periods.select("subscription_id", "period_index", "billing_period_id").iter_rows()}
     rows = []
-    for r in periods.iter_rows(named=True):
-        if not r["amount_cents_plan"] or not r["fee_days"]:
-            continue
+    # (only the periods with a plan amount and fee days have a fee)
+    with_fee = periods.filter((pl.col("amount_cents_plan").fill_null(0) != 0) & (pl.col("fee_days").fill_null(0) != 0))
+    for r in with_fee.iter_rows(named=True):
         if not r["is_plan_pay_in_advance"]:
             invoice = by_period.get(r["billing_period_id"])
         elif r["period_index"] == 0:
@@ -689,12 +696,14 @@ def _daily_ongoing_usage(open_usage, rounded, periods, charges, filters,
         keys = changes.setdefault(customer, {}).setdefault(day, {})
         keys[key] = keys.get(key, 0) + cents
 
-    for r in priced.iter_rows(named=True):
-        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["arrival_date"], r["delta"])
-    finals = priced.group_by(["customer_id", *BUCKET, "invoice_finalized_on"]).agg(pl.col("delta").sum())
-    for r in finals.iter_rows(named=True):  # usage leaves the open balance
-        add(r["customer_id"], ("charge", metric_of.get(r["charge_id"])), r["invoice_finalized_on"] + dt.timedelta(days=1),
-            -r["delta"])
+    # (the changes of a customer's charge on a day, summed in polars first: the loops below see one
+    # row per customer, charge and day, not one per bucket with every priced column converted)
+    daily = priced.group_by("customer_id", "charge_id", "arrival_date", maintain_order=True).agg(pl.col("delta").sum())
+    for customer, charge_id, day, delta in daily.iter_rows():
+        add(customer, ("charge", metric_of.get(charge_id)), day, delta)
+    finals = priced.group_by("customer_id", "charge_id", "invoice_finalized_on").agg(pl.col("delta").sum())
+    for customer, charge_id, finalized_on, delta in finals.iter_rows():  # usage leaves the open balance
+        add(customer, ("charge", metric_of.get(charge_id)), finalized_on + dt.timedelta(days=1), -delta)
     for customer, rows in (billed or {}).items():
         for day, key, cents in pg.ongoing_billed_changes(rows):
             add(customer, key, day, cents)
@@ -830,6 +839,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
     ).partition_by("customer_sequence", as_dict=True).items() if key is not None}
     days = [first_day + dt.timedelta(days=i) for i in range((through - first_day).days + 1)]
     customer_rows = {c["customer_id"]: c for c in customers.iter_rows(named=True)}
+    no_payments = payments.clear()
     for customer_id in sorted(customer_rows):
         customer = customer_rows[customer_id]
         subscription_invoices = invoices_by_customer.get(customer_id, [])
@@ -848,7 +858,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
         sequence = customer_sequences[customer_id]
         currency = customer["currency"] or next(
             iter([*(r["currency"] for r in subscription_invoices), *(w.currency for w in specs.get(customer_id, []))]), None)
-        mine = payments_by_sequence.get(f"{sequence:03d}", payments.clear())
+        mine = payments_by_sequence.get(f"{sequence:03d}", no_payments)
         collected = collected_by_number(mine.filter(pl.col("currency") == currency)) if mine.height else {}
         # Numbers already issued never change; a new invoice takes the next one, gap-free.
         numbers = dict(issued_numbers.get(customer_id, {}))
@@ -924,7 +934,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
             status, paid_on, paid_cents = payment_status(due, collected.get(issued.number, []))
             invoice_rows.append({**row, "payment_status": status, "paid_on": paid_on, "paid_amount_cents": paid_cents})
         issued_numbers_now = {i.number for i in replay.issued}
-        for p in mine.iter_rows(named=True):
+        for p in mine.iter_rows(named=True) if mine.height else ():
             match = ("unknown_invoice_number" if p["invoice_number"] not in issued_numbers_now
                      else "currency_mismatch" if p["currency"] != currency else "applied")
             payment_rows.append({**p, "customer_id": customer_id, "match_status": match})
@@ -1240,10 +1250,10 @@ def _invoiced_charges(fees: pl.DataFrame, due: pl.DataFrame, periods: pl.DataFra
             "billing_period_id", "status", "fee_type", "amount_cents").iter_rows():
         billed.setdefault(r[0], []).append(("subscription", *r[1:]))
     out, running = {}, {}
-    for r in periods.sort("external_subscription_id", "period_start_date", "period_index").iter_rows(named=True):
-        out[r["billing_period_id"]] = running.get(r["external_subscription_id"], 0)
-        running[r["external_subscription_id"]] = out[r["billing_period_id"]] + pg.invoiced_usage_cents(
-            billed.get(r["billing_period_id"], []))
+    for period_id, external_id in periods.sort("external_subscription_id", "period_start_date", "period_index").select(
+            "billing_period_id", "external_subscription_id").iter_rows():
+        out[period_id] = running.get(external_id, 0)
+        running[external_id] = out[period_id] + pg.invoiced_usage_cents(billed.get(period_id, []))
     return out
 
 
@@ -1412,7 +1422,9 @@ def _lifetime_usage(periods, invoiced: dict[str, int], current_usage: pl.DataFra
     current = dict(current_usage.group_by("billing_period_id").agg(pl.col("amount_cents").sum()).iter_rows())
     rows = []
     for p in periods.filter((pl.col("period_start_date") <= through) & (pl.col("billing_day") > through)).sort(
-            "external_subscription_id", "period_start_date").iter_rows(named=True):
+            "external_subscription_id", "period_start_date").select(
+            "subscription_id", "external_subscription_id", "customer_id", "plan_id", "currency",
+            "billing_period_id").iter_rows(named=True):
         cents = current.get(p["billing_period_id"], 0)
         total = invoiced[p["billing_period_id"]] + cents
         last, upcoming = pg.last_and_next_threshold([t for t, _ in specs.get(p["plan_id"], [])], total)

@@ -376,6 +376,21 @@ def _days_rules_look_at(days: list[dt.date], wallets: list[WalletSpec], ongoing_
     return changing | due | ({decided_through + one} if decided_through is not None else set())
 
 
+def issue_invoices_only(due_invoices: list[DueInvoice], days: list[dt.date], number_for) -> WalletReplay:
+    """The replay of a customer without wallets, manual transactions or credit notes, which is not
+    replayed at all: nothing happens to it but its invoices being issued. Those finalized on one of
+    `days` are issued in day order (the order of `due_invoices` within a day), each numbered by
+    `number_for` as it is issued, and take no credit."""
+    on_days = set(days)
+    replay = WalletReplay()
+    for invoice in sorted((i for i in due_invoices if i.finalized_on in on_days), key=lambda i: i.finalized_on):
+        replay.issued.append(IssuedInvoice("subscription", invoice.invoice_id, invoice.finalized_on,
+                                           number_for(invoice.invoice_id)))
+        replay.credit_notes_applied[invoice.invoice_id] = 0
+        replay.credits_applied[invoice.invoice_id] = (0, 0)
+    return replay
+
+
 def replay_customer(
     wallets: list[WalletSpec],
     due_invoices: list[DueInvoice],
@@ -406,8 +421,11 @@ def replay_customer(
     that day's invoices are numbered, by `issue_credit_note(request, earlier_notes_of_its_invoice)`
     (which raises `CreditNoteRefused`); their credit pays invoices finalized later, before the
     wallets. An invoice listed in `recorded_applications` (finalized by an earlier run) takes
-    exactly the credit it took then: a finalized invoice never changes.
+    exactly the credit it took then: a finalized invoice never changes. A customer with no wallet,
+    manual transaction, credit note or recorded credit is not replayed (`issue_invoices_only`).
     """
+    if not wallets and not manual and not credit_notes and not any((recorded_applications or {}).values()):
+        return issue_invoices_only(due_invoices, days, number_for or (lambda invoice_id: invoice_id))
     recorded_by_day: dict[tuple[str, dt.date], list[RuleTopUp]] = {}
     for r in recorded:
         recorded_by_day.setdefault((r.wallet_id, r.day), []).append(r)
@@ -433,11 +451,7 @@ def replay_customer(
             voids_by_day.setdefault(request.voided_on, []).append(request.credit_note_id)
     recorded_applications = recorded_applications or {}
     notes = replay.credit_notes
-    if not wallets and not manual and not credit_notes and not any(recorded_applications.values()):
-        # Nothing happens to a customer without wallets or credit notes but its invoices being
-        # issued: only their days are visited (every other day of the loop below does nothing).
-        days, visit = [day for day in days if day in invoices_by_day], None
-    elif days:
+    if days:
         happening = _days_with_events(days, wallets, invoices_by_day, manual_by_day, payments, credit_notes, recorded)
         if any(w.rules for w in wallets):
             happening |= _days_rules_look_at(days, wallets, ongoing_usage_cents, decided_through)

@@ -106,3 +106,31 @@ def test_the_seed_table_has_one_row_per_country_and_date():
     keys = [(r[0], r[3]) for r in rows]
     assert len(keys) == len(set(keys)) == 33
     assert all(len(r[0]) == 2 and r[0].isupper() for r in rows)
+
+
+def test_each_usage_bucket_takes_its_period_rate_and_a_half_up_tax():
+    """Three buckets of period p1 (plan pl, customer c1) and one of p2 (customer c2), taxes
+    looked up per charge and period: charge `ch_taxed` has an 8.5 % tax of its own, `ch_free`
+    falls back to customer c1's, which has none (and no organization tax), c2 has a 20 % tax.
+    - p1/ch_taxed 1,230 cents: 1,230 * 8.5 / 100 = 104.55 -> 105 (half-up)
+    - p1/ch_taxed  1,229 cents: 104.465 -> 104
+    - p1/ch_free   5,000 cents: rate 0 -> 0
+    - p2/ch_free     333 cents: 333 * 20 / 100 = 66.6 -> 67"""
+    import polars as pl
+
+    from dagster_project.billing.invoicing import _taxed_buckets
+
+    book = TaxBook(
+        taxes={"t85": Tax("t85", "Reduced", Decimal("8.5")), "t20": Tax("t20", "VAT", Decimal("20"))},
+        charge_codes={"ch_taxed": ("t85",)}, plan_codes={}, customer_codes={"c2": ("t20",)}, customer_places={},
+    )
+    day = dt.date(2026, 11, 1)
+    periods = pl.DataFrame({"billing_period_id": ["p1", "p2"], "plan_id": ["pl", "pl"], "customer_id": ["c1", "c2"],
+                            "billing_day": [day, day]})
+    buckets = pl.DataFrame({"billing_period_id": ["p1", "p1", "p1", "p2"],
+                            "charge_id": ["ch_taxed", "ch_taxed", "ch_free", "ch_free"],
+                            "amount_cents": [1230, 1229, 5000, 333]})
+    taxed = _taxed_buckets(buckets, periods, book)
+    assert taxed["taxes_rate"].to_list() == [Decimal("8.5"), Decimal("8.5"), Decimal(0), Decimal(20)]
+    assert taxed["taxes_amount_cents"].to_list() == [105, 104, 0, 67]
+    assert taxed.select("billing_period_id", "charge_id", "amount_cents").equals(buckets)

@@ -431,16 +431,31 @@ class _VisitedDays(dict):
         return super().get(day, default)
 
 
-def test_a_customer_without_wallets_or_credit_notes_is_replayed_only_on_its_invoice_days():
-    """Nothing happens to it but its two invoices being issued (Oct 3 and Oct 8): the replay visits
-    those 2 of the 10 days, and numbers the invoices in that order, with no credit taken."""
+def test_a_customer_without_wallets_or_credit_notes_is_never_replayed():
+    """Nothing happens to it but its invoices being issued: the replay visits none of the 10 days
+    (it looks up no open usage), and numbers the invoices in the order of their days (Oct 3, Oct 8,
+    whatever the order given), with no credit taken. An invoice finalized after the last day
+    (Oct 12) is not issued yet."""
     usage = _VisitedDays()
     numbered = []
-    result = replay_customer([], [DueInvoice("inv-1", oct26(3), 2500), DueInvoice("inv-2", oct26(8), 900)], usage,
-                             DAYS, credit_invoice_id, number_for=lambda i: numbered.append(i) or f"N-{len(numbered)}")
-    assert usage.visited == [oct26(3), oct26(8)]
+    invoices = [DueInvoice("inv-2", oct26(8), 900), DueInvoice("inv-1", oct26(3), 2500), DueInvoice("inv-3", oct26(12), 70)]
+    result = replay_customer([], invoices, usage, DAYS, credit_invoice_id,
+                             number_for=lambda i: numbered.append(i) or f"N-{len(numbered)}")
+    assert usage.visited == []
     assert [(i.invoice_id, i.day, i.number) for i in result.issued] == [("inv-1", oct26(3), "N-1"), ("inv-2", oct26(8), "N-2")]
-    assert result.credits_applied == {"inv-1": (0, 0), "inv-2": (0, 0)} and result.transactions == []
+    assert result.credits_applied == {"inv-1": (0, 0), "inv-2": (0, 0)}
+    assert result.credit_notes_applied == {"inv-1": 0, "inv-2": 0}
+    assert result.transactions == [] and result.balances == {} and result.ongoing_usage_cents == {}
+
+
+def test_a_customer_with_a_wallet_is_still_replayed_on_its_days():
+    """The same invoices with a wallet of 10.00 granted on Oct 1: the replay visits the first day
+    (creation), the invoice days and the last day, and the wallet pays 10.00 of inv-1's 25.00."""
+    usage = _VisitedDays()
+    invoices = [DueInvoice("inv-1", oct26(3), 2500), DueInvoice("inv-2", oct26(8), 900)]
+    result = replay_customer([wallet(granted="10")], invoices, usage, DAYS, credit_invoice_id)
+    assert usage.visited == [oct26(1), oct26(3), oct26(8), oct26(10)]
+    assert result.credits_applied == {"inv-1": (1000, 0), "inv-2": (0, 0)}
 
 
 def test_a_wallet_without_rules_is_replayed_only_on_the_days_something_happens_to_it():

@@ -19,6 +19,7 @@ import pytest
 
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.outputs import publish
+from dagster_project.store import publish_reads
 from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "eu_vat"
@@ -134,6 +135,31 @@ def test_a_changed_fee_builds_its_invoice_and_renders_its_documents_again(copy, 
     fees = {f["lago_id"]: f for f in json.loads(after["invoices/MIS-002-001.json"])["invoice"]["fees"]}
     was = {f["lago_id"]: f for f in json.loads(before["invoices/MIS-002-001.json"])["invoice"]["fees"]}
     assert fees[fee_id]["amount_cents"] == was[fee_id]["amount_cents"] + 100 == cents + 100
+
+
+def test_only_the_rows_of_the_changed_invoice_are_read(copy, monkeypatch):
+    """One fee of MIS-002-001 changed: of the 4 invoices, 4 current-usage files and 1 wallet, the
+    publish reads the rows of that invoice alone (its invoice row and its fees), none of any current
+    usage or wallet (their digests, made in the warehouse, are as recorded)."""
+    con, folder = copy
+    raise_fee(con, "MIS-002-001", 100)
+    read: dict[str, list] = {}
+    for name in ("invoices", "fees", "current_usage", "wallets", "wallet_transactions"):
+        original = getattr(publish_reads, name)
+        monkeypatch.setattr(publish_reads, name, lambda *a, original=original, name=name: read.setdefault(name, []).append(
+            found := original(*a)) or found)
+    invoice_id = con.execute("select invoice_id from billing.invoices where number = 'MIS-002-001'").fetchone()[0]
+    summary = again(con, folder)
+    assert summary["invoices_built"] == 1 and summary["current_usage_subscriptions"] == 4 and summary["wallets"] == 1
+    assert [[i["number"] for i in found] for found in read["invoices"]] == [["MIS-002-001"], ["MIS-002-001"]]  # (invoices, notes)
+    assert {f["invoice_id"] for f in read["fees"][0]} == {invoice_id} and len(read["fees"]) == 1
+    assert read["current_usage"] == [[]] and read["wallets"] == [[]] and read["wallet_transactions"] == [{}]
+
+
+def raise_fee(con, number, cents):
+    con.execute("""update billing.fees set amount_cents = amount_cents + ? where fee_id = (
+                       select f.fee_id from marts.fct_fee_lines f join billing.invoices i using (invoice_id)
+                       where i.number = ? and f.amount_cents > 0 order by f.fee_id limit 1)""", [cents, number])
 
 
 def test_a_deleted_or_hand_edited_file_is_written_again_from_the_cache(copy):

@@ -10,7 +10,7 @@ from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.files import replace_folder, write_json_atomically
 from dagster_project.publish.pdf_cache import PdfCache
-from dagster_project.publish.unchanged import Publication, group_digest
+from dagster_project.publish.unchanged import Publication, Stamp, group_digest
 from dagster_project.store import publish_reads as reads
 from dagster_project.store import publish_state
 
@@ -254,16 +254,26 @@ def _publish_wallets(con, out: Publication, digests: dict[str, str], only: str) 
     return built
 
 
+def _recorded_documents(stamps: dict[tuple[str, str], Stamp]) -> set[str]:
+    """The document keys whose published HTML and PDF are both recorded (`stamps`)."""
+    suffixes: dict[str, set[str]] = {}
+    for (folder, name), stamp in stamps.items():
+        if folder == "documents" and stamp.document_key:
+            suffixes.setdefault(stamp.document_key, set()).add(Path(name).suffix)
+    return {key for key, found in suffixes.items() if found >= {".html", ".pdf"}}
+
+
 def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
-    holding the documents of the files published. Files recognized unchanged (`publish.unchanged`:
+    holding the documents published whose files could not be recorded (the others are read from
+    their published files, as recorded in `state.published_files`). Files recognized unchanged (`publish.unchanged`:
     the same inputs and code as when they were written, and untouched since) are neither built nor
     read: a digest of each group's rows is made in the warehouse (`reads.*_digests`), and only the
     rows of the groups whose digest or files changed are read. Returns the run summary, and what this run built (not in the file, which depends on the
     data alone): `documents_rendered` (HTML and PDF files rendered; the other documents built were
-    read back from the cache), `invoices_built`, `credit_notes_built`, `current_usage_built`,
+    read back from the cache or from a recorded published copy), `invoices_built`, `credit_notes_built`, `current_usage_built`,
     `wallets_built` (the others recognized unchanged)."""
-    pdfs = PdfCache(pdf_cache)
+    pdfs = PdfCache(pdf_cache, lambda: publish_state.published_documents(con))
     out = Publication(out_dir, publish_state.recorded(con, out_dir))
     through = reads.billed_through(con)
     # which groups changed, from digests of their rows made in the warehouse; then the rows of those alone
@@ -278,9 +288,11 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, {**invoices, **notes})
     built["current_usage_built"] = _publish_current_usage(con, out, periods, usage, only_periods)
     built["wallets_built"] = _publish_wallets(con, out, wallets, reads.only(con, "wallets", wallets))
+    stamps = out.write(FOLDERS)
+    publish_state.record(con, out_dir, stamps)
+    pdfs.save(_recorded_documents(stamps))  # the others kept in the document cache
     pdfs.keep(out.kept_document_keys())
     pdfs.prune()
-    publish_state.record(con, out_dir, out.write(FOLDERS))
 
     unpriced_usage = unpriced.summary_entries(reads.unpriced_usage(con, through))
     summary = {
@@ -307,7 +319,7 @@ def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) 
     periods starting in `month` (`YYYY-MM`; credit invoices: issued in it) and each credit note
     issued in it, as JSON, HTML and PDF, and `manifest.json` with their numbers and totals and the
     number of drafts. Returns the manifest."""
-    pdfs = PdfCache(pdf_cache)
+    pdfs = PdfCache(pdf_cache, lambda: publish_state.published_documents(con))
     _, invoice_inputs, note_inputs = _inputs(con)
     rendered = _render_invoices([i for i in invoice_inputs if i.billing_month == month], pdfs)
     notes, note_files, _ = _credit_note_documents(note_inputs, pdfs)
@@ -334,4 +346,5 @@ def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) 
     }
     files["manifest.json"] = manifest
     replace_folder(folder, files)
+    pdfs.save()  # (the month's folder is not recorded: what it rendered is kept in the document cache)
     return manifest

@@ -292,8 +292,7 @@ def _open_periods(through: dt.date) -> str:
 
 def current_usage_parts(through: dt.date) -> list[str]:
     return [f"select p.billing_period_id as k, p as r from ({_open_periods(through)}) p",
-            f"select q.billing_period_id as k, q as r from ({CURRENT_USAGE}) q "
-            f"where q.billing_period_id in (select billing_period_id from ({_open_periods(through)}))"]
+            f"select q.billing_period_id as k, q as r from ({CURRENT_USAGE}) q"]  # (of open periods only: `group_digests` joins)
 
 
 def group_digests(con, base: str, parts: list[str], table: str | None = None) -> list[dict]:

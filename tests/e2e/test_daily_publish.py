@@ -17,7 +17,7 @@ import shutil
 import duckdb
 import pytest
 
-from dagster_project.publish import invoice_document, lago_json
+from dagster_project.publish import invoice_document, lago_json, unchanged
 from dagster_project.publish.outputs import publish
 from dagster_project.store import publish_reads
 from tests.conftest import REPO, run_meterhouse
@@ -162,10 +162,35 @@ def raise_fee(con, number, cents):
                        where i.number = ? and f.amount_cents > 0 order by f.fee_id limit 1)""", [cents, number])
 
 
-def test_a_deleted_or_hand_edited_file_is_written_again_from_the_cache(copy):
+def test_a_rendered_document_is_written_once_where_it_is_published(copy, monkeypatch, tmp_path_factory):
+    """A fee of MIS-002-001 raised: its HTML and PDF are rendered (2 files) and written into
+    documents/ alone when both are recorded (`state.published_files`), not into the document cache
+    too; a publish into another folder then reads them from there (nothing rendered). When they
+    cannot be recorded (written within the file system's current clock tick: `filesystem_now`,
+    replaced here so as not to depend on timing), the cache keeps them."""
+    con, folder = copy
+    cache = folder / "warehouse.duckdb.pdf-cache"
+    cached = {p.name for p in cache.iterdir()}
+    monkeypatch.setattr(unchanged, "filesystem_now", lambda _: 2**62)  # every file older than "now"
+    raise_fee(con, "MIS-002-001", 100)
+    assert again(con, folder)["documents_rendered"] == 2
+    assert {p.name for p in cache.iterdir()} <= cached  # no file added (the old document's files may go)
+    elsewhere = publish(con, tmp_path_factory.mktemp("elsewhere") / "out", cache)
+    assert elsewhere["documents_rendered"] == 0 and elsewhere["invoices_built"] == 4
+    monkeypatch.setattr(unchanged, "filesystem_now", lambda _: 0)  # every file too new to be recorded
+    raise_fee(con, "MIS-002-001", 100)
+    assert again(con, folder)["documents_rendered"] == 2
+    recorded = con.execute("select count(*) from state.published_files where out_dir = ? and folder = 'documents' "
+                           "and name like 'MIS-002-001.%'", [str((folder / "out").resolve())]).fetchone()[0]
+    assert recorded == 0
+    added = {p.name for p in cache.iterdir()} - cached
+    assert len(added) == 2 and {name.rsplit(".", 1)[1] for name in added} == {"html", "pdf"}
+
+
+def test_a_deleted_or_hand_edited_file_is_written_again_without_rendering(copy):
     """MIS-001-001.pdf deleted and MIS-003-001.json edited by hand with its size kept: both invoices
-    are built again and their files get back their bytes; the PDF comes from the document cache, so
-    nothing is rendered."""
+    are built again and their files get back their bytes; the PDF is read from the document cache or
+    from another published copy still as recorded (the billed folder's), so nothing is rendered."""
     con, folder = copy
     out = folder / "out"
     before = files(out)

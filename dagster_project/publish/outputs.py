@@ -229,29 +229,24 @@ def _publish_current_usage(con, out: Publication, periods: dict, digests: dict[s
     return len(digests)
 
 
-def wallet_files(wallet: dict) -> dict[str, list[str]]:
-    """A wallet's files (from its key `k`): the wallet, and its ledger."""
-    return {"wallets": [f"{wallet['k']}.json"], "wallet_transactions": [f"{wallet['k']}.json"]}
-
-
-def _publish_wallets(con, out: Publication, digests: dict[str, str], only: str) -> int:
-    """Add each wallet (`wallets/<id>.json`) and its ledger (`wallet_transactions/<id>.json`) of
-    `digests` (those not recognized unchanged; `only`: the same, as `reads.only`). How many were built."""
-    balances, rules, ledgers = reads.wallet_balances(con, only), reads.wallet_rules(con, only), reads.wallet_transactions(con, only)
-    built = 0
-    for wallet in reads.wallets(con, only):
-        balance, name = balances[wallet["wallet_id"]], f"{wallet['wallet_id']}.json"
-        wallet_rules, ledger = rules.get(wallet["wallet_id"], []), ledgers.get(wallet["wallet_id"], [])
-        digest = digests[wallet["wallet_id"]]
-        rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
-        out.add("wallets", name, lago_json.wallet_object(
-            wallet, wallet_rules, balance, cents_to_credits(balance["consumed_cents"], rate, currency),
-            lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
-        ), digest)
-        out.add("wallet_transactions", name, {"wallet_transactions": [
-            lago_json.wallet_transaction_object(t, wallet) for t in ledger]}, digest)
-        built += 1
-    return built
+def _publish_wallets(con, out: Publication, digests: dict[str, str], ledger_digests: dict[str, str]) -> int:
+    """Add each wallet of `digests` (`wallets/<id>.json`) and each ledger of `ledger_digests`
+    (`wallet_transactions/<id>.json`): those not recognized unchanged; only their rows are read.
+    How many wallet files were built."""
+    only, ledger_only = reads.only(con, "wallets", digests), reads.only(con, "ledgers", ledger_digests)
+    balances, rules, ledgers = reads.wallet_balances(con, only), reads.wallet_rules(con, only), reads.wallet_transactions(con, ledger_only)
+    for wallet in reads.wallets(con, reads.only(con, "wallets_or_ledgers", {*digests, *ledger_digests})):
+        wallet_id, name = wallet["wallet_id"], f"{wallet['wallet_id']}.json"
+        if wallet_id in digests:
+            balance, rate, currency = balances[wallet_id], Decimal(wallet["rate_amount"]), wallet["currency"]
+            out.add("wallets", name, lago_json.wallet_object(
+                wallet, rules.get(wallet_id, []), balance, cents_to_credits(balance["consumed_cents"], rate, currency),
+                lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
+            ), digests[wallet_id])
+        if wallet_id in ledger_digests:
+            out.add("wallet_transactions", name, {"wallet_transactions": [
+                lago_json.wallet_transaction_object(t, wallet) for t in ledgers.get(wallet_id, [])]}, ledger_digests[wallet_id])
+    return len(digests)
 
 
 def _recorded_documents(stamps: dict[tuple[str, str], Stamp]) -> set[str]:
@@ -281,13 +276,14 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     notes = _changed(out, "credit note", reads.credit_note_digests(con), credit_note_files)
     usage = _changed(out, "current usage", reads.current_usage_digests(con, through),
                      lambda g: {"current_usage": [f"{g['external_subscription_id']}.json"]})
-    wallets = _changed(out, "wallet", reads.wallet_digests(con), wallet_files)
+    wallets = _changed(out, "wallet", reads.wallet_digests(con), lambda g: {"wallets": [f"{g['k']}.json"]})
+    ledgers = _changed(out, "wallet ledger", reads.ledger_digests(con), lambda g: {"wallet_transactions": [f"{g['k']}.json"]})
     only_notes, only_periods = reads.only(con, "credit_notes", notes), reads.only(con, "periods", usage)
     periods, invoice_inputs, note_inputs = _inputs(
         con, reads.only(con, "invoices", {*invoices, *reads.credited_invoices(con, only_notes)}), only_notes, only_periods)
     built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, {**invoices, **notes})
     built["current_usage_built"] = _publish_current_usage(con, out, periods, usage, only_periods)
-    built["wallets_built"] = _publish_wallets(con, out, wallets, reads.only(con, "wallets", wallets))
+    built["wallets_built"] = _publish_wallets(con, out, wallets, ledgers)
     stamps = out.write(FOLDERS)
     publish_state.record(con, out_dir, stamps)
     pdfs.save(_recorded_documents(stamps))  # the others kept in the document cache

@@ -276,10 +276,15 @@ CREDIT_NOTE_PARTS = [
     "select n.credit_note_id as k, s as r from billing.credit_notes n join billing.customer_sequences s using (customer_id)",
     "select n.credit_note_id as k, e as r from billing.credit_notes n cross join catalog.billing_entities e",
 ]
+# A wallet's file (the wallet, its rules and balance) and its ledger's (the wallet and its
+# transactions): two groups, so that a day that changes a balance and no transaction builds no ledger.
 WALLET_PARTS = [
     "select w.wallet_id as k, w as r from catalog.wallets w",
     "select x.wallet_id as k, x as r from catalog.wallet_rules x",
     "select b.wallet_id as k, b as r from billing.wallet_balances b",
+]
+LEDGER_PARTS = [
+    "select w.wallet_id as k, w as r from catalog.wallets w",
     "select t.wallet_id as k, t as r from billing.wallet_transactions t",
 ]
 
@@ -332,8 +337,13 @@ def current_usage_digests(con, through: dt.date) -> list[dict]:
 
 
 def wallet_digests(con) -> list[dict]:
-    """Each wallet (`k`: its id) and the digest of its two files' inputs."""
+    """Each wallet (`k`: its id) and the digest of its file's inputs."""
     return group_digests(con, "select wallet_id as k from catalog.wallets", WALLET_PARTS)
+
+
+def ledger_digests(con) -> list[dict]:
+    """Each wallet (`k`: its id) and the digest of its ledger file's inputs."""
+    return group_digests(con, "select wallet_id as k from catalog.wallets", LEDGER_PARTS)
 
 
 def event_totals(con, through: dt.date) -> dict[str, int]:

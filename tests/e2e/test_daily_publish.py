@@ -13,6 +13,7 @@ and renderers themselves (replaced by spies or by functions that fail the test).
 import json
 import os
 import shutil
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -185,6 +186,24 @@ def test_a_rendered_document_is_written_once_where_it_is_published(copy, monkeyp
     assert recorded == 0
     added = {p.name for p in cache.iterdir()} - cached
     assert len(added) == 2 and {name.rsplit(".", 1)[1] for name in added} == {"html", "pdf"}
+
+
+def test_a_changed_balance_builds_the_wallet_and_not_its_ledger(copy, monkeypatch):
+    """fr_consumer's wallet with 1.00 EUR more consumed (no transaction): its wallet file is built
+    again and shows it; its ledger file is neither built nor rewritten."""
+    con, folder = copy
+    (wallet_id,) = con.execute("select wallet_id from billing.wallet_balances").fetchone()
+    con.execute("update billing.wallet_balances set consumed_cents = consumed_cents + 100")
+    before, before_inodes = files(folder / "out"), inodes(folder / "out")
+    monkeypatch.setattr(lago_json, "wallet_transaction_object", lambda *a: pytest.fail("a ledger was built"))
+    summary = again(con, folder)
+    assert summary["wallets_built"] == 1
+    after = files(folder / "out")
+    assert sorted(n for n in after if after[n] != before[n]) == [f"wallets/{wallet_id}.json"]
+    ledger = f"wallet_transactions/{wallet_id}.json"
+    assert inodes(folder / "out")[ledger] == before_inodes[ledger]
+    credits = [Decimal(json.loads(tree[f"wallets/{wallet_id}.json"])["wallet"]["consumed_credits"]) for tree in (before, after)]
+    assert credits[1] - credits[0] == 1  # 100 cents at 1.00 EUR a credit (`rate_amount` "1")
 
 
 def test_a_deleted_or_hand_edited_file_is_written_again_without_rendering(copy):

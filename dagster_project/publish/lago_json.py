@@ -7,6 +7,7 @@ midnight UTC of its issuing date), never from the clock, so reruns write the sam
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 
@@ -346,6 +347,19 @@ def credit_fee(invoice: dict) -> dict:
     }
 
 
+@functools.cache
+def _metric_id(code: str) -> str:
+    """A billable metric's `lago_id` (a UUID v5 of its code), made once per code and process."""
+    return stable_id("billable_metric", code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _filter_values(text: str) -> dict:
+    """A filter's values parsed once per text and process (one object shared by the current-usage
+    files that show it: read, never changed)."""
+    return json.loads(text)
+
+
 def _usage_filters(buckets: list[dict]) -> list[dict]:
     """Lago's `filters` of a charge's usage (or of one of its groups'): one entry per filter, the
     default bucket included, summed over the buckets of that filter (one per group, if grouped)."""
@@ -356,7 +370,7 @@ def _usage_filters(buckets: list[dict]) -> list[dict]:
     for key, items in by_filter.items():
         first, units = items[0], sum((Decimal(b["units"]) for b in items), Decimal(0))
         usage_filter = {
-            "values": json.loads(first["filter_values_json"]) if first.get("filter_values_json") else {},
+            "values": _filter_values(first["filter_values_json"]) if first.get("filter_values_json") else {},
             "units": units_text(units), "total_aggregated_units": units_text(units),
             "events_count": sum(b["events_count"] for b in items), "amount_cents": sum(b["amount_cents"] for b in items),
         }
@@ -391,14 +405,16 @@ def customer_usage_object(period: dict, buckets: list[dict]) -> dict:
     by_charge: dict[str, list[dict]] = {}
     for b in sorted(buckets, key=lambda b: (b["charge_id"], b["charge_filter_key"], b.get("grouped_by") or NO_GROUP)):
         by_charge.setdefault(b["charge_id"], []).append(b)
-        entry = charges.setdefault(b["charge_id"], {
-            "units": Decimal(0), "events_count": 0, "amount_cents": 0, "amount_currency": period["currency"],
-            "charge": {"lago_id": b["charge_id"], "charge_model": b["charge_model"],
-                       "invoice_display_name": b["charge_display_name"]},
-            "billable_metric": {"lago_id": stable_id("billable_metric", b["billable_metric_code"]),
-                                "name": b["charge_display_name"], "code": b["billable_metric_code"],
-                                "aggregation_type": b["aggregation_type"]},
-        })
+        entry = charges.get(b["charge_id"])
+        if entry is None:  # (the charge's first bucket)
+            entry = charges[b["charge_id"]] = {
+                "units": Decimal(0), "events_count": 0, "amount_cents": 0, "amount_currency": period["currency"],
+                "charge": {"lago_id": b["charge_id"], "charge_model": b["charge_model"],
+                           "invoice_display_name": b["charge_display_name"]},
+                "billable_metric": {"lago_id": _metric_id(b["billable_metric_code"]),
+                                    "name": b["charge_display_name"], "code": b["billable_metric_code"],
+                                    "aggregation_type": b["aggregation_type"]},
+            }
         entry["units"] += Decimal(b["units"])
         entry["events_count"] += b["events_count"]
         entry["amount_cents"] += b["amount_cents"]

@@ -10,9 +10,23 @@ from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.files import replace_folder, write_json_atomically
 from dagster_project.publish.pdf_cache import PdfCache
-from dagster_project.publish.unchanged import Publication, inputs_digest
+from dagster_project.publish.unchanged import Publication, Stamp, group_digest
 from dagster_project.store import publish_reads as reads
 from dagster_project.store import publish_state
+
+
+def invoice_files(invoice: dict) -> dict[str, list[str]]:
+    """An invoice's files by folder (from its `number`, `status` and `invoice_id`): the JSON, and
+    the HTML and PDF documents of a finalized invoice."""
+    number = invoice["number"]
+    if invoice["status"] != "finalized":
+        return {"invoices": [f"draft-{invoice['invoice_id']}.json"]}
+    return {"invoices": [f"{number}.json"], "documents": [f"{number}.html", f"{number}.pdf"]}
+
+
+def credit_note_files(note: dict) -> dict[str, list[str]]:
+    number = note["number"]
+    return {"credit_notes": [f"{number}.json"], "documents": [f"{number}.html", f"{number}.pdf"]}
 
 
 @dataclass
@@ -26,14 +40,7 @@ class InvoiceInputs:
 
     @property
     def json_name(self) -> str:
-        inv = self.invoice
-        return f"{inv['number']}.json" if inv["status"] == "finalized" else f"draft-{inv['invoice_id']}.json"
-
-    @property
-    def files(self) -> dict[str, list[str]]:
-        """Its files by folder: the JSON, and the HTML and PDF documents of a finalized invoice."""
-        number = self.invoice["number"]
-        return {"invoices": [self.json_name], **({"documents": [f"{number}.html", f"{number}.pdf"]} if self.view_args else {})}
+        return invoice_files(self.invoice)["invoices"][0]
 
     @property
     def billing_month(self) -> str:
@@ -48,11 +55,6 @@ class CreditNoteInputs:
     note: dict
     json_args: tuple
     view_args: tuple
-
-    @property
-    def files(self) -> dict[str, list[str]]:
-        number = self.note["number"]
-        return {"credit_notes": [f"{number}.json"], "documents": [f"{number}.html", f"{number}.pdf"]}
 
 
 @dataclass
@@ -74,14 +76,14 @@ def _grouped(items: list[dict], key: str) -> dict[str, list[dict]]:
     return groups
 
 
-def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
-    """Each invoice's fee rows, with what their JSON and documents show (charge, filter, period,
-    taxes)."""
-    fee_taxes = _grouped(reads.fee_taxes(con), "fee_id")
-    coupon_shares = reads.fee_coupon_amounts(con)
-    progressive_shares = reads.progressive_fee_credits(con)
+def _fees_by_invoice(con, periods: dict, only: str | None) -> dict[str, list[dict]]:
+    """Each invoice's fee rows (`only`: of those invoices, `reads.only`), with what their JSON and
+    documents show (charge, filter, period, taxes)."""
+    fee_taxes = _grouped(reads.fee_taxes(con, only), "fee_id")
+    coupon_shares = reads.fee_coupon_amounts(con, only)
+    progressive_shares = reads.progressive_fee_credits(con, only)
     fees_by_invoice: dict[str, list[dict]] = {}
-    for fee in reads.fees(con):
+    for fee in reads.fees(con, only):
         period = periods.get(fee["billing_period_id"]) or {}
         fee["charges_from_at"], fee["charges_to_at"] = period.get("charges_from_at"), period.get("charges_to_at")
         for key in ("plan_code", "plan_name", "amount_cents_plan"):
@@ -99,17 +101,18 @@ def _fees_by_invoice(con, periods: dict) -> dict[str, list[dict]]:
 
 
 def _invoice_inputs(con, customers: dict, sequences: dict, periods: dict,
-                    fees_by_invoice: dict[str, list[dict]]) -> list[InvoiceInputs]:
-    """What every invoice's JSON, and each finalized one's documents, are made from."""
-    invoice_taxes = _grouped(reads.invoice_taxes(con), "invoice_id")
+                    fees_by_invoice: dict[str, list[dict]], only: str | None) -> list[InvoiceInputs]:
+    """What every invoice's JSON (`only`: of those invoices), and each finalized one's documents,
+    are made from."""
+    invoice_taxes = _grouped(reads.invoice_taxes(con, only), "invoice_id")
     entity = reads.billing_entity(con)
-    credits = _grouped(reads.credits_applied(con), "invoice_id")
-    coupons = _grouped(reads.coupon_credits(con), "invoice_id")
-    progressive = _grouped(reads.progressive_credits(con), "invoice_id")
-    thresholds = _grouped(reads.applied_usage_thresholds(con), "invoice_id")
+    credits = _grouped(reads.credits_applied(con, only), "invoice_id")
+    coupons = _grouped(reads.coupon_credits(con, only), "invoice_id")
+    progressive = _grouped(reads.progressive_credits(con, only), "invoice_id")
+    thresholds = _grouped(reads.applied_usage_thresholds(con, only), "invoice_id")
 
     found = []
-    for inv in reads.invoices(con):
+    for inv in reads.invoices(con, only):
         fees = fees_by_invoice.get(inv["invoice_id"], [])
         if inv["invoice_type"] == "credit":
             fees = [lago_json.credit_fee(inv)]
@@ -140,19 +143,20 @@ def _render_invoices(inputs: list[InvoiceInputs], pdfs: PdfCache) -> list[Render
     return rendered
 
 
-def _credit_note_inputs(con, customers: dict, sequences: dict,
-                        fees_by_invoice: dict[str, list[dict]]) -> list[CreditNoteInputs]:
+def _credit_note_inputs(con, customers: dict, sequences: dict, fees_by_invoice: dict[str, list[dict]],
+                        invoices_read: str | None, only: str | None) -> list[CreditNoteInputs]:
     """What each credit note's JSON (`{"credit_note": ...}`, `<number>.json`) and the document its
-    customer reads (`<number>.html` and `.pdf`) are made from."""
+    customer reads (`<number>.html` and `.pdf`) are made from (`only`: of those notes; `invoices_read`
+    and `fees_by_invoice` hold their invoices and fees)."""
     fees = {fee["fee_id"]: fee for rows in fees_by_invoice.values() for fee in rows}
-    invoices = {i["invoice_id"]: i for i in reads.invoices(con)}
+    invoices = {i["invoice_id"]: i for i in reads.invoices(con, invoices_read)}
     entity = reads.billing_entity(con)
     items: dict[str, list[dict]] = {}
-    for item in reads.credit_note_items(con):
+    for item in reads.credit_note_items(con, only):
         items.setdefault(item["credit_note_id"], []).append({**fees[item["fee_id"]], "credit_amount_cents": item["amount_cents"]})
-    taxes = _grouped(reads.credit_note_taxes(con), "credit_note_id")
+    taxes = _grouped(reads.credit_note_taxes(con, only), "credit_note_id")
     found = []
-    for note in reads.credit_notes(con):
+    for note in reads.credit_notes(con, only):
         args = (note, items.get(note["credit_note_id"], []), taxes.get(note["credit_note_id"], []), invoices[note["invoice_id"]],
                 customers[note["customer_id"]])
         found.append(CreditNoteInputs(note, (*args, sequences[note["customer_id"]], entity), (*args, entity)))
@@ -171,28 +175,36 @@ def _credit_note_documents(inputs: list[CreditNoteInputs], pdfs: PdfCache) -> tu
     return documents, files, keys
 
 
-def _inputs(con) -> tuple[dict, list[InvoiceInputs], list[CreditNoteInputs]]:
-    """The billing periods by id, and what every invoice and credit note is made from."""
-    customers, sequences, periods = reads.customers(con), reads.customer_sequences(con), reads.billing_periods(con)
-    fees_by_invoice = _fees_by_invoice(con, periods)
-    return (periods, _invoice_inputs(con, customers, sequences, periods, fees_by_invoice),
-            _credit_note_inputs(con, customers, sequences, fees_by_invoice))
+def _inputs(con, invoices: str | None = None, notes: str | None = None,
+            periods: str | None = None) -> tuple[dict, list[InvoiceInputs], list[CreditNoteInputs]]:
+    """The billing periods by id, and what every invoice and credit note is made from; or, given
+    tables of keys (`reads.only`), those of these invoices, credit notes (whose invoices are among
+    `invoices`) and periods alone."""
+    customers, sequences = reads.customers(con, invoices, notes), reads.customer_sequences(con)
+    by_id = reads.billing_periods(con, invoices, periods)
+    fees_by_invoice = _fees_by_invoice(con, by_id, invoices)
+    return (by_id, _invoice_inputs(con, customers, sequences, by_id, fees_by_invoice, invoices),
+            _credit_note_inputs(con, customers, sequences, fees_by_invoice, invoices, notes))
 
 
 # The folders `publish` writes whole: any other file in them is removed.
 FOLDERS = ["invoices", "documents", "credit_notes", "current_usage", "wallets", "wallet_transactions"]
 
 
+def _changed(out: Publication, kind: str, groups: list[dict], files) -> dict[str, str]:
+    """Of `groups` (`reads.*_digests`: key `k` and `inputs`), those whose `files(group)` are not
+    recognized unchanged: their digests by key."""
+    digests = {g["k"]: group_digest(kind, g["inputs"]) for g in groups}
+    return {g["k"]: digests[g["k"]] for g in groups if not out.unchanged(files(g), digests[g["k"]])}
+
+
 def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: list[CreditNoteInputs],
-                       pdfs: PdfCache) -> dict[str, int]:
-    """Add to `out` every invoice and credit note whose files are not recognized unchanged, with its
-    documents (rendered only when the document cache lacks them). How many of each were built."""
-    changed_invoices, changed_notes = [], []
-    for group, changed in ((invoices, changed_invoices), (notes, changed_notes)):
-        for inputs in group:
-            digest = inputs_digest(inputs.json_args, inputs.view_args is not None)
-            if not out.unchanged(inputs.files, digest):
-                changed.append((inputs, digest))
+                       pdfs: PdfCache, digests: dict[str, str]) -> dict[str, int]:
+    """Add to `out` the invoices and credit notes of `digests` (their ids: the digests of those not
+    recognized unchanged), with their documents (rendered only when the document cache lacks them).
+    How many of each were built."""
+    changed_invoices = [(i, digests[i.invoice["invoice_id"]]) for i in invoices if i.invoice["invoice_id"] in digests]
+    changed_notes = [(n, digests[n.note["credit_note_id"]]) for n in notes if n.note["credit_note_id"] in digests]
     for r, (inputs, digest) in zip(_render_invoices([i for i, _ in changed_invoices], pdfs), changed_invoices, strict=True):
         out.add("invoices", inputs.json_name, r.document, digest)
         for name, data in r.files.items():
@@ -206,65 +218,79 @@ def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: l
     return {"invoices_built": len(changed_invoices), "credit_notes_built": len(changed_notes)}
 
 
-def _publish_current_usage(con, out: Publication, periods: dict) -> int:
-    """Add the current usage of each subscription's open period (`<external_subscription_id>.json`),
-    where not recognized unchanged. How many were built."""
-    buckets = _grouped(reads.current_usage(con), "billing_period_id")
-    through = reads.billed_through(con)
-    built = 0
-    for period in sorted(periods.values(), key=lambda p: (p["external_subscription_id"], p["period_start_date"])):
-        if period["period_start_date"] <= through < period["billing_day"]:
-            name, rows = f"{period['external_subscription_id']}.json", buckets.get(period["billing_period_id"], [])
-            digest = inputs_digest(period, rows)
-            if not out.unchanged({"current_usage": [name]}, digest):
-                out.add("current_usage", name, lago_json.customer_usage_object(period, rows), digest)
-                built += 1
-    return built
+def _publish_current_usage(con, out: Publication, periods: dict, digests: dict[str, str], only: str) -> int:
+    """Add the current usage (`<external_subscription_id>.json`) of each open period of `digests`
+    (those not recognized unchanged; `only`: the same, as `reads.only`). How many were built."""
+    buckets = _grouped(reads.current_usage(con, only), "billing_period_id")
+    for period_id, digest in digests.items():
+        period = periods[period_id]
+        out.add("current_usage", f"{period['external_subscription_id']}.json",
+                lago_json.customer_usage_object(period, buckets.get(period_id, [])), digest)
+    return len(digests)
 
 
-def _publish_wallets(con, out: Publication) -> int:
-    """Add each wallet (`wallets/<id>.json`) and its ledger (`wallet_transactions/<id>.json`), where
-    not recognized unchanged. How many wallets were built."""
-    balances, rules, ledgers = reads.wallet_balances(con), reads.wallet_rules(con), reads.wallet_transactions(con)
-    built = 0
-    for wallet in reads.wallets(con):
-        balance, name = balances[wallet["wallet_id"]], f"{wallet['wallet_id']}.json"
-        wallet_rules, ledger = rules.get(wallet["wallet_id"], []), ledgers.get(wallet["wallet_id"], [])
-        digest = inputs_digest(wallet, wallet_rules, balance, ledger)
-        if out.unchanged({"wallets": [name], "wallet_transactions": [name]}, digest):
-            continue
-        rate, currency = Decimal(wallet["rate_amount"]), wallet["currency"]
-        out.add("wallets", name, lago_json.wallet_object(
-            wallet, wallet_rules, balance, cents_to_credits(balance["consumed_cents"], rate, currency),
-            lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
-        ), digest)
-        out.add("wallet_transactions", name, {"wallet_transactions": [
-            lago_json.wallet_transaction_object(t, wallet) for t in ledger]}, digest)
-        built += 1
-    return built
+def _publish_wallets(con, out: Publication, digests: dict[str, str], ledger_digests: dict[str, str]) -> int:
+    """Add each wallet of `digests` (`wallets/<id>.json`) and each ledger of `ledger_digests`
+    (`wallet_transactions/<id>.json`): those not recognized unchanged; only their rows are read.
+    How many wallet files were built."""
+    only, ledger_only = reads.only(con, "wallets", digests), reads.only(con, "ledgers", ledger_digests)
+    balances, rules, ledgers = reads.wallet_balances(con, only), reads.wallet_rules(con, only), reads.wallet_transactions(con, ledger_only)
+    for wallet in reads.wallets(con, reads.only(con, "wallets_or_ledgers", {*digests, *ledger_digests})):
+        wallet_id, name = wallet["wallet_id"], f"{wallet['wallet_id']}.json"
+        if wallet_id in digests:
+            balance, rate, currency = balances[wallet_id], Decimal(wallet["rate_amount"]), wallet["currency"]
+            out.add("wallets", name, lago_json.wallet_object(
+                wallet, rules.get(wallet_id, []), balance, cents_to_credits(balance["consumed_cents"], rate, currency),
+                lambda cents, rate=rate, currency=currency: cents_to_credits(cents, rate, currency),
+            ), digests[wallet_id])
+        if wallet_id in ledger_digests:
+            out.add("wallet_transactions", name, {"wallet_transactions": [
+                lago_json.wallet_transaction_object(t, wallet) for t in ledgers.get(wallet_id, [])]}, ledger_digests[wallet_id])
+    return len(digests)
+
+
+def _recorded_documents(stamps: dict[tuple[str, str], Stamp]) -> set[str]:
+    """The document keys whose published HTML and PDF are both recorded (`stamps`)."""
+    suffixes: dict[str, set[str]] = {}
+    for (folder, name), stamp in stamps.items():
+        if folder == "documents" and stamp.document_key:
+            suffixes.setdefault(stamp.document_key, set()).add(Path(name).suffix)
+    return {key for key, found in suffixes.items() if found >= {".html", ".pdf"}}
 
 
 def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
-    holding the documents of the files published. Files recognized unchanged (`publish.unchanged`:
+    holding the documents published whose files could not be recorded (the others are read from
+    their published files, as recorded in `state.published_files`). Files recognized unchanged (`publish.unchanged`:
     the same inputs and code as when they were written, and untouched since) are neither built nor
-    read. Returns the run summary, and what this run built (not in the file, which depends on the
+    read: a digest of each group's rows is made in the warehouse (`reads.*_digests`), and only the
+    rows of the groups whose digest or files changed are read. Returns the run summary, and what this run built (not in the file, which depends on the
     data alone): `documents_rendered` (HTML and PDF files rendered; the other documents built were
-    read back from the cache), `invoices_built`, `credit_notes_built`, `current_usage_built`,
+    read back from the cache or from a recorded published copy), `invoices_built`, `credit_notes_built`, `current_usage_built`,
     `wallets_built` (the others recognized unchanged)."""
-    pdfs = PdfCache(pdf_cache)
+    pdfs = PdfCache(pdf_cache, lambda: publish_state.published_documents(con))
     out = Publication(out_dir, publish_state.recorded(con, out_dir))
-    periods, invoice_inputs, note_inputs = _inputs(con)
-    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs)
-    built["current_usage_built"] = _publish_current_usage(con, out, periods)
-    built["wallets_built"] = _publish_wallets(con, out)
+    through = reads.billed_through(con)
+    # which groups changed, from digests of their rows made in the warehouse; then the rows of those alone
+    invoices = _changed(out, "invoice", reads.invoice_digests(con), invoice_files)
+    notes = _changed(out, "credit note", reads.credit_note_digests(con), credit_note_files)
+    usage = _changed(out, "current usage", reads.current_usage_digests(con, through),
+                     lambda g: {"current_usage": [f"{g['external_subscription_id']}.json"]})
+    wallets = _changed(out, "wallet", reads.wallet_digests(con), lambda g: {"wallets": [f"{g['k']}.json"]})
+    ledgers = _changed(out, "wallet ledger", reads.ledger_digests(con), lambda g: {"wallet_transactions": [f"{g['k']}.json"]})
+    only_notes, only_periods = reads.only(con, "credit_notes", notes), reads.only(con, "periods", usage)
+    periods, invoice_inputs, note_inputs = _inputs(
+        con, reads.only(con, "invoices", {*invoices, *reads.credited_invoices(con, only_notes)}), only_notes, only_periods)
+    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, {**invoices, **notes})
+    built["current_usage_built"] = _publish_current_usage(con, out, periods, usage, only_periods)
+    built["wallets_built"] = _publish_wallets(con, out, wallets, ledgers)
+    stamps = out.write(FOLDERS)
+    publish_state.record(con, out_dir, stamps)
+    pdfs.save(_recorded_documents(stamps))  # the others kept in the document cache
     pdfs.keep(out.kept_document_keys())
     pdfs.prune()
-    publish_state.record(con, out_dir, out.write(FOLDERS))
 
-    through = reads.billed_through(con)
     unpriced_usage = unpriced.summary_entries(reads.unpriced_usage(con, through))
-    finalized = [i.invoice for i in invoice_inputs if i.invoice["status"] == "finalized"]
     summary = {
         "through": through.isoformat(),
         **reads.event_totals(con, through),
@@ -273,11 +299,8 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
         "files_duplicate": reads.landing_files(con, "duplicate_file", through),
         "files_unrecognized": reads.landing_files(con, "unrecognized", through),
         "late_amount_cents": reads.late_amount_cents(con),
-        "invoices_finalized": len(finalized),
+        **reads.invoice_totals(con),
         "invoice_documents": len(out.names("documents")),
-        "invoices_draft": sum(1 for i in invoice_inputs if i.invoice["status"] == "draft"),
-        "invoiced_total_amount_cents": sum(i["total_amount_cents"] for i in finalized),
-        "credit_notes": len(note_inputs),
         "current_usage_subscriptions": len(out.names("current_usage")),
         "wallets": len(out.names("wallets")),
         "unpriced_usage": unpriced_usage,
@@ -292,7 +315,7 @@ def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) 
     periods starting in `month` (`YYYY-MM`; credit invoices: issued in it) and each credit note
     issued in it, as JSON, HTML and PDF, and `manifest.json` with their numbers and totals and the
     number of drafts. Returns the manifest."""
-    pdfs = PdfCache(pdf_cache)
+    pdfs = PdfCache(pdf_cache, lambda: publish_state.published_documents(con))
     _, invoice_inputs, note_inputs = _inputs(con)
     rendered = _render_invoices([i for i in invoice_inputs if i.billing_month == month], pdfs)
     notes, note_files, _ = _credit_note_documents(note_inputs, pdfs)
@@ -319,4 +342,5 @@ def publish_month(con, folder: Path, month: str, pdf_cache: Path | None = None) 
     }
     files["manifest.json"] = manifest
     replace_folder(folder, files)
+    pdfs.save()  # (the month's folder is not recorded: what it rendered is kept in the document cache)
     return manifest

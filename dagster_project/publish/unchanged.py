@@ -3,8 +3,9 @@
 Each output file is made by a pure function of some warehouse rows (an invoice's JSON and its HTML
 and PDF documents from the invoice, its fees, taxes, credits, customer and seller; a current-usage
 file from its period and buckets; a wallet's two files from the wallet, its rules, balance and
-ledger) and of the code. `inputs_digest` is the SHA-256 of those rows, exactly as handed to the
-builders, and of the code (`code_fingerprint`). After a publish, `state.published_files` keeps, for
+ledger) and of the code. `group_digest` is the SHA-256 of those rows, digested in the warehouse
+(`store.publish_reads.group_digests`: each table's rows of the group as JSON, sorted, MD5), and of
+the code (`code_fingerprint`). After a publish, `state.published_files` keeps, for
 every file written or found holding the right bytes, the digest it was made from and the file's
 size, modification time and change time (nanoseconds).
 
@@ -54,10 +55,10 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def inputs_digest(*inputs) -> str:
-    """The SHA-256 of what a group of files is made from (rows as dicts, lists and values; exact:
-    decimals and dates as their text) and of the code that makes them."""
-    return hashlib.sha256(code_fingerprint().encode() + json_bytes({"inputs": list(inputs)})).hexdigest()
+def group_digest(kind: str, inputs: str) -> str:
+    """The SHA-256 of what a group of files of `kind` is made from (`inputs`: the digests of its rows
+    made in the warehouse, `store.publish_reads.group_digests`) and of the code that makes them."""
+    return hashlib.sha256(f"{code_fingerprint()}\n{kind}\n{inputs}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

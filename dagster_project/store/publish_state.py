@@ -8,6 +8,7 @@ publish build every file again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +36,22 @@ def recorded(con, out_dir: Path) -> dict[tuple[str, str], Stamp]:
     found = con.execute("select folder, name, inputs_sha256, document_key, size, mtime_ns, ctime_ns "
                         "from state.published_files where out_dir = ?", [_key(out_dir)]).fetchall()
     return {(folder, name): Stamp(*rest) for folder, name, *rest in found}
+
+
+def published_documents(con) -> dict[str, dict[str, list[tuple[str, Stamp]]]]:
+    """Every HTML and PDF document recorded as published, in any folder: by document key and
+    suffix, its paths and stamps (for `PdfCache`, which reads a document from them while they are
+    as recorded)."""
+    for statement in _DDL:
+        con.execute(statement)
+    found: dict[str, dict[str, list[tuple[str, Stamp]]]] = {}
+    for out_dir, folder, name, *rest in con.execute(
+            "select out_dir, folder, name, inputs_sha256, document_key, size, mtime_ns, ctime_ns "
+            "from state.published_files where document_key is not null order by all").fetchall():
+        stamp = Stamp(*rest)
+        found.setdefault(stamp.document_key, {}).setdefault(os.path.splitext(name)[1], []).append(
+            (os.path.join(out_dir, folder, name), stamp))
+    return found
 
 
 def record(con, out_dir: Path, stamps: dict[tuple[str, str], Stamp | None]) -> None:

@@ -13,12 +13,14 @@ and renderers themselves (replaced by spies or by functions that fail the test).
 import json
 import os
 import shutil
+from decimal import Decimal
 
 import duckdb
 import pytest
 
-from dagster_project.publish import invoice_document, lago_json
+from dagster_project.publish import invoice_document, lago_json, unchanged
 from dagster_project.publish.outputs import publish
+from dagster_project.store import publish_reads
 from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "eu_vat"
@@ -136,10 +138,78 @@ def test_a_changed_fee_builds_its_invoice_and_renders_its_documents_again(copy, 
     assert fees[fee_id]["amount_cents"] == was[fee_id]["amount_cents"] + 100 == cents + 100
 
 
-def test_a_deleted_or_hand_edited_file_is_written_again_from_the_cache(copy):
+def test_only_the_rows_of_the_changed_invoice_are_read(copy, monkeypatch):
+    """One fee of MIS-002-001 changed: of the 4 invoices, 4 current-usage files and 1 wallet, the
+    publish reads the rows of that invoice alone (its invoice row and its fees), none of any current
+    usage or wallet (their digests, made in the warehouse, are as recorded)."""
+    con, folder = copy
+    raise_fee(con, "MIS-002-001", 100)
+    read: dict[str, list] = {}
+    for name in ("invoices", "fees", "current_usage", "wallets", "wallet_transactions"):
+        original = getattr(publish_reads, name)
+        monkeypatch.setattr(publish_reads, name, lambda *a, original=original, name=name: read.setdefault(name, []).append(
+            found := original(*a)) or found)
+    invoice_id = con.execute("select invoice_id from billing.invoices where number = 'MIS-002-001'").fetchone()[0]
+    summary = again(con, folder)
+    assert summary["invoices_built"] == 1 and summary["current_usage_subscriptions"] == 4 and summary["wallets"] == 1
+    assert [[i["number"] for i in found] for found in read["invoices"]] == [["MIS-002-001"], ["MIS-002-001"]]  # (invoices, notes)
+    assert {f["invoice_id"] for f in read["fees"][0]} == {invoice_id} and len(read["fees"]) == 1
+    assert read["current_usage"] == [[]] and read["wallets"] == [[]] and read["wallet_transactions"] == [{}]
+
+
+def raise_fee(con, number, cents):
+    con.execute("""update billing.fees set amount_cents = amount_cents + ? where fee_id = (
+                       select f.fee_id from marts.fct_fee_lines f join billing.invoices i using (invoice_id)
+                       where i.number = ? and f.amount_cents > 0 order by f.fee_id limit 1)""", [cents, number])
+
+
+def test_a_rendered_document_is_written_once_where_it_is_published(copy, monkeypatch, tmp_path_factory):
+    """A fee of MIS-002-001 raised: its HTML and PDF are rendered (2 files) and written into
+    documents/ alone when both are recorded (`state.published_files`), not into the document cache
+    too; a publish into another folder then reads them from there (nothing rendered). When they
+    cannot be recorded (written within the file system's current clock tick: `filesystem_now`,
+    replaced here so as not to depend on timing), the cache keeps them."""
+    con, folder = copy
+    cache = folder / "warehouse.duckdb.pdf-cache"
+    cached = {p.name for p in cache.iterdir()}
+    monkeypatch.setattr(unchanged, "filesystem_now", lambda _: 2**62)  # every file older than "now"
+    raise_fee(con, "MIS-002-001", 100)
+    assert again(con, folder)["documents_rendered"] == 2
+    assert {p.name for p in cache.iterdir()} <= cached  # no file added (the old document's files may go)
+    elsewhere = publish(con, tmp_path_factory.mktemp("elsewhere") / "out", cache)
+    assert elsewhere["documents_rendered"] == 0 and elsewhere["invoices_built"] == 4
+    monkeypatch.setattr(unchanged, "filesystem_now", lambda _: 0)  # every file too new to be recorded
+    raise_fee(con, "MIS-002-001", 100)
+    assert again(con, folder)["documents_rendered"] == 2
+    recorded = con.execute("select count(*) from state.published_files where out_dir = ? and folder = 'documents' "
+                           "and name like 'MIS-002-001.%'", [str((folder / "out").resolve())]).fetchone()[0]
+    assert recorded == 0
+    added = {p.name for p in cache.iterdir()} - cached
+    assert len(added) == 2 and {name.rsplit(".", 1)[1] for name in added} == {"html", "pdf"}
+
+
+def test_a_changed_balance_builds_the_wallet_and_not_its_ledger(copy, monkeypatch):
+    """fr_consumer's wallet with 1.00 EUR more consumed (no transaction): its wallet file is built
+    again and shows it; its ledger file is neither built nor rewritten."""
+    con, folder = copy
+    (wallet_id,) = con.execute("select wallet_id from billing.wallet_balances").fetchone()
+    con.execute("update billing.wallet_balances set consumed_cents = consumed_cents + 100")
+    before, before_inodes = files(folder / "out"), inodes(folder / "out")
+    monkeypatch.setattr(lago_json, "wallet_transaction_object", lambda *a: pytest.fail("a ledger was built"))
+    summary = again(con, folder)
+    assert summary["wallets_built"] == 1
+    after = files(folder / "out")
+    assert sorted(n for n in after if after[n] != before[n]) == [f"wallets/{wallet_id}.json"]
+    ledger = f"wallet_transactions/{wallet_id}.json"
+    assert inodes(folder / "out")[ledger] == before_inodes[ledger]
+    credits = [Decimal(json.loads(tree[f"wallets/{wallet_id}.json"])["wallet"]["consumed_credits"]) for tree in (before, after)]
+    assert credits[1] - credits[0] == 1  # 100 cents at 1.00 EUR a credit (`rate_amount` "1")
+
+
+def test_a_deleted_or_hand_edited_file_is_written_again_without_rendering(copy):
     """MIS-001-001.pdf deleted and MIS-003-001.json edited by hand with its size kept: both invoices
-    are built again and their files get back their bytes; the PDF comes from the document cache, so
-    nothing is rendered."""
+    are built again and their files get back their bytes; the PDF is read from the document cache or
+    from another published copy still as recorded (the billed folder's), so nothing is rendered."""
     con, folder = copy
     out = folder / "out"
     before = files(out)

@@ -5,16 +5,49 @@ import datetime as dt
 import os
 from decimal import Decimal
 
-from dagster_project.publish.unchanged import Publication, inputs_digest
+import duckdb
+
+from dagster_project.publish.unchanged import Publication, group_digest
+from dagster_project.store.publish_reads import group_digests
 
 
-def test_the_digest_covers_every_value_exactly_and_not_the_order_of_a_rows_columns():
-    row = {"fee_id": "f1", "amount_cents": 400, "precise_amount": Decimal("4.00"), "day": dt.date(2026, 11, 1)}
-    assert inputs_digest([row]) == inputs_digest([dict(reversed(list(row.items())))])
-    others = [{**row, "amount_cents": 401}, {**row, "precise_amount": Decimal("4.0")}, {**row, "day": dt.date(2026, 11, 2)},
-              {**row, "extra": None}]
-    assert len({inputs_digest([row]), *(inputs_digest([o]) for o in others)}) == 5
-    assert inputs_digest([row], None) != inputs_digest([row])  # what is handed over, argument by argument
+def digests(rows_a, rows_b=()) -> dict[str, str]:
+    """`group_digests` of groups `g1` and `g2` of two parts (tables `a` and `b`, inserted in the
+    order given), by key."""
+    con = duckdb.connect()
+    con.execute("create table a (k varchar, amount_cents bigint, precise decimal(18, 6), day date, note varchar)")
+    con.execute("create table b (k varchar, amount_cents bigint)")
+    for row in rows_a:
+        con.execute("insert into a values (?, ?, ?, ?, ?)", row)
+    for row in rows_b:
+        con.execute("insert into b values (?, ?)", row)
+    found = group_digests(con, "select 'g1' as k union all select 'g2'",
+                          ["select a.k, a as r from a", "select b.k, b as r from b"])
+    return {g["k"]: g["inputs"] for g in found}
+
+
+ROW = ("g1", 400, Decimal("4.00"), dt.date(2026, 11, 1), None)
+
+
+def test_a_groups_digest_is_that_of_its_rows_whatever_their_order_or_other_groups():
+    other = ("g1", 401, Decimal("4.00"), dt.date(2026, 11, 1), None)
+    assert digests([ROW, other])["g1"] == digests([other, ROW])["g1"]
+    assert digests([ROW])["g1"] == digests([ROW, ("g2", 1, Decimal(1), None, None)])["g1"]
+
+
+def test_a_groups_digest_changes_with_any_value_of_any_of_its_rows():
+    """Each value changed by the least (a cent, a millionth, a day, a null made the text "NULL"), a
+    row added to the other part, or a part's row moved to the other part: each a different digest."""
+    variants = [[ROW], [("g1", 401, *ROW[2:])], [(*ROW[:2], Decimal("4.000001"), *ROW[3:])],
+                [(*ROW[:3], dt.date(2026, 11, 2), None)], [(*ROW[:4], "NULL")]]
+    found = [digests(rows)["g1"] for rows in variants]
+    found += [digests([ROW], [("g1", 0)])["g1"], digests([], [("g1", 400)])["g1"]]
+    assert len(set(found)) == len(found) == 7
+    assert digests([ROW])["g2"] == "- -"  # no row in either part
+
+
+def test_the_group_digest_covers_the_kind_and_the_inputs():
+    assert len({group_digest("invoice", "a b"), group_digest("wallet", "a b"), group_digest("invoice", "a c")}) == 3
 
 
 def publish_once(out, documents, digest, recorded=None):

@@ -181,22 +181,31 @@ def _inputs(con) -> tuple[dict, list[InvoiceInputs], list[CreditNoteInputs]]:
 
 # The folders `publish` writes whole: any other file in them is removed.
 FOLDERS = ["invoices", "documents", "credit_notes", "current_usage", "wallets", "wallet_transactions"]
+# Invoices built, rendered and written at a time. At 100,000 invoices, holding every invoice's JSON,
+# view, HTML and PDF until the end took the run to 4.5 GiB; a part is written (`Publication.flush`)
+# and let go before the next is built. Each part starts its own PDF workers (about 0.6 s each), so
+# a part is large: a run of 20,000 invoices is still one part.
+INVOICES_AT_ONCE = 20_000
 
 
 def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: list[CreditNoteInputs],
-                       pdfs: PdfCache) -> dict[str, int]:
+                       pdfs: PdfCache, at_once: int) -> dict[str, int]:
     """Add to `out` every invoice and credit note whose files are not recognized unchanged, with its
-    documents (rendered only when the document cache lacks them). How many of each were built."""
+    documents (rendered only when the document cache lacks them), `at_once` invoices at a time, each
+    part written before the next is built (`Publication.flush`). How many of each were built."""
     changed_invoices, changed_notes = [], []
     for group, changed in ((invoices, changed_invoices), (notes, changed_notes)):
         for inputs in group:
             digest = inputs_digest(inputs.json_args, inputs.view_args is not None)
             if not out.unchanged(inputs.files, digest):
                 changed.append((inputs, digest))
-    for r, (inputs, digest) in zip(_render_invoices([i for i, _ in changed_invoices], pdfs), changed_invoices, strict=True):
-        out.add("invoices", inputs.json_name, r.document, digest)
-        for name, data in r.files.items():
-            out.add("documents", name, data, digest, r.document_key)
+    for start in range(0, len(changed_invoices), at_once):
+        part = changed_invoices[start:start + at_once]
+        for r, (inputs, digest) in zip(_render_invoices([i for i, _ in part], pdfs), part, strict=True):
+            out.add("invoices", inputs.json_name, r.document, digest)
+            for name, data in r.files.items():
+                out.add("documents", name, data, digest, r.document_key)
+        out.flush(["invoices", "documents"])
     note_json, note_files, note_keys = _credit_note_documents([n for n, _ in changed_notes], pdfs)
     for (inputs, digest), key in zip(changed_notes, note_keys, strict=True):
         number = inputs.note["number"]
@@ -244,19 +253,21 @@ def _publish_wallets(con, out: Publication) -> int:
     return built
 
 
-def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
+def publish(con, out_dir: Path, pdf_cache: Path | None = None, invoices_at_once: int = INVOICES_AT_ONCE) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
-    holding the documents of the files published. Files recognized unchanged (`publish.unchanged`:
-    the same inputs and code as when they were written, and untouched since) are neither built nor
-    read. Returns the run summary, and what this run built (not in the file, which depends on the
+    holding the documents of the files published; `invoices_at_once`: how many invoices are built,
+    rendered and written at a time (the files do not depend on it). Files recognized unchanged
+    (`publish.unchanged`: the same inputs and code as when they were written, and untouched since)
+    are neither built nor read. Returns the run summary, and what this run built (not in the file, which depends on the
     data alone): `documents_rendered` (HTML and PDF files rendered; the other documents built were
     read back from the cache), `invoices_built`, `credit_notes_built`, `current_usage_built`,
     `wallets_built` (the others recognized unchanged)."""
     pdfs = PdfCache(pdf_cache)
     out = Publication(out_dir, publish_state.recorded(con, out_dir))
     periods, invoice_inputs, note_inputs = _inputs(con)
-    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs)
+    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, invoices_at_once)
     built["current_usage_built"] = _publish_current_usage(con, out, periods)
+    out.flush(["current_usage"])
     built["wallets_built"] = _publish_wallets(con, out)
     pdfs.keep(out.kept_document_keys())
     pdfs.prune()

@@ -19,6 +19,7 @@ import pytest
 
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.outputs import publish
+from dagster_project.store import publish_state
 from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "eu_vat"
@@ -162,3 +163,18 @@ def test_the_files_are_those_of_a_publish_from_nothing(billed, copy, tmp_path_fa
     assert summary["documents_rendered"] == 6 and summary["invoices_built"] == 4
     assert files(fresh) == published(files(folder / "out")) == published(billed["second"])
     assert files(fresh)["documents/MIS-001-001.pdf"] == billed["first"]["documents/MIS-001-001.pdf"]
+
+
+def test_invoices_published_one_at_a_time_give_the_files_and_stamps_of_all_at_once(billed, copy, tmp_path_factory):
+    """`invoices_at_once=1`: each of the 4 invoices is built, rendered and written (`flush`) before
+    the next (as a publish of 100,000 invoices does 20,000 at a time): the same bytes as the run's
+    own publish and as a publish of all 4 at once, and each file recorded as made from the same
+    inputs (where both publishes recorded it: a file written in the clock's current tick is not)."""
+    con, _ = copy
+    whole, parts = (tmp_path_factory.mktemp(name) / "out" for name in ("whole", "parts"))
+    publish(con, whole, None)
+    summary = publish(con, parts, None, invoices_at_once=1)
+    assert summary["invoices_built"] == 4 and summary["documents_rendered"] == 6
+    assert files(parts) == files(whole) == published(billed["second"])
+    digests = {out: {key: s.inputs_sha256 for key, s in publish_state.recorded(con, out).items()} for out in (whole, parts)}
+    assert all(digests[whole].get(key, digest) == digest for key, digest in digests[parts].items())

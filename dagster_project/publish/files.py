@@ -54,17 +54,23 @@ def write_json_atomically(path: Path, document: dict) -> None:
     write_atomically(path, json_bytes(document))
 
 
-def replace_folder(folder: Path, documents: dict[str, dict | bytes], keep=frozenset()) -> None:
-    """Write every document (JSON, or bytes as they are) whose file does not already hold exactly
-    those bytes, and remove files no longer produced: all but `documents` and the names in `keep`
-    (files still published, recognized unchanged without being built)."""
+def write_changed(folder: Path, documents: dict[str, dict | bytes]) -> None:
+    """Write every document (JSON, or bytes as they are) whose file in `folder` does not already
+    hold exactly those bytes; other files are left as they are."""
     folder.mkdir(parents=True, exist_ok=True)
     base = os.fspath(folder)  # (plain paths: tens of thousands of files a run)
     for name, document in documents.items():
         data = document if isinstance(document, bytes) else json_bytes(document)
         if _content(os.path.join(base, name), len(data)) != data:
             write_atomically(folder / name, data)
-    with os.scandir(base) as entries:
+
+
+def replace_folder(folder: Path, documents: dict[str, dict | bytes], keep=frozenset()) -> None:
+    """Write every document (JSON, or bytes as they are) whose file does not already hold exactly
+    those bytes, and remove files no longer produced: all but `documents` and the names in `keep`
+    (files still published, recognized unchanged without being built)."""
+    write_changed(folder, documents)
+    with os.scandir(os.fspath(folder)) as entries:
         for stale in entries:
             if (stale.is_file() and stale.name not in documents and stale.name not in keep
                     and not stale.name.endswith(".partial")):

@@ -189,6 +189,11 @@ def _inputs(con, invoices: str | None = None, notes: str | None = None,
 
 # The folders `publish` writes whole: any other file in them is removed.
 FOLDERS = ["invoices", "documents", "credit_notes", "current_usage", "wallets", "wallet_transactions"]
+# Invoices built, rendered and written at a time. At 100,000 invoices, holding every invoice's JSON,
+# view, HTML and PDF until the end took the run to 4.5 GiB; a part is written (`Publication.flush`)
+# and let go before the next is built. Each part starts its own PDF workers (about 0.6 s each), so
+# a part is large: a run of 20,000 invoices is still one part.
+INVOICES_AT_ONCE = 20_000
 
 
 def _changed(out: Publication, kind: str, groups: list[dict], files) -> dict[str, str]:
@@ -199,16 +204,21 @@ def _changed(out: Publication, kind: str, groups: list[dict], files) -> dict[str
 
 
 def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: list[CreditNoteInputs],
-                       pdfs: PdfCache, digests: dict[str, str]) -> dict[str, int]:
+                       pdfs: PdfCache, digests: dict[str, str], at_once: int) -> dict[str, int]:
     """Add to `out` the invoices and credit notes of `digests` (their ids: the digests of those not
-    recognized unchanged), with their documents (rendered only when the document cache lacks them).
-    How many of each were built."""
+    recognized unchanged), with their documents (rendered only when the document cache lacks them),
+    `at_once` invoices at a time: each part is written (`Publication.flush`) and its rendered
+    documents let go of (`PdfCache.save`) before the next is built. How many of each were built."""
     changed_invoices = [(i, digests[i.invoice["invoice_id"]]) for i in invoices if i.invoice["invoice_id"] in digests]
     changed_notes = [(n, digests[n.note["credit_note_id"]]) for n in notes if n.note["credit_note_id"] in digests]
-    for r, (inputs, digest) in zip(_render_invoices([i for i, _ in changed_invoices], pdfs), changed_invoices, strict=True):
-        out.add("invoices", inputs.json_name, r.document, digest)
-        for name, data in r.files.items():
-            out.add("documents", name, data, digest, r.document_key)
+    for start in range(0, len(changed_invoices), at_once):
+        part = changed_invoices[start:start + at_once]
+        for r, (inputs, digest) in zip(_render_invoices([i for i, _ in part], pdfs), part, strict=True):
+            out.add("invoices", inputs.json_name, r.document, digest)
+            for name, data in r.files.items():
+                out.add("documents", name, data, digest, r.document_key)
+        out.flush(["invoices", "documents"])
+        pdfs.save(_recorded_documents(out.recordable("documents")))
     note_json, note_files, note_keys = _credit_note_documents([n for n, _ in changed_notes], pdfs)
     for (inputs, digest), key in zip(changed_notes, note_keys, strict=True):
         number = inputs.note["number"]
@@ -258,13 +268,15 @@ def _recorded_documents(stamps: dict[tuple[str, str], Stamp]) -> set[str]:
     return {key for key, found in suffixes.items() if found >= {".html", ".pdf"}}
 
 
-def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
+def publish(con, out_dir: Path, pdf_cache: Path | None = None, invoices_at_once: int = INVOICES_AT_ONCE) -> dict:
     """Write every output file into `out_dir`; `pdf_cache`: the folder of a `PdfCache`, left
     holding the documents published whose files could not be recorded (the others are read from
-    their published files, as recorded in `state.published_files`). Files recognized unchanged (`publish.unchanged`:
-    the same inputs and code as when they were written, and untouched since) are neither built nor
-    read: a digest of each group's rows is made in the warehouse (`reads.*_digests`), and only the
-    rows of the groups whose digest or files changed are read. Returns the run summary, and what this run built (not in the file, which depends on the
+    their published files, as recorded in `state.published_files`); `invoices_at_once`: how many
+    invoices are built, rendered and written at a time (the files do not depend on it). Files
+    recognized unchanged (`publish.unchanged`: the same inputs and code as when they were written,
+    and untouched since) are neither built nor read: a digest of each group's rows is made in the
+    warehouse (`reads.*_digests`), and only the rows of the groups whose digest or files changed are
+    read. Returns the run summary, and what this run built (not in the file, which depends on the
     data alone): `documents_rendered` (HTML and PDF files rendered; the other documents built were
     read back from the cache or from a recorded published copy), `invoices_built`, `credit_notes_built`, `current_usage_built`,
     `wallets_built` (the others recognized unchanged)."""
@@ -281,8 +293,9 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None) -> dict:
     only_notes, only_periods = reads.only(con, "credit_notes", notes), reads.only(con, "periods", usage)
     periods, invoice_inputs, note_inputs = _inputs(
         con, reads.only(con, "invoices", {*invoices, *reads.credited_invoices(con, only_notes)}), only_notes, only_periods)
-    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, {**invoices, **notes})
+    built = _publish_documents(out, invoice_inputs, note_inputs, pdfs, {**invoices, **notes}, invoices_at_once)
     built["current_usage_built"] = _publish_current_usage(con, out, periods, usage, only_periods)
+    out.flush(["current_usage"])
     built["wallets_built"] = _publish_wallets(con, out, wallets, ledgers)
     stamps = out.write(FOLDERS)
     publish_state.record(con, out_dir, stamps)

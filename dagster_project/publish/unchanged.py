@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster_project.publish import invoice_document
-from dagster_project.publish.files import json_bytes, replace_folder
+from dagster_project.publish.files import json_bytes, replace_folder, write_changed
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # The code that makes the published files from the rows: the publisher, the billing rules it
@@ -83,7 +83,10 @@ def stamp_of(path: str, inputs_sha256: str, document_key: str | None = None) -> 
 
 class Publication:
     """One publish into `out_dir`: each file built this run (`add`) or recognized unchanged
-    (`unchanged`), by folder; `write` writes the folders and returns each file's new stamp."""
+    (`unchanged`), by folder; `write` writes the folders and returns each file's new stamp.
+    `flush` writes what was built so far and lets go of it (a publish of 100,000 invoices holds
+    their documents a part at a time); `write` then writes the rest and removes the files no
+    longer published."""
 
     def __init__(self, out_dir: Path, recorded: dict[tuple[str, str], Stamp]):
         self.out_dir = out_dir
@@ -91,6 +94,7 @@ class Publication:
         self.built: dict[str, dict[str, dict | bytes]] = {}
         self.kept: dict[str, dict[str, Stamp]] = {}
         self.made_from: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self.flushed: dict[str, dict[str, Stamp | None]] = {}  # written by `flush`: their stamps
 
     def unchanged(self, files: dict[str, list[str]], digest: str) -> bool:
         """Whether every file of `files` (folder: names) was recorded as made from `digest` and still
@@ -114,23 +118,43 @@ class Publication:
 
     def names(self, folder: str) -> list[str]:
         """The files of `folder` this run publishes, built or kept."""
-        return [*self.built.get(folder, {}), *self.kept.get(folder, {})]
+        return [*self.flushed.get(folder, {}), *self.built.get(folder, {}), *self.kept.get(folder, {})]
 
     def kept_document_keys(self) -> set[str]:
         return {s.document_key for stamps in self.kept.values() for s in stamps.values() if s.document_key}
 
+    def _stamps(self, folder: str, names) -> dict[str, Stamp | None]:
+        base = os.path.join(self.out_dir, folder)
+        return {name: stamp_of(os.path.join(base, name), *self.made_from[folder, name]) for name in names}
+
+    def flush(self, folders: list[str]) -> None:
+        """Write the files of `folders` built so far (where their bytes differ) and let go of their
+        contents; `write` keeps them and their stamps as if it had written them."""
+        for folder in folders:
+            built = self.built.pop(folder, {})
+            write_changed(self.out_dir / folder, built)
+            self.flushed.setdefault(folder, {}).update(self._stamps(folder, built))
+
     def write(self, folders: list[str]) -> dict[tuple[str, str], Stamp]:
         """Write each of `folders` (`replace_folder`: a built file only where its bytes differ; kept
-        files stay; any other file is removed), and return the stamp of every file published."""
+        and flushed files stay; any other file is removed), and return the stamp of every file
+        published."""
         stamps: dict[tuple[str, str], Stamp | None] = {}
         for folder in folders:
-            built, kept = self.built.get(folder, {}), self.kept.get(folder, {})
-            replace_folder(self.out_dir / folder, built, keep=kept.keys())
-            base = os.path.join(self.out_dir, folder)
-            for name in built:
-                digest, key = self.made_from[folder, name]
-                stamps[folder, name] = stamp_of(os.path.join(base, name), digest, key)
+            built, kept, flushed = self.built.get(folder, {}), self.kept.get(folder, {}), self.flushed.get(folder, {})
+            replace_folder(self.out_dir / folder, built, keep=kept.keys() | flushed.keys())
+            stamps.update({(folder, name): s for name, s in flushed.items()})
+            stamps.update({(folder, name): s for name, s in self._stamps(folder, built).items()})
             stamps.update({(folder, name): s for name, s in kept.items()})
+        return self._recordable(stamps)
+
+    def recordable(self, folder: str) -> dict[tuple[str, str], Stamp]:
+        """The stamps of the files of `folder` written by `flush` so far that can be recorded now."""
+        return self._recordable({(folder, name): s for name, s in self.flushed.get(folder, {}).items()})
+
+    def _recordable(self, stamps: dict[tuple[str, str], Stamp | None]) -> dict[tuple[str, str], Stamp]:
+        """Of `stamps`, those of files written before the file system's current clock tick (a file
+        written in it could still change without changing its times: not recorded)."""
         now = filesystem_now(self.out_dir)
         return {key: s for key, s in stamps.items() if s is not None and s.mtime_ns < now and s.ctime_ns < now}
 

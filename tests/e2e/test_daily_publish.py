@@ -20,7 +20,8 @@ import pytest
 
 from dagster_project.publish import invoice_document, lago_json, unchanged
 from dagster_project.publish.outputs import publish
-from dagster_project.store import publish_reads
+from dagster_project.publish.pdf_cache import PdfCache
+from dagster_project.store import publish_reads, publish_state
 from tests.conftest import REPO, run_meterhouse
 
 SCENARIO = REPO / "tests" / "scenarios" / "eu_vat"
@@ -232,3 +233,46 @@ def test_the_files_are_those_of_a_publish_from_nothing(billed, copy, tmp_path_fa
     assert summary["documents_rendered"] == 6 and summary["invoices_built"] == 4
     assert files(fresh) == published(files(folder / "out")) == published(billed["second"])
     assert files(fresh)["documents/MIS-001-001.pdf"] == billed["first"]["documents/MIS-001-001.pdf"]
+
+
+def test_invoices_published_one_at_a_time_give_the_files_and_stamps_of_all_at_once(billed, copy, tmp_path_factory):
+    """`invoices_at_once=1`: each of the 4 invoices is built, rendered and written (`flush`) before
+    the next (as a publish of 100,000 invoices does 20,000 at a time): the same bytes as the run's
+    own publish and as a publish of all 4 at once, and each file recorded as made from the same
+    inputs (where both publishes recorded it: a file written in the clock's current tick is not)."""
+    con, _ = copy
+    whole, parts = (tmp_path_factory.mktemp(name) / "out" for name in ("whole", "parts"))
+    publish(con, whole, None)
+    summary = publish(con, parts, None, invoices_at_once=1)
+    assert summary["invoices_built"] == 4 and summary["documents_rendered"] == 6
+    assert files(parts) == files(whole) == published(billed["second"])
+    # (those are by the same code: every file is also named here)
+    names = set(files(parts))
+    assert {f"invoices/{n}.json" for n in FINALIZED} | {f"documents/{n}.{x}" for n in FINALIZED for x in ("html", "pdf")} <= names
+    assert [sum(n.startswith(f) for n in names) for f in ("invoices/draft-", "current_usage/", "wallets/")] == [1, 4, 1]
+    digests = {out: {key: s.inputs_sha256 for key, s in publish_state.recorded(con, out).items()} for out in (whole, parts)}
+    assert all(digests[whole].get(key, digest) == digest for key, digest in digests[parts].items())
+
+
+def test_invoices_published_one_at_a_time_let_go_of_each_parts_documents(copy, monkeypatch, tmp_path_factory):
+    """With a document cache and `invoices_at_once=1`, the documents rendered for a part are let go
+    of (`PdfCache.save`) before the next part is rendered: never more than one invoice's documents
+    held at once (the 3 finalized invoices, each a part of one document, and the draft, a part of
+    none, rendered into an empty cache, no recorded copy read; then the final save, of none). Their files recorded (`filesystem_now` replaced so
+    that every file is older than "now"), none goes into the cache as well."""
+    con, _ = copy
+    monkeypatch.setattr(unchanged, "filesystem_now", lambda _: 2**62)
+    monkeypatch.setattr(publish_state, "published_documents", lambda _: {})  # no copy to read: render
+    held = []
+    save = PdfCache.save
+
+    def counting_save(self, published_keys=frozenset()):
+        held.append(len(self.pending))
+        return save(self, published_keys)
+
+    monkeypatch.setattr(PdfCache, "save", counting_save)
+    cache = tmp_path_factory.mktemp("cache") / "pdf-cache"
+    summary = publish(con, tmp_path_factory.mktemp("parts") / "out", cache, invoices_at_once=1)
+    assert summary["documents_rendered"] == 6  # 3 finalized invoices' HTML and PDF (the draft has no document)
+    assert sorted(held) == [0, 0, 1, 1, 1]  # the draft's part holds none, nor the final save
+    assert not any(cache.iterdir())

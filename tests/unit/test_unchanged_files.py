@@ -121,3 +121,26 @@ def test_files_no_longer_published_are_removed_and_kept_ones_stay(tmp_path):
     assert publication.unchanged({"invoices": ["A-1.json"]}, "d1")
     assert publication.write(["invoices"]) == {("invoices", "A-1.json"): recorded["invoices", "A-1.json"]}
     assert sorted(p.name for p in (tmp_path / "invoices").iterdir()) == ["A-1.json"]
+
+
+def publish_in_two_parts(out, recorded=None):
+    """A-1 built and flushed, then A-2 built and everything written (`write`): the stamps recorded."""
+    publication = Publication(out, recorded or {})
+    publication.add("invoices", "A-1.json", b"1\n", "d1")
+    publication.flush(["invoices"])
+    assert (out / "invoices" / "A-1.json").read_bytes() == b"1\n"  # written by the flush, not at the end
+    publication.add("invoices", "A-2.json", b"2\n", "d2")
+    assert publication.names("invoices") == ["A-1.json", "A-2.json"]
+    return publication.write(["invoices"])
+
+
+def test_files_flushed_before_the_end_are_kept_and_stamped_as_if_written_at_the_end(tmp_path):
+    (tmp_path / "invoices").mkdir()
+    (tmp_path / "invoices" / "OLD.json").write_bytes(b"0\n")  # no longer published: removed
+    recorded = publish_in_two_parts(tmp_path)
+    while len(recorded) < 2:  # (a file written in the clock's current tick is stamped by a later publish)
+        recorded = publish_in_two_parts(tmp_path, recorded)
+    assert sorted(p.name for p in (tmp_path / "invoices").iterdir()) == ["A-1.json", "A-2.json"]
+    assert {name: s.inputs_sha256 for (_, name), s in recorded.items()} == {"A-1.json": "d1", "A-2.json": "d2"}
+    later = Publication(tmp_path, recorded)
+    assert later.unchanged({"invoices": ["A-1.json"]}, "d1") and later.unchanged({"invoices": ["A-2.json"]}, "d2")

@@ -1,15 +1,21 @@
 """`meterhouse run --engine spark`: Spark reads the landing files and dbt-spark builds the usage
 models on a local Spark, and the bills are the same as on DuckDB, byte for byte.
 
-Three scenarios are billed on each engine, in separate work folders: the bundled Mistral example
+Two scenarios are billed on each engine, in separate work folders: the bundled Mistral example
 (seeds/mistral, through 2026-11-14, as `make demo` bills it: duplicates, malformed lines, unpriced
-usage, wallets, taxes), tests/scenarios/every_charge_model (through 2026-11-02: every charge model,
-aggregation and period rule, pay in advance, filters) and the hostile events of
-tests/test_hostile_input.py (every quarantine reason: the same lines quarantined for the same reasons
-whether Spark or DuckDB read them). Every output file (invoices, documents,
-current usage, wallets, the run summary with its counts) must be the same bytes, and the usage
-marts the same rows. Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java);
-`make test-spark` fails there instead.
+usage, wallets, taxes) and tests/scenarios/pricing_group_keys (group keys among the dimensions,
+fct_usage_daily_by_dimensions; no other scenario has them). Every output file (invoices, documents,
+current usage, wallets, the run summary with its counts) must be the same bytes, and the usage marts
+the same rows. tests/scenarios/every_charge_model is billed on both engines by
+test_spark_incremental.py (on Spark in two daily runs, against one DuckDB run), not here.
+
+The hostile events of tests/test_hostile_input.py (every quarantine reason) are billed on Spark only:
+each line must get the reason tests/hostile/expected_reasons.json gives it, which
+test_hostile_input.py checks DuckDB's run against. So the same lines are quarantined for the same
+reasons whether Spark or DuckDB read them, without a second DuckDB run here.
+
+Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java); `make test-spark` fails
+there instead.
 """
 
 import shutil
@@ -19,52 +25,65 @@ import pytest
 
 from dagster_project.cli import spark_missing
 from tests.conftest import REPO, run_meterhouse, snapshot
+from tests.test_hostile_input import CATALOG as HOSTILE_CATALOG
+from tests.test_hostile_input import HOSTILE, assert_each_line_got_its_expected_reason
+from tests.test_hostile_input import THROUGH as HOSTILE_THROUGH
 
 pytestmark = pytest.mark.skipif(bool(spark_missing()), reason=str(spark_missing()))
 
-# name: (catalog folder, events folder, billed through)
+# name: (catalog folder, events folder, billed through): billed on both engines
 SCENARIOS = {
     "mistral": (REPO / "seeds" / "mistral" / "catalog", REPO / "seeds" / "mistral" / "events", "2026-11-14"),
-    "every_charge_model": (REPO / "tests" / "scenarios" / "every_charge_model" / "catalog",
-                           REPO / "tests" / "scenarios" / "every_charge_model" / "events", "2026-11-02"),
-    # tests/test_hostile_input.py's lines: each quarantined with its reason, at load or in the one pass
-    "hostile": (REPO / "tests" / "scenarios" / "new_york_month_end" / "catalog", REPO / "tests" / "hostile" / "events",
-                "2026-10-12"),
     # pricing group keys: group keys among the dimensions, fct_usage_daily_by_dimensions
     "pricing_group_keys": (REPO / "tests" / "scenarios" / "pricing_group_keys" / "catalog",
                            REPO / "tests" / "scenarios" / "pricing_group_keys" / "events", "2026-11-20"),
 }
+SPARK = ["--engine", "spark", "--spark-master", "local[2]"]
 USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "fct_late_events", "fct_event_loads",
                "fct_charge_events", "fct_usage_by_model_and_type", "fct_usage_daily_by_dimensions")
 
 
 @pytest.fixture(scope="module", params=list(SCENARIOS))
 def billed_twice(request, tmp_path_factory):
-    """The scenario billed on DuckDB and on Spark (local[2]): the two work folders (and the
-    scenario's name, under "name")."""
+    """The scenario billed on DuckDB and on Spark (local[2]): the two work folders, by engine."""
     catalog, events, through = SCENARIOS[request.param]
-    works = {"name": request.param}
+    works = {}
     for engine in ("duckdb", "spark"):
         work = tmp_path_factory.mktemp(f"{request.param}-{engine}")
         shutil.copytree(events, work / "events")
-        run_meterhouse(catalog, work / "events", work, through,
-                       extra=["--engine", engine, *(["--spark-master", "local[2]"] if engine == "spark" else [])])
+        run_meterhouse(catalog, work / "events", work, through, extra=SPARK if engine == "spark" else ["--engine", engine])
         works[engine] = work
     return works
 
 
-def test_spark_read_the_landing_files_but_those_that_are_not_utf8(billed_twice):
-    """The run's log says who read the landing files; the warehouse counts the files loaded
-    (mistral and every_charge_model: all of them by Spark; hostile: hostile.jsonl by Spark,
-    not-utf8.jsonl by DuckDB's loader, whose line parser keeps each bad line's bytes)."""
-    with duckdb.connect(str(billed_twice["spark"] / "warehouse.duckdb"), read_only=True) as con:
+@pytest.fixture(scope="module")
+def hostile_on_spark(tmp_path_factory):
+    """tests/test_hostile_input.py's landing folder billed on Spark (local[2]): the work folder."""
+    work = tmp_path_factory.mktemp("hostile-spark")
+    shutil.copytree(HOSTILE / "events", work / "events")
+    run_meterhouse(HOSTILE_CATALOG, work / "events", work, HOSTILE_THROUGH, extra=SPARK)
+    return work
+
+
+def _read_by_spark(work, not_utf8):
+    """The files the warehouse counts as loaded, as the run's log says Spark and DuckDB's loader read them."""
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         loaded = con.execute("select count(*) from raw.landing_files where status = 'loaded'").fetchone()[0]
-    not_utf8 = 1 if billed_twice["name"] == "hostile" else 0
-    log = (billed_twice["spark"] / "warehouse.duckdb.log").read_text(errors="replace")
+    log = (work / "warehouse.duckdb.log").read_text(errors="replace")
     assert loaded > not_utf8
-    assert (f"landing files: {loaded - not_utf8} read by Spark local[2], {not_utf8} by DuckDB's loader"
-            in log)
+    assert f"landing files: {loaded - not_utf8} read by Spark local[2], {not_utf8} by DuckDB's loader" in log
+
+
+def test_spark_read_every_landing_file(billed_twice):
+    """The run's log says who read the landing files; the warehouse counts the files loaded."""
+    _read_by_spark(billed_twice["spark"], not_utf8=0)
     assert "landing files:" not in (billed_twice["duckdb"] / "warehouse.duckdb.log").read_text(errors="replace")
+
+
+def test_spark_read_the_hostile_files_but_the_one_that_is_not_utf8(hostile_on_spark):
+    """hostile.jsonl by Spark, not-utf8.jsonl by DuckDB's loader, whose line parser keeps each bad
+    line's bytes."""
+    _read_by_spark(hostile_on_spark, not_utf8=1)
 
 
 def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):
@@ -94,8 +113,12 @@ def test_the_same_lines_are_quarantined_for_the_same_reasons_on_both_engines(bil
     assert reasons["spark"] == reasons["duckdb"]
 
 
-def test_spark_keeps_its_metastore_and_tables_beside_the_warehouse_not_in_the_working_directory(billed_twice):
-    spark_dir = billed_twice["spark"] / "warehouse.duckdb.spark"
+def test_spark_quarantines_each_hostile_line_for_the_reason_duckdb_gives_it(hostile_on_spark):
+    assert_each_line_got_its_expected_reason(hostile_on_spark)
+
+
+def test_spark_keeps_its_metastore_and_tables_beside_the_warehouse_not_in_the_working_directory(hostile_on_spark):
+    spark_dir = hostile_on_spark / "warehouse.duckdb.spark"
     assert {"metastore_db", "tables", "sources", "derby.log"} <= {p.name for p in spark_dir.iterdir()}
     assert not any((folder / name).exists() for folder in (REPO, REPO / "dbt_project")
                    for name in ("metastore_db", "derby.log", "spark-warehouse"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 
 from dagster_project.billing.money import stable_id
@@ -83,3 +84,27 @@ def period_horizon(latest_arrival: dt.date | None, through: dt.date | None, toda
     there is neither), so that every event that is not in the future finds its period."""
     candidates = [d for d in (latest_arrival, through) if d is not None] or [today]
     return max(candidates) + dt.timedelta(days=3)
+
+
+def derivation_digest(subscriptions: list[dict], grace_days: dict[str, int], first_event_at: dict[str, dt.datetime]) -> str:
+    """The SHA-256 of everything `billing_period_rows` reads but the horizon: the subscriptions'
+    rows, the customers' grace days and the first arrivals of undated subscriptions."""
+    rows = [sorted(s.items()) for s in sorted(subscriptions, key=lambda s: s["subscription_id"])]
+    text = repr((rows, sorted(grace_days.items()), sorted(first_event_at.items())))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def subscriptions_to_derive(subscriptions: list[dict], last_period_end: dict[str, dt.date], horizon: dt.date) -> set[str]:
+    """Of `subscriptions`, the ids whose periods through `horizon` may differ from those stored,
+    when the stored ones were derived from the same `derivation_digest` at an earlier or the same
+    horizon (`last_period_end`: each subscription's stored last `period_end_date`).
+
+    `subscription_periods` adds periods while the next one starts on or before the local day of
+    the horizon: a subscription whose last stored period ends after that day gets no new period
+    (nor does one terminated before it, which may still be listed: deriving it again gives the same
+    rows). A subscription with no stored period is derived."""
+    return {
+        sub["subscription_id"] for sub in subscriptions
+        if sub["subscription_id"] not in last_period_end
+        or last_period_end[sub["subscription_id"]] <= local_date(dt.datetime.combine(horizon, dt.time(0)), sub["timezone"])
+    }

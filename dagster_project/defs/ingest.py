@@ -8,7 +8,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from dagster_project.billing.period_table import billing_period_rows, period_horizon, undated_subscriptions
+from dagster_project.billing.period_table import (
+    billing_period_rows,
+    derivation_digest,
+    period_horizon,
+    subscriptions_to_derive,
+    undated_subscriptions,
+)
 from dagster_project.catalog import Catalog, read_catalog
 from dagster_project.console import report_progress
 from dagster_project.defs.partitions import arrival_days
@@ -125,7 +131,10 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
     """Billing periods of every subscription, in the customer's timezone, through the billing date.
 
     Grain: one row per subscription and period; key billing_period_id. Periods reach past the
-    latest arrival date so that every event that is not in the future finds its period.
+    latest arrival date so that every event that is not in the future finds its period. When the
+    subscriptions, grace days and first arrivals are those the table was derived from
+    (`derivation_digest`), only the subscriptions whose next period starts by the horizon are
+    derived again (`subscriptions_to_derive`; none on most days: the table is not rewritten).
     """
     with settings.connect() as con:
         ensure_raw_schema(con)
@@ -133,7 +142,14 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
         first_event = periods.first_arrivals(con, undated_subscriptions(subs))
         through = settings.through_date(con, billing_date.through)
         horizon = period_horizon(periods.latest_arrival(con), through, dt.date.today())
-        rows = billing_period_rows(subs, periods.grace_days(con), first_event, horizon)
-        periods.write_billing_periods(con, rows)
-    return dg.MaterializeResult(metadata={"periods": len(rows), "horizon": str(horizon)})
+        grace = periods.grace_days(con)
+        digest, previous = derivation_digest(subs, grace, first_event), periods.derived_from(con)
+        only = None  # every subscription's periods derived
+        if previous is not None and previous[0] == digest and previous[1] <= horizon:
+            only = subscriptions_to_derive(subs, periods.last_period_ends(con), horizon)
+        rows = billing_period_rows([s for s in subs if only is None or s["subscription_id"] in only], grace, first_event, horizon)
+        if only != set():
+            periods.write_billing_periods(con, rows, digest, horizon, only)
+    derived = len(subs) if only is None else len(only)
+    return dg.MaterializeResult(metadata={"subscriptions_derived": derived, "periods_derived": len(rows), "horizon": str(horizon)})
 

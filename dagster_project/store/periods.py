@@ -5,7 +5,7 @@ import datetime as dt
 
 import polars as pl
 
-from dagster_project.store.tables import write_table
+from dagster_project.store.tables import table_exists, write_table
 
 PERIOD_SCHEMA = {
     "billing_period_id": pl.String, "subscription_id": pl.String, "external_subscription_id": pl.String,
@@ -59,8 +59,40 @@ def latest_arrival(con) -> dt.date | None:
     return con.execute("select max(arrival_date) from raw.events").fetchone()[0]
 
 
-def write_billing_periods(con, rows: list[dict]) -> None:
-    """Replace `calendar.billing_periods` (derived data: not in schema `catalog`, where a warehouse
-    built before kept it; that copy is dropped)."""
-    write_table(con, "calendar", "billing_periods", pl.DataFrame(rows, schema=PERIOD_SCHEMA))
-    con.execute("drop table if exists catalog.billing_periods")
+def derived_from(con) -> tuple[str, dt.date] | None:
+    """The `derivation_digest` and horizon `calendar.billing_periods` was last derived from
+    (`state.billing_period_derivation`), if it still exists."""
+    if not table_exists(con, "calendar", "billing_periods") or not table_exists(con, "state", "billing_period_derivation"):
+        return None
+    return con.execute("select inputs_sha256, horizon from state.billing_period_derivation").fetchone()
+
+
+def last_period_ends(con) -> dict[str, dt.date]:
+    """Each subscription's last stored `period_end_date`."""
+    return dict(con.execute("select subscription_id, max(period_end_date) from calendar.billing_periods group by 1").fetchall())
+
+
+def write_billing_periods(con, rows: list[dict], digest: str, horizon: dt.date, only: set[str] | None = None) -> None:
+    """Replace `calendar.billing_periods` with `rows` (`only`: the rows of those subscriptions
+    alone, the others' kept) and record what they were derived from, in one transaction. (Derived
+    data: not in schema `catalog`, where a warehouse built before kept it; that copy is dropped.)"""
+    frame = pl.DataFrame(rows, schema=PERIOD_SCHEMA)
+    con.execute("begin")
+    try:
+        if only is None:
+            write_table(con, "calendar", "billing_periods", frame)
+        else:
+            con.register("_periods", frame.to_arrow())
+            con.register("_derived", pl.DataFrame({"subscription_id": sorted(only)}, schema={"subscription_id": pl.String}).to_arrow())
+            con.execute("delete from calendar.billing_periods where subscription_id in (select subscription_id from _derived)")
+            con.execute("insert into calendar.billing_periods by name select * from _periods")
+            con.unregister("_periods")
+            con.unregister("_derived")
+        con.execute("create schema if not exists state")
+        con.execute("create or replace table state.billing_period_derivation as select ?::varchar as inputs_sha256, ?::date as horizon",
+                    [digest, horizon])
+        con.execute("drop table if exists catalog.billing_periods")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

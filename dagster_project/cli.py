@@ -146,12 +146,19 @@ def run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, thr
     started = time.monotonic()
     console = out.Console.on_terminal(lines_on_stderr=as_json)
     through_date = through.date()
-    from dagster_project.pipeline import InputProblems, check_inputs, quiet_since_problem, scratch_copy
+    from dagster_project.pipeline import (
+        InputProblems,
+        accepted_catalog_digest,
+        check_inputs,
+        quiet_since_problem,
+        scratch_copy,
+    )
 
     if engine == "spark" and (problem := spark_missing()):
         _refuse(console, [problem])
-    try:  # before anything is written
-        inputs = check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events)
+    try:  # before anything is written (a catalog the warehouse was written from, unchanged: not parsed again)
+        inputs = check_inputs(catalog_dir, events_dir, payments_dir, through_date, allow_no_events,
+                              accepted_catalog_digest(warehouse))
     except InputProblems as exc:
         _refuse(console, exc.problems)
     if quiet := quiet_since_problem([d for d in inputs.arrival_days if d <= through_date], through_date):

@@ -85,10 +85,15 @@ def quiet_since_problem(days: list[dt.date], through: dt.date) -> str | None:
 
 
 def check_inputs(catalog_dir: Path, events_dir: Path | None, payments_dir: Path | None = None,
-                 through: dt.date | None = None, allow_no_events: bool = False) -> Inputs:
+                 through: dt.date | None = None, allow_no_events: bool = False,
+                 accepted_catalog: str | None = None) -> Inputs:
     """Every problem of a run's inputs at once (missing or unreadable folders, a bad catalog, no
-    events to bill from), as `InputProblems`; nothing is written."""
+    events to bill from), as `InputProblems`; nothing is written. `accepted_catalog`: the
+    `catalog_digest` of the catalog the warehouse was last written from (`accepted_catalog_digest`);
+    a catalog folder with that digest (the same files, checked by the same code) is not parsed
+    again (`Inputs.catalog` is None: the run finds its tables up to date)."""
     from dagster_project.catalog import CatalogError, read_catalog
+    from dagster_project.store.catalog_tables import catalog_digest
 
     problems, unreadable = [], set()
     for option, folder in (("--catalog", catalog_dir), ("--events", events_dir), ("--payments", payments_dir)):
@@ -96,7 +101,7 @@ def check_inputs(catalog_dir: Path, events_dir: Path | None, payments_dir: Path 
             problems.append(f"{option} {folder}: {problem}")
             unreadable.add(option)
     catalog = None
-    if "--catalog" not in unreadable:
+    if "--catalog" not in unreadable and (accepted_catalog is None or catalog_digest(Path(catalog_dir)) != accepted_catalog):
         try:
             catalog = read_catalog(catalog_dir)
         except CatalogError as exc:
@@ -292,6 +297,18 @@ def _read(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
         return []
     finally:
         con.close()
+
+
+def accepted_catalog_digest(warehouse: Path) -> str | None:
+    """The `catalog_digest` of the catalog folder the warehouse's catalog tables were last written
+    from (`state.dbt_builds`, selection `catalog`: recorded only after the catalog was parsed,
+    checked and written); None for a new warehouse, or one another process holds (the run then
+    says it is busy)."""
+    try:
+        found = _read(warehouse, "select inputs_digest from state.dbt_builds where selection = 'catalog'")
+    except duckdb.Error:
+        return None
+    return found[0][0] if found else None
 
 
 def finalized_invoice_ids(warehouse: Path) -> set[str]:

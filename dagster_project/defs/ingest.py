@@ -50,7 +50,8 @@ def catalog(context: dg.AssetExecutionContext, settings: MeterhouseSettings,
         unchanged = dbt_builds.up_to_date(con, "catalog", digest, [("catalog", name) for name in CATALOG_TABLES])
         if unchanged:  # the same files, derived by the same code: the tables are already these
             counts = catalog_tables.table_rows(con)
-            context.log.info(f"catalog unchanged since it was last written, not derived again: {counts}")
+            parsed_before = "parsed before the run" if checked_catalog is not None else "not parsed"
+            context.log.info(f"catalog unchanged since it was last written, not derived again ({parsed_before}): {counts}")
         else:
             parsed = checked_catalog if checked_catalog is not None else read_catalog(settings.catalog_dir)
             counts = catalog_tables.write_catalog(con, parsed)

@@ -67,3 +67,27 @@ def test_billing_past_the_last_events_is_said():
     assert quiet_since_problem(days, dt.date(2026, 11, 30)) == (
         "no event arrived after 2026-11-14 (the last arrival-day folder with events), but the run bills through "
         "2026-11-30: the invoices it finalizes hold no usage that arrived in between")
+
+
+def test_a_catalog_the_warehouse_was_written_from_is_not_parsed_again(tmp_path, monkeypatch):
+    import shutil
+
+    import dagster_project.catalog
+    from dagster_project.store.catalog_tables import catalog_digest
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG, catalog)
+    accepted = catalog_digest(catalog)
+    parsed = []
+    real = dagster_project.catalog.read_catalog
+    monkeypatch.setattr(dagster_project.catalog, "read_catalog", lambda folder: parsed.append(folder) or real(folder))
+    # the same files: not parsed, no catalog handed to the run (its tables are up to date)
+    assert check_inputs(catalog, EVENTS, None, dt.date(2026, 11, 2), accepted_catalog=accepted).catalog is None
+    assert parsed == []
+    # one byte changed in a file: parsed and checked again, and a bad field still refused
+    bodies = catalog / "catalog.json"
+    bodies.write_text(bodies.read_text().replace('"name": "Camille Martin", "country": "FR", "currency": "EUR"',
+                                                  '"name": "Camille Martin", "country": "FR", "currency": "EURO"'))
+    with pytest.raises(InputProblems) as raised:
+        check_inputs(catalog, EVENTS, None, dt.date(2026, 11, 2), accepted_catalog=accepted)
+    assert parsed == [catalog] and "currency" in raised.value.problems[0]

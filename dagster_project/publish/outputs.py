@@ -299,7 +299,9 @@ def publish(con, out_dir: Path, pdf_cache: Path | None = None, invoices_at_once:
     built["wallets_built"] = _publish_wallets(con, out, wallets, ledgers)
     stamps = out.write(FOLDERS)
     publish_state.record(con, out_dir, stamps)
-    pdfs.save(_recorded_documents(stamps))  # the others kept in the document cache
+    # the others kept in the document cache (nothing rendered, as on a day with no new invoice: no
+    # stamp looked through)
+    pdfs.save(_recorded_documents(stamps) if pdfs.pending else frozenset())
     pdfs.keep(out.kept_document_keys())
     pdfs.prune()
 

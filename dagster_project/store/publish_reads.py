@@ -365,7 +365,11 @@ def rejected_by_reason(con) -> dict[str, int]:
 
 
 def unpriced_usage(con, through: dt.date) -> list[dict]:
-    return rows(con, "select * from marts.fct_unpriced_usage where arrival_date <= ? order by all", [through])
+    """`marts.fct_unpriced_usage` through `through`, summed per subscription, metric and filter
+    values (exact decimal sums: `unpriced.summary_entries` sums what it is given the same way)."""
+    return rows(con, """select external_subscription_id, billable_metric_code, filter_values_json,
+                              sum(units) as units, sum(events_count)::bigint as events_count
+                       from marts.fct_unpriced_usage where arrival_date <= ? group by all order by all""", [through])
 
 
 def landing_files(con, status: str, through: dt.date) -> int:

@@ -73,8 +73,17 @@ def customer_sequences(con) -> dict[str, int]:
 
 
 def add_customer_sequences(con, new: dict[str, int]) -> None:
-    for customer_id, sequence in new.items():
-        con.execute("insert into billing.customer_sequences values (?, ?)", [customer_id, sequence])
+    """Append the numbers given to new customers, in one statement (one insert per customer, each
+    its own transaction, took 12-20 s for 20,000 customers on a first run)."""
+    if not new:
+        return
+    frame = pl.DataFrame({"customer_id": list(new), "sequence": list(new.values())},
+                         schema={"customer_id": pl.String, "sequence": pl.Int32})
+    con.register("_new_sequences", frame.to_arrow())
+    try:
+        con.execute("insert into billing.customer_sequences by name select * from _new_sequences")
+    finally:
+        con.unregister("_new_sequences")
 
 
 def entity_number_prefix(con) -> str | None:

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 
+import polars as pl
+
 from dagster_project.billing.money import stable_id
 from dagster_project.billing.periods import billed_days, local_date, subscription_periods
 
@@ -86,12 +88,15 @@ def period_horizon(latest_arrival: dt.date | None, through: dt.date | None, toda
     return max(candidates) + dt.timedelta(days=3)
 
 
-def derivation_digest(subscriptions: list[dict], grace_days: dict[str, int], first_event_at: dict[str, dt.datetime]) -> str:
+def derivation_digest(subscriptions: pl.DataFrame, grace_days: dict[str, int], first_event_at: dict[str, dt.datetime]) -> str:
     """The SHA-256 of everything `billing_period_rows` reads but the horizon: the subscriptions'
-    rows, the customers' grace days and the first arrivals of undated subscriptions."""
-    rows = [sorted(s.items()) for s in sorted(subscriptions, key=lambda s: s["subscription_id"])]
-    text = repr((rows, sorted(grace_days.items()), sorted(first_event_at.items())))
-    return hashlib.sha256(text.encode()).hexdigest()
+    rows (as CSV with their columns' names, by `subscription_id`: each value but numbers quoted, a
+    null an unquoted `\\N`), the customers' grace days and the first arrivals of undated
+    subscriptions."""
+    rows = subscriptions.sort("subscription_id").write_csv(null_value="\\N", quote_style="non_numeric")
+    digest = hashlib.sha256(rows.encode())
+    digest.update(repr((sorted(grace_days.items()), sorted(first_event_at.items()))).encode())
+    return digest.hexdigest()
 
 
 def subscriptions_to_derive(subscriptions: list[dict], last_period_end: dict[str, dt.date], horizon: dt.date) -> set[str]:

@@ -139,12 +139,13 @@ def billing_periods(context: dg.AssetExecutionContext, settings: MeterhouseSetti
     """
     with settings.connect() as con:
         ensure_raw_schema(con)
-        subs = periods.subscriptions(con)
+        subscription_rows = periods.subscriptions(con)
+        subs = subscription_rows.to_dicts()
         first_event = periods.first_arrivals(con, undated_subscriptions(subs))
         through = settings.through_date(con, billing_date.through)
         horizon = period_horizon(periods.latest_arrival(con), through, dt.date.today())
         grace = periods.grace_days(con)
-        digest, previous = derivation_digest(subs, grace, first_event), periods.derived_from(con)
+        digest, previous = derivation_digest(subscription_rows, grace, first_event), periods.derived_from(con)
         only = None  # every subscription's periods derived
         if previous is not None and previous[0] == digest and previous[1] <= horizon:
             only = subscriptions_to_derive(subs, periods.last_period_ends(con), horizon)

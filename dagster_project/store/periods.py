@@ -33,8 +33,8 @@ def periods_with_plans(con) -> pl.DataFrame:
     return con.execute(PERIODS_WITH_PLANS).pl()
 
 
-def subscriptions(con) -> list[dict]:
-    return con.execute("select * from catalog.subscriptions").pl().to_dicts()
+def subscriptions(con) -> pl.DataFrame:
+    return con.execute("select * from catalog.subscriptions").pl()
 
 
 def grace_days(con) -> dict[str, int]:

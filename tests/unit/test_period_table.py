@@ -3,6 +3,8 @@ derived from (`derivation_digest`)."""
 
 import datetime as dt
 
+import polars as pl
+
 from dagster_project.billing.period_table import derivation_digest, subscriptions_to_derive
 
 
@@ -23,10 +25,18 @@ def test_a_subscription_is_derived_when_its_next_period_starts_on_or_before_the_
     assert subscriptions_to_derive(subs, last_end, dt.date(2026, 10, 30)) == {"new"}
 
 
+def _rows(*subs: dict) -> pl.DataFrame:
+    return pl.DataFrame(list(subs))
+
+
 def test_the_digest_changes_with_any_input_but_the_order_of_subscriptions():
-    subs = [_sub("a"), _sub("b")]
-    digest = derivation_digest(subs, {"c_a": 0}, {})
-    assert derivation_digest(list(reversed(subs)), {"c_a": 0}, {}) == digest
-    assert derivation_digest([_sub("a"), _sub("b", terminated_at=dt.datetime(2026, 12, 1))], {"c_a": 0}, {}) != digest
-    assert derivation_digest(subs, {"c_a": 1}, {}) != digest
-    assert derivation_digest(subs, {"c_a": 0}, {"ext_a": dt.datetime(2026, 10, 2)}) != digest
+    digest = derivation_digest(_rows(_sub("a"), _sub("b")), {"c_a": 0}, {})
+    assert derivation_digest(_rows(_sub("b"), _sub("a")), {"c_a": 0}, {}) == digest
+    assert derivation_digest(_rows(_sub("a"), _sub("b", terminated_at=dt.datetime(2026, 12, 1))), {"c_a": 0}, {}) != digest
+    assert derivation_digest(_rows(_sub("a"), _sub("b")), {"c_a": 1}, {}) != digest
+    assert derivation_digest(_rows(_sub("a"), _sub("b")), {"c_a": 0}, {"ext_a": dt.datetime(2026, 10, 2)}) != digest
+
+
+def test_the_digest_tells_a_missing_value_from_an_empty_one_and_from_the_text_of_a_null():
+    digests = {derivation_digest(_rows(_sub("a", external_id=value)), {}, {}) for value in (None, "", "\\N", "N")}
+    assert len(digests) == 4

@@ -175,7 +175,7 @@ def test_outputs_validate_against_lagos_openapi_schemas(billed):
     assert_lago_schemas(work / "out")
 
 
-def test_dbt_unit_tests_for_dedupe_filter_matching_and_growth_pass(billed, tmp_path):
+def test_dbt_unit_tests_for_dedupe_filter_matching_growth_and_wallet_days_pass(billed, tmp_path):
     """dbt's own unit tests (excluded from orchestrated runs) run here, on a copy of this warehouse."""
     import os
 
@@ -193,5 +193,6 @@ def test_dbt_unit_tests_for_dedupe_filter_matching_and_growth_pass(billed, tmp_p
     for name in ("the_first_arrival_wins_across_days_and_files",
                  "events_are_aggregated_per_charge_and_dimensions_with_the_most_specific_filter",
                  "a_late_event_keeps_its_own_row_and_on_time_ones_add_up",
-                 "growth_is_computed_only_between_two_complete_months"):
+                 "growth_is_computed_only_between_two_complete_months",
+                 "a_wallets_days_hold_its_movements_balances_and_pending_credits"):
         assert re.search(rf"PASS \S+::{name} ", result.stdout), name

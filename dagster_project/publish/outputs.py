@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import polars as pl
+
 from dagster_project.billing import unpriced
 from dagster_project.billing.wallets import cents_to_credits
 from dagster_project.publish import invoice_document, lago_json
 from dagster_project.publish.files import replace_folder, write_json_atomically
 from dagster_project.publish.pdf_cache import PdfCache
-from dagster_project.publish.unchanged import Publication, Stamp, group_digest
+from dagster_project.publish.unchanged import GROUP_FILES_SCHEMA, Publication, group_digest
 from dagster_project.store import publish_reads as reads
 from dagster_project.store import publish_state
 
@@ -198,9 +200,12 @@ INVOICES_AT_ONCE = 20_000
 
 def _changed(out: Publication, kind: str, groups: list[dict], files) -> dict[str, str]:
     """Of `groups` (`reads.*_digests`: key `k` and `inputs`), those whose `files(group)` are not
-    recognized unchanged: their digests by key."""
+    recognized unchanged (`Publication.recognize`): their digests by key."""
     digests = {g["k"]: group_digest(kind, g["inputs"]) for g in groups}
-    return {g["k"]: digests[g["k"]] for g in groups if not out.unchanged(files(g), digests[g["k"]])}
+    every_file = pl.DataFrame([(g["k"], folder, name, digests[g["k"]]) for g in groups for folder, names in files(g).items()
+                               for name in names], schema=GROUP_FILES_SCHEMA, orient="row")
+    unchanged = out.recognize(every_file)
+    return {k: digest for k, digest in digests.items() if k not in unchanged}
 
 
 def _publish_documents(out: Publication, invoices: list[InvoiceInputs], notes: list[CreditNoteInputs],
@@ -259,13 +264,12 @@ def _publish_wallets(con, out: Publication, digests: dict[str, str], ledger_dige
     return len(digests)
 
 
-def _recorded_documents(stamps: dict[tuple[str, str], Stamp]) -> set[str]:
+def _recorded_documents(stamps: pl.DataFrame) -> set[str]:
     """The document keys whose published HTML and PDF are both recorded (`stamps`)."""
-    suffixes: dict[str, set[str]] = {}
-    for (folder, name), stamp in stamps.items():
-        if folder == "documents" and stamp.document_key:
-            suffixes.setdefault(stamp.document_key, set()).add(Path(name).suffix)
-    return {key for key, found in suffixes.items() if found >= {".html", ".pdf"}}
+    documents = stamps.filter((pl.col("folder") == "documents") & pl.col("document_key").is_not_null())
+    suffixes = documents.group_by("document_key").agg(
+        html=pl.col("name").str.ends_with(".html").any(), pdf=pl.col("name").str.ends_with(".pdf").any())
+    return set(suffixes.filter(pl.col("html") & pl.col("pdf"))["document_key"].to_list())
 
 
 def publish(con, out_dir: Path, pdf_cache: Path | None = None, invoices_at_once: int = INVOICES_AT_ONCE) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dagster_project.publish.unchanged import Stamp
+from dagster_project.publish.unchanged import STAMP_SCHEMA, Stamp
 
 _DDL = [
     "create schema if not exists state",
@@ -21,21 +21,18 @@ _DDL = [
         out_dir varchar not null, folder varchar not null, name varchar not null, inputs_sha256 varchar not null,
         document_key varchar, size bigint not null, mtime_ns bigint not null, ctime_ns bigint not null)""",
 ]
-_SCHEMA = {"out_dir": pl.String, "folder": pl.String, "name": pl.String, "inputs_sha256": pl.String,
-           "document_key": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "ctime_ns": pl.Int64}
 
 
 def _key(out_dir: Path) -> str:
     return str(Path(out_dir).resolve())
 
 
-def recorded(con, out_dir: Path) -> dict[tuple[str, str], Stamp]:
-    """The stamps recorded for the files under `out_dir`, by (folder, name)."""
+def recorded(con, out_dir: Path) -> pl.DataFrame:
+    """The stamps recorded for the files under `out_dir` (`unchanged.STAMP_SCHEMA`)."""
     for statement in _DDL:
         con.execute(statement)
-    found = con.execute("select folder, name, inputs_sha256, document_key, size, mtime_ns, ctime_ns "
-                        "from state.published_files where out_dir = ?", [_key(out_dir)]).fetchall()
-    return {(folder, name): Stamp(*rest) for folder, name, *rest in found}
+    return con.execute("select folder, name, inputs_sha256, document_key, size, mtime_ns, ctime_ns "
+                       "from state.published_files where out_dir = ?", [_key(out_dir)]).pl().cast(STAMP_SCHEMA)
 
 
 def published_documents(con) -> dict[str, dict[str, list[tuple[str, Stamp]]]]:
@@ -54,15 +51,11 @@ def published_documents(con) -> dict[str, dict[str, list[tuple[str, Stamp]]]]:
     return found
 
 
-def record(con, out_dir: Path, stamps: dict[tuple[str, str], Stamp | None]) -> None:
-    """Replace the rows of `out_dir` with `stamps` (a file gone since it was written: no row), in
-    one transaction."""
+def record(con, out_dir: Path, stamps: pl.DataFrame) -> None:
+    """Replace the rows of `out_dir` with `stamps` (`unchanged.STAMP_SCHEMA`; a file gone since it
+    was written has none), in one transaction."""
     key = _key(out_dir)
-    frame = pl.DataFrame(
-        [(key, folder, name, s.inputs_sha256, s.document_key, s.size, s.mtime_ns, s.ctime_ns)
-         for (folder, name), s in stamps.items() if s is not None],
-        schema=_SCHEMA, orient="row",
-    )
+    frame = stamps.select(pl.lit(key, pl.String).alias("out_dir"), *STAMP_SCHEMA)
     con.execute("begin")
     try:
         con.execute("delete from state.published_files where out_dir = ?", [key])

@@ -250,7 +250,8 @@ def test_invoices_published_one_at_a_time_give_the_files_and_stamps_of_all_at_on
     names = set(files(parts))
     assert {f"invoices/{n}.json" for n in FINALIZED} | {f"documents/{n}.{x}" for n in FINALIZED for x in ("html", "pdf")} <= names
     assert [sum(n.startswith(f) for n in names) for f in ("invoices/draft-", "current_usage/", "wallets/")] == [1, 4, 1]
-    digests = {out: {key: s.inputs_sha256 for key, s in publish_state.recorded(con, out).items()} for out in (whole, parts)}
+    digests = {out: {(folder, name): digest for folder, name, digest in publish_state.recorded(con, out).select(
+        "folder", "name", "inputs_sha256").iter_rows()} for out in (whole, parts)}
     assert all(digests[whole].get(key, digest) == digest for key, digest in digests[parts].items())
 
 

@@ -47,16 +47,18 @@ def memory_mib(pid: int) -> tuple[float, float] | None:
         return None
 
 
-def command(pid: int) -> str:
+def command(pid: int, width: int | None = 120) -> str:
+    """The process's command line, its first `width` characters (None: all of it)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120].strip()
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return "?"
+    return (text if width is None else text[:width]).strip()
 
 
 def find_root(match: str) -> int | None:
     for entry in sorted(os.listdir("/proc"), key=lambda e: int(e) if e.isdigit() else 0):
-        if entry.isdigit() and int(entry) != os.getpid() and match in command(int(entry)):
+        if entry.isdigit() and int(entry) != os.getpid() and match in command(int(entry), None):
             return int(entry)
     return None
 

@@ -58,6 +58,13 @@ def test_daily_runs_rebuild_the_new_days_and_equal_one_full_run(tmp_path, monkey
         con = duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True)
         assert con.execute("select max(arrival_date) from state.usage_days").fetchone()[0] == START + dt.timedelta(days=offset)
         con.close()
+        if not offset:
+            # A new warehouse: its first dbt command parses the whole project (the project's parse
+            # was made for another warehouse path), the second starts from the first one's parse.
+            folder = daily / "warehouse.duckdb.dbt"
+            assert "profile has changed" in (folder / "usage_models" / "dbt.log").read_text()
+            billing_marts_log = (folder / "billing_marts" / "dbt.log").read_text()
+            assert "Partial parsing enabled" in billing_marts_log and "Unable to do partial parsing" not in billing_marts_log
         if offset:
             day = START + dt.timedelta(days=offset)
             dbt_target = daily / "warehouse.duckdb.dbt" / "usage_models"

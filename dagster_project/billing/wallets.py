@@ -564,6 +564,7 @@ def replay_customer(
                 replay.transactions[index] = replace(pending, status="settled", settled_on=day)
                 waiting.remove(item)
 
+    last_usage = None
     for day in days:
         if visit is not None and day not in visit:
             continue
@@ -635,7 +636,9 @@ def replay_customer(
                 if visit is not None:
                     visit.add(day + dt.timedelta(days=1))
                 break  # one top-up per wallet and day
-        replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), usage)
+        last_usage = usage
+    if last_usage is not None:  # each wallet's share of the last visited day's usage, after its top-ups
+        replay.ongoing_usage_cents = allocate_ongoing_usage(list(balances.values()), last_usage)
     if days:
         credit_notes_of(days[-1])  # the last day's notes: issued, their credit waits for later invoices
     return replay

@@ -12,8 +12,8 @@
    query: read the D days of JSONL with `read_json`, deduplicate on (external_subscription_id,
    transaction_id), sum tokens per subscription, model, type and month.
 4. Prints events/s, the ratio pipeline / bare query, the peak memory of each (maximum resident set
-   of the process tree's largest process, from getrusage), the incremental run's share of the
-   full run, and each run's steps as the console timed them.
+   of the process tree's largest process, the Spark JVM included: `bench/peak.py`), the
+   incremental run's share of the full run, and each run's steps as the console timed them.
 5. With --rerun, times the same run again with no new data; with --lago, times Lago's own Postgres
    billing path (`../shared/peers/lago-postgres/lago_path.py`) on the same D days of files, in the
    same bench run, and prints Meterhouse's full run against it.
@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -76,17 +75,10 @@ group by all
 
 
 def measured(argv: list[str], log: Path) -> tuple[float, int]:
-    """Run `argv` in a child that reports the peak RSS of its own children: (seconds, peak bytes).
-
-    A fresh child per measurement keeps RUSAGE_CHILDREN about this command only (the largest
-    process of its tree: `meterhouse run` and the dbt processes it starts)."""
-    probe = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        f"r = subprocess.run({argv!r}, stdout=open({str(log)!r}, 'w'), stderr=subprocess.STDOUT, cwd={str(REPO)!r})\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    """Run `argv` from REPO, its output into `log`: (seconds, peak bytes), the peak being the largest
+    process of its tree, the processes it does not wait for (the Spark JVM) included (`peak.py`)."""
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("peak.py")), str(log), str(REPO), *argv],
+                         capture_output=True, text=True, check=True).stdout.split()
     seconds, maxrss_kib, code = float(out[0]), int(out[1]), int(out[2])
     if code != 0:
         sys.exit(f"failed ({code}): {' '.join(argv)}\n" + log.read_text()[-3000:])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.warm_dbt import MAX_SOCKET_PATH, SERVER_ENV, SWITCH_ENV, socket_folder, warm_dbt
+from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
 CLIENT = str(BIN / "meterhouse-dbt")
@@ -246,3 +247,33 @@ print(len(os.listdir("/proc/self/task")))
                             env=os.environ | {"PYTHONPATH": str(repo)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+def test_the_warm_dbt_child_keys_a_parse_to_the_warehouse_s_name_not_its_folder():
+    """In the process that runs a dbt command, two DuckDB profiles that differ only in the
+    warehouse's folder have the same connection keys (dbt's partial parse is keyed to them); a
+    warehouse of another name (another database) has other keys. Outside, the folder counts."""
+    script = (
+        "from dbt.adapters.duckdb.credentials import DuckDBCredentials as C\n"
+        "from dagster_project import warm_dbt\n"
+        "def info(path): return list(C.from_dict({'path': path, 'schema': 'main'}).connection_info())\n"
+        "before = info('/a/warehouse.duckdb') == info('/b/warehouse.duckdb')\n"
+        "warm_dbt.parse_without_warehouse_folder()\n"
+        "warm_dbt.parse_without_warehouse_folder()  # (twice: the same)\n"
+        "target = dict(C.from_dict({'path': '/a/warehouse.duckdb', 'schema': 'main'}).connection_info(with_aliases=True))\n"
+        "print(before, info('/a/warehouse.duckdb') == info('/b/warehouse.duckdb'),\n"
+        "      info('/a/warehouse.duckdb') == info('/a/meterhouse.duckdb'), ('database', 'warehouse') in info('/a/warehouse.duckdb'),\n"
+        "      target['path'] == '/a/warehouse.duckdb')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == ["False", "True", "False", "True", "True"]  # (Jinja's `target` keeps the path)
+
+
+def test_nothing_in_the_dbt_project_reads_target_path():
+    """A parse is reused for another warehouse of the same name (the folder is not in dbt's keys in
+    the warm dbt process), which holds only while no model, macro or test renders `target.path`."""
+    sources = [p for folder in ("models", "macros", "tests", "seeds", "analyses", "snapshots")
+               for p in (REPO / "dbt_project" / folder).rglob("*") if p.suffix in (".sql", ".yml", ".yaml")]
+    assert len(sources) > 20
+    assert [p for p in sources if "target.path" in p.read_text() or "target['path']" in p.read_text()] == []
+    assert "target.path" not in (REPO / "dbt_project" / "dbt_project.yml").read_text()

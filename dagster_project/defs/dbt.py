@@ -85,9 +85,9 @@ def point_dbt_at(settings: MeterhouseSettings) -> None:
     os.environ.setdefault("DBT_LOG_LEVEL_FILE", "info")
 
 
-# dbt's partial parse in a target folder; and the latest one of each dbt target of Spark, shared
-# by every warehouse of this checkout (`<target>.msgpack`).
-KEPT_PARSES = DBT_DIR / "target" / "spark_parses"
+# dbt's partial parse in a target folder; and the latest one of each dbt target of Spark, and of
+# DuckDB for each warehouse name, shared by every warehouse of this checkout (`<key>.msgpack`).
+KEPT_PARSES = DBT_DIR / "target" / "kept_parses"
 PARSE_FILE = "partial_parse.msgpack"
 
 
@@ -105,22 +105,32 @@ DUCKDB_SELECTIONS = ("usage_models", "billing_marts")
 
 def target_path(selection: str, settings: MeterhouseSettings) -> Path:
     """The target folder of a DuckDB selection (one of DUCKDB_SELECTIONS). A new one starts from
-    the partial parse another selection's command left for this warehouse, when there is one.
+    the partial parse another selection's command left for this warehouse, or else from the one
+    the last DuckDB command of this checkout kept for a warehouse of the same name
+    (`duckdb_parse_key()`, `keep_parse()`).
 
     dbt keys a parse to the profile's connection keys, among them the warehouse's path: the
     project's own parse, which dagster-dbt copies into a new folder, was made for another path, so
     dbt threw it away and parsed the whole project ("profile has changed"), in each of a new
     warehouse's two commands (3.4 and 3.8 s of a 28 s run of the Mistral example on 2 cores). A
-    parse made for this warehouse has the same keys; dbt still checks them, its version, the
+    parse made for this warehouse has the same keys, and so has one made for another warehouse of
+    the same name where dbt runs in the warm dbt process, which leaves the folder out of the keys
+    (`warm_dbt.parse_without_warehouse_folder`). dbt still checks the keys, its version, the
     project's files and the environment variables each file reads, and parses again what differs."""
     path = _folder(selection, settings)
     if not (path / PARSE_FILE).exists():
         made = [_folder(other, settings) / PARSE_FILE for other in DUCKDB_SELECTIONS if other != selection]
-        for parsed in (p for p in made if p.exists()):
+        for parsed in (p for p in [*made, KEPT_PARSES / f"{duckdb_parse_key(settings)}.msgpack"] if p.exists()):
             path.mkdir(parents=True, exist_ok=True)
             _copy_whole(parsed, path / PARSE_FILE)
             break
     return path
+
+
+def duckdb_parse_key(settings: MeterhouseSettings) -> str:
+    """The name under which the parses of DuckDB commands are kept (`keep_parse()`): the warehouse
+    file's stem, which dbt-duckdb makes the database's name, on which a parse depends."""
+    return f"duckdb-{settings.warehouse.stem}"
 
 
 def _copy_whole(source: Path, destination: Path) -> None:
@@ -148,9 +158,10 @@ def spark_target_path(selection: str, settings: MeterhouseSettings, target: str)
 
 
 def keep_parse(path: Path, target: str) -> None:
-    """Keep the partial parse a Spark command wrote into its target folder `path`, for the next
-    warehouse's (`spark_target_path()`). Written under a name of this process, then renamed: the
-    runs of parallel test workers each find a whole file, the last one written."""
+    """Keep the partial parse a command wrote into its target folder `path`, as `target` (a dbt
+    target of Spark, or `duckdb_parse_key()`), for the next warehouse's (`spark_target_path()`,
+    `target_path()`). Written under a name of this process, then renamed: the runs of parallel
+    test workers each find a whole file, the last one written."""
     parsed = path / PARSE_FILE
     if not parsed.exists():
         return
@@ -220,6 +231,7 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     views = ["run", "--no-write-json", "--select", USAGE_MODELS,
              "--exclude", "config.materialized:table config.materialized:incremental"]
     dbt.cli(views, target_path=target_path("usage_models", settings)).wait()
+    keep_parse(target_path("usage_models", settings), duckdb_parse_key(settings))
 
 
 def _point_spark_at(settings: MeterhouseSettings) -> None:
@@ -283,6 +295,7 @@ def usage_models():
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
             args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
             yield from dbt.cli(args, context=context, target_path=target_path("usage_models", settings)).stream()
+            keep_parse(target_path("usage_models", settings), duckdb_parse_key(settings))
         with settings.connect() as con:
             if not context.is_subset:
                 record_usage_state(con, fingerprint)
@@ -316,6 +329,7 @@ def billing_marts():
             yield from _not_rebuilt(context, "billing marts")
             return
         yield from dbt.cli(dbt_args("build"), context=context, target_path=target_path("billing_marts", settings)).stream()
+        keep_parse(target_path("billing_marts", settings), duckdb_parse_key(settings))
         with settings.connect() as con:
             record_build(con, "billing_marts", None if context.is_subset else digest)
 

@@ -45,3 +45,19 @@ def test_a_spark_selection_never_takes_a_duckdb_parse(tmp_path, monkeypatch):
     (duckdb_folder / "partial_parse.msgpack").write_bytes(b"parsed for DuckDB")
     spark_folder = dbt_defs.spark_target_path("usage_models_spark", settings, "spark")
     assert not (spark_folder / "partial_parse.msgpack").exists()
+
+
+def test_a_new_warehouse_starts_from_the_parse_kept_for_a_warehouse_of_its_name(tmp_path, monkeypatch):
+    kept = tmp_path / "kept"
+    monkeypatch.setattr(dbt_defs, "KEPT_PARSES", kept)
+    earlier = _settings(tmp_path / "a" / "warehouse.duckdb")
+    assert dbt_defs.duckdb_parse_key(earlier) == "duckdb-warehouse"
+    folder = dbt_defs.target_path("billing_marts", earlier)
+    folder.mkdir(parents=True)
+    (folder / "partial_parse.msgpack").write_bytes(b"parsed for a/warehouse.duckdb")
+    dbt_defs.keep_parse(folder, dbt_defs.duckdb_parse_key(earlier))
+
+    new = dbt_defs.target_path("usage_models", _settings(tmp_path / "b" / "warehouse.duckdb"))
+    assert (new / "partial_parse.msgpack").read_bytes() == b"parsed for a/warehouse.duckdb"
+    # a warehouse of another name (another database in dbt's keys) takes none
+    assert not dbt_defs.target_path("usage_models", _settings(tmp_path / "c" / "meterhouse.duckdb")).exists()

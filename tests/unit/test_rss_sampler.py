@@ -22,10 +22,14 @@ def _sampler():
 def test_a_process_is_found_by_words_past_the_printed_width_of_its_command_line():
     sampler = _sampler()
     marker = "--engine rss-sampler-test-marker"
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "x" * 200, marker])
+    child = subprocess.Popen([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)",
+                              "x" * 200, marker], stdout=subprocess.PIPE, text=True)
     try:
+        # (once it prints, it runs its own command line: until its exec, /proc shows pytest's)
+        assert child.stdout.readline() == "started\n"
         assert marker not in sampler.command(child.pid)  # (past the 120 characters printed)
         assert sampler.find_root(marker) == child.pid
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()

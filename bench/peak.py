@@ -23,8 +23,6 @@ import subprocess
 import sys
 import time
 
-from rss_sampler import children  # (this script's folder is first on sys.path)
-
 PR_SET_CHILD_SUBREAPER = 36  # (linux/prctl.h)
 ORPHANS_WAIT = 120.0
 
@@ -47,13 +45,17 @@ def reap_orphans(deadline: float) -> None:
             return  # none left
         if pid == 0:
             if time.monotonic() > deadline:
+                from rss_sampler import children  # (this script's folder, first on sys.path)
+
                 for child in children().get(os.getpid(), []):
                     os.kill(child, signal.SIGKILL)
             time.sleep(0.1)
 
 
 def main(log: str, cwd: str, argv: list[str]) -> str:
-    become_subreaper()
+    if not become_subreaper():
+        print("peak.py: not a child subreaper here: processes the command does not wait for are not counted",
+              file=sys.stderr)
     started = time.perf_counter()
     with open(log, "w") as out:
         code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd).returncode

@@ -6,8 +6,9 @@ imports dbt's command line once, then forks, for each connection, a child that r
 the `dbt` executable would (same arguments, environment and working directory, `cli()` of
 `dbt.cli.main`), and streams its output and exit status back. `client` is the executable
 dagster-dbt runs (`meterhouse-dbt`, see `defs/dbt.py`): it goes through the server named by
-METERHOUSE_DBT_SERVER and, when there is none or it does not answer, runs the installed `dbt`
-itself, so a Dagster UI run or a test without the server behaves as before.
+METERHOUSE_DBT_SERVER and, when there is none or it does not answer, runs dbt itself (dbt's
+`cli()`, as the installed `dbt` would), so a Dagster UI run or a test without the server behaves
+as before.
 
 `warm_dbt()` starts a server for the length of a block (`meterhouse run` and the tests' runs wrap
 the whole pipeline in it), on a socket it binds before starting the server, so no client can come
@@ -119,6 +120,7 @@ def serve(listener_fd: int) -> None:
     from dbt.cli.main import cli  # the import this process is for
 
     prewarm()
+    parse_without_warehouse_folder()  # (the children inherit it)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the children; the parent stops us
     stdin = sys.stdin.fileno()
@@ -212,7 +214,6 @@ def _run_command(conn: socket.socket, cli) -> int:
     conn.close()
     sys.stdout.reconfigure(line_buffering=True)
     sys.argv = [installed_dbt(), *request["args"]]
-    parse_without_warehouse_folder()
     try:
         cli(prog_name="dbt")  # as the `dbt` console script: click ends with SystemExit
     except SystemExit as exc:
@@ -233,25 +234,28 @@ def parse_without_warehouse_folder() -> None:
     dbt keys its partial parse to the profile's connection keys (`connection_info()`), and on
     DuckDB these hold the warehouse's whole path: a new warehouse threw away every parse made
     before and parsed the whole project (3.4 s on 2 cores, in the first command of each new
-    warehouse: of each test's run). What a parse holds depends on the database's name, the
-    path's stem, which stays among the keys; not on its folder, as long as nothing in the project
-    reads `target.path` (tests/test_warm_dbt.py checks that none does). So the path is left out of
-    the keys that dbt hashes and prints (`connection_info()`), here, in this process only; Jinja's
-    `target` (`connection_info(with_aliases=True)`) keeps it. Best effort: where dbt-duckdb is
-    missing, dbt keys on the path as before (a whole parse, no harm)."""
+    warehouse: of each test's run). What a parse holds depends on the database's name (from the
+    path's file name), which stays among the keys; not on its folder, as long as nothing in the
+    project reads `target.path` (tests/test_warm_dbt.py checks that none does). So a DuckDB
+    profile's path is left out of the keys that dbt hashes and prints (`connection_info()`), in
+    this process (the warm server, before it forks, and `client()` where it runs dbt itself), so
+    that both key a parse alike; Jinja's `target` (`connection_info(with_aliases=True)`) keeps it.
+    Best effort: where dbt's credentials class has no `connection_info`, dbt keys on the path as
+    before (a whole parse, no harm)."""
     try:
-        from dbt.adapters.duckdb.credentials import DuckDBCredentials
+        from dbt.adapters.contracts.connection import Credentials
     except ImportError:
         return
-    info = DuckDBCredentials.connection_info
-    if getattr(info, "without_path", False):
+    info = getattr(Credentials, "connection_info", None)
+    if info is None or getattr(info, "without_path", False):
         return
 
     def connection_info(self, *, with_aliases: bool = False):
-        return (item for item in info(self, with_aliases=with_aliases) if with_aliases or item[0] != "path")
+        keep_path = with_aliases or self.type != "duckdb"
+        return (item for item in info(self, with_aliases=with_aliases) if keep_path or item[0] != "path")
 
     connection_info.without_path = True
-    DuckDBCredentials.connection_info = connection_info
+    Credentials.connection_info = connection_info
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -282,9 +286,13 @@ def client() -> None:
         status = _relay(conn)
         if status is not None:
             sys.exit(status)
-    # no server, or it ended before starting the command: nothing ran yet
-    dbt = installed_dbt()
-    os.execv(dbt, [dbt, *args])
+    # no server, or it ended before starting the command: nothing ran yet. dbt runs here, as its
+    # `dbt` console script would (`cli()` of dbt.cli.main), its parses keyed as the server's.
+    from dbt.cli.main import cli
+
+    parse_without_warehouse_folder()
+    sys.argv = [installed_dbt(), *args]
+    cli(prog_name="dbt")
 
 
 def _relay(conn: socket.socket) -> int | None:

@@ -129,7 +129,8 @@ def target_path(selection: str, settings: MeterhouseSettings) -> Path:
 
 def duckdb_parse_key(settings: MeterhouseSettings) -> str:
     """The name under which the parses of DuckDB commands are kept (`keep_parse()`): the warehouse
-    file's stem, which dbt-duckdb makes the database's name, on which a parse depends."""
+    file's name without its suffix (dbt-duckdb's database name; dbt itself compares that name,
+    this key only sorts the kept parses)."""
     return f"duckdb-{settings.warehouse.stem}"
 
 
@@ -153,7 +154,7 @@ def spark_target_path(selection: str, settings: MeterhouseSettings, target: str)
     kept = KEPT_PARSES / f"{target}.msgpack"
     if kept.exists() and not (path / PARSE_FILE).exists():
         path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(kept, path / PARSE_FILE)
+        _copy_whole(kept, path / PARSE_FILE)
     return path
 
 
@@ -230,8 +231,9 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
                                      None if full_refresh else rebuild_from)
     views = ["run", "--no-write-json", "--select", USAGE_MODELS,
              "--exclude", "config.materialized:table config.materialized:incremental"]
-    dbt.cli(views, target_path=target_path("usage_models", settings)).wait()
-    keep_parse(target_path("usage_models", settings), duckdb_parse_key(settings))
+    views_folder = target_path("usage_models", settings)
+    dbt.cli(views, target_path=views_folder).wait()
+    keep_parse(views_folder, duckdb_parse_key(settings))
 
 
 def _point_spark_at(settings: MeterhouseSettings) -> None:
@@ -294,8 +296,9 @@ def usage_models():
             os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
             args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
-            yield from dbt.cli(args, context=context, target_path=target_path("usage_models", settings)).stream()
-            keep_parse(target_path("usage_models", settings), duckdb_parse_key(settings))
+            folder = target_path("usage_models", settings)
+            yield from dbt.cli(args, context=context, target_path=folder).stream()
+            keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:
             if not context.is_subset:
                 record_usage_state(con, fingerprint)
@@ -328,8 +331,9 @@ def billing_marts():
         if unchanged:
             yield from _not_rebuilt(context, "billing marts")
             return
-        yield from dbt.cli(dbt_args("build"), context=context, target_path=target_path("billing_marts", settings)).stream()
-        keep_parse(target_path("billing_marts", settings), duckdb_parse_key(settings))
+        folder = target_path("billing_marts", settings)
+        yield from dbt.cli(dbt_args("build"), context=context, target_path=folder).stream()
+        keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:
             record_build(con, "billing_marts", None if context.is_subset else digest)
 

@@ -4,12 +4,22 @@ warehouse path and which dbt throws away ("profile has changed"). Without dbt: t
 
 from pathlib import Path
 
+import pytest
+
 from dagster_project.defs import dbt as dbt_defs
 from dagster_project.defs.resources import MeterhouseSettings
 
 
 def _settings(warehouse: Path) -> MeterhouseSettings:
     return MeterhouseSettings(catalog_dir="c", events_dir="e", warehouse_path=str(warehouse), out_dir="o")
+
+
+@pytest.fixture(autouse=True)
+def kept(tmp_path, monkeypatch):
+    """The checkout's kept parses, here an empty folder of the test's own."""
+    folder = tmp_path / "kept"
+    monkeypatch.setattr(dbt_defs, "KEPT_PARSES", folder)
+    return folder
 
 
 def test_a_new_selection_folder_starts_from_the_parse_the_warehouse_s_other_selection_made(tmp_path):
@@ -37,8 +47,7 @@ def test_a_folder_keeps_its_own_parse_and_another_warehouse_s_is_never_taken(tmp
     assert not other.exists()
 
 
-def test_a_spark_selection_never_takes_a_duckdb_parse(tmp_path, monkeypatch):
-    monkeypatch.setattr(dbt_defs, "KEPT_PARSES", tmp_path / "kept")  # (none kept for Spark)
+def test_a_spark_selection_never_takes_a_duckdb_parse(tmp_path):
     settings = _settings(tmp_path / "w.duckdb")
     duckdb_folder = dbt_defs.target_path("usage_models", settings)
     duckdb_folder.mkdir(parents=True)
@@ -47,9 +56,7 @@ def test_a_spark_selection_never_takes_a_duckdb_parse(tmp_path, monkeypatch):
     assert not (spark_folder / "partial_parse.msgpack").exists()
 
 
-def test_a_new_warehouse_starts_from_the_parse_kept_for_a_warehouse_of_its_name(tmp_path, monkeypatch):
-    kept = tmp_path / "kept"
-    monkeypatch.setattr(dbt_defs, "KEPT_PARSES", kept)
+def test_a_new_warehouse_starts_from_the_parse_kept_for_a_warehouse_of_its_name(tmp_path):
     earlier = _settings(tmp_path / "a" / "warehouse.duckdb")
     assert dbt_defs.duckdb_parse_key(earlier) == "duckdb-warehouse"
     folder = dbt_defs.target_path("billing_marts", earlier)

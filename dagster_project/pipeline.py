@@ -21,6 +21,7 @@ from typing import Protocol
 import dagster as dg
 import duckdb
 
+from dagster_project import spark_server
 from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.events import arrival_dates, day_files
 from dagster_project.warm_dbt import warm_dbt
@@ -238,7 +239,8 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
     # otherwise walk it again and again (0.3 s of a one-day run). Released to it afterwards.
     gc.freeze()
     try:
-        _materialize_all(materialize, events_dir, through)
+        with spark_server.one_spark_per_run(settings.spark_dir) if engine == "spark" else contextlib.nullcontext():
+            _materialize_all(materialize, events_dir, through)
     finally:
         gc.unfreeze()
     return json.loads((Path(out_dir) / "run_summary.json").read_text())

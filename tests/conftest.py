@@ -12,11 +12,10 @@ OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 # start first (sequential seconds measured on 2 cores), so that no worker is left with a long module
 # while the other has finished.
 SLOW_FIRST = (
-    # six runs, three on Spark (each two Spark sessions: Spark reads the landing files, then builds
-    # the usage models): 642 s on a busy 2-core machine (session 14; 1,103 s at load 8-12, before
-    # the files were read in one scan)
+    # five runs, three on Spark (each one Spark, which reads the landing files, then builds the
+    # usage models): 411 s beside the next module on 2 cores (session 20)
     "tests/e2e/test_spark_engine.py",
-    "tests/e2e/test_spark_incremental.py",  # two Spark runs and one DuckDB run: 469 s on a busy machine (session 14)
+    "tests/e2e/test_spark_incremental.py",  # two Spark runs and one DuckDB run: 313 s (session 20)
     "tests/e2e/test_golden_outputs.py",  # ~240 s
     "tests/test_cli.py",  # ~230 s
     "tests/test_bench_incremental.py",  # ~220 s

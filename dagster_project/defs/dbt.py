@@ -1,6 +1,7 @@
 """The dbt project as Dagster assets: usage models before pricing, billing marts after it."""
 
 
+import contextlib
 import functools
 import graphlib
 import importlib.metadata
@@ -8,12 +9,14 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
+from dagster_project import spark_server
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
 from dagster_project.store import spark_exchange
@@ -211,20 +214,19 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
     the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh."""
     spark_dir = settings.spark_dir
-    _point_spark_at(settings)
     if full_refresh:
-        spark_exchange.clear(spark_dir)
+        spark_exchange.clear(spark_dir, keep_metastore=spark_server.keeps_metastore_for_full_build(spark_dir, context.log.info))
         rebuild_from = "0001-01-01"
     os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
     with settings.connect() as con:
         exported = spark_exchange.export_sources(con, spark_dir, rebuild_from)
-    target, where = spark_exchange.spark_target(os.environ.get("SPARK_REMOTE"), settings.spark_master)
-    context.log.info(f"usage models on {where}: "
-                     + ("full build" if full_refresh else f"arrival days from {rebuild_from}")
-                     + f"; {len(exported)} source tables written as Parquet under {spark_dir / 'sources'}")
-    args = [*dbt_args("build"), *(["--full-refresh"] if full_refresh else []), "--target", target]
-    folder = spark_target_path("usage_models_spark", settings, target)
-    yield from dbt.cli(args, context=context, target_path=folder).stream()
+    with _spark_for_command(settings, context.log.info, last=True) as (target, where):
+        context.log.info(f"usage models on {where}: "
+                         + ("full build" if full_refresh else f"arrival days from {rebuild_from}")
+                         + f"; {len(exported)} source tables written as Parquet under {spark_dir / 'sources'}")
+        args = [*dbt_args("build"), *(["--full-refresh"] if full_refresh else []), "--target", target]
+        folder = spark_target_path("usage_models_spark", settings, target)
+        yield from dbt.cli(args, context=context, target_path=folder).stream()
     keep_parse(folder, target)
     with settings.connect() as con:
         spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
@@ -236,23 +238,36 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     keep_parse(views_folder, duckdb_parse_key(settings))
 
 
-def _point_spark_at(settings: MeterhouseSettings) -> None:
-    """dbt's Spark profile reads Spark's folder (`<warehouse>.spark/`) and master from these."""
+@contextlib.contextmanager
+def _spark_for_command(settings: MeterhouseSettings, log, last: bool = False) -> Iterator[tuple[str, str]]:
+    """(dbt target, where Spark runs, in words) for a dbt command on Spark. dbt's Spark profile
+    reads Spark's folder (`<warehouse>.spark/`), its master and the URL of the run's Spark from
+    the environment. On a local master the run's Spark Connect server serves the command (target
+    `spark_served`; `spark_server.py`), started now if the run has none; `last`: the run's last
+    command on Spark, after which it is stopped."""
     os.environ["METERHOUSE_SPARK_DIR"] = str(settings.spark_dir)
     os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
+    remote = os.environ.get("SPARK_REMOTE")
+    target, where = spark_exchange.spark_target(remote, settings.spark_master)
+    if not spark_server.shares_one_spark(remote, settings.spark_master):
+        yield target, where
+        return
+    with spark_server.serving(settings.spark_dir, remote or settings.spark_master, log, last=last) as server:
+        os.environ["METERHOUSE_SPARK_CONNECT_URL"] = server.url
+        yield "spark_served", where
 
 
-def run_on_spark(dbt: DbtCliResource, settings: MeterhouseSettings, statements: list[str]) -> str:
+def run_on_spark(dbt: DbtCliResource, settings: MeterhouseSettings, statements: list[str], log) -> str:
     """Run Spark SQL statements, in order, on the Spark of `--engine spark` (the dbt target the
     usage models use, so the same session settings, master or Spark Connect): `dbt run-operation
-    run_statements` (macros/spark_sources.sql). Where Spark ran, in words."""
+    run_statements` (macros/spark_sources.sql). Where Spark ran, in words; `log` hears of the
+    run's Spark started for it."""
     point_dbt_at(settings)
-    _point_spark_at(settings)
-    target, where = spark_exchange.spark_target(os.environ.get("SPARK_REMOTE"), settings.spark_master)
-    args = ["run-operation", "run_statements", "--args", json.dumps({"statements": statements}),
-            "--target", target, "--no-write-json"]
-    folder = spark_target_path("landing_spark", settings, target)
-    dbt.cli(args, target_path=folder).wait()
+    with _spark_for_command(settings, log) as (target, where):
+        args = ["run-operation", "run_statements", "--args", json.dumps({"statements": statements}),
+                "--target", target, "--no-write-json"]
+        folder = spark_target_path("landing_spark", settings, target)
+        dbt.cli(args, target_path=folder).wait()
     keep_parse(folder, target)
     return where
 

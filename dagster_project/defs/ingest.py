@@ -113,7 +113,7 @@ def _read_by_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, setti
     typed_dir = settings.spark_dir / "landing"
     where = []
     result = load_days_with_spark(con, Path(settings.events_dir), days, keys, now, expressions=expressions,
-                                  typed_dir=typed_dir, read=lambda statements: where.append(run_on_spark(dbt, settings, statements)))
+                                  typed_dir=typed_dir, read=lambda statements: where.append(run_on_spark(dbt, settings, statements, context.log.info)))
     spark_exchange.place_typed_events(con, settings.spark_dir, typed_dir, [load.arrival_date for load in result.loads
                                                                               if not load.skipped], result.as_spark_wrote)
     context.log.info(f"landing files: {result.files_by_spark} read by {where[0] if where else 'Spark'}, "

@@ -83,16 +83,17 @@ def _export_event_days(con, folder: Path) -> None:
 
 def spark_target(spark_remote: str | None, master: str) -> tuple[str, str]:
     """(dbt target, where Spark runs) of a run on Spark: through Spark Connect at `spark_remote`
-    (the environment's SPARK_REMOTE) when it is set, else a Spark session of master `master`."""
+    (the environment's SPARK_REMOTE) when it is set, else a Spark session of master `master`.
+    (On a local master, or SPARK_REMOTE=local[...], the run's own Spark serves the commands
+    instead, through target `spark_served`: `spark_server.py`; `where` stays the same.)"""
     if spark_remote:
         return "spark_connect", f"Spark Connect {spark_remote}"
     return "spark", f"Spark {master}"
 
 
 def keeps_metastore_here(spark_remote: str | None) -> bool:
-    """Whether Spark's metastore is `<warehouse>.spark/metastore_db`: a Spark this run starts (a
-    master, or SPARK_REMOTE=local[...], a Connect server in the run's own process); a Connect
-    server at `sc://...` keeps its own."""
+    """Whether Spark's metastore is `<warehouse>.spark/metastore_db`: a Spark this run starts (of a
+    master, or SPARK_REMOTE=local[...]); a Connect server at `sc://...` keeps its own."""
     return not (spark_remote or "").startswith("sc://")
 
 
@@ -156,11 +157,12 @@ def export_sources(con, spark_dir: Path, rebuild_from: str = "0001-01-01") -> li
     return written
 
 
-def clear(spark_dir: Path) -> None:
+def clear(spark_dir: Path, keep_metastore: bool = False) -> None:
     """Forget what Spark holds for this warehouse (before a full build): its metastore, tables,
     source files and model schemas; the next build starts from nothing, but for the typed events
-    Spark read from the landing files, which are the warehouse's `raw.events`."""
-    for name in ("metastore_db", "tables", "schemas"):
+    Spark read from the landing files, which are the warehouse's `raw.events`. `keep_metastore`:
+    the metastore stays (the run's Spark holds it open, and it names no table of an earlier run)."""
+    for name in ("tables", "schemas", *([] if keep_metastore else ["metastore_db"])):
         shutil.rmtree(spark_dir / name, ignore_errors=True)
     for folder in (spark_dir / "sources").glob("*/*"):
         if folder != events_folder(spark_dir):

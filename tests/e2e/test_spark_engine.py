@@ -18,6 +18,8 @@ Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java); `m
 there instead.
 """
 
+import pathlib
+import re
 import shutil
 
 import duckdb
@@ -84,6 +86,20 @@ def test_spark_read_the_hostile_files_but_the_one_that_is_not_utf8(hostile_on_sp
     """hostile.jsonl by Spark, not-utf8.jsonl by DuckDB's loader, whose line parser keeps each bad
     line's bytes."""
     _read_by_spark(hostile_on_spark, not_utf8=1)
+
+
+def test_a_run_starts_one_spark_for_its_dbt_commands_and_stops_it_after_the_usage_models(billed_twice):
+    """The reading of the landing files and the usage models are served by one Spark Connect
+    server the run started (`spark_server.py`), stopped and waited for before pricing."""
+    log = (billed_twice["spark"] / "warehouse.duckdb.log").read_text(errors="replace")
+    assert log.count("Spark local[2] started for this run") == 1
+    before_stop, _, after_stop = log.partition("the run's Spark stopped")
+    assert "landing files: " in before_stop and "usage models on Spark local[2]: full build" in before_stop
+    assert "priced_billing" in after_stop and "started for this run" not in after_stop
+    pid = int(re.search(r"started for this run in [0-9.]+ s: a Spark Connect server on 127\.0\.0\.1:\d+, pid (\d+)",
+                        before_stop).group(1))
+    assert not pathlib.Path(f"/proc/{pid}").exists()  # (exited, and waited for by the run)
+    assert not (billed_twice["spark"] / "warehouse.duckdb.spark" / "connect" / "server.json").exists()
 
 
 def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):

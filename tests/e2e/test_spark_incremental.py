@@ -72,6 +72,14 @@ def test_the_first_run_s_spark_reads_every_landing_file(billed_by_day):
     assert "landing files: 2 read by Spark local[2], 0 by DuckDB's loader" in billed_by_day[3]
 
 
+def test_each_run_starts_one_spark_and_stops_it(billed_by_day):
+    """Each run's reading and usage models share the Spark it started (SPARK_REMOTE=local[2]: a
+    server of that master too), and the next run starts its own."""
+    for log in billed_by_day[3], billed_by_day[2]:
+        assert log.count("Spark local[2] started for this run") == 1
+        assert log.count("the run's Spark stopped") == 1
+
+
 def test_the_second_run_rebuilds_only_the_new_arrival_day(billed_by_day):
     second_log = billed_by_day[2]
     assert f"arrival days from {LAST_DAY}" in second_log

@@ -170,6 +170,8 @@ class _StepEvents:
         elif kind == dg.DagsterEventType.STEP_SUCCESS and self.observer is not None:
             seconds = time.monotonic() - self.started.pop(step, time.monotonic())
             self.observer.step_done(step, seconds, self.assets.pop(step, {}))
+        elif kind == dg.DagsterEventType.STEP_SKIPPED:  # (an asset it reads got no result: nothing to build on)
+            self.failures.append((step, "skipped: an asset it depends on was not materialized"))
         elif kind == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
             while error is not None and error.cause is not None:  # the user code's error, not Dagster's wrapper
@@ -231,7 +233,7 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
         result = job.execute_in_process(instance=instance, tags=tags, run_id=run_id, raise_on_error=False)
         if observer is not None:
             observer.flush()
-        if not result.success:
+        if not result.success or steps.failures:  # (a skipped step leaves the run a success to Dagster)
             raise RunFailed(str(selection), steps.failures, steps.refusals)
 
     # What exists by now (the imported modules, the definitions, the instance) lives as long as the

@@ -2,6 +2,7 @@
 
 
 import contextlib
+import dataclasses
 import functools
 import graphlib
 import importlib.metadata
@@ -20,7 +21,7 @@ from dagster_project import spark_server
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
 from dagster_project.store import spark_exchange
-from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date
+from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date, views_digest
 from dagster_project.store.usage_state import NOTHING_TO_REBUILD, plan_usage_rebuild, record_usage_state
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
@@ -182,18 +183,124 @@ def _relations(selection: str, materialized: tuple[str, ...] = ("table", "increm
                ) -> list[tuple[str, str]]:
     """(schema, name) of every table, view and seed the selection builds (or of those built as
     `materialized`), from the manifest."""
+    return sorted((node["schema"], node.get("alias") or node["name"]) for node in _nodes(selection, materialized))
+
+
+def _tables_read(selection: str) -> list[tuple[str, str]]:
+    """(schema, name) of the tables and sources the selection's views read, through the views and
+    ephemeral models they read, from the manifest."""
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    nodes, sources = manifest["nodes"], manifest["sources"]
+    read, seen = set(), set()
+    todo = [dep for node in _nodes(selection, ("view",)) for dep in node["depends_on"]["nodes"]]
+    while todo:
+        unique_id = todo.pop()
+        if unique_id in seen:
+            continue
+        seen.add(unique_id)
+        if unique_id in sources:
+            source = sources[unique_id]
+            read.add((source["schema"], source.get("identifier") or source["name"]))
+        elif unique_id in nodes:
+            node = nodes[unique_id]
+            if node["config"].get("materialized") in ("view", "ephemeral"):
+                todo += node["depends_on"]["nodes"]
+            else:
+                read.add((node["schema"], node.get("alias") or node["name"]))
+    return sorted(read)
+
+
+def _nodes(selection: str, materialized: tuple[str, ...]) -> list[dict]:
+    """The manifest's nodes of the models and seeds the selection builds as `materialized`."""
     manifest = json.loads(dbt_project().manifest_path.read_text())
     folders = tuple(f + "/" for f in _folders(selection))
-    return sorted(
-        (node["schema"], node.get("alias") or node["name"]) for node in manifest["nodes"].values()
-        if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") in materialized
-        and node["original_file_path"].startswith(folders))
+    return [node for node in manifest["nodes"].values()
+            if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") in materialized
+            and node["original_file_path"].startswith(folders)]
 
 
 def _inputs(con, name: str, selection: str) -> str:
     tables, upstream = SELECTION_INPUTS[name]
-    versions = [importlib.metadata.version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb")]
-    return inputs_digest(con, DBT_DIR, _folders(selection), tables, upstream) + "/" + "/".join(versions)
+    return inputs_digest(con, DBT_DIR, _folders(selection), tables, upstream) + "/" + _versions()
+
+
+def _versions() -> str:
+    return "/".join(importlib.metadata.version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb"))
+
+
+PROJECT_FOLDERS = ("models", "macros", "seeds", "tests")
+
+# A build that leaves out the selection's views. `--indirect-selection empty`: their data tests
+# still run, since the selection names them itself (each lives under one of its paths); with dbt's
+# default (eager), an excluded model takes its tests with it.
+WITHOUT_VIEWS = ["--exclude", "config.materialized:view", "--indirect-selection", "empty"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Views:
+    """The views of a selection on DuckDB, and whether a build makes them again."""
+
+    key: str  # their record in `state.dbt_builds`
+    project: str  # the digest of the project files and versions they are made from
+    read: list[tuple[str, str]]  # the tables they read
+    unchanged: bool  # made from the same project over the same columns (`views_digest`), all still there
+
+    @classmethod
+    def plan(cls, con, name: str, selection: str, rebuild: bool) -> "_Views":
+        """`rebuild`: made again whatever they were made from (a full or partial build)."""
+        key = f"{name} views"
+        # (the whole project: a view's SQL also holds the ephemeral models it reads, which may live
+        # in another selection's folder, and the macros)
+        project = inputs_digest(con, DBT_DIR, PROJECT_FOLDERS, ()) + "/" + _versions()
+        read = _tables_read(selection)
+        unchanged = not rebuild and up_to_date(con, key, views_digest(con, project, read), _relations(selection, ("view",)))
+        if not unchanged:
+            record_build(con, key, None)  # (until they are made)
+        return cls(key, project, read, unchanged)
+
+    def left_out(self, context: dg.AssetExecutionContext, what: str) -> list[str]:
+        """The build's arguments that leave the views out, when they are unchanged."""
+        if not self.unchanged:
+            return []
+        context.log.info(f"{what}: views made from the same project over the same columns, not made again")
+        return WITHOUT_VIEWS
+
+    def record(self, con) -> None:
+        """After a build that made them: what they were made from (the tables as that build left them)."""
+        if not self.unchanged:
+            record_build(con, self.key, views_digest(con, self.project, self.read))
+
+    def with_results(self, context: dg.AssetExecutionContext, selection: str, events) -> Iterator:
+        """dbt's events of the build, and, when it left the views out, each view's asset as made
+        before (`unchanged` in its metadata), as soon as every asset of this step it depends on has
+        its result: Dagster skips the steps downstream of an asset that gets none, and wants a
+        step's outputs in dependency order."""
+        if not self.unchanged:
+            yield from events
+            return
+        selected, deps = context.selected_asset_keys, context.assets_def.asset_deps
+        translator = Translator()
+        pending = {translator.get_asset_key(node) for node in _nodes(selection, ("view",))} & selected
+        done = set()
+
+        def ready():
+            while now := sorted((k for k in pending if deps.get(k, set()) & selected <= done), key=str):
+                for key in now:
+                    pending.discard(key)
+                    done.add(key)
+                    yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(key),
+                                    metadata={"unchanged": True})
+
+        yield from ready()
+        for event in events:
+            yield event
+            if isinstance(event, dg.Output):
+                done.add(context.asset_key_for_output(event.output_name))
+            elif isinstance(event, (dg.AssetMaterialization, dg.MaterializeResult)):
+                done.add(event.asset_key)
+            yield from ready()
+        if pending:  # (an asset the views read got no result: dbt's build failed before it)
+            raise RuntimeError(f"views left without a result: {sorted(map(str, pending))}")
 
 
 def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
@@ -207,7 +314,7 @@ def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
 
 
 def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
-              rebuild_from: str, full_refresh: bool):
+              rebuild_from: str, full_refresh: bool, views: _Views):
     """The usage models built by dbt-spark, incrementally as on DuckDB: the source files of the
     arrival days from `rebuild_from` on go to Spark as Parquet, Spark replaces those days'
     partitions of its tables (kept between runs under `<warehouse>.spark/`), and those days come
@@ -231,10 +338,12 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     with settings.connect() as con:
         spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
                                      None if full_refresh else rebuild_from)
-    views = ["run", "--no-write-json", "--select", USAGE_MODELS,
-             "--exclude", "config.materialized:table config.materialized:incremental"]
+    if views.unchanged:
+        context.log.info("usage models: views on DuckDB made from the same project over the same columns, not made again")
+        return
     views_folder = target_path("usage_models", settings)
-    dbt.cli(views, target_path=views_folder).wait()
+    dbt.cli(["run", "--no-write-json", "--select", USAGE_MODELS,
+             "--exclude", "config.materialized:table config.materialized:incremental"], target_path=views_folder).wait()
     keep_parse(views_folder, duckdb_parse_key(settings))
 
 
@@ -300,23 +409,25 @@ def usage_models():
                          and up_to_date(con, "usage_models", digest, _relations(USAGE_MODELS)))
             if not unchanged:
                 record_build(con, "usage_models", None)  # (until this build has succeeded)
+                views = _Views.plan(con, "usage_models", USAGE_MODELS, rebuild=context.is_subset or full_refresh)
         if unchanged:
             yield from _not_rebuilt(context, "usage models")
             return
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
         if settings.engine == "spark":
-            yield from _on_spark(context, dbt, settings, rebuild_from, full_refresh)
+            yield from _on_spark(context, dbt, settings, rebuild_from, full_refresh, views)
         else:
             os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
-            args = dbt_args("build") + (["--full-refresh"] if full_refresh else [])
+            args = dbt_args("build") + (["--full-refresh"] if full_refresh else []) + views.left_out(context, "usage models")
             folder = target_path("usage_models", settings)
-            yield from dbt.cli(args, context=context, target_path=folder).stream()
+            yield from views.with_results(context, USAGE_MODELS, dbt.cli(args, context=context, target_path=folder).stream())
             keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:
             if not context.is_subset:
                 record_usage_state(con, fingerprint)
+                views.record(con)
             record_build(con, "usage_models", None if context.is_subset else digest)
 
     return _usage_models
@@ -343,13 +454,17 @@ def billing_marts():
             unchanged = not context.is_subset and up_to_date(con, "billing_marts", digest, _relations(BILLING_MARTS))
             if not unchanged:
                 record_build(con, "billing_marts", None)  # (until this build has succeeded)
+                views = _Views.plan(con, "billing_marts", BILLING_MARTS, rebuild=context.is_subset)
         if unchanged:
             yield from _not_rebuilt(context, "billing marts")
             return
         folder = target_path("billing_marts", settings)
-        yield from dbt.cli(dbt_args("build"), context=context, target_path=folder).stream()
+        args = dbt_args("build") + views.left_out(context, "billing marts")
+        yield from views.with_results(context, BILLING_MARTS, dbt.cli(args, context=context, target_path=folder).stream())
         keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:
+            if not context.is_subset:
+                views.record(con)
             record_build(con, "billing_marts", None if context.is_subset else digest)
 
     return _billing_marts

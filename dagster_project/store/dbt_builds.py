@@ -44,6 +44,26 @@ def inputs_digest(con, dbt_dir: Path, folders: tuple[str, ...], tables: tuple[st
     return digest.hexdigest()
 
 
+def views_digest(con, project_digest: str, tables: list[tuple[str, str]]) -> str:
+    """What a selection's views were made from: its project files and dbt's and DuckDB's versions
+    (`project_digest`), the warehouse's database name (which each view's references spell out),
+    and the columns of the `tables` ((schema, name)) they read (DuckDB binds a view to the column
+    types it was made over, and refuses it once they change; a table not there has none). New
+    rows, or tables rebuilt with the same columns, leave it unchanged: the views would be made
+    again the same."""
+    columns = con.execute(
+        """select c.schema_name, c.table_name, c.column_name, c.data_type
+           from duckdb_columns() c
+           join duckdb_tables() t using (database_name, schema_name, table_name)
+           join (select unnest(?::varchar[]) as schema_name, unnest(?::varchar[]) as table_name) read
+             using (schema_name, table_name)
+           where not t.temporary and c.database_name = current_database()
+           order by c.schema_name, c.table_name, c.column_index""",
+        [[schema for schema, _ in tables], [table for _, table in tables]]).fetchall()
+    database = con.execute("select current_database()").fetchone()[0]
+    return hashlib.sha256(repr((project_digest, database, sorted(set(tables)), columns)).encode()).hexdigest()
+
+
 def _expanded(con, tables: tuple[str, ...]) -> list[tuple[str, str]]:
     found = []
     for name in tables:

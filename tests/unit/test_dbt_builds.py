@@ -4,7 +4,7 @@ and its relations are all there (`store/dbt_builds.py`)."""
 import duckdb
 import pytest
 
-from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date
+from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date, views_digest
 
 
 @pytest.fixture
@@ -98,3 +98,33 @@ def test_the_catalog_digest_changes_with_any_catalog_file_and_with_nothing_else(
     added = catalog_digest(tmp_path)
     (tmp_path / "b.json").rename(tmp_path / "c.json")
     assert len({first, edited, added, catalog_digest(tmp_path)}) == 4
+
+
+def test_views_are_made_again_only_when_the_project_or_a_table_they_read_or_the_database_change(tmp_path):
+    """`views_digest`: what a selection's views were made from. New rows, a table rebuilt with the
+    same columns, or a table they do not read, leave it as it was; another project, a column's
+    type, a table they read appearing, or another database name (which the views' references spell
+    out) change it."""
+    read = [("catalog", "plans"), ("catalog", "taxes")]
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("create schema catalog; create table catalog.plans (code varchar, amount_cents bigint)")
+    made = views_digest(con, "project-1", read)
+    con.execute("insert into catalog.plans values ('starter', 1000)")
+    con.execute("create or replace table catalog.plans (code varchar, amount_cents bigint)")
+    con.execute("create table catalog.unread (x int)")
+    con.execute("create view catalog.v as select 1 as one")
+    assert views_digest(con, "project-1", read) == made
+    assert views_digest(con, "project-2", read) != made
+    con.execute("create or replace table catalog.plans (code varchar, amount_cents decimal(38, 0))")
+    retyped = views_digest(con, "project-1", read)
+    assert retyped != made
+    con.execute("create table catalog.taxes (code varchar)")
+    assert views_digest(con, "project-1", read) != retyped
+    con.close()
+    renamed = duckdb.connect(str(tmp_path / "renamed.duckdb"))
+    renamed.execute("create schema catalog; create table catalog.plans (code varchar, amount_cents decimal(38, 0))")
+    renamed.execute("create table catalog.taxes (code varchar)")
+    on_other_name = views_digest(renamed, "project-1", read)
+    renamed.close()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as same_name:
+        assert views_digest(same_name, "project-1", read) != on_other_name  # (the same tables, another database name)

@@ -110,7 +110,7 @@ def one_spark_per_run(spark_dir: Path) -> Iterator[None]:
 def serving(spark_dir: Path, master: str, log: Callable[[str], None], last: bool = False) -> Iterator[Server]:
     """The Spark Connect server of `spark_dir` for one command: the run's (started now if it has
     none yet). Stopped after the command if it is the run's `last`, or outside `one_spark_per_run`."""
-    server = _running.get(spark_dir) or start(spark_dir, master, log)
+    server = _live(spark_dir) or start(spark_dir, master, log)
     try:
         yield server
     finally:
@@ -123,11 +123,21 @@ def keeps_metastore_for_full_build(spark_dir: Path, log: Callable[[str], None]) 
     stay, held open by the run's server, which made it (a new warehouse: it names no table of an
     earlier run). A server whose metastore was there before it is stopped first, so that the
     metastore can go with the tables it names; the build's command starts another."""
-    server = _running.get(spark_dir)
+    server = _live(spark_dir)
     if server is not None and not server.made_metastore:
         stop(spark_dir, log)
         return False
     return server is not None
+
+
+def _live(spark_dir: Path) -> Server | None:
+    """The server this process started for `spark_dir`, if it still runs (one that ended, killed
+    by the kernel for memory or crashed, is forgotten: the next command starts another)."""
+    server = _running.get(spark_dir)
+    if server is not None and server.process.poll() is not None:
+        stop(spark_dir)
+        return None
+    return server
 
 
 def start(spark_dir: Path, master: str, log: Callable[[str], None]) -> Server:
@@ -144,7 +154,7 @@ def start(spark_dir: Path, master: str, log: Callable[[str], None]) -> Server:
         with open(spark_dir / LOG, "ab") as output:
             process = subprocess.Popen(server_command(_spark_home(), master, settings, port), cwd=spark_dir,
                                        env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                       preexec_fn=_dies_with_this_thread())
+                                       preexec_fn=_stoppable_child())
         _record(spark_dir, process.pid, port)
         if _listening(process, port, began + START_TIMEOUT_S):
             server = _running[spark_dir] = Server(process, port, made_metastore)
@@ -212,14 +222,42 @@ def _record(spark_dir: Path, pid: int, port: int) -> None:
 
 
 def _listening(process: subprocess.Popen, port: int, deadline: float) -> bool:
-    """Wait until the server accepts connections on `port` (True), or has exited, or `deadline`
-    (a `time.monotonic()`) has passed (False)."""
+    """Wait until the server listens on `port` (True), or has exited, or `deadline` (a
+    `time.monotonic()`) has passed (False). The listening socket must be the server's own: another
+    program that took the port meanwhile (the free port found is free only until someone binds it)
+    is not mistaken for it, and the server, unable to bind, exits."""
     while process.poll() is None and time.monotonic() < deadline:
+        if _listens_on(process.pid, port):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port` (Linux's /proc/net/tcp[6]: the
+    listening sockets' inodes, against the process's open descriptors)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()  # (sl, local address:port in hex, remote, state, ..., inode)
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # (0A: LISTEN)
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(descriptor) in inodes:
                 return True
         except OSError:
-            time.sleep(0.2)
+            continue
     return False
 
 
@@ -253,17 +291,27 @@ def _spark_home() -> Path:
 PR_SET_PDEATHSIG = 1
 
 
-def _dies_with_this_thread() -> Callable[[], None] | None:
-    """A `preexec_fn` that has Linux send the child SIGTERM when the thread starting it ends (the
-    run's main thread: Dagster runs `meterhouse run`'s steps in it), or None elsewhere (another
-    thread, which may end before the run; not Linux)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+def _stoppable_child() -> Callable[[], None]:
+    """The server's `preexec_fn`: SIGTERM, which stops it, is neither blocked nor ignored in it,
+    whatever the run inherited (a blocked or ignored SIGTERM passes to the child, and the JVM then
+    leaves it so; it was found blocked in a test worker), and Linux sends it SIGTERM when the
+    thread that starts it ends. That is the run's main thread (Dagster runs `meterhouse run`'s
+    steps in it); from another thread, which may end before the run, or off Linux, only the
+    former."""
+    main = threading.current_thread() is threading.main_thread()
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl if main else None
     except (OSError, AttributeError):
-        return None
-    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl = None
+
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return setup
 
 
 def _peak_rss(pid: int) -> int | None:

@@ -225,7 +225,8 @@ def _inputs(con, name: str, selection: str) -> str:
 
 
 def _versions() -> str:
-    return "/".join(importlib.metadata.version(p) for p in ("dbt-core", "dbt-duckdb", "duckdb"))
+    # (dbt-adapters holds the materializations' macros: how a view or a table is made)
+    return "/".join(importlib.metadata.version(p) for p in ("dbt-core", "dbt-adapters", "dbt-duckdb", "duckdb"))
 
 
 PROJECT_FOLDERS = ("models", "macros", "seeds", "tests")

@@ -9,10 +9,10 @@ current usage, wallets, the run summary with its counts) must be the same bytes,
 the same rows. tests/scenarios/every_charge_model is billed on both engines by
 test_spark_incremental.py (on Spark in two daily runs, against one DuckDB run), not here.
 
-The hostile events of tests/test_hostile_input.py (every quarantine reason) are billed on Spark only:
-each line must get the reason tests/hostile/expected_reasons.json gives it, which
-test_hostile_input.py checks DuckDB's run against. So the same lines are quarantined for the same
-reasons whether Spark or DuckDB read them, without a second DuckDB run here.
+The hostile events of tests/test_hostile_input.py (every quarantine reason) are billed on both
+engines too: each line must get the reason tests/hostile/expected_reasons.json gives it (which
+test_hostile_input.py checks DuckDB's run against), and the two quarantines must be the same rows,
+details included, with the same run summary.
 
 Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java); `make test-spark` fails
 there instead.
@@ -59,12 +59,22 @@ def billed_twice(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hostile_on_spark(tmp_path_factory):
-    """tests/test_hostile_input.py's landing folder billed on Spark (local[2]): the work folder."""
-    work = tmp_path_factory.mktemp("hostile-spark")
-    shutil.copytree(HOSTILE / "events", work / "events")
-    run_meterhouse(HOSTILE_CATALOG, work / "events", work, HOSTILE_THROUGH, extra=SPARK)
-    return work
+def hostile_on_both(tmp_path_factory):
+    """tests/test_hostile_input.py's landing folder billed on DuckDB and on Spark (local[2]): the
+    two work folders, by engine."""
+    works = {}
+    for engine in ("duckdb", "spark"):
+        work = tmp_path_factory.mktemp(f"hostile-{engine}")
+        shutil.copytree(HOSTILE / "events", work / "events")
+        run_meterhouse(HOSTILE_CATALOG, work / "events", work, HOSTILE_THROUGH,
+                       extra=SPARK if engine == "spark" else ["--engine", engine])
+        works[engine] = work
+    return works
+
+
+@pytest.fixture(scope="module")
+def hostile_on_spark(hostile_on_both):
+    return hostile_on_both["spark"]
 
 
 def _read_by_spark(work, not_utf8):
@@ -131,6 +141,21 @@ def test_the_same_lines_are_quarantined_for_the_same_reasons_on_both_engines(bil
 
 def test_spark_quarantines_each_hostile_line_for_the_reason_duckdb_gives_it(hostile_on_spark):
     assert_each_line_got_its_expected_reason(hostile_on_spark)
+
+
+def test_the_hostile_lines_are_quarantined_alike_on_both_engines_row_by_row(hostile_on_both):
+    """Each engine's quarantine, row by row (file, line, item, reason and its detail), and the run
+    summary's counts, the same."""
+    rejected, summaries = {}, {}
+    for engine, work in hostile_on_both.items():
+        with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+            rejected[engine] = con.execute(
+                """select source_file, line_number, item_index, rejection_reason, rejection_detail
+                   from marts.fct_events_rejected order by all""").fetchall()
+        summaries[engine] = (work / "out" / "run_summary.json").read_bytes()
+    assert len(rejected["duckdb"]) > 10
+    assert rejected["spark"] == rejected["duckdb"]
+    assert summaries["spark"] == summaries["duckdb"]
 
 
 def test_spark_keeps_its_metastore_and_tables_beside_the_warehouse_not_in_the_working_directory(hostile_on_spark):

@@ -148,9 +148,17 @@ def test_a_server_that_does_not_start_fails_the_command_with_the_end_of_its_log(
     assert tmp_path not in spark_server._running
 
 
+def _stoppable() -> None:
+    """As the run starts its server: SIGTERM neither blocked nor ignored (a test worker may pass
+    either on)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _leftover(tmp_path: Path, *markers: str) -> subprocess.Popen:
     """A process as a killed run leaves it (recorded under `tmp_path`), with these command-line markers."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", *markers])
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", *markers],
+                               preexec_fn=_stoppable)
     deadline = time.monotonic() + 30  # (until the child runs its own command line, not a copy of ours)
     while markers[0].encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0"):
         assert time.monotonic() < deadline
@@ -185,9 +193,12 @@ def test_a_recorded_pid_that_is_not_this_folder_s_server_is_left_alone(tmp_path)
 
 
 def test_the_server_dies_with_the_process_that_started_it(tmp_path):
-    """A run killed outright (SIGKILL) takes its server with it: Linux's parent-death signal."""
+    """A run killed outright (SIGKILL) takes its server with it: Linux's parent-death signal, which
+    the server gets even where the run had SIGTERM blocked and ignored (as a test worker once
+    passed it on)."""
     script = (
-        "import sys; from pathlib import Path; from dagster_project import spark_server\n"
+        "import signal, sys; from pathlib import Path; from dagster_project import spark_server\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}); signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         f"spark_server.server_command = lambda home, master, settings, port: [sys.executable, '-c', {LISTENER!r}, str(port)]\n"
         "spark_server._spark_home = lambda: Path('/nonexistent')\n"
         f"server = spark_server.start(Path({str(tmp_path)!r}), 'local[2]', print)\n"
@@ -205,3 +216,47 @@ def test_the_server_dies_with_the_process_that_started_it(tmp_path):
         assert not _alive(pid)
     finally:
         run.kill()
+
+
+def test_another_program_on_the_port_is_not_taken_for_the_server(tmp_path, stand_in, monkeypatch):
+    """The free port found may be bound by someone else before the server binds it: that listener
+    is not the server (which fails to bind and exits), and the next port is tried."""
+    taker = subprocess.Popen([sys.executable, "-c", LISTENER, "0"])  # (listens on a port of its own)
+    try:
+        deadline = time.monotonic() + 30
+        while not (taken := _listening_port(taker.pid)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ports = iter([taken, spark_server._free_port()])
+        monkeypatch.setattr(spark_server, "_free_port", lambda: next(ports))
+        with spark_server.serving(tmp_path, "local[2]", lambda line: None) as server:
+            assert stand_in == [taken, server.port] and server.port != taken
+            assert spark_server._listens_on(server.process.pid, server.port)
+            assert not spark_server._listens_on(server.process.pid, taken)
+    finally:
+        taker.kill()
+        taker.wait()
+
+
+def _listening_port(pid: int) -> int | None:
+    """The TCP port process `pid` listens on, if any (found as the server's own is)."""
+    for port in _ports_listened():
+        if spark_server._listens_on(pid, port):
+            return port
+    return None
+
+
+def _ports_listened() -> set[int]:
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {int(row.split()[1].rsplit(":", 1)[1], 16) for row in rows if row.split()[3] == "0A"}
+
+
+def test_a_server_that_died_is_replaced_by_the_next_command(tmp_path, stand_in):
+    with spark_server.one_spark_per_run(tmp_path):
+        with spark_server.serving(tmp_path, "local[2]", lambda line: None) as first:
+            pass
+        first.process.kill()  # (the kernel's out-of-memory killer, or a crash)
+        first.process.wait()
+        with spark_server.serving(tmp_path, "local[2]", lambda line: None) as second:
+            assert second is not first and second.process.poll() is None
+    assert len(stand_in) == 2

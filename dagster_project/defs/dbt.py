@@ -152,8 +152,10 @@ def spark_target_path(selection: str, settings: MeterhouseSettings, target: str)
     a command at load 15). Without it dagster-dbt gives a new folder the project's own parse,
     made for DuckDB, which dbt-spark must throw away ("profile has changed"). The parse holds no
     warehouse path: dbt compares the profile's connection keys (Spark's host and schema, the same
-    for every warehouse), its version, the project's files and the environment variables each file
-    reads, and parses again what differs."""
+    for every warehouse but on a Connect server elsewhere, where the schema names the warehouse:
+    `spark_exchange.spark_database`, and a new warehouse's first command parses in full), its
+    version, the project's files and the environment variables each file reads, and parses again
+    what differs."""
     path = _folder(selection, settings)
     kept = KEPT_PARSES / f"{target}.msgpack"
     if kept.exists() and not (path / PARSE_FILE).exists():
@@ -351,13 +353,15 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
 @contextlib.contextmanager
 def _spark_for_command(settings: MeterhouseSettings, log, last: bool = False) -> Iterator[tuple[str, str]]:
     """(dbt target, where Spark runs, in words) for a dbt command on Spark. dbt's Spark profile
-    reads Spark's folder (`<warehouse>.spark/`), its master and the URL of the run's Spark from
+    reads Spark's folder (`<warehouse>.spark/`), its master, the warehouse's name on Spark
+    (`spark_exchange.spark_database`) and the URL of the run's Spark from
     the environment. On a local master the run's Spark Connect server serves the command (target
     `spark_served`; `spark_server.py`), started now if the run has none; `last`: the run's last
     command on Spark, after which it is stopped."""
+    remote = os.environ.get("SPARK_REMOTE")
     os.environ["METERHOUSE_SPARK_DIR"] = str(settings.spark_dir)
     os.environ["METERHOUSE_SPARK_MASTER"] = settings.spark_master
-    remote = os.environ.get("SPARK_REMOTE")
+    os.environ["METERHOUSE_SPARK_DATABASE"] = spark_exchange.spark_database(remote, settings.warehouse)
     target, where = spark_exchange.spark_target(remote, settings.spark_master)
     if not spark_server.shares_one_spark(remote, settings.spark_master):
         yield target, where
@@ -402,7 +406,8 @@ def usage_models():
             ensure_raw_schema(con)
             remote = os.environ.get("SPARK_REMOTE")
             rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(
-                con, DBT_DIR, spark_exchange.tables_kept_by(settings.engine, remote))
+                con, DBT_DIR, spark_exchange.tables_kept_by(
+                    settings.engine, remote, spark_exchange.spark_database(remote, settings.warehouse)))
             if settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote):
                 full_refresh = True
             digest = _inputs(con, "usage_models", USAGE_MODELS)

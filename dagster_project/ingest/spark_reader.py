@@ -24,6 +24,7 @@ after Spark has typed the events.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,13 @@ from dagster_project.ingest.quarantine import load_error_detail_sql, load_error_
 
 # The landing files Spark reads; any other event file (Parquet) is read by DuckDB's loader.
 SPARK_SUFFIXES = (".jsonl", ".ndjson", ".json")
-TYPED_TABLE = "meterhouse_landing_typed"
+
+
+def typed_table(out_dir: Path) -> str:
+    """The name of the table, in Spark's default database, through which one warehouse's typed
+    events are written to `out_dir`: the folder's in it, since a Spark Connect server elsewhere may
+    read for other warehouses too."""
+    return f"meterhouse_landing_typed_{hashlib.sha256(str(out_dir).encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -254,14 +261,15 @@ def read_statements(files: list[LandingFile], keys: list[str], out_dir: Path) ->
     """The Spark SQL statements that read `files` and write their typed events as Parquet under
     `out_dir` (which must not exist), one folder per arrival day, `arrival_date=YYYY-MM-DD/`, in one
     job: a table over that folder is created from the query, then forgotten (its files stay)."""
+    table = typed_table(out_dir)
     return [
         "set spark.sql.ansi.enabled = true",  # (dbt-spark turns it off: an overflow would be NULL)
         "set spark.sql.session.timeZone = UTC",
         # (one operator's generated code holding the whole typing took Janino minutes to compile)
         "set spark.sql.codegen.wholeStage = false",
-        f"drop table if exists {TYPED_TABLE}",
-        f"create table {TYPED_TABLE} using parquet partitioned by (arrival_date) location {_literal(str(out_dir))} "
+        f"drop table if exists {table}",
+        f"create table {table} using parquet partitioned by (arrival_date) location {_literal(str(out_dir))} "
         f"as {typed_events_sql(files, keys)}",
-        f"drop table {TYPED_TABLE}",  # (a table at a location: its files stay)
+        f"drop table {table}",  # (a table at a location: its files stay)
         "set spark.sql.codegen.wholeStage = true",
     ]

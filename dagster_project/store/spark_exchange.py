@@ -9,6 +9,8 @@ come back into the DuckDB warehouse, where pricing, the billing marts and publis
 """
 
 import datetime as dt
+import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -97,13 +99,26 @@ def keeps_metastore_here(spark_remote: str | None) -> bool:
     return not (spark_remote or "").startswith("sc://")
 
 
-def tables_kept_by(engine: str, spark_remote: str | None) -> str:
+def spark_database(spark_remote: str | None, warehouse: Path) -> str:
+    """The warehouse's name on Spark, which each layer's database takes as its prefix
+    (`<name>_marts`: dbt's target schema, METERHOUSE_SPARK_DATABASE, `generate_schema_name`):
+    `meterhouse` where the metastore is the warehouse's own; on a Connect server at `sc://...`,
+    whose metastore may hold other warehouses' tables too, the warehouse file's name and a digest
+    of its absolute path (`billing_3f9a0c12d4` for /srv/billing.duckdb)."""
+    if keeps_metastore_here(spark_remote):
+        return "meterhouse"
+    stem = re.sub(r"[^a-z0-9]+", "_", warehouse.stem.lower()).strip("_") or "warehouse"
+    return f"{stem}_{hashlib.sha256(str(warehouse.resolve()).encode()).hexdigest()[:10]}"
+
+
+def tables_kept_by(engine: str, spark_remote: str | None, database: str) -> str:
     """Where the usage models' tables are kept, as the usage fingerprint records it (a change
     rebuilds them whole): `duckdb`, `spark` (under `<warehouse>.spark/`, whatever the master, or a
-    Connect server started in the run), or `spark <url>` (a Connect server that keeps its own)."""
+    Connect server started in the run), or `spark <url> <database>` (a Connect server that keeps
+    its own metastore, in which the warehouse's tables are named by `spark_database`)."""
     if engine != "spark" or keeps_metastore_here(spark_remote):
         return engine
-    return f"spark {spark_remote}"
+    return f"spark {spark_remote} {database}"
 
 
 def forgotten(spark_dir: Path, spark_remote: str | None) -> bool:

@@ -108,7 +108,7 @@
 {# Post-hook on Spark: the model's columns, in order, as an empty Parquet file (see by_arrival_day). #}
 {% macro write_model_schema() -%}
     {%- if execute -%}
-        insert overwrite directory '{{ env_var("METERHOUSE_SPARK_DIR") }}/schemas/{{ this.schema }}.{{ this.identifier }}'
+        insert overwrite directory '{{ env_var("METERHOUSE_SPARK_DIR") }}/schemas/{{ spark_layer(this.schema) }}.{{ this.identifier }}'
         using parquet
         select * from ({{ model.compiled_code }}) limit 0
     {%- else -%}

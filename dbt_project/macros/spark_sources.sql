@@ -1,7 +1,7 @@
 {#
   on-run-start on Spark: the session's settings dbt-spark cannot take as server-side parameters
   (it forces ANSI mode off, which turns an overflow into NULL), and the sources as tables over the
-  Parquet files the pipeline wrote under `<METERHOUSE_SPARK_DIR>/sources/<schema>/<table>/`,
+  Parquet files the pipeline wrote under `<METERHOUSE_SPARK_DIR>/sources/<layer>/<table>/`,
   registered again at each run (their files are replaced between runs): those of the usage models
   (raw, catalog, calendar; the billing marts stay on DuckDB). Nothing on other engines.
 #}
@@ -16,22 +16,20 @@
 {% macro spark__register_sources() -%}
     {%- if execute -%}
     {%- set root = env_var('METERHOUSE_SPARK_DIR') ~ '/sources' -%}
-    {%- set schemas = [] -%}
-    {%- set usage_schemas = ['raw', 'catalog', 'calendar'] -%}
+    {%- set layers = ['raw', 'catalog', 'calendar'] -%}
     {#- (raw.events is Spark's own typed raw layer: a folder per arrival day, `arrival_date=YYYY-MM-DD/`,
         its partitions registered from the folders; spark_exchange.export_sources) -#}
     {%- set by_day_folders = ['raw.events'] -%}
-    {%- for source in graph.sources.values() if source.schema in usage_schemas and source.schema not in schemas -%}
-        {%- do schemas.append(source.schema) -%}
+    {%- set sources = graph.sources.values() | selectattr('source_name', 'in', layers) | list -%}
+    {#- (each layer's database is `<target.schema>_<layer>`, its files under `<root>/<layer>/`) -#}
+    {%- for source in sources | unique(attribute='schema') -%}
+        {%- do run_query('create database if not exists ' ~ source.schema ~ " location '" ~ root ~ '/' ~ source.source_name ~ "'") -%}
     {%- endfor -%}
-    {%- for schema in schemas %}
-    {%- do run_query('create database if not exists ' ~ schema) -%}
-    {%- endfor -%}
-    {%- for source in graph.sources.values() if source.schema in usage_schemas -%}
+    {%- for source in sources -%}
         {%- set name = source.schema ~ '.' ~ source.name -%}
         {%- do run_query('drop table if exists ' ~ name) -%}
-        {%- do run_query('create table ' ~ name ~ " using parquet location '" ~ root ~ '/' ~ source.schema ~ '/' ~ source.name ~ "'") -%}
-        {%- if name in by_day_folders -%}
+        {%- do run_query('create table ' ~ name ~ " using parquet location '" ~ root ~ '/' ~ source.source_name ~ '/' ~ source.name ~ "'") -%}
+        {%- if source.source_name ~ '.' ~ source.name in by_day_folders -%}
             {%- do run_query('msck repair table ' ~ name) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -208,10 +208,26 @@ def test_an_incremental_build_brings_back_the_rebuilt_days_only_in_place_of_the_
 
 
 def test_the_tables_are_kept_by_duckdb_by_spark_here_whatever_its_master_or_by_a_connect_server_elsewhere():
-    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002") == "duckdb"
-    assert spark_exchange.tables_kept_by("spark", None) == "spark"
-    assert spark_exchange.tables_kept_by("spark", "local[2]") == "spark"
-    assert spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002") == "spark sc://spark.internal:15002"
+    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002", "x") == "duckdb"
+    assert spark_exchange.tables_kept_by("spark", None, "meterhouse") == "spark"
+    assert spark_exchange.tables_kept_by("spark", "local[2]", "meterhouse") == "spark"
+    assert (spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002", "billing_0123456789")
+            == "spark sc://spark.internal:15002 billing_0123456789")
+
+
+def test_a_warehouse_s_name_on_spark_is_its_own_where_a_connect_server_elsewhere_may_hold_others(tmp_path):
+    """`meterhouse` where the metastore is the warehouse's; on an `sc://` server, the file's name
+    (as a Spark identifier) and the first 10 hex digits of the SHA-256 of its absolute path."""
+    import hashlib
+
+    warehouse = tmp_path / "Billing-EU.duckdb"
+    digest = hashlib.sha256(str(warehouse.resolve()).encode()).hexdigest()[:10]
+    assert spark_exchange.spark_database(None, warehouse) == "meterhouse"
+    assert spark_exchange.spark_database("local[2]", warehouse) == "meterhouse"
+    assert spark_exchange.spark_database("sc://spark.internal:15002", warehouse) == f"billing_eu_{digest}"
+    other = tmp_path / "other" / "Billing-EU.duckdb"
+    assert spark_exchange.spark_database("sc://spark.internal:15002", other) != f"billing_eu_{digest}"
+    assert spark_exchange.spark_database("sc://spark.internal:15002", tmp_path / "__.duckdb").startswith("warehouse_")
 
 
 def test_spark_tables_or_a_metastore_here_deleted_are_forgotten_and_rebuilt(tmp_path):

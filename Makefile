@@ -48,10 +48,12 @@ TEST_WORKERS ?= auto
 test: install install-spark
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
-## Only the tests that run the usage models on Spark; fails (instead of skipping) without Java.
+## Only the tests that run the usage models on Spark, on workers as `make test`; fails (instead of
+## skipping) without Java.
 test-spark: install install-spark
 	@command -v java >/dev/null || { echo "make test-spark: no Java runtime on PATH (Spark 4 needs Java 17+)"; exit 1; }
-	$(VENV)/bin/python -m pytest -q -n 0 tests/e2e/test_spark_engine.py tests/e2e/test_spark_incremental.py tests/unit/test_spark_exchange.py
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 tests/e2e/test_spark_engine.py \
+		tests/e2e/test_spark_incremental.py tests/e2e/test_spark_hostile.py tests/unit/test_spark_exchange.py
 
 ## Open the Dagster UI on the same example (http://127.0.0.1:3000).
 ui: install

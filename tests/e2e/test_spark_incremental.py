@@ -3,9 +3,11 @@ arrival day rebuilds that day only (its source files and its partitions, `insert
 arrival date) and bills exactly what one run over every day bills.
 
 tests/scenarios/every_charge_model is billed on Spark twice, in one work folder, as daily runs would:
-through 2026-10-24 with the arrival days 2026-09-20 and 2026-10-20 (a Spark session, local[2]),
-then through 2026-11-02 with 2026-10-25 too, through Spark Connect (`SPARK_REMOTE=local[2]`: a Connect server started in the
-run, over the same metastore and tables; one run fewer than testing each apart). That
+through 2026-10-24 with the arrival days 2026-09-20 and 2026-10-20, then through 2026-11-02 with
+2026-10-25 too, both on the test session's Spark Connect server (`SPARK_REMOTE=sc://...`, a server
+that is not the run's: tests/e2e/conftest.py), which bills test_spark_engine.py's warehouses too,
+each in its own databases (the run's own Spark, on a local master, is test_spark_engine.py's
+hostile run). That
 last day continues what the kept days started: graduated and weighted charges (each event's order
 within its charge), and, added here, an event re-sent from 2026-10-20 (`t13`, a duplicate whose
 first arrival is a kept day) and a unique-count event for a user already counted on 2026-10-20
@@ -24,6 +26,7 @@ import pytest
 
 from dagster_project.cli import spark_missing
 from tests.conftest import REPO, run_meterhouse, snapshot
+from tests.e2e.conftest import run_on_spark_connect
 from tests.e2e.test_spark_engine import USAGE_MARTS
 
 pytestmark = pytest.mark.skipif(bool(spark_missing()), reason=str(spark_missing()))
@@ -49,35 +52,31 @@ def _landing(folder):
 
 
 @pytest.fixture(scope="module")
-def billed_by_day(tmp_path_factory):
-    """(work folder billed on Spark in two runs, work folder billed once on DuckDB)."""
+def billed_by_day(tmp_path_factory, spark_connect_server):
+    """(work folder billed on Spark in two runs, work folder billed once on DuckDB, the second
+    run's log, the first run's log)."""
     once = tmp_path_factory.mktemp("once-duckdb")
     run_meterhouse(SCENARIO / "catalog", _landing(once / "events"), once, THROUGH)
     twice = tmp_path_factory.mktemp("twice-spark")
     events = _landing(twice / "events")
     held_back = tmp_path_factory.mktemp("held") / LAST_DAY
     shutil.move(events / LAST_DAY, held_back)
-    spark = ["--engine", "spark", "--spark-master", "local[2]"]
-    run_meterhouse(SCENARIO / "catalog", events, twice, DAY_BEFORE, extra=spark)
+    run_on_spark_connect(spark_connect_server.url, SCENARIO / "catalog", events, twice, DAY_BEFORE)
     first_log = (twice / "warehouse.duckdb.log").read_text(errors="replace")
     shutil.move(held_back, events / LAST_DAY)
-    with pytest.MonkeyPatch.context() as env:  # (the run's subprocess inherits it)
-        env.setenv("SPARK_REMOTE", "local[2]")
-        run_meterhouse(SCENARIO / "catalog", events, twice, THROUGH, extra=["--engine", "spark"])
+    run_on_spark_connect(spark_connect_server.url, SCENARIO / "catalog", events, twice, THROUGH)
     second_log = (twice / "warehouse.duckdb.log").read_text(errors="replace").removeprefix(first_log)
     return twice, once, second_log, first_log
 
 
-def test_the_first_run_s_spark_reads_every_landing_file(billed_by_day):
-    assert "landing files: 2 read by Spark local[2], 0 by DuckDB's loader" in billed_by_day[3]
+def test_the_first_run_s_spark_reads_every_landing_file(billed_by_day, spark_connect_server):
+    assert f"landing files: 2 read by Spark Connect {spark_connect_server.url}, 0 by DuckDB's loader" in billed_by_day[3]
 
 
-def test_each_run_starts_one_spark_and_stops_it(billed_by_day):
-    """Each run's reading and usage models share the Spark it started (SPARK_REMOTE=local[2]: a
-    server of that master too), and the next run starts its own."""
+def test_no_run_starts_a_spark_of_its_own_on_a_connect_server(billed_by_day):
+    """SPARK_REMOTE=sc://...: the server serves both runs' commands; neither run starts or stops one."""
     for log in billed_by_day[3], billed_by_day[2]:
-        assert log.count("Spark local[2] started for this run") == 1
-        assert log.count("the run's Spark stopped") == 1
+        assert "started for this run" not in log and "the run's Spark stopped" not in log
 
 
 def test_the_second_run_rebuilds_only_the_new_arrival_day(billed_by_day):
@@ -86,9 +85,9 @@ def test_the_second_run_rebuilds_only_the_new_arrival_day(billed_by_day):
     assert "full build" not in second_log
 
 
-def test_the_second_run_s_spark_reads_only_the_new_day_s_file_through_spark_connect(billed_by_day):
+def test_the_second_run_s_spark_reads_only_the_new_day_s_file(billed_by_day, spark_connect_server):
     second_log = billed_by_day[2]
-    assert "landing files: 1 read by Spark Connect local[2], 0 by DuckDB's loader" in second_log
+    assert f"landing files: 1 read by Spark Connect {spark_connect_server.url}, 0 by DuckDB's loader" in second_log
 
 
 def test_a_run_with_one_more_day_bills_the_same_bytes_as_one_run_over_every_day(billed_by_day):

@@ -1,0 +1,38 @@
+from types import SimpleNamespace
+
+import duckdb
+import pytest
+
+from tests.conftest import run_meterhouse
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory):
+    """One Spark Connect server (`local[2]`) that the Spark tests' runs share as a user's server
+    elsewhere would be (`SPARK_REMOTE=sc://...`): its own metastore and warehouse folder, here in a
+    folder of the test session, and no warehouse's. Several warehouses are billed on it, each in its
+    own databases, with their tables under their own `<warehouse>.spark/`; one JVM warmed up once
+    instead of one started per run. Its URL (`.url`) and folder (`.folder`)."""
+    from dagster_project import spark_server
+
+    folder = tmp_path_factory.mktemp("spark-connect-server")
+    server = spark_server.start(folder, "local[2]", log=lambda message: None)
+    yield SimpleNamespace(url=server.url, folder=folder)
+    spark_server.stop(folder)
+
+
+def run_on_spark_connect(url, catalog, events, work, through):
+    """`meterhouse run --engine spark` with SPARK_REMOTE=`url` (the run's subprocess inherits it)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SPARK_REMOTE", url)
+        return run_meterhouse(catalog, events, work, through, extra=["--engine", "spark"])
+
+
+def assert_read_by_spark(work, not_utf8, where):
+    """The files the warehouse counts as loaded, as the run's log says Spark (`where`) and DuckDB's
+    loader read them."""
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        loaded = con.execute("select count(*) from raw.landing_files where status = 'loaded'").fetchone()[0]
+    log = (work / "warehouse.duckdb.log").read_text(errors="replace")
+    assert loaded > not_utf8
+    assert f"landing files: {loaded - not_utf8} read by {where}, {not_utf8} by DuckDB's loader" in log

@@ -53,7 +53,7 @@ test: install install-spark
 test-spark: install install-spark
 	@command -v java >/dev/null || { echo "make test-spark: no Java runtime on PATH (Spark 4 needs Java 17+)"; exit 1; }
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 tests/e2e/test_spark_engine.py \
-		tests/e2e/test_spark_incremental.py tests/e2e/test_spark_hostile.py tests/unit/test_spark_exchange.py
+		tests/e2e/test_spark_incremental.py tests/unit/test_spark_exchange.py
 
 ## Open the Dagster UI on the same example (http://127.0.0.1:3000).
 ui: install

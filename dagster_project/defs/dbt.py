@@ -407,7 +407,7 @@ def usage_models():
             remote = os.environ.get("SPARK_REMOTE")
             rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(
                 con, DBT_DIR, spark_exchange.tables_kept_by(
-                    settings.engine, remote, spark_exchange.spark_database(remote, settings.warehouse)))
+                    settings.engine, remote, settings.spark_dir, spark_exchange.spark_database(remote, settings.warehouse)))
             if settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote):
                 full_refresh = True
             digest = _inputs(con, "usage_models", USAGE_MODELS)

@@ -107,17 +107,21 @@ def spark_database(spark_remote: str | None, warehouse: Path) -> str:
     of its absolute path (`billing_3f9a0c12d4` for /srv/billing.duckdb)."""
     if keeps_metastore_here(spark_remote):
         return "meterhouse"
-    stem = re.sub(r"[^a-z0-9]+", "_", warehouse.stem.lower()).strip("_") or "warehouse"
+    stem = re.sub(r"[^a-z0-9]+", "_", warehouse.stem.lower()).strip("_")[:40] or "warehouse"  # (within Hive's 128)
     return f"{stem}_{hashlib.sha256(str(warehouse.resolve()).encode()).hexdigest()[:10]}"
 
 
-def tables_kept_by(engine: str, spark_remote: str | None, database: str) -> str:
+def tables_kept_by(engine: str, spark_remote: str | None, spark_dir: Path, database: str) -> str:
     """Where the usage models' tables are kept, as the usage fingerprint records it (a change
-    rebuilds them whole): `duckdb`, `spark` (under `<warehouse>.spark/`, whatever the master, or a
-    Connect server started in the run), or `spark <url> <database>` (a Connect server that keeps
-    its own metastore, in which the warehouse's tables are named by `spark_database`)."""
-    if engine != "spark" or keeps_metastore_here(spark_remote):
+    rebuilds them whole): `duckdb`; `spark <spark dir>` (a metastore under the warehouse's Spark
+    folder, whatever the master, or a Connect server started in the run: it holds the tables'
+    absolute locations, so a warehouse moved elsewhere builds them again); or `spark <url>
+    <database>` (a Connect server that keeps its own metastore, in which the warehouse's tables are
+    named by `spark_database`, itself of the warehouse's path)."""
+    if engine != "spark":
         return engine
+    if keeps_metastore_here(spark_remote):
+        return f"spark {spark_dir}"
     return f"spark {spark_remote} {database}"
 
 

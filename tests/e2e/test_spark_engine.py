@@ -1,5 +1,6 @@
 """`meterhouse run --engine spark`: Spark reads the landing files and dbt-spark builds the usage
-models on a local Spark, and the bills are the same as on DuckDB, byte for byte.
+models on a Spark Connect server that several warehouses share, and the bills are the same as on
+DuckDB, byte for byte.
 
 Two scenarios are billed on each engine, in separate work folders: the bundled Mistral example
 (seeds/mistral, through 2026-11-14, as `make demo` bills it: duplicates, malformed lines, unpriced
@@ -9,9 +10,14 @@ session's Spark Connect server (`SPARK_REMOTE=sc://...`, tests/e2e/conftest.py),
 after the other, each in its own databases. Every output file (invoices, documents, current usage,
 wallets, the run summary with its counts) must be the same bytes, and the usage marts the same rows.
 tests/scenarios/every_charge_model is billed on both engines by test_spark_incremental.py (on Spark
-in two daily runs on the same server, against one DuckDB run), not here.
+in two daily runs, each on its own Spark, against one DuckDB run), not here.
 
-The hostile events are billed on both engines by test_spark_hostile.py, on the run's own Spark.
+The hostile events of tests/test_hostile_input.py (every quarantine reason) are billed on both
+engines too, on Spark on the same server: each line must get the reason
+tests/hostile/expected_reasons.json gives it (which test_hostile_input.py checks DuckDB's run
+against), and the two quarantines must be the same rows, details included, with the same run
+summary. So four warehouses are billed on the server, one after the other, each in its own
+databases (test_spark_incremental.py bills on the run's own Spark, a local master).
 
 Skipped, with the reason, where Spark cannot run (no `spark` extra, no Java); `make test-spark` fails
 there instead.
@@ -25,6 +31,9 @@ import pytest
 from dagster_project.cli import spark_missing
 from tests.conftest import REPO, run_meterhouse, snapshot
 from tests.e2e.conftest import assert_read_by_spark, run_on_spark_connect
+from tests.test_hostile_input import CATALOG as HOSTILE_CATALOG
+from tests.test_hostile_input import HOSTILE, assert_each_line_got_its_expected_reason
+from tests.test_hostile_input import THROUGH as HOSTILE_THROUGH
 
 pytestmark = pytest.mark.skipif(bool(spark_missing()), reason=str(spark_missing()))
 
@@ -39,22 +48,39 @@ USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "
                "fct_charge_events", "fct_usage_by_model_and_type", "fct_usage_daily_by_dimensions")
 
 
-@pytest.fixture(scope="module", params=list(SCENARIOS))
-def billed_twice(request, tmp_path_factory, spark_connect_server):
-    """The scenario billed on DuckDB and on Spark, the session's Spark Connect server (which bills
-    both scenarios, and the every-charge-model one in test_spark_incremental.py, each warehouse in
-    its own databases): the two work folders, by engine."""
-    catalog, events, through = SCENARIOS[request.param]
+def _on_both_engines(tmp_path_factory, name, catalog, events, through, server):
+    """`events` (a landing folder, copied) billed on DuckDB and on Spark, the session's Spark
+    Connect server `server`: the two work folders, by engine."""
     works = {}
     for engine in ("duckdb", "spark"):
-        work = tmp_path_factory.mktemp(f"{request.param}-{engine}")
+        work = tmp_path_factory.mktemp(f"{name}-{engine}")
         shutil.copytree(events, work / "events")
         if engine == "spark":
-            run_on_spark_connect(spark_connect_server.url, catalog, work / "events", work, through)
+            run_on_spark_connect(server.url, catalog, work / "events", work, through)
         else:
             run_meterhouse(catalog, work / "events", work, through, extra=["--engine", engine])
         works[engine] = work
     return works
+
+
+@pytest.fixture(scope="module", params=list(SCENARIOS))
+def billed_twice(request, tmp_path_factory, spark_connect_server):
+    """The scenario billed on DuckDB and on Spark (the session's server, which bills each scenario's
+    warehouse, and the hostile one, in its own databases)."""
+    catalog, events, through = SCENARIOS[request.param]
+    return _on_both_engines(tmp_path_factory, request.param, catalog, events, through, spark_connect_server)
+
+
+@pytest.fixture(scope="module")
+def hostile_on_both(tmp_path_factory, spark_connect_server):
+    """tests/test_hostile_input.py's landing folder billed on DuckDB and on Spark."""
+    return _on_both_engines(tmp_path_factory, "hostile", HOSTILE_CATALOG, HOSTILE / "events", HOSTILE_THROUGH,
+                            spark_connect_server)
+
+
+@pytest.fixture(scope="module")
+def hostile_on_spark(hostile_on_both):
+    return hostile_on_both["spark"]
 
 
 def test_spark_read_every_landing_file(billed_twice, spark_connect_server):
@@ -73,6 +99,30 @@ def test_on_a_connect_server_each_warehouse_keeps_its_tables_under_its_own_folde
     assert {"intermediate.db", "marts.db", "reference.db"} <= {p.name for p in (spark_dir / "tables").iterdir()}
     assert (spark_connect_server.folder / "metastore_db").is_dir()
     assert not [p for p in spark_connect_server.folder.rglob("*.parquet")]
+
+
+def test_the_server_names_each_warehouse_s_databases_apart_and_places_them_in_its_folder(
+        billed_twice, hostile_on_spark, spark_connect_server):
+    """Asked directly (a Spark Connect client): the server's metastore holds each warehouse's
+    layers as databases of its own name (`spark_exchange.spark_database`), located under that
+    warehouse's Spark folder."""
+    from pyspark.sql import SparkSession
+
+    from dagster_project.store.spark_exchange import spark_database
+
+    spark = SparkSession.builder.remote(spark_connect_server.url).getOrCreate()
+    try:
+        names = {row[0] for row in spark.sql("show databases").collect()}
+        for work in billed_twice["spark"], hostile_on_spark:
+            name = spark_database(spark_connect_server.url, work / "warehouse.duckdb")
+            assert {f"{name}_{layer}" for layer in ("raw", "catalog", "calendar", "staging", "intermediate",
+                                                    "marts", "reference")} <= names
+            info = dict(spark.sql(f"describe database {name}_marts").collect())
+            assert info["Location"].removeprefix("file:") == str(work.resolve() / "warehouse.duckdb.spark" / "tables" / "marts.db")
+        assert spark_database(spark_connect_server.url, billed_twice["spark"] / "warehouse.duckdb") != spark_database(
+            spark_connect_server.url, hostile_on_spark / "warehouse.duckdb")
+    finally:
+        spark.stop()
 
 
 def test_every_output_file_is_the_same_bytes_on_both_engines(billed_twice):
@@ -100,3 +150,28 @@ def test_the_same_lines_are_quarantined_for_the_same_reasons_on_both_engines(bil
                 """select source_file, line_number, item_index, rejection_reason, rejection_detail
                    from marts.fct_events_rejected order by all""").fetchall()
     assert reasons["spark"] == reasons["duckdb"]
+
+
+def test_spark_read_the_hostile_files_but_the_one_that_is_not_utf8(hostile_on_spark, spark_connect_server):
+    """hostile.jsonl by Spark, not-utf8.jsonl by DuckDB's loader, whose line parser keeps each bad
+    line's bytes."""
+    assert_read_by_spark(hostile_on_spark, not_utf8=1, where=f"Spark Connect {spark_connect_server.url}")
+
+
+def test_spark_quarantines_each_hostile_line_for_the_reason_duckdb_gives_it(hostile_on_spark):
+    assert_each_line_got_its_expected_reason(hostile_on_spark)
+
+
+def test_the_hostile_lines_are_quarantined_alike_on_both_engines_row_by_row(hostile_on_both):
+    """Each engine's quarantine, row by row (file, line, item, reason and its detail), and the run
+    summary's counts, the same."""
+    rejected, summaries = {}, {}
+    for engine, work in hostile_on_both.items():
+        with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+            rejected[engine] = con.execute(
+                """select source_file, line_number, item_index, rejection_reason, rejection_detail
+                   from marts.fct_events_rejected order by all""").fetchall()
+        summaries[engine] = (work / "out" / "run_summary.json").read_bytes()
+    assert len(rejected["duckdb"]) > 10
+    assert rejected["spark"] == rejected["duckdb"]
+    assert summaries["spark"] == summaries["duckdb"]

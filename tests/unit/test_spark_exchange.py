@@ -207,11 +207,14 @@ def test_an_incremental_build_brings_back_the_rebuilt_days_only_in_place_of_the_
         ("a", "2026-10-01", 9), ("b", "2026-10-02", 3), ("c", "2026-10-02", 4), ("d", "2026-10-03", 5)]
 
 
-def test_the_tables_are_kept_by_duckdb_by_spark_here_whatever_its_master_or_by_a_connect_server_elsewhere():
-    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002", "x") == "duckdb"
-    assert spark_exchange.tables_kept_by("spark", None, "meterhouse") == "spark"
-    assert spark_exchange.tables_kept_by("spark", "local[2]", "meterhouse") == "spark"
-    assert (spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002", "billing_0123456789")
+def test_the_tables_are_kept_by_duckdb_by_spark_here_whatever_its_master_or_by_a_connect_server_elsewhere(tmp_path):
+    """Where the usage fingerprint says they are: a change (another engine, another server, the
+    warehouse moved) rebuilds them whole."""
+    here = tmp_path / "w.duckdb.spark"
+    assert spark_exchange.tables_kept_by("duckdb", "sc://spark.internal:15002", here, "x") == "duckdb"
+    assert spark_exchange.tables_kept_by("spark", None, here, "meterhouse") == f"spark {here}"
+    assert spark_exchange.tables_kept_by("spark", "local[2]", here, "meterhouse") == f"spark {here}"
+    assert (spark_exchange.tables_kept_by("spark", "sc://spark.internal:15002", here, "billing_0123456789")
             == "spark sc://spark.internal:15002 billing_0123456789")
 
 
@@ -228,6 +231,8 @@ def test_a_warehouse_s_name_on_spark_is_its_own_where_a_connect_server_elsewhere
     other = tmp_path / "other" / "Billing-EU.duckdb"
     assert spark_exchange.spark_database("sc://spark.internal:15002", other) != f"billing_eu_{digest}"
     assert spark_exchange.spark_database("sc://spark.internal:15002", tmp_path / "__.duckdb").startswith("warehouse_")
+    long = spark_exchange.spark_database("sc://spark.internal:15002", tmp_path / ("w" * 200 + ".duckdb"))
+    assert long == "w" * 40 + "_" + hashlib.sha256(str((tmp_path / ("w" * 200 + ".duckdb")).resolve()).encode()).hexdigest()[:10]
 
 
 def test_spark_tables_or_a_metastore_here_deleted_are_forgotten_and_rebuilt(tmp_path):

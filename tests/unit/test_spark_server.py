@@ -1,7 +1,8 @@
 """The run's one Spark (`dagster_project/spark_server.py`), without Java: a stand-in server (a Python
 process that listens on the port it is given, and carries the command line's markers) is started,
 shared and stopped as the Spark Connect server would be; the real one is started by the Spark e2e
-tests (tests/e2e/test_spark_engine.py)."""
+tests (each run's own in tests/e2e/test_spark_incremental.py, one shared by several warehouses in
+tests/e2e/conftest.py)."""
 
 import os
 import signal

@@ -6,13 +6,14 @@ import pytest
 from tests.conftest import run_meterhouse
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_connect_server(tmp_path_factory):
-    """One Spark Connect server (`local[2]`) that the Spark tests' runs share as a user's server
+    """One Spark Connect server (`local[2]`) that a module's Spark runs share as a user's server
     elsewhere would be (`SPARK_REMOTE=sc://...`): its own metastore and warehouse folder, here in a
     folder of the test session, and no warehouse's. Several warehouses are billed on it, each in its
     own databases, with their tables under their own `<warehouse>.spark/`; one JVM warmed up once
-    instead of one started per run. Its URL (`.url`) and folder (`.folder`)."""
+    instead of one started per run, and stopped after the module (not left idle beside the rest of
+    the worker's tests). Its URL (`.url`) and folder (`.folder`)."""
     from dagster_project import spark_server
 
     folder = tmp_path_factory.mktemp("spark-connect-server")

@@ -6,7 +6,7 @@ Two scenarios are billed on each engine, in separate work folders: the bundled M
 (seeds/mistral, through 2026-11-14, as `make demo` bills it: duplicates, malformed lines, unpriced
 usage, wallets, taxes) and tests/scenarios/pricing_group_keys (group keys among the dimensions,
 fct_usage_daily_by_dimensions; no other scenario has them), both on Spark through the test
-session's Spark Connect server (`SPARK_REMOTE=sc://...`, tests/e2e/conftest.py), one warehouse
+module's Spark Connect server (`SPARK_REMOTE=sc://...`, tests/e2e/conftest.py), one warehouse
 after the other, each in its own databases. Every output file (invoices, documents, current usage,
 wallets, the run summary with its counts) must be the same bytes, and the usage marts the same rows.
 tests/scenarios/every_charge_model is billed on both engines by test_spark_incremental.py (on Spark
@@ -49,7 +49,7 @@ USAGE_MARTS = ("fct_usage_daily", "fct_unpriced_usage", "fct_events_rejected", "
 
 
 def _on_both_engines(tmp_path_factory, name, catalog, events, through, server):
-    """`events` (a landing folder, copied) billed on DuckDB and on Spark, the session's Spark
+    """`events` (a landing folder, copied) billed on DuckDB and on Spark, the module's Spark
     Connect server `server`: the two work folders, by engine."""
     works = {}
     for engine in ("duckdb", "spark"):
@@ -65,7 +65,7 @@ def _on_both_engines(tmp_path_factory, name, catalog, events, through, server):
 
 @pytest.fixture(scope="module", params=list(SCENARIOS))
 def billed_twice(request, tmp_path_factory, spark_connect_server):
-    """The scenario billed on DuckDB and on Spark (the session's server, which bills each scenario's
+    """The scenario billed on DuckDB and on Spark (the module's server, which bills each scenario's
     warehouse, and the hostile one, in its own databases)."""
     catalog, events, through = SCENARIOS[request.param]
     return _on_both_engines(tmp_path_factory, request.param, catalog, events, through, spark_connect_server)

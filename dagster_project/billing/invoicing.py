@@ -31,7 +31,8 @@ from dagster_project.billing.money import currency_exponent, round_half_up, stab
 from dagster_project.billing.taxes import Tax, TaxBook, fee_tax_precise, half_up_cents, invoice_taxes
 from dagster_project.billing.unpriced import unpriced_label
 from dagster_project.billing.wallets import (
-    DueInvoice, FeeKey, ManualTransaction, OpenUsage, Rule, RuleTopUp, WalletSpec, replay_customer,
+    DueInvoice, FeeKey, ManualTransaction, OpenUsage, Rule, RuleTopUp, WalletSpec, balance_sync_days,
+    replay_customer,
 )
 
 NO_TAXES = TaxBook(taxes={}, charge_codes={}, plan_codes={}, customer_codes={}, customer_places={})
@@ -951,6 +952,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                 "credit_amount": str(t.credits), "balance_after_cents": t.balance_after_cents,
                 "invoice_id": t.invoice_id, "settled_on": t.settled_on, "metadata_json": t.metadata_json,
             })
+        synced = balance_sync_days(replay.transactions)
         for wallet_id, b in replay.balances.items():
             balance_rows.append({
                 "wallet_id": wallet_id, "customer_id": customer_id, "status": "terminated" if b.is_terminated else "active",
@@ -958,7 +960,7 @@ def _replay_wallets(invoice_totals, wallets, wallet_rules, customers, daily_ongo
                 "granted_balance_cents": b.granted_cents, "paid_balance_cents": b.paid_cents,
                 "consumed_cents": b.consumed_cents,
                 "ongoing_usage_balance_cents": replay.ongoing_usage_cents.get(wallet_id, 0),
-                "as_of": through,
+                "last_balance_sync_on": synced.get(wallet_id),
             })
         for balance in replay.credit_notes.values():
             rows = credit_note_rows(balance, customer, through)
@@ -1197,7 +1199,7 @@ TRANSACTION_SCHEMA = {
 BALANCE_SCHEMA = {
     "wallet_id": pl.String, "customer_id": pl.String, "status": pl.String, "balance_cents": pl.Int64,
     "granted_balance_cents": pl.Int64, "paid_balance_cents": pl.Int64, "consumed_cents": pl.Int64,
-    "ongoing_usage_balance_cents": pl.Int64, "as_of": pl.Date,
+    "ongoing_usage_balance_cents": pl.Int64, "last_balance_sync_on": pl.Date,
 }
 
 

@@ -229,6 +229,21 @@ def cents_to_credits(cents: int, rate_amount: Decimal, currency: str) -> Decimal
     return (amount / rate_amount).quantize(CREDIT_DECIMALS, rounding=ROUND_HALF_UP)
 
 
+def balance_sync_days(transactions: list[Transaction]) -> dict[str, dt.date]:
+    """Lago's `last_balance_sync_at`, by wallet: the day its balance last changed. Lago stamps it
+    when credits come in (`Wallets::Balance::IncreaseService`) or go out (`DecreaseService`:
+    credits consumed by an invoice, or voided), not when it refreshes the ongoing usage. Here: the
+    day of the wallet's last settled transaction, paid credits counting from the day they settled
+    (`settled_on`). A wallet without a settled transaction is absent (Lago: `null`)."""
+    days: dict[str, dt.date] = {}
+    for t in transactions:
+        if t.status == "settled":
+            day = t.settled_on or t.day
+            if t.wallet_id not in days or day > days[t.wallet_id]:
+                days[t.wallet_id] = day
+    return days
+
+
 def _order(balance: _Balance) -> tuple[int, int]:
     return balance.spec.priority, balance.spec.creation_order
 

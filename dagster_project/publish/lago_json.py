@@ -539,7 +539,7 @@ def wallet_object(wallet: dict, rules: list[dict], balance: dict, consumed_credi
             "created_at": _ts(wallet["created_at"] or dt.datetime(1970, 1, 1)),
             "expiration_at": _ts(wallet["expiration_at"]),
             "terminated_at": _ts(wallet["expiration_at"]) if balance["status"] == "terminated" else None,
-            "last_balance_sync_at": _ts(balance["as_of"]),
+            "last_balance_sync_at": _ts(balance["last_balance_sync_on"]),
             "invoice_requires_successful_payment": wallet["invoice_requires_successful_payment"],
             "ongoing_balance_cents": ongoing_balance,
             "ongoing_usage_balance_cents": ongoing_usage,

@@ -93,6 +93,20 @@ def test_a_day_with_no_new_invoice_renders_no_document_and_builds_only_the_chang
             assert billed["second_inodes"][name] == billed["first_inodes"][name]  # not written again
 
 
+def test_a_wallet_whose_balance_and_ongoing_usage_did_not_move_is_neither_built_nor_written(billed):
+    """fr_consumer's wallet: its credits paid MIS-003-001 on Nov 2 (its last transaction) and its
+    customer has no event on Nov 3, so the Nov 3 run leaves its file alone (same bytes, same inode),
+    and says so. Its `last_balance_sync_at` is the day its balance last changed, as Lago stamps it
+    (on credits in or out, not on each refresh): its ledger's last `settled_at`, not the billing date."""
+    (name,) = [n for n in billed["second"] if n.startswith("wallets/")]
+    assert billed["second"][name] == billed["first"][name]
+    assert billed["second_inodes"][name] == billed["first_inodes"][name]  # not written again
+    assert "0 of 1 wallets (the others recognized unchanged, not built)" in billed["second_log"]
+    ledger = json.loads(billed["second"][name.replace("wallets/", "wallet_transactions/")])["wallet_transactions"]
+    last_settled = max(t["settled_at"] for t in ledger if t["status"] == "settled")
+    assert json.loads(billed["second"][name])["wallet"]["last_balance_sync_at"] == last_settled == "2026-11-02T00:00:00Z"
+
+
 def test_a_publish_with_nothing_changed_builds_and_renders_nothing_and_leaves_every_file(copy, monkeypatch):
     con, folder = copy
     before, before_inodes = files(folder / "out"), inodes(folder / "out")

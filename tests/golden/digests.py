@@ -22,6 +22,13 @@ fct_revenue_daily, fct_revenue_monthly, fct_daily_revenue_by_model_and_type, fct
 fct_top_customers). A script billed the scenario with `bill`, checked that exactly these digests
 differed from the manifest (the first run's none), and replaced only them.
 
+In session 22, the wallet files' digests only, for one intended change: a wallet's
+`last_balance_sync_at` is the day its balance last changed (its last settled transaction), as
+lago-api stamps it in `Wallets::Balance::IncreaseService` and `DecreaseService`, instead of the
+billing date (so a wallet whose balance and ongoing usage did not move keeps its file from day to
+day). A script billed every scenario with `bill` and checked that only `wallets/*.json` digests
+differed from the manifest (no other file, no mart), and replaced only them (16 digests).
+
 `tests/e2e/test_golden_outputs.py` bills the same runs with the code of today and compares. A digest
 is a SHA-256: of a file's bytes, and of a mart's rows written as CSV (all columns, in the mart's
 column order, rows sorted), so a changed figure, a changed column or a changed row shows, and the

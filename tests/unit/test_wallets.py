@@ -12,9 +12,11 @@ from dagster_project.billing.wallets import (
     ManualTransaction,
     OpenUsage,
     Rule,
+    Transaction,
     WalletSpec,
     _Balance,
     allocate_ongoing_usage,
+    balance_sync_days,
     cents_to_credits,
     credits_to_cents,
     replay_customer,
@@ -198,6 +200,36 @@ def test_paid_credits_awaiting_payment_are_pending_and_do_not_pay():
     paid_creation = [t for t in top_ups(result, "wallet_creation") if t.paid_cents]
     assert [t.status for t in paid_creation] == ["pending"]
     assert result.credits_applied["inv-1"] == (2500, 0)
+
+
+# --- last_balance_sync_at ---------------------------------------------------------------------------
+
+
+def transaction(wallet_id, day, status="settled", settled_on=None, ttype="inbound"):
+    return Transaction(wallet_id=wallet_id, day=day, sequence=0, transaction_type=ttype, source="manual", status=status,
+                       granted_cents=0, paid_cents=100, credits=D("1"), balance_after_cents=100, settled_on=settled_on)
+
+
+def test_a_wallet_s_balance_last_synced_on_its_last_settled_transaction_paid_credits_on_the_day_they_settled():
+    # w1: granted on Oct 1; paid credits bought Oct 2 and settled by their payment on Oct 6; more paid
+    # credits bought Oct 3, still pending (not in the balance). w2: only pending credits: never synced.
+    synced = balance_sync_days([
+        transaction("w1", oct26(1)),
+        transaction("w1", oct26(2), settled_on=oct26(6)),
+        transaction("w1", oct26(3), status="pending"),
+        transaction("w2", oct26(4), status="pending"),
+    ])
+    assert synced == {"w1": oct26(6)}
+
+
+def test_consumed_credits_sync_the_balance_but_ongoing_usage_does_not():
+    # 25 granted on Oct 1; invoice inv-1 (finalized Oct 1, paid from the wallet on Oct 2) takes 10.00 USD;
+    # open usage every day after that moves the ongoing balance only: the balance last changed on Oct 2.
+    result = replay([wallet(granted="25")], [DueInvoice("inv-1", oct26(2), 1000)],
+                    usage={day: 300 + 10 * day.day for day in DAYS[2:]})
+    assert [(t.day, t.transaction_type) for t in result.transactions] == [(oct26(1), "inbound"), (oct26(2), "outbound")]
+    assert result.ongoing_usage_cents["w"] == 400  # Oct 10's open usage
+    assert balance_sync_days(result.transactions) == {"w": oct26(2)}
 
 
 # --- ongoing balance and threshold top-ups ---------------------------------------------------------

@@ -211,12 +211,15 @@ def transaction(wallet_id, day, status="settled", settled_on=None, ttype="inboun
 
 
 def test_a_wallet_s_balance_last_synced_on_its_last_settled_transaction_paid_credits_on_the_day_they_settled():
-    # w1: granted on Oct 1; paid credits bought Oct 2 and settled by their payment on Oct 6; more paid
-    # credits bought Oct 3, still pending (not in the balance). w2: only pending credits: never synced.
+    # w1, in ledger order: granted on Oct 1; paid credits bought Oct 2 and settled by their payment on
+    # Oct 6; more paid credits bought Oct 3, still pending (not in the balance); credits consumed by an
+    # invoice on Oct 4 (the last settled one in the ledger, but not the latest change: Oct 6 is).
+    # w2: only pending credits: never synced.
     synced = balance_sync_days([
         transaction("w1", oct26(1)),
         transaction("w1", oct26(2), settled_on=oct26(6)),
         transaction("w1", oct26(3), status="pending"),
+        transaction("w1", oct26(4), ttype="outbound"),
         transaction("w2", oct26(4), status="pending"),
     ])
     assert synced == {"w1": oct26(6)}

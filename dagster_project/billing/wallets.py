@@ -233,8 +233,8 @@ def balance_sync_days(transactions: list[Transaction]) -> dict[str, dt.date]:
     """Lago's `last_balance_sync_at`, by wallet: the day its balance last changed. Lago stamps it
     when credits come in (`Wallets::Balance::IncreaseService`) or go out (`DecreaseService`:
     credits consumed by an invoice, or voided), not when it refreshes the ongoing usage. Here: the
-    day of the wallet's last settled transaction, paid credits counting from the day they settled
-    (`settled_on`). A wallet without a settled transaction is absent (Lago: `null`)."""
+    latest day a transaction of the wallet settled on, paid credits counting from the day they
+    settled (`settled_on`), whatever the ledger's order. A wallet without a settled transaction is absent (Lago: `null`)."""
     days: dict[str, dt.date] = {}
     for t in transactions:
         if t.status == "settled":

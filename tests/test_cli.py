@@ -210,6 +210,32 @@ def test_missing_input_folders_stop_the_run_naming_each_before_anything_is_writt
     assert list(tmp_path.iterdir()) == []  # no warehouse, no out, no log, not even their folder
 
 
+def test_the_run_starts_without_cyclic_collection_and_turns_it_back_on_even_when_it_refuses(tmp_path, monkeypatch):
+    # in this process (click's runner): the start-up (here, the inputs' check) sees collection
+    # off; a run stopped there still leaves it on, as the rest of a process calling it expects
+    import gc
+
+    from click.testing import CliRunner
+
+    from dagster_project import pipeline
+    from dagster_project.cli import main
+
+    seen = []
+
+    def refuse(*args):
+        seen.append(gc.isenabled())
+        raise pipeline.InputProblems(["--catalog: refused by the test"])
+
+    monkeypatch.setattr(pipeline, "check_inputs", refuse)
+    assert gc.isenabled()
+    result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path), "--events", str(tmp_path), "--warehouse",
+                                       str(tmp_path / "warehouse.duckdb"), "--out", str(tmp_path / "out"),
+                                       "--through", "2026-11-02"])
+    assert result.exit_code == 2, result.output
+    assert seen == [False]
+    assert gc.isenabled()
+
+
 def test_a_file_given_as_the_payments_folder_stops_the_run(tmp_path):
     (tmp_path / "payments.csv").write_text("invoice_number,amount,currency,paid_at,provider,provider_payment_id\n")
     result = meterhouse(*run_args(tmp_path, "2026-11-02", "--payments", tmp_path / "payments.csv",

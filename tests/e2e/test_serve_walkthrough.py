@@ -183,6 +183,11 @@ def test_the_wallet_read_through_lagos_client_is_the_figure_worked_out_by_hand(s
     assert (wallet.ongoing_usage_balance_cents, wallet.ongoing_balance_cents) == (4500, 8000)
     assert Decimal(wallet.credits_ongoing_balance) == Decimal(80)
     assert Decimal(created.credits_balance) == Decimal(125)  # the answer to the create call, before any run
+    # credits came in when it was created, and none went out since: the run's sync day is the
+    # creation's, which the create call's answer gave already
+    assert created.last_balance_sync_at is not None
+    assert str(wallet.last_balance_sync_at) == str(created.last_balance_sync_at)
+    assert str(wallet.last_balance_sync_at)[:10] == str(created.created_at)[:10]
 
 
 def test_the_wallets_transactions_read_through_lagos_client_are_the_credits_it_was_created_with(served):

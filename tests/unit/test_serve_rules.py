@@ -210,6 +210,27 @@ def test_a_wallet_as_created_holds_its_paid_and_granted_credits():
     assert waiting["balance_cents"] == 2500  # the 25 granted; the 100 paid wait for their payment
 
 
+def test_a_wallet_as_created_was_synced_on_its_creation_day_when_credits_settled_then():
+    """Lago stamps `last_balance_sync_at` when credits come in; a run publishes the day (midnight
+    UTC). Created at 23:30 in New York on Dec 4 = 04:30 UTC on Dec 5. Paid credits waiting for
+    their payment, or credits worth less than a cent (0.004 x 1.0 = 0.4 cent -> 0), settle nothing."""
+    from dagster_project.catalog.models import Wallet
+
+    new_york = dt.timezone(dt.timedelta(hours=-5))
+    wallet = Wallet(external_customer_id="acme", currency="USD", rate_amount=Decimal("1.0"),
+                    paid_credits=Decimal("100.0"), granted_credits=Decimal("0"),
+                    created_at=dt.datetime(2026, 12, 4, 23, 30, tzinfo=new_york))
+
+    def synced(**changes):
+        return wallet_object_as_created(wallet.model_copy(update=changes))["last_balance_sync_at"]
+
+    assert synced() == "2026-12-05T00:00:00Z"
+    assert synced(invoice_requires_successful_payment=True) is None
+    assert synced(invoice_requires_successful_payment=True, granted_credits=Decimal("25")) == "2026-12-05T00:00:00Z"
+    assert synced(paid_credits=Decimal("0.004")) is None
+    assert synced(created_at=None) is None
+
+
 # ---- routes, refresh timing ----
 
 def test_routes_take_lagos_paths_with_their_ids():

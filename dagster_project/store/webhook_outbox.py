@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import polars as pl
+
 from dagster_project.store.tables import rows
 
 # What the outbox asset reads in the warehouse (and the published files of `published_outputs`).
@@ -81,6 +83,16 @@ def depleted_wallets(con) -> set[str]:
     return {w for (w,) in con.execute("select wallet_id from state.wallet_depletion where is_depleted").fetchall()}
 
 
+# The columns of an outbox row that a check gives, in the table's order (`outbox_order` follows).
+_ADDED = ("webhook_id", "message_id", "webhook_type", "object_id", "created_on", "endpoint_id", "webhook_url", "body")
+
+
+def _insert_many(con, statement: str, parameters: list[list]) -> None:
+    """`executemany`, which DuckDB refuses with no parameters at all (no alert, no wallet)."""
+    if parameters:
+        con.executemany(statement, parameters)
+
+
 def record_checks(con, outbox_rows: list[dict], alert_values: dict[str, Decimal], depleted: dict[str, bool]) -> int:
     """In one transaction: add the outbox rows whose `webhook_id` is not there yet (in the order
     given) and replace the alerts' values and the wallets' depletion flags. The rows added."""
@@ -89,16 +101,18 @@ def record_checks(con, outbox_rows: list[dict], alert_values: dict[str, Decimal]
         known = {w for (w,) in con.execute("select webhook_id from state.webhook_outbox").fetchall()}
         order = con.execute("select coalesce(max(outbox_order), 0) from state.webhook_outbox").fetchone()[0]
         added = [r for r in outbox_rows if r["webhook_id"] not in known]
-        for offset, r in enumerate(added, start=1):
-            con.execute("""insert into state.webhook_outbox values
-                           (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, null, null, null, null)""",
-                        [r["webhook_id"], r["message_id"], r["webhook_type"], r["object_id"], r["created_on"],
-                         r["endpoint_id"], r["webhook_url"], r["body"], order + offset])
+        # (one statement for all of them: a month-end adds one row per invoice and endpoint)
+        new_rows = pl.DataFrame(  # noqa: F841 - read by the statement below, by its name
+            {**{column: [r[column] for r in added] for column in _ADDED},
+             "outbox_order": list(range(order + 1, order + 1 + len(added)))},
+            schema={**{column: pl.String for column in _ADDED}, "created_on": pl.Date, "outbox_order": pl.Int64})
+        con.execute(f"""insert into state.webhook_outbox select {", ".join(_ADDED)}, outbox_order, 'pending', 0,
+                        null, null, null, null from new_rows""")
         con.execute("delete from state.alert_values")
-        con.executemany("insert into state.alert_values values (?, ?)",
-                        [[a, str(v)] for a, v in sorted(alert_values.items())])
+        _insert_many(con, "insert into state.alert_values values (?, ?)",
+                     [[a, str(v)] for a, v in sorted(alert_values.items())])
         con.execute("delete from state.wallet_depletion")
-        con.executemany("insert into state.wallet_depletion values (?, ?)", [[w, d] for w, d in sorted(depleted.items())])
+        _insert_many(con, "insert into state.wallet_depletion values (?, ?)", [[w, d] for w, d in sorted(depleted.items())])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

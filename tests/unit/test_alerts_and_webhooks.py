@@ -237,3 +237,36 @@ def test_deliver_webhooks_refuses_to_post_unsigned_and_says_when_there_is_no_out
     empty = CliRunner().invoke(main, ["deliver-webhooks", "--warehouse", str(warehouse), "--now", "2026-11-02T12:00:00"])
     assert (empty.exit_code, capfd.readouterr().out.strip()) == (
         0, "webhooks at 2026-11-02T12:00:00Z: 0 posted; no webhook outbox in this warehouse")
+
+
+def test_the_outbox_adds_a_runs_new_rows_in_order_once_also_without_alerts_or_wallets(tmp_path):
+    # a catalog with a webhook endpoint but no alert (or no wallet) failed every run: DuckDB's
+    # executemany refuses an empty list
+    import duckdb
+
+    from dagster_project.store import webhook_outbox as store
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    store.ensure_tables(con)
+
+    def row(n: int, day: int) -> dict:
+        return {"webhook_id": f"wh{n}", "message_id": f"m{n}", "webhook_type": "invoice.created", "object_id": f"inv{n}",
+                "created_on": dt.date(2026, 11, day), "endpoint_id": "all", "webhook_url": "http://127.0.0.1/hooks",
+                "body": f'{{"n":{n}}}'}
+
+    assert store.record_checks(con, [row(1, 1), row(2, 1)], {"spend": D("1.5")}, {"wallet": True}) == 2
+    assert store.record_checks(con, [row(2, 1), row(3, 2)], {}, {}) == 1  # wh2 is there already
+    assert store.record_checks(con, [], {}, {}) == 0
+    assert con.execute("""select webhook_id, message_id, webhook_type, object_id, created_on, endpoint_id, webhook_url,
+                                 body, outbox_order, status, attempts, next_attempt_at, last_http_status
+                          from state.webhook_outbox order by outbox_order""").fetchall() == [
+        ("wh1", "m1", "invoice.created", "inv1", dt.date(2026, 11, 1), "all", "http://127.0.0.1/hooks", '{"n":1}', 1,
+         "pending", 0, None, None),
+        ("wh2", "m2", "invoice.created", "inv2", dt.date(2026, 11, 1), "all", "http://127.0.0.1/hooks", '{"n":2}', 2,
+         "pending", 0, None, None),
+        ("wh3", "m3", "invoice.created", "inv3", dt.date(2026, 11, 2), "all", "http://127.0.0.1/hooks", '{"n":3}', 3,
+         "pending", 0, None, None),
+    ]
+    # the alerts' values and the wallets' flags are replaced by each check's, here by none
+    assert con.execute("select count(*) from state.alert_values").fetchone() == (0,)
+    assert con.execute("select count(*) from state.wallet_depletion").fetchone() == (0,)

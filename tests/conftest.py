@@ -119,6 +119,13 @@ def bill_scenario(tmp_path_factory, name, through):
     return run_meterhouse(scenario / "catalog", work / "events", work, through)
 
 
+def published_invoice(out, number):
+    """The Lago invoice object of `out/invoices/<number>.json`."""
+    import json
+
+    return json.loads((out / "invoices" / f"{number}.json").read_text())["invoice"]
+
+
 def snapshot(folder):
     """Every file under `folder`, by relative path: its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

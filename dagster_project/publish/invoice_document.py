@@ -43,7 +43,7 @@ UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 COMMON_CHARACTERS = frozenset(
     [*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x370, 0x530), *range(0x2000, 0x2070), *range(0x20A0, 0x20C1)]
 )
-# This module's source as imported: part of the renderer's identity (see `pdf_key`).
+# This module's source as imported: part of the renderer's identity (see `document_key`).
 _SOURCE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
@@ -654,7 +654,7 @@ def render_pdfs(views: list[dict], workers: int | None = None) -> list[bytes]:
 
 
 @functools.cache
-def _renderer() -> dict:
+def renderer() -> dict:
     """What `render_html` and `render_pdf` depend on besides the view: this module's code, the HTML
     template and jinja2, the libraries that lay out, subset the font and compress, and the font file
     itself. (Versions from the installed metadata: importing fpdf2 costs more than reading a cached
@@ -673,5 +673,5 @@ def document_key(view: dict) -> str:
     """The SHA-256 of everything `render_html(view)` and `render_pdf(view)` are made from: the view
     (plain strings, lists and dicts, so its JSON text is exact) and the renderer. Both renders are
     deterministic (dates come from the data), so two equal keys mean the same HTML and PDF bytes."""
-    text = json.dumps({"renderer": _renderer(), "view": view}, sort_keys=True)
+    text = json.dumps({"renderer": renderer(), "view": view}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

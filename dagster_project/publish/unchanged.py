@@ -45,10 +45,10 @@ FORMAT_VERSION = 1
 @functools.cache
 def code_fingerprint() -> str:
     """The SHA-256 of every source file and template of `CODE`, of the document renderer's own
-    fingerprint (fpdf2, fonttools, jinja2, the font: `invoice_document._renderer`), of orjson's
+    fingerprint (fpdf2, fonttools, jinja2, the font: `invoice_document.renderer`), of orjson's
     version and of `FORMAT_VERSION`: any of them changed, every file is built again."""
     digest = hashlib.sha256(f"format {FORMAT_VERSION}\norjson {importlib.metadata.version('orjson')}\n".encode())
-    digest.update(json_bytes({"renderer": invoice_document._renderer()}))
+    digest.update(json_bytes({"renderer": invoice_document.renderer()}))
     for root in CODE:
         for path in sorted([root] if root.is_file() else (p for p in root.rglob("*") if p.is_file())):
             if path.suffix != ".pyc":

@@ -27,7 +27,7 @@ import sys
 import duckdb
 import pytest
 
-from tests.conftest import OPENAPI, REPO, assert_lago_schemas, run_meterhouse, snapshot
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas, published_invoice, run_meterhouse, snapshot
 
 SCENARIO = REPO / "tests" / "scenarios" / "corrections"
 
@@ -41,10 +41,6 @@ def _work(tmp_path_factory, name):
 
 def _bill(work, through):
     return run_meterhouse(work / "catalog", work / "events", work, through, payments=SCENARIO / "payments")
-
-
-def _invoice(work, number):
-    return json.loads((work / "out" / "invoices" / f"{number}.json").read_text())["invoice"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +57,7 @@ def credited(tmp_path_factory):
     a user writes it from the invoice JSON, and billed through 2026-12-02 on the same warehouse."""
     work = _work(tmp_path_factory, "credited")
     _bill(work, "2026-11-04")
-    october = _invoice(work, "MTH-001-001")
+    october = published_invoice(work / "out", "MTH-001-001")
     large = next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "Large")
     (work / "catalog" / "credit_notes.json").write_text(json.dumps({"credit_note": {
         "invoice_id": "MTH-001-001", "reason": "duplicated_charge", "description": "Large tokens billed twice",
@@ -80,7 +76,7 @@ def credited(tmp_path_factory):
 
 
 def test_the_invoices_bill_what_is_priced_and_nothing_else(billed):
-    october, november = _invoice(billed, "MTH-001-001"), _invoice(billed, "MTH-001-002")
+    october, november = published_invoice(billed / "out", "MTH-001-001"), published_invoice(billed / "out", "MTH-001-002")
     assert (october["fees_amount_cents"], october["taxes_amount_cents"], october["prepaid_credit_amount_cents"],
             october["total_amount_cents"], october["payment_status"]) == (1600, 320, 1000, 920, "succeeded")
     assert (november["fees_amount_cents"], november["taxes_amount_cents"], november["prepaid_credit_amount_cents"],
@@ -88,7 +84,8 @@ def test_the_invoices_bill_what_is_priced_and_nothing_else(billed):
 
 
 def test_the_unpriced_line_is_named_by_its_values(billed):
-    fees = {(f["item"]["name"], f["item"]["filter_invoice_display_name"]): f for f in _invoice(billed, "MTH-001-001")["fees"]}
+    fees = {(f["item"]["name"], f["item"]["filter_invoice_display_name"]): f
+            for f in published_invoice(billed / "out", "MTH-001-001")["fees"]}
     line = fees[("AI Tokens", "codestral; no filter values (not priced)")]
     assert (line["units"], line["amount_cents"], line["events_count"]) == ("3500000.0", 0, 2)
     html = (billed / "out" / "documents" / "MTH-001-001.html").read_text()
@@ -141,7 +138,7 @@ def test_the_credit_note_and_the_invoices_validate_against_lagos_schemas(credite
 
 def test_the_next_invoice_takes_the_credit_before_the_wallet(credited):
     work, _ = credited
-    november = _invoice(work, "MTH-001-002")
+    november = published_invoice(work / "out", "MTH-001-002")
     assert (november["sub_total_including_taxes_amount_cents"], november["credit_notes_amount_cents"],
             november["prepaid_credit_amount_cents"], november["total_amount_cents"]) == (1320, 180, 0, 1140)
     assert [(c["item"]["type"], c["item"]["code"], c["amount_cents"], c["before_taxes"]) for c in november["credits"]] == [
@@ -173,7 +170,7 @@ def test_the_corrected_invoice_never_changes(credited):
 
 def test_an_invoice_issued_after_the_term_changed_is_due_30_days_later(credited):
     work, _ = credited
-    november = _invoice(work, "MTH-001-002")
+    november = published_invoice(work / "out", "MTH-001-002")
     assert (november["issuing_date"], november["net_payment_term"], november["payment_due_date"]) == (
         "2026-12-01", 30, "2026-12-31")
 
@@ -214,7 +211,7 @@ def _run(work, through):
 
 
 def _small_fee_id(work):
-    october = _invoice(work, "MTH-001-001")
+    october = published_invoice(work / "out", "MTH-001-001")
     return next(f for f in october["fees"] if f["item"]["filter_invoice_display_name"] == "small")["lago_id"]
 
 
@@ -291,5 +288,5 @@ def test_pricing_codestral_later_leaves_the_finalized_line_and_its_name_as_they_
     before = (work / "out" / "invoices" / "MTH-001-001.json").read_bytes()
     assert _run(work, "2026-12-02").returncode == 0
     assert (work / "out" / "invoices" / "MTH-001-001.json").read_bytes() == before
-    names = [f["item"]["filter_invoice_display_name"] for f in _invoice(work, "MTH-001-001")["fees"]]
+    names = [f["item"]["filter_invoice_display_name"] for f in published_invoice(work / "out", "MTH-001-001")["fees"]]
     assert "codestral; no filter values (not priced)" in names

@@ -23,7 +23,7 @@ import shutil
 import duckdb
 import pytest
 
-from tests.conftest import OPENAPI, REPO, assert_lago_schemas, bill_scenario, run_meterhouse, snapshot
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas, bill_scenario, published_invoice, run_meterhouse, snapshot
 
 THROUGH = "2026-12-02"
 
@@ -33,14 +33,10 @@ def out(tmp_path_factory):
     return bill_scenario(tmp_path_factory, "coupons", THROUGH)
 
 
-def _invoice(out, number):
-    return json.loads((out / "invoices" / f"{number}.json").read_text())["invoice"]
-
-
 def test_each_invoice_takes_its_coupons_before_taxes(out):
     got = {n: (i["fees_amount_cents"], i["coupons_amount_cents"], i["sub_total_excluding_taxes_amount_cents"],
                i["taxes_amount_cents"], i["total_amount_cents"])
-           for n in ("MTH-001-001", "MTH-001-002", "MTH-002-001", "MTH-002-002") for i in [_invoice(out, n)]}
+           for n in ("MTH-001-001", "MTH-001-002", "MTH-002-001", "MTH-002-002") for i in [published_invoice(out, n)]}
     assert got == {
         "MTH-001-001": (3800, 3800, 0, 0, 0),
         "MTH-001-002": (2850, 465, 2385, 477, 2862),
@@ -51,14 +47,14 @@ def test_each_invoice_takes_its_coupons_before_taxes(out):
 
 def test_the_credits_of_type_coupon_name_each_coupon_in_the_order_they_applied(out):
     credits = [(c["item"]["type"], c["item"]["code"], c["item"]["name"], c["amount_cents"], c["before_taxes"])
-               for c in _invoice(out, "MTH-001-002")["credits"]]
+               for c in published_invoice(out, "MTH-001-002")["credits"]]
     assert credits == [("coupon", "welcome", "Welcome", 200, True), ("coupon", "loyal", "Loyalty 10%", 265, True)]
     # October's 38.00 was taken by welcome alone
-    assert [(c["item"]["code"], c["amount_cents"]) for c in _invoice(out, "MTH-001-001")["credits"]] == [("welcome", 3800)]
+    assert [(c["item"]["code"], c["amount_cents"]) for c in published_invoice(out, "MTH-001-001")["credits"]] == [("welcome", 3800)]
 
 
 def test_the_tax_is_on_the_fees_less_their_share_of_the_coupons(out):
-    november = _invoice(out, "MTH-001-002")
+    november = published_invoice(out, "MTH-001-002")
     assert [(t["fees_amount_cents"], t["amount_cents"]) for t in november["applied_taxes"]] == [(2385, 477)]
     # each fee's share: its amount x 4.65 / 28.50 (e.g. the subscription's 20.00 x 465 / 2850 = 326.3157...c)
     shares = {f["item"]["code"]: (f["amount_cents"], f["precise_coupons_amount_cents"], f["sub_total_excluding_taxes_amount_cents"])
@@ -68,7 +64,7 @@ def test_the_tax_is_on_the_fees_less_their_share_of_the_coupons(out):
 
 
 def test_a_metric_coupon_reduces_only_its_metrics_fee(out):
-    fees = {f["item"]["code"]: f.get("precise_coupons_amount_cents") for f in _invoice(out, "MTH-002-001")["fees"]}
+    fees = {f["item"]["code"]: f.get("precise_coupons_amount_cents") for f in published_invoice(out, "MTH-002-001")["fees"]}
     assert fees == {"pro": "0.0", "tokens": "1000.0", "calls": "0.0"}
 
 
@@ -149,7 +145,7 @@ def test_the_invoices_with_coupons_validate_against_lagos_schema(out):
     assert_lago_schemas(out, folders=(("invoices", "Invoice"),))
 
 
-def test_a_coupon_applied_later_changes_no_finalized_invoice(out, tmp_path):
+def test_a_coupon_applied_later_changes_no_finalizedpublished_invoice(out, tmp_path):
     """Loyal 10% applied to Globex, dated Oct 1 but added after its invoices were finalized: they keep
     their figures, byte for byte, and the coupon has taken nothing."""
     work = tmp_path / "work"  # a copy: the other tests read the module's warehouse as billed
@@ -179,7 +175,7 @@ def credited(out, tmp_path_factory):
     shutil.copytree(out.parent, work, dirs_exist_ok=True)
     catalog = work / "catalog"
     shutil.copytree(REPO / "tests" / "scenarios" / "coupons" / "catalog", catalog)
-    tokens = next(f for f in _invoice(out, "MTH-001-002")["fees"] if f["item"]["code"] == "tokens")
+    tokens = next(f for f in published_invoice(out, "MTH-001-002")["fees"] if f["item"]["code"] == "tokens")
     (catalog / "credit_notes.json").write_text(json.dumps({"credit_note": {
         "invoice_id": "MTH-001-002", "reason": "product_unsatisfactory", "credit_amount_cents": 803,
         "items": [{"fee_id": tokens["lago_id"], "amount_cents": 800}], "created_at": "2026-12-02T10:00:00Z"}}))

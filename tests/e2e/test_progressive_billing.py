@@ -33,7 +33,7 @@ import shutil
 import duckdb
 import pytest
 
-from tests.conftest import OPENAPI, REPO, assert_lago_schemas, bill_scenario, run_meterhouse, snapshot
+from tests.conftest import OPENAPI, REPO, assert_lago_schemas, bill_scenario, published_invoice, run_meterhouse, snapshot
 
 THROUGH = "2026-11-05"
 SCENARIO = REPO / "tests" / "scenarios" / "progressive"
@@ -44,14 +44,10 @@ def out(tmp_path_factory):
     return bill_scenario(tmp_path_factory, "progressive", THROUGH)
 
 
-def _invoice(out, number):
-    return json.loads((out / "invoices" / f"{number}.json").read_text())["invoice"]
-
-
 def test_each_threshold_crossed_issues_a_progressive_invoice_deducting_what_the_period_already_billed(out):
     got = {n: (i["invoice_type"], i["issuing_date"], i["fees_amount_cents"], i["progressive_billing_credit_amount_cents"],
                i["sub_total_excluding_taxes_amount_cents"], i["taxes_amount_cents"], i["total_amount_cents"], i["status"])
-           for n in ("MTH-001-001", "MTH-001-002", "MTH-001-003", "MTH-001-004") for i in [_invoice(out, n)]}
+           for n in ("MTH-001-001", "MTH-001-002", "MTH-001-003", "MTH-001-004") for i in [published_invoice(out, n)]}
     assert got == {
         "MTH-001-001": ("progressive_billing", "2026-10-09", 5500, 0, 5500, 1100, 6600, "finalized"),
         "MTH-001-002": ("progressive_billing", "2026-10-20", 7000, 5500, 1500, 300, 1800, "finalized"),
@@ -64,24 +60,25 @@ def test_each_threshold_crossed_issues_a_progressive_invoice_deducting_what_the_
 def test_each_progressive_invoice_names_the_thresholds_it_was_issued_for_with_the_lifetime_usage(out):
     applied = {n: [(t["usage_threshold"]["threshold_display_name"], t["usage_threshold"]["amount_cents"],
                     t["usage_threshold"]["recurring"], t["lifetime_usage_amount_cents"])
-                   for t in _invoice(out, n)["applied_usage_thresholds"]]
+                   for t in published_invoice(out, n)["applied_usage_thresholds"]]
                for n in ("MTH-001-001", "MTH-001-002", "MTH-001-004")}
     assert applied == {"MTH-001-001": [("First 50 USD", 5000, False, 5500)],
                        "MTH-001-002": [("Every 30 USD", 3000, True, 7000)],
                        "MTH-001-004": [("Every 30 USD", 3000, True, 9000)]}
-    assert "applied_usage_thresholds" not in _invoice(out, "MTH-001-003")
-    assert [p["invoicing_reason"] for p in _invoice(out, "MTH-001-002")["billing_periods"]] == ["progressive_billing"]
+    assert "applied_usage_thresholds" not in published_invoice(out, "MTH-001-003")
+    assert [p["invoicing_reason"] for p in published_invoice(out, "MTH-001-002")["billing_periods"]] == ["progressive_billing"]
 
 
 def test_the_deduction_is_a_credit_of_the_earlier_invoice_before_taxes_on_the_fee_of_its_charge(out):
-    credits = {n: [(c["item"]["type"], c["item"]["code"], c["amount_cents"], c["before_taxes"]) for c in _invoice(out, n)["credits"]]
+    credits = {n: [(c["item"]["type"], c["item"]["code"], c["amount_cents"], c["before_taxes"])
+                   for c in published_invoice(out, n)["credits"]]
                for n in ("MTH-001-001", "MTH-001-002", "MTH-001-003", "MTH-001-004")}
     assert credits == {"MTH-001-001": [], "MTH-001-002": [("invoice", "MTH-001-001", 5500, True)],
                        "MTH-001-003": [("invoice", "MTH-001-002", 7000, True)], "MTH-001-004": []}
     # October's tokens fee 80.00 takes the 70.00: taxed on 10.00 (2.00), the subscription fee on 10.00 (2.00)
     fees = {f["item"]["code"]: (f["amount_cents"], f.get("precise_coupons_amount_cents"),
                                 f["sub_total_excluding_taxes_amount_cents"], f["taxes_amount_cents"])
-            for f in _invoice(out, "MTH-001-003")["fees"]}
+            for f in published_invoice(out, "MTH-001-003")["fees"]}
     assert fees == {"selfserve": (1000, None, 1000, 200), "tokens": (8000, "7000.0", 1000, 200)}
 
 

@@ -143,12 +143,15 @@ def run(**options) -> None:
     One line per step on the console; Dagster's and dbt's logs are appended to WAREHOUSE.log."""
     # Start-up only allocates (the imports, the catalog, Dagster's definitions), and Python's cyclic
     # collections would walk all of it again and again: 0.6-0.8 s of each run. Collection is back
-    # on once the definitions are built and frozen (pipeline._run), or when the command ends.
+    # on once the definitions are built and frozen (pipeline._run: the steps run with it), and as
+    # the caller had it when the command ends.
+    was_on = gc.isenabled()
     gc.disable()
     try:
         _run(**options)
     finally:
-        gc.enable()
+        if was_on:
+            gc.enable()
 
 
 def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, through: dt.datetime,

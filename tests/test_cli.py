@@ -234,6 +234,41 @@ def test_the_run_starts_without_cyclic_collection_and_turns_it_back_on_even_when
     assert result.exit_code == 2, result.output
     assert seen == [False]
     assert gc.isenabled()
+    gc.disable()  # a caller that had it off finds it off
+    try:
+        assert CliRunner().invoke(main, ["run", "--catalog", str(tmp_path), "--events", str(tmp_path), "--warehouse",
+                                         str(tmp_path / "warehouse.duckdb"), "--out", str(tmp_path / "out"),
+                                         "--through", "2026-11-02"]).exit_code == 2
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_runs_steps_run_with_cyclic_collection_on(tmp_path, monkeypatch):
+    # the start-up turned it off; the definitions built, the steps get it back (a run of 100,000
+    # customers must not go without it). The steps here: one that notes it, then stops the run.
+    import gc
+    import shutil
+
+    from click.testing import CliRunner
+
+    from dagster_project import pipeline
+    from dagster_project.cli import RUN_FAILED, main
+
+    seen = []
+
+    def steps(*args):
+        seen.append(gc.isenabled())
+        raise pipeline.RunFailed("the test's steps", [("noted", "stopped by the test")])
+
+    monkeypatch.setattr(pipeline, "_materialize_all", steps)
+    shutil.copytree(SCENARIO / "events", tmp_path / "events")
+    result = CliRunner().invoke(main, ["run", "--catalog", str(CATALOG), "--events", str(tmp_path / "events"),
+                                       "--warehouse", str(tmp_path / "warehouse.duckdb"), "--out", str(tmp_path / "out"),
+                                       "--through", "2026-11-02"])
+    assert result.exit_code == RUN_FAILED, result.output
+    assert seen == [True]
+    assert gc.isenabled()
 
 
 def test_a_file_given_as_the_payments_folder_stops_the_run(tmp_path):

@@ -166,26 +166,17 @@ def credits_to_cents(credits: Decimal, rate_amount: Decimal, currency: str) -> i
     return to_cents(Decimal(credits) * Decimal(rate_amount), currency)
 
 
-def _settled_at_creation(wallet, paid_now: Decimal) -> dt.datetime | None:
-    """`last_balance_sync_at` before any run: the day the wallet was created (at midnight, the day
-    a run publishes, `billing.wallets.balance_sync_days`) when credits settled then, granted ones or
-    paid ones not waiting for a payment, each worth at least a cent; None otherwise."""
-    if wallet.created_at is None or not any(
-            credits_to_cents(c, wallet.rate_amount, wallet.currency) > 0 for c in (wallet.granted_credits, paid_now)):
-        return None
-    created = wallet.created_at
-    if created.tzinfo is not None:
-        created = created.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return dt.datetime.combine(created.date(), dt.time(0))
-
-
 def wallet_object_as_created(wallet) -> dict:
     """Lago's wallet object of a body before any run billed it: its credits of creation (granted at
     once, paid at once unless `invoice_requires_successful_payment`), nothing consumed, no usage yet.
-    A run's `wallets/<id>.json` replaces it as soon as one is published."""
+    Each part is rounded to cents apart, as a run tops the wallet up (`billing.wallets`); when one is
+    worth at least a cent, credits settled on the day the wallet was created, which is its
+    `last_balance_sync_at` (at midnight UTC, the day a run publishes). A run's `wallets/<id>.json`
+    replaces it as soon as one is published."""
     paid_now = Decimal(0) if wallet.invoice_requires_successful_payment else wallet.paid_credits
     credits = wallet.granted_credits + paid_now
-    cents = credits_to_cents(credits, wallet.rate_amount, wallet.currency)
+    cents = sum(credits_to_cents(c, wallet.rate_amount, wallet.currency) for c in (wallet.granted_credits, paid_now))
+    settled_on = wallet.created_at.date() if wallet.created_at is not None and cents > 0 else None  # (naive UTC)
     limits = wallet.applies_to
     return {
         "lago_id": stable_id("wallet", wallet_key(wallet)),
@@ -204,7 +195,7 @@ def wallet_object_as_created(wallet) -> dict:
         "created_at": _ts(wallet.created_at),
         "expiration_at": _ts(wallet.expiration_at),
         "terminated_at": None,
-        "last_balance_sync_at": _ts(_settled_at_creation(wallet, paid_now)),
+        "last_balance_sync_at": _ts(dt.datetime.combine(settled_on, dt.time(0)) if settled_on else None),
         "invoice_requires_successful_payment": wallet.invoice_requires_successful_payment,
         "ongoing_balance_cents": cents,
         "ongoing_usage_balance_cents": 0,

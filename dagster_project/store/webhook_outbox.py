@@ -87,12 +87,6 @@ def depleted_wallets(con) -> set[str]:
 _ADDED = ("webhook_id", "message_id", "webhook_type", "object_id", "created_on", "endpoint_id", "webhook_url", "body")
 
 
-def _insert_many(con, statement: str, parameters: list[list]) -> None:
-    """`executemany`, which DuckDB refuses with no parameters at all (no alert, no wallet)."""
-    if parameters:
-        con.executemany(statement, parameters)
-
-
 def record_checks(con, outbox_rows: list[dict], alert_values: dict[str, Decimal], depleted: dict[str, bool]) -> int:
     """In one transaction: add the outbox rows whose `webhook_id` is not there yet (in the order
     given) and replace the alerts' values and the wallets' depletion flags. The rows added."""
@@ -101,18 +95,23 @@ def record_checks(con, outbox_rows: list[dict], alert_values: dict[str, Decimal]
         known = {w for (w,) in con.execute("select webhook_id from state.webhook_outbox").fetchall()}
         order = con.execute("select coalesce(max(outbox_order), 0) from state.webhook_outbox").fetchone()[0]
         added = [r for r in outbox_rows if r["webhook_id"] not in known]
-        # (one statement for all of them: a month-end adds one row per invoice and endpoint)
-        new_rows = pl.DataFrame(  # noqa: F841 - read by the statement below, by its name
+        # Each table in one statement from a frame (DuckDB reads it by its name): a month-end adds a
+        # row per invoice and endpoint, and every wallet has its flag; one `insert` a row took
+        # 9.5 s for 20,000 outbox rows. (Also no `executemany`, which refuses an empty list.)
+        new_rows = pl.DataFrame(  # noqa: F841
             {**{column: [r[column] for r in added] for column in _ADDED},
              "outbox_order": list(range(order + 1, order + 1 + len(added)))},
             schema={**{column: pl.String for column in _ADDED}, "created_on": pl.Date, "outbox_order": pl.Int64})
         con.execute(f"""insert into state.webhook_outbox select {", ".join(_ADDED)}, outbox_order, 'pending', 0,
                         null, null, null, null from new_rows""")
+        alert_rows = pl.DataFrame(  # noqa: F841
+            [(a, str(v)) for a, v in sorted(alert_values.items())], schema={"a": pl.String, "v": pl.String}, orient="row")
+        wallet_flags = pl.DataFrame(  # noqa: F841
+            sorted(depleted.items()), schema={"w": pl.String, "d": pl.Boolean}, orient="row")
         con.execute("delete from state.alert_values")
-        _insert_many(con, "insert into state.alert_values values (?, ?)",
-                     [[a, str(v)] for a, v in sorted(alert_values.items())])
+        con.execute("insert into state.alert_values select a, v from alert_rows")
         con.execute("delete from state.wallet_depletion")
-        _insert_many(con, "insert into state.wallet_depletion values (?, ?)", [[w, d] for w, d in sorted(depleted.items())])
+        con.execute("insert into state.wallet_depletion select w, d from wallet_flags")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

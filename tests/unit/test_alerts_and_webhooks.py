@@ -254,7 +254,10 @@ def test_the_outbox_adds_a_runs_new_rows_in_order_once_also_without_alerts_or_wa
                 "created_on": dt.date(2026, 11, day), "endpoint_id": "all", "webhook_url": "http://127.0.0.1/hooks",
                 "body": f'{{"n":{n}}}'}
 
-    assert store.record_checks(con, [row(1, 1), row(2, 1)], {"spend": D("1.5")}, {"wallet": True}) == 2
+    assert store.record_checks(con, [row(1, 1), row(2, 1)], {"spend": D("1.5"), "lifetime": D("0")},
+                               {"w2": False, "w1": True}) == 2
+    assert con.execute("select * from state.alert_values order by 1").fetchall() == [("lifetime", "0"), ("spend", "1.5")]
+    assert con.execute("select * from state.wallet_depletion order by 1").fetchall() == [("w1", True), ("w2", False)]
     assert store.record_checks(con, [row(2, 1), row(3, 2)], {}, {}) == 1  # wh2 is there already
     assert store.record_checks(con, [], {}, {}) == 0
     assert con.execute("""select webhook_id, message_id, webhook_type, object_id, created_on, endpoint_id, webhook_url,

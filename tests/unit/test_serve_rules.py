@@ -231,6 +231,22 @@ def test_a_wallet_as_created_was_synced_on_its_creation_day_when_credits_settled
     assert synced(created_at=None) is None
 
 
+def test_a_wallet_as_created_rounds_its_granted_and_paid_credits_to_cents_apart_as_a_run_does():
+    """A run tops a wallet up with its granted and its paid credits apart, each rounded half-up:
+    0.005 + 0.005 credits at rate 1.0 are 1 + 1 = 2 cents (not 0.01 -> 1); 0.004 + 0.004 are
+    0 + 0 cents (not 0.008 -> 1), so no credit settled and no sync day."""
+    from dagster_project.catalog.models import Wallet
+
+    def shown(granted, paid):
+        wallet = Wallet(external_customer_id="acme", currency="USD", rate_amount=Decimal("1.0"),
+                        paid_credits=Decimal(paid), granted_credits=Decimal(granted), created_at=dt.datetime(2026, 12, 5))
+        o = wallet_object_as_created(wallet)
+        return o["balance_cents"], o["balance"], o["ongoing_balance_cents"], o["last_balance_sync_at"]
+
+    assert shown("0.005", "0.005") == (2, "0.02", 2, "2026-12-05T00:00:00Z")
+    assert shown("0.004", "0.004") == (0, "0.00", 0, None)
+
+
 # ---- routes, refresh timing ----
 
 def test_routes_take_lagos_paths_with_their_ids():

@@ -188,10 +188,22 @@ def _relations(selection: str, materialized: tuple[str, ...] = ("table", "increm
     return sorted((node["schema"], node.get("alias") or node["name"]) for node in _nodes(selection, materialized))
 
 
+def _manifest() -> dict:
+    """The project's manifest, read once while its file stays the same (a build plans its views
+    from it three times). Not to be changed by its readers."""
+    path = dbt_project().manifest_path
+    return _manifest_file(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _manifest_file(path: str, mtime_ns: int) -> dict:
+    return json.loads(Path(path).read_text())
+
+
 def _tables_read(selection: str) -> list[tuple[str, str]]:
     """(schema, name) of the tables and sources the selection's views read, through the views and
     ephemeral models they read, from the manifest."""
-    manifest = json.loads(dbt_project().manifest_path.read_text())
+    manifest = _manifest()
     nodes, sources = manifest["nodes"], manifest["sources"]
     read, seen = set(), set()
     todo = [dep for node in _nodes(selection, ("view",)) for dep in node["depends_on"]["nodes"]]
@@ -214,7 +226,7 @@ def _tables_read(selection: str) -> list[tuple[str, str]]:
 
 def _nodes(selection: str, materialized: tuple[str, ...]) -> list[dict]:
     """The manifest's nodes of the models and seeds the selection builds as `materialized`."""
-    manifest = json.loads(dbt_project().manifest_path.read_text())
+    manifest = _manifest()
     folders = tuple(f + "/" for f in _folders(selection))
     return [node for node in manifest["nodes"].values()
             if node["resource_type"] in ("model", "seed") and node["config"].get("materialized") in materialized

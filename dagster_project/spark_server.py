@@ -140,12 +140,16 @@ def _live(spark_dir: Path) -> Server | None:
     return server
 
 
-def start(spark_dir: Path, master: str, log: Callable[[str], None]) -> Server:
-    """Start a Spark Connect server of `master` for `spark_dir` and wait until it listens."""
+def start(spark_dir: Path, master: str, log: Callable[[str], None], settings: dict[str, str] | None = None) -> Server:
+    """Start a Spark Connect server of `master` for `spark_dir` and wait until it listens: with the
+    `static_settings` of a run's own Spark, or the `settings` given (the tests' server elsewhere,
+    in a folder of its own: `stop_leftover` knows a server by its metastore's path in
+    `static_settings`, so it would not find such a server left behind)."""
     stop_leftover(spark_dir)
     (spark_dir / LOG).parent.mkdir(parents=True, exist_ok=True)
     made_metastore = not (spark_dir / "metastore_db").exists()
-    settings = static_settings(spark_dir, os.environ.get("METERHOUSE_SPARK_DRIVER_MEMORY", "2g"))
+    if settings is None:
+        settings = static_settings(spark_dir, os.environ.get("METERHOUSE_SPARK_DRIVER_MEMORY", "2g"))
     env = {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
     env["SPARK_CONNECT_MODE"] = "0"  # (as start-connect-server.sh sets it: a server, not a client)
     began = time.monotonic()

@@ -90,21 +90,21 @@ def test_spark_read_every_landing_file(billed_twice, spark_connect_server):
 
 
 def test_on_a_connect_server_each_warehouse_keeps_its_tables_under_its_own_folder(billed_twice, spark_connect_server):
-    """A Spark Connect server that is not the run's keeps its own metastore, which names the tables
+    """A Spark Connect server that is not the run's keeps its own catalog, which names the tables
     of every warehouse billed on it (the two scenarios here, one after the other); each warehouse's
-    tables are under its `<warehouse>.spark/tables/<layer>.db/`, none in the server's own folder."""
+    tables are under its `<warehouse>.spark/tables/<layer>.db/`, none in the server's own folder,
+    and the run starts no Spark and makes no metastore of its own."""
     spark_dir = billed_twice["spark"] / "warehouse.duckdb.spark"
     assert {"tables", "sources"} <= {p.name for p in spark_dir.iterdir()}
     assert not (spark_dir / "metastore_db").exists() and not (spark_dir / "connect").exists()
     assert {"intermediate.db", "marts.db", "reference.db"} <= {p.name for p in (spark_dir / "tables").iterdir()}
-    assert (spark_connect_server.folder / "metastore_db").is_dir()
     assert not [p for p in spark_connect_server.folder.rglob("*.parquet")]
 
 
 def test_the_server_names_each_warehouse_s_databases_apart_and_places_them_in_its_folder(
         billed_twice, hostile_on_spark, spark_connect_server):
-    """Asked directly (a Spark Connect client): the server's metastore holds each warehouse's
-    layers as databases of its own name (`spark_exchange.spark_database`), located under that
+    """Asked directly (a Spark Connect client): the server's catalog (Spark's default, in memory)
+    holds each warehouse's layers as databases of its own name (`spark_exchange.spark_database`), located under that
     warehouse's Spark folder."""
     from pyspark.sql import SparkSession
 
@@ -112,6 +112,7 @@ def test_the_server_names_each_warehouse_s_databases_apart_and_places_them_in_it
 
     spark = SparkSession.builder.remote(spark_connect_server.url).getOrCreate()
     try:
+        assert spark.conf.get("spark.sql.catalogImplementation") == "in-memory"
         names = {row[0] for row in spark.sql("show databases").collect()}
         for work in billed_twice["spark"], hostile_on_spark:
             name = spark_database(spark_connect_server.url, work / "warehouse.duckdb")
@@ -175,3 +176,5 @@ def test_the_hostile_lines_are_quarantined_alike_on_both_engines_row_by_row(host
     assert len(rejected["duckdb"]) > 10
     assert rejected["spark"] == rejected["duckdb"]
     assert summaries["spark"] == summaries["duckdb"]
+
+

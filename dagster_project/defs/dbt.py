@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from packaging import version
 
 from dagster_project import spark_server
@@ -334,7 +335,35 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
     arrival days from `rebuild_from` on go to Spark as Parquet, Spark replaces those days'
     partitions of its tables (kept between runs under `<warehouse>.spark/`), and those days come
     back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
-    the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh."""
+    the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh, and so
+    does an incremental one that Spark stops because it no longer knows the tables it would add to
+    (a Spark Connect server restarted since the last run, its catalog in memory)."""
+    try:
+        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh)
+    except DagsterDbtCliRuntimeError as error:
+        if full_refresh or spark_exchange.TABLES_FORGOTTEN not in str(error):
+            raise
+        context.log.warning(f"usage models: {spark_exchange.TABLES_FORGOTTEN}, which it built before (a Spark "
+                            "Connect server restarted since the last run?): no model was built; building them whole")
+        rebuild_from, full_refresh = "0001-01-01", True
+        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh)
+    with settings.connect() as con:
+        spark_exchange.import_tables(con, settings.spark_dir,
+                                     _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
+                                     None if full_refresh else rebuild_from)
+    if views.unchanged:
+        context.log.info("usage models: views on DuckDB made from the same project over the same columns, not made again")
+        return
+    views_folder = target_path("usage_models", settings)
+    dbt.cli(["run", "--no-write-json", "--select", USAGE_MODELS,
+             "--exclude", "config.materialized:table config.materialized:incremental"], target_path=views_folder).wait()
+    keep_parse(views_folder, duckdb_parse_key(settings))
+
+
+def _build_on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
+                    rebuild_from: str, full_refresh: bool):
+    """dbt's build of the usage models on Spark, over the source files of the arrival days from
+    `rebuild_from` on (everything, in a Spark folder started afresh, for a full build)."""
     spark_dir = settings.spark_dir
     if full_refresh:
         spark_exchange.clear(spark_dir, keep_metastore=spark_server.keeps_metastore_for_full_build(spark_dir, context.log.info))
@@ -350,16 +379,6 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
         folder = spark_target_path("usage_models_spark", settings, target)
         yield from dbt.cli(args, context=context, target_path=folder).stream()
     keep_parse(folder, target)
-    with settings.connect() as con:
-        spark_exchange.import_tables(con, spark_dir, _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
-                                     None if full_refresh else rebuild_from)
-    if views.unchanged:
-        context.log.info("usage models: views on DuckDB made from the same project over the same columns, not made again")
-        return
-    views_folder = target_path("usage_models", settings)
-    dbt.cli(["run", "--no-write-json", "--select", USAGE_MODELS,
-             "--exclude", "config.materialized:table config.materialized:incremental"], target_path=views_folder).wait()
-    keep_parse(views_folder, duckdb_parse_key(settings))
 
 
 @contextlib.contextmanager

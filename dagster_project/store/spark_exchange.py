@@ -22,6 +22,9 @@ COLUMNS_FILE = "columns.parquet"
 # The typed raw layer Spark reads is its own: the events as Spark typed them from the landing files,
 # one folder per arrival day, `arrival_date=YYYY-MM-DD/` (the column in the folder's name only).
 EVENTS = ("raw", "events")
+# How the usage models' on-run-start check begins its error when Spark no longer knows the tables
+# an incremental build adds to (`assert_spark_knows_incremental_models`, macros/spark_sources.sql).
+TABLES_FORGOTTEN = "Spark no longer knows this warehouse's tables"
 # The day folder written when there are no events at all (Spark needs a file to read the columns from).
 NO_EVENTS_DAY = dt.date(1, 1, 1)
 

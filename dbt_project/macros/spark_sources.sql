@@ -33,8 +33,39 @@
             {%- do run_query('msck repair table ' ~ name) -%}
         {%- endif -%}
     {%- endfor -%}
+    {{ assert_spark_knows_incremental_models() }}
     {%- endif -%}
     set spark.sql.ansi.enabled = true
+{%- endmacro %}
+
+{#
+  An incremental build adds to the tables Spark built before. A Spark Connect server restarted
+  since (its catalog is in memory unless it keeps a metastore: Spark's default) no longer knows
+  them while their files are still under `<METERHOUSE_SPARK_DIR>/tables/`: dbt would try to create
+  them again and Spark refuse the location. An error raised while dbt renders the hook ends the
+  command before any model, saying so: `meterhouse run` then builds the usage models whole
+  (`defs/dbt.py`, `_on_spark`, which knows the error by its first words,
+  `spark_exchange.TABLES_FORGOTTEN`). The same holds when a table's files are gone too (a full build
+  that did not finish): the run then builds everything whole, not that model alone.
+#}
+{% macro assert_spark_knows_incremental_models() -%}
+    {%- if env_var('METERHOUSE_REBUILD_FROM', '0001-01-01') != '0001-01-01' and not flags.FULL_REFRESH -%}
+        {%- set unknown = [] -%}
+        {%- for node in graph.nodes.values() if node.unique_id in selected_resources
+                                              and node.config.materialized == 'incremental' -%}
+            {%- if adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) is none -%}
+                {%- do unknown.append(node.schema ~ '.' ~ node.alias) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if unknown -%}
+            {%- do exceptions.raise_compiler_error(
+                "Spark no longer knows this warehouse's tables (" ~ unknown | sort | join(', ') ~ " missing from its "
+                ~ "catalog) although an earlier build made them, under " ~ env_var('METERHOUSE_SPARK_DIR') ~ "/tables "
+                ~ "(a Spark Connect server restarted since, whose catalog is kept in memory? a build that did not "
+                ~ "finish?). No model was built; `meterhouse run` builds them whole, a build by hand needs "
+                ~ "--full-refresh after deleting " ~ env_var('METERHOUSE_SPARK_DIR') ~ "/tables.") -%}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {#

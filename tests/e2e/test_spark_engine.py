@@ -178,3 +178,51 @@ def test_the_hostile_lines_are_quarantined_alike_on_both_engines_row_by_row(host
     assert summaries["spark"] == summaries["duckdb"]
 
 
+
+def test_a_server_that_no_longer_knows_the_warehouse_s_tables_gets_them_built_whole(hostile_on_both, spark_connect_server):
+    """A Spark Connect server restarted since a warehouse's last run (its catalog in memory) knows
+    none of the warehouse's tables, though their files are still there. Here the server forgets the
+    incremental ones of one layer (its database `<name>_intermediate` dropped, their files put back;
+    a restart would lose the other layers too), and a day arrives. dbt's build stops before any model (Spark would refuse to create a table where its
+    files are), the run says why in its log and builds the usage models whole, and it bills the
+    same bytes as DuckDB given the same day. (Last in the module: it changes the hostile
+    warehouses' work folders.)"""
+    from pyspark.sql import SparkSession
+
+    from dagster_project.store.spark_exchange import spark_database
+
+    work = hostile_on_both["spark"]
+    name = spark_database(spark_connect_server.url, work / "warehouse.duckdb")
+    files = work / "warehouse.duckdb.spark" / "tables" / "intermediate.db"
+    kept = shutil.copytree(files, work / "intermediate.db.kept")
+    spark = SparkSession.builder.remote(spark_connect_server.url).getOrCreate()
+    try:
+        spark.sql(f"drop database {name}_intermediate cascade")  # (which deletes its tables' files too)
+    finally:
+        spark.stop()
+    shutil.rmtree(files, ignore_errors=True)
+    kept.rename(files)  # (forgotten by the server, as by a restart; the files still there)
+    for engine, folder in hostile_on_both.items():
+        (folder / "events" / "2026-10-11").mkdir()
+        (folder / "events" / "2026-10-11" / "late.jsonl").write_text(
+            '{"transaction_id": "r1", "code": "mistral_tokens", "external_subscription_id": "sub_ny", '
+            '"timestamp": 1791720000, "properties": {"tokens": 10, "model": "mistral-small", "type": "input"}}\n')
+    before = (work / "warehouse.duckdb.log").read_text(errors="replace")
+    run_on_spark_connect(spark_connect_server.url, HOSTILE_CATALOG, work / "events", work, HOSTILE_THROUGH)
+    run_meterhouse(HOSTILE_CATALOG, hostile_on_both["duckdb"] / "events", hostile_on_both["duckdb"], HOSTILE_THROUGH)
+
+    log = (work / "warehouse.duckdb.log").read_text(errors="replace").removeprefix(before)
+    builds = [line.partition("usage models on Spark Connect")[2] for line in log.splitlines()
+              if "usage models on Spark Connect" in line]
+    assert [b.partition(";")[0].partition(": ")[2] for b in builds] == ["arrival days from 2026-10-11", "full build"]
+    spark_dir = work.resolve() / "warehouse.duckdb.spark"
+    assert (f"Spark no longer knows this warehouse's tables ({name}_intermediate.int_events_checked_daily, "
+            f"{name}_intermediate.int_events_deduplicated, {name}_intermediate.int_usage_by_model_and_type_daily "
+            f"missing from its catalog) although an earlier build made them, under {spark_dir}/tables") in log
+    assert "LOCATION_ALREADY_EXISTS" not in log  # (no model was tried: dbt ends at the hook's error)
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("""select arrival_date::varchar, is_duplicate from intermediate.int_events_deduplicated
+                              where transaction_id = 'r1'""").fetchall() == [("2026-10-11", False)]
+    on_duckdb, on_spark = (snapshot(hostile_on_both[e] / "out") for e in ("duckdb", "spark"))
+    assert sorted(on_spark) == sorted(on_duckdb)
+    assert [name for name in on_duckdb if on_spark[name] != on_duckdb[name]] == []

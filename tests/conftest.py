@@ -28,6 +28,7 @@ SLOW_FIRST = (
     "tests/e2e/test_new_york_month_end.py",  # with test_kill_and_rerun (SAME_WORKER): ~165 s
     "tests/e2e/test_kill_and_rerun.py",
     "tests/test_orchestration.py",  # ~80 s
+    "tests/e2e/test_usage_model_selection.py",  # ~70 s
     "tests/test_hostile_input.py",  # ~45 s
     "tests/e2e/test_corrections.py",  # ~150 s
     "tests/e2e/test_every_charge_model.py",  # ~45 s
@@ -124,6 +125,30 @@ def published_invoice(out, number):
     import json
 
     return json.loads((out / "invoices" / f"{number}.json").read_text())["invoice"]
+
+
+def materialize_usage_models(catalog, work, through, keys, engine="duckdb"):
+    """Some of the usage models (asset keys `layer/name`) materialized on the warehouse of `work`,
+    as an operator selects them in Dagster's UI, in this process: (success, the failed steps'
+    error messages)."""
+    import dagster as dg
+
+    from dagster_project.definitions import build_definitions
+    from dagster_project.defs.resources import MeterhouseSettings
+
+    settings = MeterhouseSettings(catalog_dir=str(catalog), events_dir=str(work / "events"),
+                                  warehouse_path=str(work / "warehouse.duckdb"), out_dir=str(work / "out"),
+                                  through=through, engine=engine)
+    defs = build_definitions(settings)
+    environment = dict(os.environ)  # (the build sets dbt's variables in it: not left to the next tests)
+    try:
+        result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*(key.split("/") for key in keys)),
+                                resources=dict(defs.resources), instance=dg.DagsterInstance.ephemeral(),
+                                raise_on_error=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+    return result.success, [event.step_failure_data.error.message for event in result.get_step_failure_events()]
 
 
 def snapshot(folder):

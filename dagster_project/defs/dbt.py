@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +23,8 @@ from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
 from dagster_project.store import spark_exchange
 from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date, views_digest
-from dagster_project.store.usage_state import NOTHING_TO_REBUILD, plan_usage_rebuild, record_usage_state
+from dagster_project.store.usage_state import (NOTHING_TO_REBUILD, forget_usage_state, plan_usage_rebuild,
+                                                record_usage_state, tables_kept_by_last_build)
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 USAGE_MODELS = "path:seeds path:models/staging path:models/intermediate path:models/marts/usage path:tests"
@@ -182,11 +183,15 @@ def _folders(selection: str) -> tuple[str, ...]:
     return (*(term.removeprefix("path:") for term in selection.split()), "macros")
 
 
-def _relations(selection: str, materialized: tuple[str, ...] = ("table", "incremental", "view", "seed")
-               ) -> list[tuple[str, str]]:
+def _relations(selection: str, materialized: tuple[str, ...] = ("table", "incremental", "view", "seed"),
+               assets: Iterable[dg.AssetKey] | None = None) -> list[tuple[str, str]]:
     """(schema, name) of every table, view and seed the selection builds (or of those built as
-    `materialized`), from the manifest."""
-    return sorted((node["schema"], node.get("alias") or node["name"]) for node in _nodes(selection, materialized))
+    `materialized`; of those whose asset is one of `assets`), from the manifest."""
+    nodes = _nodes(selection, materialized)
+    if assets is not None:
+        keys, translator = set(assets), Translator()
+        nodes = [node for node in nodes if translator.get_asset_key(node) in keys]
+    return sorted((node["schema"], node.get("alias") or node["name"]) for node in nodes)
 
 
 def _manifest() -> dict:
@@ -330,27 +335,31 @@ def _not_rebuilt(context: dg.AssetExecutionContext, what: str):
 
 
 def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
-              rebuild_from: str, full_refresh: bool, views: _Views):
+              rebuild_from: str, full_refresh: bool, views: _Views, subset: bool = False):
     """The usage models built by dbt-spark, incrementally as on DuckDB: the source files of the
     arrival days from `rebuild_from` on go to Spark as Parquet, Spark replaces those days'
     partitions of its tables (kept between runs under `<warehouse>.spark/`), and those days come
     back into the warehouse (the other tables whole); the views are then made on DuckDB too, where
-    the billing marts read them. A full build (`full_refresh`) starts Spark's folder afresh, and so
+    the billing marts read them. A full build of every model starts Spark's folder afresh, and so
     does an incremental one that Spark stops because it no longer knows the tables it would add to
-    (a Spark Connect server restarted since the last run, its catalog in memory)."""
+    (a Spark Connect server restarted since the last run, its catalog in memory).
+
+    A `subset` of the models (materialized from Dagster's UI) is built whole over Spark's tables of
+    the others, which stay as the last build left them, and only its own tables come back (the
+    views on DuckDB are all made again)."""
     try:
-        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh)
+        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh, subset)
     except DagsterDbtCliRuntimeError as error:
         if full_refresh or spark_exchange.TABLES_FORGOTTEN not in str(error):
             raise
         context.log.warning(f"usage models: {spark_exchange.TABLES_FORGOTTEN}, which it built before (a Spark "
                             "Connect server restarted since the last run?): no model was built; building them whole")
         rebuild_from, full_refresh = "0001-01-01", True
-        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh)
+        yield from _build_on_spark(context, dbt, settings, rebuild_from, full_refresh, subset=False)
+    relations = _relations(USAGE_MODELS, materialized=("table", "incremental", "seed"),
+                           assets=context.selected_asset_keys if subset else None)
     with settings.connect() as con:
-        spark_exchange.import_tables(con, settings.spark_dir,
-                                     _relations(USAGE_MODELS, materialized=("table", "incremental", "seed")),
-                                     None if full_refresh else rebuild_from)
+        spark_exchange.import_tables(con, settings.spark_dir, relations, None if full_refresh else rebuild_from)
     if views.unchanged:
         context.log.info("usage models: views on DuckDB made from the same project over the same columns, not made again")
         return
@@ -361,19 +370,25 @@ def _on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: 
 
 
 def _build_on_spark(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: MeterhouseSettings,
-                    rebuild_from: str, full_refresh: bool):
+                    rebuild_from: str, full_refresh: bool, subset: bool = False):
     """dbt's build of the usage models on Spark, over the source files of the arrival days from
-    `rebuild_from` on (everything, in a Spark folder started afresh, for a full build)."""
+    `rebuild_from` on (everything, in a Spark folder started afresh, for a full build; for a full
+    build of a `subset`, everything, over Spark's tables of the other models as they are)."""
     spark_dir = settings.spark_dir
-    if full_refresh:
+    if full_refresh and not subset:
+        with settings.connect() as con:
+            forget_usage_state(con)
         spark_exchange.clear(spark_dir, keep_metastore=spark_server.keeps_metastore_for_full_build(spark_dir, context.log.info))
+    if full_refresh:
         rebuild_from = "0001-01-01"
     os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
+    os.environ["METERHOUSE_SELECTION_ONLY"] = "true" if subset else ""  # (the on-run-start check's)
     with settings.connect() as con:
         exported = spark_exchange.export_sources(con, spark_dir, rebuild_from)
     with _spark_for_command(settings, context.log.info, last=True) as (target, where):
         context.log.info(f"usage models on {where}: "
-                         + ("full build" if full_refresh else f"arrival days from {rebuild_from}")
+                         + ("full build of a selection" if subset else "full build" if full_refresh
+                            else f"arrival days from {rebuild_from}")
                          + f"; {len(exported)} source tables written as Parquet under {spark_dir / 'sources'}")
         args = [*dbt_args("build"), *(["--full-refresh"] if full_refresh else []), "--target", target]
         folder = spark_target_path("usage_models_spark", settings, target)
@@ -436,11 +451,14 @@ def usage_models():
         with settings.connect() as con:
             ensure_raw_schema(con)
             remote = os.environ.get("SPARK_REMOTE")
-            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(
-                con, DBT_DIR, spark_exchange.tables_kept_by(
-                    settings.engine, remote, settings.spark_dir, spark_exchange.spark_database(remote, settings.warehouse)))
-            if settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote):
-                full_refresh = True
+            kept_by = spark_exchange.tables_kept_by(settings.engine, remote, settings.spark_dir,
+                                                    spark_exchange.spark_database(remote, settings.warehouse))
+            rebuild_from, full_refresh, fingerprint = plan_usage_rebuild(con, DBT_DIR, kept_by)
+            forgotten = settings.engine == "spark" and spark_exchange.forgotten(settings.spark_dir, remote)
+            full_refresh = full_refresh or forgotten
+            if (settings.engine == "spark" and context.is_subset
+                    and (forgotten or tables_kept_by_last_build(con) != kept_by)):
+                raise dg.Failure(spark_exchange.SUBSET_WITHOUT_SPARK_TABLES.format(spark_dir=settings.spark_dir))
             digest = _inputs(con, "usage_models", USAGE_MODELS)
             unchanged = (not context.is_subset and not full_refresh and rebuild_from == NOTHING_TO_REBUILD
                          and up_to_date(con, "usage_models", digest, _relations(USAGE_MODELS)))
@@ -453,7 +471,7 @@ def usage_models():
         if context.is_subset:  # some models only: rebuild them whole, and leave the state as it was
             rebuild_from, full_refresh = "0001-01-01", True
         if settings.engine == "spark":
-            yield from _on_spark(context, dbt, settings, rebuild_from, full_refresh, views)
+            yield from _on_spark(context, dbt, settings, rebuild_from, full_refresh, views, context.is_subset)
         else:
             os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
@@ -463,7 +481,7 @@ def usage_models():
             keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:
             if not context.is_subset:
-                record_usage_state(con, fingerprint)
+                record_usage_state(con, fingerprint, kept_by)
                 views.record(con)
             record_build(con, "usage_models", None if context.is_subset else digest)
 

@@ -25,6 +25,14 @@ EVENTS = ("raw", "events")
 # How the usage models' on-run-start check begins its error when Spark no longer knows the tables
 # an incremental build adds to (`assert_spark_knows_incremental_models`, macros/spark_sources.sql).
 TABLES_FORGOTTEN = "Spark no longer knows this warehouse's tables"
+# Why a selection of the usage models (materialized from Dagster's UI) is refused on Spark before
+# anything is written: it is built over Spark's tables of the other models, which must be those of
+# the warehouse's last build of every model (`usage_state.tables_kept_by_last_build`).
+SUBSET_WITHOUT_SPARK_TABLES = (
+    "usage models on Spark: a selection of them is built over Spark's tables of the others, and {spark_dir}/tables "
+    "holds none that this warehouse's last build of every usage model left there (never built there, deleted, "
+    "built elsewhere since, or a build that started them afresh did not finish). Nothing was written: "
+    "materialize every usage model (`meterhouse run` does), then the selection if it is still needed.")
 # The day folder written when there are no events at all (Spark needs a file to read the columns from).
 NO_EVENTS_DAY = dt.date(1, 1, 1)
 
@@ -180,9 +188,9 @@ def export_sources(con, spark_dir: Path, rebuild_from: str = "0001-01-01") -> li
 
 
 def clear(spark_dir: Path, keep_metastore: bool = False) -> None:
-    """Forget what Spark holds for this warehouse (before a full build): its metastore, tables,
-    source files and model schemas; the next build starts from nothing, but for the typed events
-    Spark read from the landing files, which are the warehouse's `raw.events`. `keep_metastore`:
+    """Forget what Spark holds for this warehouse (before a full build of every model): its
+    metastore, tables, source files and model schemas; the next build starts from nothing, but for
+    the typed events Spark read from the landing files, which are the warehouse's `raw.events`. `keep_metastore`:
     the metastore stays (the run's Spark holds it open, and it names no table of an earlier run)."""
     for name in ("tables", "schemas", *([] if keep_metastore else ["metastore_db"])):
         shutil.rmtree(spark_dir / name, ignore_errors=True)

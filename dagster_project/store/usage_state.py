@@ -6,11 +6,13 @@ from pathlib import Path
 # What the incremental usage models were last built from (schema `state`, written after a
 # successful build): the content of each arrival day, and a fingerprint of the catalog and of the
 # dbt project. A day whose content changed is rebuilt with every later day; a change of catalog,
-# models or of an existing billing period rebuilds everything.
+# models or of an existing billing period rebuilds everything. And where that build kept the
+# models' tables (`spark_exchange.tables_kept_by`), which a selection of them is built over.
 STATE_DDL = """
 create schema if not exists state;
 create table if not exists state.usage_days (arrival_date date primary key, content_signature varchar not null);
 create table if not exists state.usage_fingerprint (fingerprint varchar not null);
+create table if not exists state.usage_tables (kept_by varchar not null);
 create table if not exists state.usage_periods as select {columns} from calendar.billing_periods limit 0;
 """
 # The columns of a billing period the usage models read (stg_calendar__billing_periods).
@@ -59,14 +61,35 @@ def plan_usage_rebuild(con, dbt_dir: Path, engine: str = "duckdb") -> tuple[str,
     return (first.isoformat() if first else NOTHING_TO_REBUILD), False, fingerprint
 
 
-def record_usage_state(con, fingerprint: str) -> None:
+def tables_kept_by_last_build(con) -> str | None:
+    """Where the last successful build of every usage model kept their tables (`record_usage_state`):
+    None before one, or since a build that started them afresh began (`forget_usage_state`)."""
+    con.execute(STATE_DDL)
+    row = con.execute("select kept_by from state.usage_tables").fetchone()
+    return row[0] if row else None
+
+
+def forget_usage_state(con) -> None:
+    """Before a build that starts the models' tables afresh where they are kept apart from the
+    warehouse (on Spark): until it succeeds (`record_usage_state`), the next build is a full one
+    too, not one that adds days to the tables of a build that did not finish, and no selection of
+    the models is built over them."""
+    con.execute(STATE_DDL)
+    con.execute("delete from state.usage_fingerprint")
+    con.execute("delete from state.usage_tables")
+
+
+def record_usage_state(con, fingerprint: str, kept_by: str = "duckdb") -> None:
     """After a successful build: the models now reflect these days, this catalog and these periods
-    (`fingerprint`: the one computed before the build, in case a file changed meanwhile)."""
+    (`fingerprint`: the one computed before the build, in case a file changed meanwhile), and their
+    tables are kept by `kept_by` (`spark_exchange.tables_kept_by`)."""
     con.execute(STATE_DDL)
     con.execute("begin transaction")
     con.execute("delete from state.usage_days")
     con.execute("insert into state.usage_days select arrival_date, content_signature from raw.day_loads")
     con.execute("delete from state.usage_fingerprint")
     con.execute("insert into state.usage_fingerprint values (?)", [fingerprint])
+    con.execute("delete from state.usage_tables")
+    con.execute("insert into state.usage_tables values (?)", [kept_by])
     con.execute(f"create or replace table state.usage_periods as select {PERIOD_COLUMNS} from calendar.billing_periods")
     con.execute("commit")

@@ -29,7 +29,7 @@ import duckdb
 import pytest
 
 from dagster_project.cli import spark_missing
-from tests.conftest import REPO, run_meterhouse, snapshot
+from tests.conftest import REPO, materialize_usage_models, run_meterhouse, snapshot
 from tests.e2e.conftest import assert_read_by_spark, run_on_spark_connect
 from tests.test_hostile_input import CATALOG as HOSTILE_CATALOG
 from tests.test_hostile_input import HOSTILE, assert_each_line_got_its_expected_reason
@@ -177,6 +177,51 @@ def test_the_hostile_lines_are_quarantined_alike_on_both_engines_row_by_row(host
     assert rejected["spark"] == rejected["duckdb"]
     assert summaries["spark"] == summaries["duckdb"]
 
+
+
+def test_a_selection_of_the_usage_models_is_built_over_the_server_s_tables_of_the_others(hostile_on_spark, spark_connect_server):
+    """Some usage models materialized alone (as from Dagster's UI) on the server. A view they read
+    and do not build is missing from the server's catalog (as after a restart): the command ends
+    before any model, naming it. With that view in the selection, the selection is built whole over
+    the server's tables of the others, which stay, and only its own tables come back: the rows taken
+    out of the warehouse's selected tables come back, those of an unselected table stay out."""
+    from pyspark.sql import SparkSession
+
+    from dagster_project.store.spark_exchange import spark_database
+
+    work = hostile_on_spark
+    name = spark_database(spark_connect_server.url, work / "warehouse.duckdb")
+    selection = ["intermediate/int_usage_by_model_and_type_daily", "marts/fct_usage_daily"]
+    tables, unselected = ("intermediate.int_usage_by_model_and_type_daily", "marts.fct_usage_daily"), \
+        "intermediate.int_events_deduplicated"
+    folders = sorted(p.relative_to(work) for p in (work / "warehouse.duckdb.spark" / "tables").glob("*.db/*"))
+    with duckdb.connect(str(work / "warehouse.duckdb")) as con:
+        before = {t: con.execute(f"select * from {t} order by all").fetchall() for t in tables}
+        kept = con.execute(f"select * from {unselected}").fetchall()
+        for table in (*tables, unselected):
+            con.execute(f"delete from {table}")
+    spark = SparkSession.builder.remote(spark_connect_server.url).getOrCreate()
+    try:
+        spark.sql(f"drop view {name}_staging.stg_catalog__filter_keys")
+    finally:
+        spark.stop()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SPARK_REMOTE", spark_connect_server.url)
+        refused = materialize_usage_models(HOSTILE_CATALOG, work, HOSTILE_THROUGH, selection, engine="spark")
+        built = materialize_usage_models(HOSTILE_CATALOG, work, HOSTILE_THROUGH,
+                                         [*selection, "staging/stg_catalog__filter_keys"], engine="spark")
+    with duckdb.connect(str(work / "warehouse.duckdb")) as con:
+        after = {t: con.execute(f"select * from {t} order by all").fetchall() for t in tables}
+        left_out = con.execute(f"select count(*) from {unselected}").fetchone()[0]
+        con.executemany(f"insert into {unselected} values ({', '.join('?' for _ in kept[0])})", kept)
+    assert refused[0] is False
+    assert [e for e in refused[1] if f"Spark does not know the tables this selection reads or replaces "
+            f"({name}_staging.stg_catalog__filter_keys missing from its catalog" in e] != []
+    assert built == (True, [])
+    assert [len(before[t]) > 0 for t in tables] == [True, True]
+    assert after == before
+    assert (len(kept) > 0, left_out) == (True, 0)
+    assert sorted(p.relative_to(work) for p in (work / "warehouse.duckdb.spark" / "tables").glob("*.db/*")) == folders
 
 
 def test_a_server_that_no_longer_knows_the_warehouse_s_tables_gets_them_built_whole(hostile_on_both, spark_connect_server):

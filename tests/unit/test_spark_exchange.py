@@ -172,7 +172,8 @@ def test_only_a_connect_server_elsewhere_keeps_its_own_metastore():
     assert not spark_exchange.keeps_metastore_here("sc://spark.internal:15002")
 
 
-def test_building_the_usage_models_on_another_engine_rebuilds_them_whole(tmp_path):
+def _usage_state_con(tmp_path):
+    """A warehouse with the tables the usage state reads, empty, and a dbt project of one file."""
     con = duckdb.connect()
     con.execute("create schema raw; create schema catalog; create schema calendar")
     for table in usage_state.FINGERPRINT_TABLES:
@@ -180,6 +181,11 @@ def test_building_the_usage_models_on_another_engine_rebuilds_them_whole(tmp_pat
     con.execute(f"create table calendar.billing_periods as select {', '.join('null::varchar as ' + c.strip() for c in usage_state.PERIOD_COLUMNS.split(','))}")
     con.execute("create table raw.day_loads (arrival_date date, content_signature varchar)")
     (tmp_path / "dbt_project.yml").write_text("name: x\n")
+    return con
+
+
+def test_building_the_usage_models_on_another_engine_rebuilds_them_whole(tmp_path):
+    con = _usage_state_con(tmp_path)
     _, full, on_duckdb = usage_state.plan_usage_rebuild(con, tmp_path)
     assert full
     usage_state.record_usage_state(con, on_duckdb)
@@ -188,6 +194,33 @@ def test_building_the_usage_models_on_another_engine_rebuilds_them_whole(tmp_pat
     assert (rebuild_from, full) == ("0001-01-01", True) and on_spark != on_duckdb
     usage_state.record_usage_state(con, on_spark)
     assert usage_state.plan_usage_rebuild(con, tmp_path, "spark") == (usage_state.NOTHING_TO_REBUILD, False, on_spark)
+
+
+def test_after_a_full_build_on_spark_that_did_not_finish_the_next_build_is_full_too(tmp_path):
+    """`forget_usage_state`, before a full build on Spark clears Spark's tables: until that build
+    records its state, the next one does not add days to the tables it left half built."""
+    con = _usage_state_con(tmp_path)
+    fingerprint = usage_state.plan_usage_rebuild(con, tmp_path, "spark")[2]
+    usage_state.record_usage_state(con, fingerprint)
+    assert usage_state.plan_usage_rebuild(con, tmp_path, "spark")[:2] == (usage_state.NOTHING_TO_REBUILD, False)
+    usage_state.forget_usage_state(con)
+    assert usage_state.plan_usage_rebuild(con, tmp_path, "spark") == ("0001-01-01", True, fingerprint)
+
+
+def test_a_selection_of_the_models_is_built_over_the_tables_the_last_build_of_every_model_kept():
+    """Where that build kept them (`tables_kept_by`), until a build that starts them afresh begins;
+    none before the first."""
+    con = duckdb.connect()
+    con.execute("create schema calendar")
+    con.execute(f"create table calendar.billing_periods as select {', '.join('null::varchar as ' + c.strip() for c in usage_state.PERIOD_COLUMNS.split(','))}")
+    con.execute("create schema raw; create table raw.day_loads (arrival_date date, content_signature varchar)")
+    assert usage_state.tables_kept_by_last_build(con) is None
+    usage_state.record_usage_state(con, "f1", "spark sc://host:15002 billing_3f9a0c12d4")
+    assert usage_state.tables_kept_by_last_build(con) == "spark sc://host:15002 billing_3f9a0c12d4"
+    usage_state.record_usage_state(con, "f2")
+    assert usage_state.tables_kept_by_last_build(con) == "duckdb"
+    usage_state.forget_usage_state(con)
+    assert usage_state.tables_kept_by_last_build(con) is None
 
 
 def test_an_incremental_build_brings_back_the_rebuilt_days_only_in_place_of_the_warehouses(tmp_path):

@@ -110,7 +110,7 @@ def one_spark_per_run(spark_dir: Path) -> Iterator[None]:
 def serving(spark_dir: Path, master: str, log: Callable[[str], None], last: bool = False) -> Iterator[Server]:
     """The Spark Connect server of `spark_dir` for one command: the run's (started now if it has
     none yet). Stopped after the command if it is the run's `last`, or outside `one_spark_per_run`."""
-    server = _live(spark_dir) or start(spark_dir, master, log)
+    server = _live(spark_dir, log) or start(spark_dir, master, log)
     try:
         yield server
     finally:
@@ -123,21 +123,36 @@ def keeps_metastore_for_full_build(spark_dir: Path, log: Callable[[str], None]) 
     stay, held open by the run's server, which made it (a new warehouse: it names no table of an
     earlier run). A server whose metastore was there before it is stopped first, so that the
     metastore can go with the tables it names; the build's command starts another."""
-    server = _live(spark_dir)
+    server = _live(spark_dir, log)
     if server is not None and not server.made_metastore:
         stop(spark_dir, log)
         return False
     return server is not None
 
 
-def _live(spark_dir: Path) -> Server | None:
-    """The server this process started for `spark_dir`, if it still runs (one that ended, killed
-    by the kernel for memory or crashed, is forgotten: the next command starts another)."""
+def _live(spark_dir: Path, log: Callable[[str], None] | None = None) -> Server | None:
+    """The server this process started for `spark_dir`, if it still runs. One that ended (killed by
+    the kernel for memory, or crashed) is forgotten, and `log` says so: the next command starts
+    another."""
     server = _running.get(spark_dir)
-    if server is not None and server.process.poll() is not None:
+    if server is not None and (status := server.process.poll()) is not None:
         stop(spark_dir)
+        if log is not None:
+            log(f"the run's Spark (pid {server.process.pid}) ended since its last command, {_ending(status)}: "
+                f"another is started (its log: {spark_dir / LOG})")
         return None
     return server
+
+
+def _ending(status: int) -> str:
+    """How a process ended, from its return code (negative: the signal that killed it)."""
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"killed by {name}" + (" (the kernel's out-of-memory killer, or kill -9)" if name == "SIGKILL" else "")
+    return f"with exit status {status}"
 
 
 def start(spark_dir: Path, master: str, log: Callable[[str], None], settings: dict[str, str] | None = None) -> Server:

@@ -252,12 +252,27 @@ def _ports_listened() -> set[int]:
     return {int(row.split()[1].rsplit(":", 1)[1], 16) for row in rows if row.split()[3] == "0A"}
 
 
-def test_a_server_that_died_is_replaced_by_the_next_command(tmp_path, stand_in):
+def test_a_server_that_died_is_replaced_by_the_next_command_which_says_why(tmp_path, stand_in):
+    """The next command starts another server, and the run's log says the first one died and how
+    (here SIGKILL, as the kernel's out-of-memory killer sends it)."""
+    lines = []
     with spark_server.one_spark_per_run(tmp_path):
-        with spark_server.serving(tmp_path, "local[2]", lambda line: None) as first:
+        with spark_server.serving(tmp_path, "local[2]", lines.append) as first:
             pass
-        first.process.kill()  # (the kernel's out-of-memory killer, or a crash)
+        first.process.kill()
         first.process.wait()
-        with spark_server.serving(tmp_path, "local[2]", lambda line: None) as second:
+        del lines[:]
+        with spark_server.serving(tmp_path, "local[2]", lines.append) as second:
             assert second is not first and second.process.poll() is None
     assert len(stand_in) == 2
+    assert lines[0] == (f"the run's Spark (pid {first.process.pid}) ended since its last command, killed by SIGKILL "
+                        f"(the kernel's out-of-memory killer, or kill -9): another is started (its log: "
+                        f"{tmp_path / spark_server.LOG})")
+    assert lines[1].startswith("Spark local[2] started for this run in ")
+
+
+@pytest.mark.parametrize(("status", "said"), [(-9, "killed by SIGKILL (the kernel's out-of-memory killer, or kill -9)"),
+                                             (-15, "killed by SIGTERM"), (1, "with exit status 1"),
+                                             (-99, "killed by signal 99")])
+def test_how_a_server_ended_is_said_from_its_return_code(status, said):
+    assert spark_server._ending(status) == said

@@ -24,6 +24,7 @@ import duckdb
 from dagster_project import spark_server
 from dagster_project.defs.resources import MeterhouseSettings
 from dagster_project.ingest.events import arrival_dates, day_files
+from dagster_project.store import warehouse_file
 from dagster_project.warm_dbt import warm_dbt
 
 # ---- the inputs, checked before anything is written -----------------------------------------------
@@ -243,7 +244,8 @@ def _run(catalog_dir: Path, events_dir: Path, warehouse: Path, out_dir: Path, th
     gc.freeze()
     gc.enable()
     try:
-        with spark_server.one_spark_per_run(settings.spark_dir) if engine == "spark" else contextlib.nullcontext():
+        with spark_server.one_spark_per_run(settings.spark_dir) if engine == "spark" else contextlib.nullcontext(), \
+                warehouse_file.held_open(settings.warehouse, settings.session_settings()):  # (the steps share one open database)
             _materialize_all(materialize, events_dir, through)
     finally:
         gc.unfreeze()
@@ -296,7 +298,7 @@ def _read(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     """Rows of a read-only query; [] when the warehouse or the table does not exist yet."""
     if not Path(warehouse).is_file():
         return []
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = warehouse_file.connect(warehouse, read_only=True)  # (the run's open database, during a run)
     try:
         return con.execute(sql, params or []).fetchall()
     except duckdb.CatalogException:

@@ -32,6 +32,25 @@ def test_the_python_steps_connect_without_vacuum_merges_in_utc_under_the_memory_
     assert (vacuum_tasks, time_zone, memory_limit) == (0, "UTC", "953.6 MiB")
 
 
+def test_within_a_run_the_database_held_open_has_the_settings_whichever_connection_opens_it(tmp_path):
+    """The connection holding the warehouse open for a run's steps (`store/warehouse_file.py`) runs
+    the settings' statements when it opens the file, also when the first connection after a dbt
+    command is a read (`pipeline._read`), which sets nothing itself: the database's own settings
+    (no vacuum merges, the memory cap) are there. (The time zone is each connection's own, which
+    `MeterhouseSettings.connect` sets.)"""
+    from dagster_project.store import warehouse_file
+
+    settings = MeterhouseSettings(catalog_dir="", events_dir="", out_dir="", warehouse_path=str(tmp_path / "w.duckdb"),
+                                  duckdb_memory_limit="1GB")
+    with warehouse_file.held_open(settings.warehouse, settings.session_settings()):
+        for _ in range(2):  # (opened, closed as before a dbt command, opened again)
+            con = warehouse_file.connect(settings.warehouse, read_only=True)
+            vacuum_tasks, _, memory_limit = con.execute(QUERY).fetchone()
+            assert (vacuum_tasks, memory_limit) == (0, "953.6 MiB")
+            con.close()
+            warehouse_file.release()
+
+
 def test_duckdb_merges_by_default_so_the_setting_is_what_turns_it_off():
     # (the other tests would pass without the project's setting if DuckDB's default were 0)
     assert duckdb.connect().execute("select current_setting('max_vacuum_tasks')").fetchone() == (100,)
@@ -64,8 +83,25 @@ def _read_write_connects(path: Path) -> list[int]:
     return lines
 
 
+def _warehouse_file_connects(path: Path) -> list[tuple[int, bool]]:
+    """(line, read_only) of each `warehouse_file.connect(...)` call in a module."""
+    return [(node.lineno, any(k.arg == "read_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                              for k in node.keywords))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "warehouse_file"]
+
+
 def test_no_module_opens_the_warehouse_for_writing_but_through_the_settings():
+    """Every connection that may write the warehouse carries the settings above: DuckDB is opened
+    read-write only by store/warehouse_file.py (which holds the file open for a run's steps), and
+    that only from MeterhouseSettings.connect and from the pipeline's reads (read-only outside a run)."""
     found = {str(p.relative_to(REPO)): lines for p in sorted((REPO / "dagster_project").rglob("*.py"))
              if (lines := _read_write_connects(p))}
-    assert list(found) == ["dagster_project/defs/resources.py"]  # MeterhouseSettings.connect, one call
-    assert len(found["dagster_project/defs/resources.py"]) == 1
+    assert list(found) == ["dagster_project/store/warehouse_file.py"]
+    callers = {str(p.relative_to(REPO)): calls for p in sorted((REPO / "dagster_project").rglob("*.py"))
+               if (calls := _warehouse_file_connects(p))}
+    assert {path: [read_only for _, read_only in calls] for path, calls in callers.items()} == {
+        "dagster_project/defs/resources.py": [False],  # MeterhouseSettings.connect
+        "dagster_project/pipeline.py": [True],  # pipeline._read
+    }

@@ -21,7 +21,7 @@ from packaging import version
 from dagster_project import spark_server
 from dagster_project.defs.resources import PROJECT_ROOT, MeterhouseSettings
 from dagster_project.ingest.events import ensure_raw_schema
-from dagster_project.store import spark_exchange
+from dagster_project.store import spark_exchange, warehouse_file
 from dagster_project.store.dbt_builds import inputs_digest, record_build, up_to_date, views_digest
 from dagster_project.store.usage_state import (NOTHING_TO_REBUILD, forget_usage_state, plan_usage_rebuild,
                                                 record_usage_state, tables_kept_by_last_build)
@@ -543,6 +543,12 @@ class LocalDbtCliResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args):
         return None
+
+    def cli(self, *args, **kwargs):
+        """dbt's command, in another process: the warehouse database a run holds open is closed
+        first (`store/warehouse_file.py`), so that dbt can open the file."""
+        warehouse_file.release()
+        return super().cli(*args, **kwargs)
 
 
 def dbt_resource(project: DbtProject | None = None) -> DbtCliResource:

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dagster_project.store import periods
+from dagster_project.store import periods, warehouse_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = PROJECT_ROOT / "seeds" / "mistral"
@@ -66,16 +66,20 @@ class MeterhouseSettings(dg.ConfigurableResource):
         """Spark's metastore, tables and source files for this warehouse: `<warehouse>.spark/`."""
         return self.warehouse.parent / f"{self.warehouse.name}.spark"
 
+    def session_settings(self) -> list[str]:
+        """What every connection that may write the warehouse sets first (UTC, the memory cap, no
+        vacuum merges); also the connection that holds it open for a run (`warehouse_file`)."""
+        return ["set TimeZone = 'UTC'", f"set memory_limit = '{self.duckdb_memory_limit}'",
+                f"set threads = {int(self.duckdb_threads)}", f"set max_vacuum_tasks = {VACUUM_TASKS}"]
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection with the settings every step relies on (UTC, memory cap)."""
         self.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.warehouse))
+        con = warehouse_file.connect(self.warehouse)  # (within a run: a connection on its open database)
         try:
-            con.execute("set TimeZone = 'UTC'")
-            con.execute(f"set memory_limit = '{self.duckdb_memory_limit}'")
-            con.execute(f"set threads = {int(self.duckdb_threads)}")
-            con.execute(f"set max_vacuum_tasks = {VACUUM_TASKS}")
+            for statement in self.session_settings():
+                con.execute(statement)
             yield con
         finally:
             con.close()

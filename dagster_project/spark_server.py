@@ -130,16 +130,15 @@ def keeps_metastore_for_full_build(spark_dir: Path, log: Callable[[str], None]) 
     return server is not None
 
 
-def _live(spark_dir: Path, log: Callable[[str], None] | None = None) -> Server | None:
+def _live(spark_dir: Path, log: Callable[[str], None]) -> Server | None:
     """The server this process started for `spark_dir`, if it still runs. One that ended (killed by
     the kernel for memory, or crashed) is forgotten, and `log` says so: the next command starts
     another."""
     server = _running.get(spark_dir)
     if server is not None and (status := server.process.poll()) is not None:
         stop(spark_dir)
-        if log is not None:
-            log(f"the run's Spark (pid {server.process.pid}) ended since its last command, {_ending(status)}: "
-                f"another is started (its log: {spark_dir / LOG})")
+        log(f"the run's Spark (pid {server.process.pid}) ended since its last command, {_ending(status)}: "
+            f"another is started (its log: {spark_dir / LOG})")
         return None
     return server
 

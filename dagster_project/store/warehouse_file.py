@@ -41,8 +41,12 @@ def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnecti
         return duckdb.connect(key, read_only=read_only)
     if _held[key] is None:
         holder = duckdb.connect(key)
-        for statement in _setup[key]:  # (the database's settings, whichever connection comes first)
-            holder.execute(statement)
+        try:
+            for statement in _setup[key]:  # (the database's settings, whichever connection comes first)
+                holder.execute(statement)
+        except BaseException:  # (not left open, unrecorded, holding the file)
+            holder.close()
+            raise
         _held[key] = holder
     return duckdb.connect(key)  # (the held database, from DuckDB's instance cache)
 

@@ -7,6 +7,15 @@ REPO = Path(__file__).resolve().parents[1]
 # The tests choose their Spark themselves (a server of the test session, or the run's own): a Spark
 # Connect server of the shell that runs them is not theirs, nor would it say whether Java is here.
 os.environ.pop("SPARK_REMOTE", None)
+# The Spark tests' JVMs (the Connect server a module shares, each run's own Spark) live a few
+# minutes and bill a few hundred events: the JVM's quick compiler alone (C1, no C2) with its
+# one-thread garbage collector (Serial, not G1) use less CPU, which matters where the two test
+# workers' JVMs share 2 cores. Measured in session 27 (docs/performance.md): `make test-spark`
+# 423-427 s against 523 s in the same hour (JVMs' CPU 462 s against 615 s); either option alone
+# did not help. Only in the tests: a run of the product keeps the JVM's defaults, made for months
+# of events. (Each JVM says "Picked up JDK_JAVA_OPTIONS" on its standard error.) A value the
+# caller sets is kept.
+os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 SHARED = REPO.parent / "shared"
 OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"
 

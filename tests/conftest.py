@@ -11,10 +11,10 @@ os.environ.pop("SPARK_REMOTE", None)
 # minutes and bill a few hundred events: the JVM's quick compiler alone (C1, no C2) with its
 # one-thread garbage collector (Serial, not G1) use less CPU, which matters where the two test
 # workers' JVMs share 2 cores. Measured in session 27 (docs/performance.md): `make test-spark`
-# 423-427 s against 523 s in the same hour (JVMs' CPU 462 s against 615 s); either option alone
-# did not help. Only in the tests: a run of the product keeps the JVM's defaults, made for months
-# of events. (Each JVM says "Picked up JDK_JAVA_OPTIONS" on its standard error.) A value the
-# caller sets is kept.
+# 423-427 s against 523 s in the same hour (JVMs' CPU 462 s against 615 s); neither option alone
+# was a reliable gain. Only in the tests: a run of the product keeps the JVM's defaults, made for
+# months of events. (Each JVM says "Picked up JDK_JAVA_OPTIONS" on its standard error.) A value
+# the caller sets is kept.
 os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 SHARED = REPO.parent / "shared"
 OPENAPI = SHARED / "reference" / "lago-openapi" / "openapi.yaml"

@@ -244,9 +244,11 @@ def test_the_run_starts_without_cyclic_collection_and_turns_it_back_on_even_when
         gc.enable()
 
 
-def test_the_runs_steps_run_with_cyclic_collection_on(tmp_path, monkeypatch):
+def test_the_runs_steps_run_with_cyclic_collection_on_and_young_collections_less_often(tmp_path, monkeypatch):
     # the start-up turned it off; the definitions built, the steps get it back (a run of 100,000
-    # customers must not go without it). The steps here: one that notes it, then stops the run.
+    # customers must not go without it), a young collection once 50,000 new objects are alive
+    # instead of Python's 700. Afterwards the caller's thresholds are back. The steps here: one
+    # that notes them, then stops the run.
     import gc
     import shutil
 
@@ -258,17 +260,52 @@ def test_the_runs_steps_run_with_cyclic_collection_on(tmp_path, monkeypatch):
     seen = []
 
     def steps(*args):
-        seen.append(gc.isenabled())
+        seen.append((gc.isenabled(), gc.get_threshold()))
         raise pipeline.RunFailed("the test's steps", [("noted", "stopped by the test")])
 
     monkeypatch.setattr(pipeline, "_materialize_all", steps)
     shutil.copytree(SCENARIO / "events", tmp_path / "events")
-    result = CliRunner().invoke(main, ["run", "--catalog", str(CATALOG), "--events", str(tmp_path / "events"),
-                                       "--warehouse", str(tmp_path / "warehouse.duckdb"), "--out", str(tmp_path / "out"),
-                                       "--through", "2026-11-02"])
+    before = gc.get_threshold()
+    gc.set_threshold(900, 11, 12)  # the caller's own
+    try:
+        result = CliRunner().invoke(main, ["run", "--catalog", str(CATALOG), "--events", str(tmp_path / "events"),
+                                           "--warehouse", str(tmp_path / "warehouse.duckdb"), "--out",
+                                           str(tmp_path / "out"), "--through", "2026-11-02"])
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*before)
     assert result.exit_code == RUN_FAILED, result.output
-    assert seen == [True]
+    assert seen == [(True, (50_000, 20, 20))]
+    assert after == (900, 11, 12)
     assert gc.isenabled()
+
+
+def test_a_pipeline_run_leaves_collection_off_for_a_caller_that_had_it_off(tmp_path, monkeypatch):
+    # on for the steps all the same; off again once they end (`meterhouse run` reads the
+    # finalized invoices after the steps with it off, then turns it back on as it ends)
+    import datetime as dt
+    import gc
+    import shutil
+
+    from dagster_project import pipeline
+
+    seen = []
+
+    def steps(*args):
+        seen.append(gc.isenabled())
+
+    monkeypatch.setattr(pipeline, "_materialize_all", steps)
+    shutil.copytree(SCENARIO / "events", tmp_path / "events")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run_summary.json").write_text("{}")  # (what the steps would have written)
+    gc.disable()
+    try:
+        pipeline.run_pipeline(CATALOG, tmp_path / "events", tmp_path / "warehouse.duckdb", tmp_path / "out",
+                              dt.date(2026, 11, 2))
+        after = gc.isenabled()
+    finally:
+        gc.enable()
+    assert (seen, after) == ([True], False)
 
 
 def test_a_file_given_as_the_payments_folder_stops_the_run(tmp_path):

@@ -1,5 +1,6 @@
-"""The project's generic test `unique_combination` and its `row_hash`, run by dbt on a tiny project
-that uses the project's macros: the duplicates it reports are those counted by hand."""
+"""The project's generic tests (`unique_combination` and its `row_hash`, `primary_key`,
+`not_null_columns`), run by dbt on a tiny project that uses the project's macros: the duplicates and
+nulls they report are those counted by hand."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ ROWS = """
 """
 
 
+# k: 'k1' twice, null twice; a: 2 nulls, b: none, c: 1 null
+KEYED = """
+    select * from (values
+        ('k1', 1, 1, 1), ('k1', null, 2, 2), (null, 3, 3, null), ('k2', null, 4, 4), (null, 5, 5, 5)
+    ) as t(k, a, b, c)
+"""
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
@@ -44,12 +53,19 @@ def built(tmp_path_factory):
         "    {{ default__row_hash(['source_file', 'line_number', 'item_index']) }} as portable_hash,\n"
         "    {{ row_hash(['source_file', 'line_number', 'item_index']) }} as duckdb_hash\n"
         f"from ({ROWS})\n")  # (not a ref: dbt build skips what follows a failed test)
+    (root / "models" / "keyed.sql").write_text(KEYED)
+    (root / "models" / "keyed_well.sql").write_text("select * from (values ('k1', 1), ('k2', null)) as t(k, a)")
     (root / "models" / "schema.yml").write_text(
         "models:\n"
         + "".join(
             f"  - name: {name}\n    data_tests:\n      - unique_combination:\n"
             f"          arguments:\n            columns: [source_file, line_number, item_index]\n"
-            for name in ("with_duplicates", "without_duplicates")))
+            for name in ("with_duplicates", "without_duplicates"))
+        + "".join(
+            f"  - name: {name}\n    data_tests:\n      - not_null_columns:\n"
+            f"          arguments:\n            columns: [{columns}]\n"
+            f"    columns:\n      - name: k\n        data_tests: [primary_key]\n"
+            for name, columns in (("keyed", "k, a, b, c"), ("keyed_well", "k"))))
     with warm_dbt():
         result = subprocess.run([DBT, "build", "--project-dir", str(root), "--profiles-dir", str(root)],
                                 capture_output=True, text=True, timeout=300)
@@ -78,3 +94,29 @@ def test_both_hash_spellings_give_equal_hashes_exactly_for_equal_rows(built):
             by_row.setdefault(row[:3], set()).add(row[spelling])
         assert all(len(hashes) == 1 for hashes in by_row.values())  # equal rows, one hash
         assert len({next(iter(h)) for h in by_row.values()}) == len(by_row) == 6  # 6 distinct rows, 6 hashes
+
+
+def _failing_rows(root: Path, test: str) -> set[tuple]:
+    """What the compiled test returns on the probe's tables: the rows it fails with."""
+    sql = (root / "target" / "compiled" / "probe" / "models" / "schema.yml" / f"{test}.sql").read_text()
+    con = duckdb.connect(str(root / "probe.duckdb"), read_only=True)
+    try:
+        return set(con.execute(sql).fetchall())
+    finally:
+        con.close()
+
+
+def test_primary_key_fails_with_each_null_or_repeated_key_and_its_rows(built):
+    root, _, results = built
+    assert (results["primary_key_keyed_k"]["status"], results["primary_key_keyed_k"]["failures"]) == ("fail", 2)
+    assert _failing_rows(root, "primary_key_keyed_k") == {("k1", 2), (None, 2)}
+    assert (results["primary_key_keyed_well_k"]["status"], results["primary_key_keyed_well_k"]["failures"]) == ("pass", 0)
+
+
+def test_not_null_columns_fails_with_each_column_holding_nulls_and_how_many(built):
+    root, _, results = built
+    test = "not_null_columns_keyed_k__a__b__c"
+    assert (results[test]["status"], results[test]["failures"]) == ("fail", 3)
+    assert _failing_rows(root, test) == {("k", 2), ("a", 2), ("c", 1)}
+    passed = results["not_null_columns_keyed_well_k"]
+    assert (passed["status"], passed["failures"]) == ("pass", 0)  # (its column a has a null: not listed)

@@ -78,6 +78,12 @@ def dbt_args(command: str) -> list[str]:
     return [command, "--exclude", "resource_type:unit_test", "--no-write-json"]
 
 
+# On DuckDB, dbt does not list every relation of the selection's schemas before a build (about
+# 0.1 s of a command, for two or three relations it looks up); it looks up those it builds, when it
+# builds them. (On Spark, where each lookup lists a whole schema, it still lists them once.)
+DUCKDB_BUILD = ["--no-populate-cache"]
+
+
 def point_dbt_at(settings: MeterhouseSettings) -> None:
     """dbt's profile reads the warehouse path from METERHOUSE_WAREHOUSE: the same absolute path
     the Python assets open, set before each invocation; and DuckDB's memory limit from the settings.
@@ -475,7 +481,8 @@ def usage_models():
         else:
             os.environ["METERHOUSE_REBUILD_FROM"] = rebuild_from
             context.log.info("usage models: full build" if full_refresh else f"usage models: arrival days from {rebuild_from}")
-            args = dbt_args("build") + (["--full-refresh"] if full_refresh else []) + views.left_out(context, "usage models")
+            args = (dbt_args("build") + DUCKDB_BUILD + (["--full-refresh"] if full_refresh else [])
+                    + views.left_out(context, "usage models"))
             folder = target_path("usage_models", settings)
             yield from views.with_results(context, USAGE_MODELS, dbt.cli(args, context=context, target_path=folder).stream())
             keep_parse(folder, duckdb_parse_key(settings))
@@ -514,7 +521,7 @@ def billing_marts():
             yield from _not_rebuilt(context, "billing marts")
             return
         folder = target_path("billing_marts", settings)
-        args = dbt_args("build") + views.left_out(context, "billing marts")
+        args = dbt_args("build") + DUCKDB_BUILD + views.left_out(context, "billing marts")
         yield from views.with_results(context, BILLING_MARTS, dbt.cli(args, context=context, target_path=folder).stream())
         keep_parse(folder, duckdb_parse_key(settings))
         with settings.connect() as con:

@@ -77,8 +77,8 @@ def _bill(console: out.Console, catalog_dir: Path, events_dir: Path, warehouse: 
             tail = log_file.read_text(errors="replace").splitlines()[-40:]
             console.error("the end of the log:\n" + "\n".join(tail))
         sys.exit(RUN_FAILED)
-    invoices = pipeline.invoices(warehouse, finalized_before=before)
-    return Billed(summary, [i for i in invoices if i.status == "finalized" and i.invoice_id not in before],
+    invoices = pipeline.invoices(warehouse, finalized_before=before)  # (the finalized ones: since `before`)
+    return Billed(summary, [i for i in invoices if i.status == "finalized"],
                   [i for i in invoices if i.status == "draft"])
 
 
